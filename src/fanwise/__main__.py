@@ -1,0 +1,3 @@
+from fanwise.cli import main
+
+main()

@@ -1,0 +1,155 @@
+"""``fanwise travel``, ``fanwise research`` and ``fanwise run``: one workflow, three front doors."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fanwise.cli.options import InputError, RunOptions, common_options
+from fanwise.console import PlainConsole, summary_line
+from fanwise.engine import Engine
+from fanwise.models.base import Model
+from fanwise.outcome import ErrorKind, Rejected
+from fanwise.plans import PlanError, load_plan
+from fanwise.report import to_json, to_markdown
+from fanwise.retry import RetryPolicy
+from fanwise.workflow import ModelSettings, Plan, Status, WorkflowResult, run_workflow
+
+EXIT_OK, EXIT_NO_RESULT, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 4, 130
+
+
+@click.command()
+@click.argument("destination")
+@common_options
+def travel(destination: str, **kwargs: Any) -> None:
+    """Research DESTINATION in parallel and write a travel guide (the seed's workflow).
+
+    Three independent questions (attractions, transportation, culture) are asked at once; the
+    answers that arrive are combined into one guide, which says what is missing.
+    """
+    options = RunOptions.from_kwargs(kwargs)
+    loaded = _load("travel", {"destination": destination})
+    sys.exit(execute(loaded.plan, loaded.model, options))
+
+
+@click.command()
+@click.argument("topic")
+@click.option(
+    "--question",
+    "-q",
+    "questions",
+    multiple=True,
+    required=True,
+    help="A question to research (repeat for more); each is asked in parallel.",
+)
+@click.option("--instructions", help="Added to the synthesis prompt, e.g. 'a one-page brief'.")
+@common_options
+def research(
+    topic: str, questions: tuple[str, ...], instructions: str | None, **kwargs: Any
+) -> None:
+    """Ask every -q QUESTION about TOPIC at once, then synthesize one answer."""
+    options = RunOptions.from_kwargs(kwargs)
+    if any(not q.strip() for q in questions):
+        raise InputError("--question: a question must not be empty")
+    plan = Plan(topic=topic, questions=tuple(questions))
+    if instructions:
+        plan = Plan(topic, plan.questions, f"{plan.synthesis}\n\n{instructions.strip()}")
+    sys.exit(execute(plan, {}, options))
+
+
+@click.command()
+@click.argument("plan_file", metavar="PLAN")
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Fill a plan variable, e.g. --set destination=Kyoto (repeatable).",
+)
+@common_options
+def run(plan_file: str, assignments: tuple[str, ...], **kwargs: Any) -> None:
+    """Run a plan: a TOML file of questions and synthesis instructions (or a built-in plan name)."""
+    options = RunOptions.from_kwargs(kwargs)
+    variables: dict[str, str] = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--set {item!r}: expected KEY=VALUE, e.g. --set destination=Kyoto")
+        variables[key.strip()] = value
+    loaded = _load(plan_file, variables)
+    sys.exit(execute(loaded.plan, loaded.model, options))
+
+
+def _load(source: str | Path, variables: Mapping[str, str]) -> Any:
+    try:
+        return load_plan(source, variables)
+    except PlanError as exc:
+        raise InputError(str(exc)) from None
+
+
+def execute(plan: Plan, plan_model: Mapping[str, Any], options: RunOptions) -> int:
+    """Run one workflow from resolved options; print the result; return the exit code."""
+    model = options.build_model()
+    settings = options.settings(plan_model)
+    try:
+        result = asyncio.run(_run(plan, model, settings, options))
+    except KeyboardInterrupt:
+        click.echo("\nfanwise: interrupted: the calls in flight were cancelled", err=True)
+        return EXIT_INTERRUPTED
+    document = to_json(result) if options.as_json else to_markdown(result)
+    if options.out:
+        Path(options.out).write_text(document, encoding="utf-8")
+    else:
+        click.echo(document, nl=False)
+    if not options.quiet:
+        click.echo(summary_line(result.stats), err=True)
+    if result.reason:
+        click.echo(f"fanwise: no {plan.title}: {result.reason}", err=True)
+    return exit_code(result)
+
+
+async def _run(
+    plan: Plan, model: Model, settings: ModelSettings, options: RunOptions
+) -> WorkflowResult:
+    engine = Engine(
+        model,
+        concurrency=options.concurrency,
+        timeout=options.timeout,
+        retry=RetryPolicy(retries=options.retries),
+        observer=None if options.quiet else PlainConsole(sys.stderr),
+        seed=options.seed,
+    )
+    try:
+        return await run_workflow(
+            plan,
+            engine,
+            settings=settings,
+            fail_fast=options.mode == "all",
+            min_answers=options.min_answers,
+            deadline=options.deadline,
+        )
+    finally:
+        close = getattr(model, "close", None)
+        if close is not None:
+            await close()
+
+
+def exit_code(result: WorkflowResult) -> int:
+    """0 complete, 4 partial, 1 no result; 2 when every call was refused for the key."""
+    if result.status is Status.COMPLETE:
+        return EXIT_OK
+    if result.status is Status.PARTIAL:
+        return EXIT_PARTIAL
+    failures = [a.outcome for a in result.answers if isinstance(a.outcome, Rejected)]
+    if (
+        failures
+        and all(f.kind is ErrorKind.AUTH for f in failures)
+        and len(failures) == len(result.answers)
+    ):
+        return EXIT_USAGE
+    return EXIT_NO_RESULT

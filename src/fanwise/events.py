@@ -1,0 +1,117 @@
+"""The event stream of a run: one sequence of plain records that every observer reads.
+
+The engine emits; the console, the journal and the report listen. Times are seconds on the
+run's clock (``Engine.clock``), so one timeline holds every call and every attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+
+from fanwise.models.base import Completion
+from fanwise.outcome import Fulfilled, Rejected
+
+Phase = Literal["research", "synthesis", "batch"]
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseStarted:
+    phase: Phase
+    total: int
+    at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": "phase_started", "phase": self.phase, "total": self.total, "at": self.at}
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseFinished:
+    phase: Phase
+    at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": "phase_finished", "phase": self.phase, "at": self.at}
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted:
+    """An attempt of a call was sent (``attempt`` 1 is the launch)."""
+
+    index: int
+    key: str
+    label: str
+    attempt: int
+    at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event": "call_started",
+            "index": self.index,
+            "key": self.key,
+            "label": self.label,
+            "attempt": self.attempt,
+            "at": self.at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CallRetrying:
+    """An attempt failed with a retryable error; the next one starts after ``wait`` seconds."""
+
+    index: int
+    key: str
+    label: str
+    attempt: int
+    error: dict[str, Any]
+    wait: float
+    at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event": "call_retrying",
+            "index": self.index,
+            "key": self.key,
+            "label": self.label,
+            "attempt": self.attempt,
+            "error": self.error,
+            "wait": self.wait,
+            "at": self.at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CallSettled:
+    """A call ended for good, fulfilled or rejected (or answered from the journal: cached)."""
+
+    index: int
+    key: str
+    label: str
+    outcome: Fulfilled[Completion] | Rejected
+    at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event": "call_settled",
+            "index": self.index,
+            "key": self.key,
+            "label": self.label,
+            "outcome": self.outcome.to_dict(),
+            "at": self.at,
+        }
+
+
+Event: TypeAlias = PhaseStarted | PhaseFinished | CallStarted | CallRetrying | CallSettled
+Observer: TypeAlias = Callable[[Event], None]
+
+
+def fan_out(*observers: Observer | None) -> Observer:
+    """One observer that forwards each event to every given one, in order."""
+    live = [o for o in observers if o is not None]
+
+    def emit(event: Event) -> None:
+        for observer in live:
+            observer(event)
+
+    return emit

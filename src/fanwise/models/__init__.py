@@ -1,0 +1,33 @@
+"""Models fanwise can call, and the one place that picks one from the settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+from fanwise.models.base import Completion, Model, Request, Usage
+from fanwise.models.offline import OfflineModel, OfflineSettings
+
+Provider = Literal["openai", "offline"]
+
+
+def choose_provider(requested: str | None, environ: Mapping[str, str] = os.environ) -> Provider:
+    """OpenAI when a key is set, the offline model otherwise; an explicit choice wins."""
+    if requested in ("openai", "offline"):
+        return requested  # type: ignore[return-value]  # narrowed by the membership test
+    if requested not in (None, "", "auto"):
+        raise ValueError(f"unknown provider {requested!r}: use openai, offline or auto")
+    return "openai" if environ.get("OPENAI_API_KEY") else "offline"
+
+
+__all__ = [
+    "Completion",
+    "Model",
+    "OfflineModel",
+    "OfflineSettings",
+    "Provider",
+    "Request",
+    "Usage",
+    "choose_provider",
+]

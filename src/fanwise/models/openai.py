@@ -1,0 +1,272 @@
+"""OpenAI, and every OpenAI-compatible server, through the official SDK.
+
+The Responses API is the default; ``api="chat"`` uses Chat Completions for servers that lack it
+(vLLM, Ollama, LM Studio...). The SDK's own retries are off (``max_retries=0``): fanwise owns
+retries, or the attempts would multiply. Every SDK and transport error leaves this module as one
+of fanwise's classified errors, with the SDK error as its ``__cause__``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import httpx2
+import openai
+from openai import AsyncOpenAI
+from openai._exceptions import SubjectTokenProviderError  # not re-exported by the SDK
+
+from fanwise.models.base import Completion, DeltaSink, Request, Usage
+from fanwise.outcome import (
+    AuthError,
+    BadRequest,
+    CallError,
+    CallTimeout,
+    InvalidResponse,
+    NetworkError,
+    RateLimited,
+    ServerError,
+)
+from fanwise.redact import redact
+
+Api = Literal["responses", "chat"]
+
+
+class OpenAIModel:
+    """A model behind an OpenAI-compatible HTTP API."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        api: Api = "responses",
+        client: AsyncOpenAI | None = None,
+    ) -> None:
+        if api not in ("responses", "chat"):
+            raise ValueError(f"api must be 'responses' or 'chat', got {api!r}")
+        self.api: Api = api
+        # timeout=None: the engine bounds each attempt itself, and cancels the request.
+        self.client = client or AsyncOpenAI(
+            api_key=api_key, base_url=base_url, max_retries=0, timeout=None
+        )
+
+    @property
+    def name(self) -> str:
+        return "openai" if self.api == "responses" else "openai-chat"
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def complete(self, request: Request, *, on_delta: DeltaSink | None = None) -> Completion:
+        try:
+            if self.api == "chat":
+                return await self._chat(request, on_delta)
+            return await self._responses(request, on_delta)
+        except CallError:
+            raise
+        except (openai.OpenAIError, httpx2.HTTPError, json.JSONDecodeError) as exc:
+            raise classify_error(exc) from exc
+
+    async def _responses(self, request: Request, on_delta: DeltaSink | None) -> Completion:
+        params: dict[str, Any] = {"model": request.model, "input": request.prompt}
+        if request.instructions:
+            params["instructions"] = request.instructions
+        if request.reasoning_effort:
+            params["reasoning"] = {"effort": request.reasoning_effort}
+        if request.max_output_tokens is not None:
+            params["max_output_tokens"] = request.max_output_tokens
+        if request.temperature is not None:
+            params["temperature"] = request.temperature
+        if on_delta is None:
+            raw = await self.client.responses.with_raw_response.create(**params)
+            return _from_response(raw.parse(), dict(raw.headers))
+        raw_stream = await self.client.responses.with_raw_response.create(**params, stream=True)
+        headers = dict(raw_stream.headers)
+        parts: list[str] = []
+        final: Any = None
+        async for event in raw_stream.parse():
+            kind = getattr(event, "type", "")
+            if kind == "response.output_text.delta":
+                parts.append(event.delta)
+                on_delta(event.delta)
+            elif kind in ("response.completed", "response.incomplete"):
+                final = event.response
+            elif kind in ("response.failed", "error"):
+                message = getattr(getattr(event, "response", event), "error", None) or event
+                raise ServerError(f"the stream reported a failure: {redact(str(message))}")
+        if final is None:
+            raise InvalidResponse("the stream ended without a response.completed event")
+        return Completion(
+            text="".join(parts) or (final.output_text or ""),
+            usage=_responses_usage(final.usage),
+            model=str(final.model),
+            response_id=final.id,
+            headers=headers,
+        )
+
+    async def _chat(self, request: Request, on_delta: DeltaSink | None) -> Completion:
+        messages: list[dict[str, str]] = []
+        if request.instructions:
+            messages.append({"role": "system", "content": request.instructions})
+        messages.append({"role": "user", "content": request.prompt})
+        params: dict[str, Any] = {"model": request.model, "messages": messages}
+        if request.reasoning_effort:
+            params["reasoning_effort"] = request.reasoning_effort
+        if request.max_output_tokens is not None:
+            params["max_completion_tokens"] = request.max_output_tokens
+        if request.temperature is not None:
+            params["temperature"] = request.temperature
+        if on_delta is None:
+            raw = await self.client.chat.completions.with_raw_response.create(**params)
+            completion = raw.parse()
+            if (
+                not isinstance(completion, openai.types.chat.ChatCompletion)
+                or not completion.choices
+            ):
+                raise InvalidResponse("the server's answer has no choices")
+            text = completion.choices[0].message.content
+            if not text:
+                raise InvalidResponse("the server's answer has no text")
+            return Completion(
+                text=text,
+                usage=_chat_usage(completion.usage),
+                model=completion.model,
+                response_id=completion.id,
+                headers=dict(raw.headers),
+            )
+        raw_stream = await self.client.chat.completions.with_raw_response.create(
+            **params, stream=True, stream_options={"include_usage": True}
+        )
+        parts: list[str] = []
+        usage = Usage()
+        model, response_id = request.model, None
+        async for chunk in raw_stream.parse():
+            model, response_id = chunk.model or model, chunk.id or response_id
+            if chunk.usage is not None:
+                usage = _chat_usage(chunk.usage)
+            for choice in chunk.choices:
+                if choice.delta.content:
+                    parts.append(choice.delta.content)
+                    on_delta(choice.delta.content)
+        if not parts:
+            raise InvalidResponse("the stream ended with no text")
+        return Completion("".join(parts), usage, model, response_id, dict(raw_stream.headers))
+
+
+def _from_response(response: object, headers: Mapping[str, str]) -> Completion:
+    if not isinstance(response, openai.types.responses.Response):
+        raise InvalidResponse(
+            f"the server's answer is not a response object: {str(response)[:200]!r}"
+        )
+    if response.status == "failed":
+        detail = response.error.message if response.error else "no detail"
+        raise ServerError(f"the response failed: {redact(detail)}")
+    text = response.output_text
+    if not text:
+        raise InvalidResponse(f"the response has no output text (status {response.status})")
+    return Completion(
+        text=text,
+        usage=_responses_usage(response.usage),
+        model=response.model,
+        response_id=response.id,
+        headers=headers,
+    )
+
+
+def _responses_usage(usage: Any) -> Usage:
+    if usage is None:
+        return Usage()
+    output_details = getattr(usage, "output_tokens_details", None)
+    input_details = getattr(usage, "input_tokens_details", None)
+    return Usage(
+        input_tokens=usage.input_tokens or 0,
+        output_tokens=usage.output_tokens or 0,
+        reasoning_tokens=getattr(output_details, "reasoning_tokens", 0) or 0,
+        cached_tokens=getattr(input_details, "cached_tokens", 0) or 0,
+    )
+
+
+def _chat_usage(usage: Any) -> Usage:
+    if usage is None:
+        return Usage()
+    output_details = getattr(usage, "completion_tokens_details", None)
+    input_details = getattr(usage, "prompt_tokens_details", None)
+    return Usage(
+        input_tokens=usage.prompt_tokens or 0,
+        output_tokens=usage.completion_tokens or 0,
+        reasoning_tokens=getattr(output_details, "reasoning_tokens", 0) or 0,
+        cached_tokens=getattr(input_details, "cached_tokens", 0) or 0,
+    )
+
+
+def classify_error(exc: BaseException) -> CallError:
+    """Map any SDK or transport failure onto the taxonomy. The order of the checks matters."""
+    message = redact(str(getattr(exc, "message", None) or exc or type(exc).__name__))[:500]
+    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
+        return CallTimeout(message)
+    if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
+        return NetworkError(message)
+    if isinstance(exc, openai.APIResponseValidationError | json.JSONDecodeError):
+        return InvalidResponse(message, status_code=getattr(exc, "status_code", None))
+    if isinstance(exc, openai.APIStatusError):
+        return _from_status(exc, message)
+    if isinstance(exc, openai.ContentFilterFinishReasonError):
+        return BadRequest(message, code="content_filter")
+    if isinstance(exc, openai.LengthFinishReasonError):
+        return InvalidResponse(message, code="length")
+    if isinstance(exc, SubjectTokenProviderError):
+        return AuthError(message)
+    if isinstance(exc, openai.WebSocketConnectionClosedError | openai.WebSocketQueueFullError):
+        return NetworkError(message)
+    if isinstance(exc, httpx2.HTTPError):
+        return NetworkError(message)
+    # APIError without a status (an error event in a stream) and any other SDK failure.
+    return ServerError(message)
+
+
+def _from_status(exc: openai.APIStatusError, message: str) -> CallError:
+    status = exc.status_code
+    code = exc.code
+    if status == 429:
+        if code == "insufficient_quota":
+            return AuthError(
+                f"{message} (out of quota: check the account's billing)", status_code=429, code=code
+            )
+        return RateLimited(
+            message, status_code=429, retry_after=retry_after(exc.response.headers), code=code
+        )
+    if status in (401, 403):
+        return AuthError(message, status_code=status, code=code)
+    if status == 408:
+        return CallTimeout(message, status_code=status, code=code)
+    if status == 409 or status >= 500:
+        return ServerError(
+            message, status_code=status, retry_after=retry_after(exc.response.headers), code=code
+        )
+    return BadRequest(message, status_code=status, code=code)
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """The server's wait in seconds: ``retry-after-ms`` first, then ``Retry-After`` (or a date)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if "retry-after-ms" in lowered:
+        try:
+            return max(0.0, float(lowered["retry-after-ms"]) / 1000)
+        except ValueError:
+            pass
+    value = lowered.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

@@ -1,0 +1,286 @@
+"""Plan files: a workflow written down in TOML, with ``{variables}`` filled in at run time.
+
+A bad plan is reported as ``file:line: problem`` so that it can be fixed without guessing. The
+travel workflow is itself a plan shipped inside the package (``travel``)::
+
+    title = "travel guide"
+    topic = "{destination}"
+    [variables]
+    destination = { help = "the place to write about" }   # no default: required
+    [research]
+    instructions = "..."                                    # optional
+    questions = ["What to see in {destination}?", ...]
+    [synthesis]
+    instructions = "..."                                    # optional
+    [model]
+    name = "gpt-5"                                          # all optional
+    reasoning_effort = "minimal"
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import string
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, NoReturn
+
+from fanwise.outcome import FanwiseError
+from fanwise.workflow import DEFAULT_SYNTHESIS, Plan
+
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
+_SCHEMA: dict[str | None, set[str]] = {
+    None: {"title", "topic", "description", "variables", "research", "synthesis", "model"},
+    "research": {"questions", "instructions"},
+    "synthesis": {"instructions"},
+    "model": {"name", "reasoning_effort", "max_output_tokens", "temperature"},
+}
+
+
+class PlanError(FanwiseError):
+    """A plan that cannot run; says which file, which line and what is wrong."""
+
+    def __init__(self, source: str, message: str, line: int | None = None) -> None:
+        where = f"{source}:{line}" if line else source
+        super().__init__(f"{where}: {message}")
+        self.source = source
+        self.line = line
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedPlan:
+    plan: Plan
+    model: Mapping[str, Any] = field(default_factory=dict)
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+
+def builtin_plans() -> list[str]:
+    return sorted(
+        p.name.removesuffix(".toml") for p in _builtin_dir().iterdir() if p.name.endswith(".toml")
+    )
+
+
+def load_plan(source: str | Path, variables: Mapping[str, str] | None = None) -> LoadedPlan:
+    """Read a plan file (or a built-in plan by name) and fill in its variables."""
+    path = Path(source)
+    if not path.exists() and str(source) in builtin_plans():
+        text = _builtin_dir().joinpath(f"{source}.toml").read_text(encoding="utf-8")
+        label = f"<built-in plan {source}>"
+    elif path.is_file():
+        text = path.read_text(encoding="utf-8")
+        label = str(source)
+    else:
+        known = ", ".join(builtin_plans())
+        raise PlanError(str(source), f"no such plan file (built-in plans: {known})")
+    return parse_plan(text, label, variables or {})
+
+
+def parse_plan(text: str, source: str, variables: Mapping[str, str]) -> LoadedPlan:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        raise PlanError(
+            source, f"not valid TOML: {message}", int(match[1]) if match else None
+        ) from None
+    checker = _Checker(text, source)
+    checker.known_keys(data)
+    declared = checker.variables(data.get("variables", {}))
+    values = checker.bind(declared, variables)
+
+    research = checker.table(data, "research", required=True)
+    questions = research.get("questions")
+    if not isinstance(questions, list) or not questions:
+        checker.fail(
+            "[research] needs 'questions', a non-empty list of strings", "research", "questions"
+        )
+    for question in questions:
+        if not isinstance(question, str) or not question.strip():
+            checker.fail("every question must be a non-empty string", "research", "questions")
+    topic = checker.string(data, None, "topic", required=True) or ""
+    plan = Plan(
+        topic=checker.fill(topic, values, None, "topic"),
+        questions=tuple(checker.fill(q, values, "research", "questions", q) for q in questions),
+        synthesis=checker.fill(
+            checker.string(checker.table(data, "synthesis"), "synthesis", "instructions")
+            or DEFAULT_SYNTHESIS,
+            values,
+            "synthesis",
+            "instructions",
+        ),
+        research_instructions=_maybe(
+            checker.fill, checker.string(research, "research", "instructions"), values
+        ),
+        title=checker.string(data, None, "title") or "research",
+    )
+    return LoadedPlan(plan, checker.model(checker.table(data, "model")), values)
+
+
+def _maybe(fill: Any, value: str | None, values: Mapping[str, str]) -> str | None:
+    return None if value is None else str(fill(value, values, "research", "instructions"))
+
+
+def _builtin_dir() -> Any:
+    return resources.files("fanwise.plans")
+
+
+class _Checker:
+    """Validates one plan's data, pointing every complaint at a line of its text."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self.lines = text.splitlines()
+        self.source = source
+
+    def fail(
+        self, message: str, table: str | None, key: str | None = None, needle: str = ""
+    ) -> NoReturn:
+        raise PlanError(self.source, message, self.line_of(table, key, needle))
+
+    def line_of(self, table: str | None, key: str | None, needle: str = "") -> int | None:
+        current: str | None = None
+        found: int | None = None
+        for number, raw in enumerate(self.lines, 1):
+            line = raw.strip()
+            header = re.match(r"^\[\s*([^\[\]]+?)\s*\]", line)
+            if header:
+                current = header[1]
+                if key is None and current == table:
+                    return number
+                continue
+            if current == table and key and re.match(rf"^{re.escape(key)}\s*=", line):
+                found = number
+                if not needle:
+                    return number
+            if found and needle and needle.splitlines()[0].strip()[:40] in raw:
+                return number
+        return found
+
+    def known_keys(self, data: Mapping[str, Any]) -> None:
+        for table, allowed in _SCHEMA.items():
+            section = data if table is None else data.get(table, {})
+            if not isinstance(section, dict):
+                self.fail(f"'{table}' must be a table ([{table}])", None, table)
+            for key in section:
+                if key not in allowed:
+                    hint = difflib.get_close_matches(key, allowed, n=1)
+                    where = f"[{table}]" if table else "the top level"
+                    did = (
+                        f"; did you mean {hint[0]!r}?"
+                        if hint
+                        else f" (known: {', '.join(sorted(allowed))})"
+                    )
+                    self.fail(f"unknown key {key!r} in {where}{did}", table, key)
+
+    def table(self, data: Mapping[str, Any], name: str, required: bool = False) -> dict[str, Any]:
+        if name not in data:
+            if required:
+                self.fail(f"the plan has no [{name}] table", None)
+            return {}
+        return dict(data[name])
+
+    def string(
+        self, data: Mapping[str, Any], table: str | None, key: str, required: bool = False
+    ) -> str | None:
+        value = data.get(key)
+        if value is None:
+            if required:
+                where = f"[{table}]" if table else "the plan"
+                self.fail(f"{where} needs {key!r}, a string", table)
+            return None
+        if not isinstance(value, str):
+            self.fail(f"{key!r} must be a string, not {type(value).__name__}", table, key)
+        return str(value)
+
+    def variables(self, raw: Mapping[str, Any]) -> dict[str, str | None]:
+        """Declared variables and their defaults (None: required)."""
+        declared: dict[str, str | None] = {}
+        for name, spec in raw.items():
+            if not name.isidentifier():
+                self.fail(f"variable name {name!r} is not an identifier", "variables", name)
+            if isinstance(spec, str):
+                declared[name] = spec
+            elif isinstance(spec, dict) and set(spec) <= {"help", "default"}:
+                default = spec.get("default")
+                declared[name] = None if default is None else str(default)
+            else:
+                self.fail(
+                    f"variable {name!r} must be a string (its default) "
+                    "or a table { help = ..., default = ... }",
+                    "variables",
+                    name,
+                )
+        return declared
+
+    def bind(self, declared: Mapping[str, str | None], given: Mapping[str, str]) -> dict[str, str]:
+        unknown = sorted(set(given) - set(declared))
+        if unknown:
+            known = ", ".join(sorted(declared)) or "none"
+            raise PlanError(
+                self.source, f"--set {unknown[0]}: the plan has no such variable (it has: {known})"
+            )
+        values = {k: v for k, v in declared.items() if v is not None} | dict(given)
+        missing = [k for k in declared if k not in values]
+        if missing:
+            sets = " ".join(f"--set {name}=..." for name in missing)
+            raise PlanError(self.source, f"the plan needs a value for {', '.join(missing)}: {sets}")
+        return values
+
+    def fill(
+        self,
+        template: str,
+        values: Mapping[str, str],
+        table: str | None,
+        key: str,
+        needle: str = "",
+    ) -> str:
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        except ValueError as exc:
+            self.fail(
+                f"bad template in {key!r}: {exc} (write {{{{ and }}}} for braces)",
+                table,
+                key,
+                needle,
+            )
+        for name in fields:
+            if name not in values:
+                self.fail(
+                    f"{key!r} uses {{{name}}}, which is not a declared variable "
+                    f"(declare it under [variables])",
+                    table,
+                    key,
+                    needle or template,
+                )
+        return template.format_map(values)
+
+    def model(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        settings: dict[str, Any] = {}
+        if "name" in raw:
+            settings["model"] = self.string(raw, "model", "name")
+        if "reasoning_effort" in raw:
+            effort = self.string(raw, "model", "reasoning_effort")
+            if effort not in REASONING_EFFORTS:
+                self.fail(
+                    f"reasoning_effort must be one of {', '.join(REASONING_EFFORTS)}",
+                    "model",
+                    "reasoning_effort",
+                )
+            settings["reasoning_effort"] = effort
+        if "max_output_tokens" in raw:
+            value = raw["max_output_tokens"]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                self.fail(
+                    "max_output_tokens must be a positive integer", "model", "max_output_tokens"
+                )
+            settings["max_output_tokens"] = value
+        if "temperature" in raw:
+            value = raw["temperature"]
+            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 2:
+                self.fail("temperature must be a number from 0 to 2", "model", "temperature")
+            settings["temperature"] = float(value)
+        return settings

@@ -1,0 +1,29 @@
+"""A run's result as documents: Markdown for people, JSON for programs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fanwise.workflow import WorkflowResult
+
+
+def to_json(result: WorkflowResult, **extra: Any) -> str:
+    """One JSON document: topic, every question with its outcome, the synthesis, the stats."""
+    return json.dumps({**result.to_dict(), **extra}, indent=2, ensure_ascii=False) + "\n"
+
+
+def to_markdown(result: WorkflowResult) -> str:
+    """The synthesised text; when there is none, the answers that did arrive, so none is lost."""
+    if result.text is not None:
+        return result.text if result.text.endswith("\n") else result.text + "\n"
+    lines = [f"# {result.plan.topic}: no {result.plan.title}", "", f"_{result.reason}_", ""]
+    for answer in result.to_dict()["questions"]:
+        lines.append(f"## {answer['question']}")
+        lines.append("")
+        if answer["status"] == "fulfilled":
+            lines.append(answer["answer"].strip())
+        else:
+            lines.append(f"_failed: {answer['error']['kind']}: {answer['error']['message']}_")
+        lines.append("")
+    return "\n".join(lines)

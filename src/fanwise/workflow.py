@@ -1,0 +1,266 @@
+"""The two phases: research (fan out independent questions) and synthesis (fan in, once).
+
+Synthesis works with whatever arrived and is told what is missing. When nothing arrived, or fewer
+answers than the caller requires, no synthesis call is made and the result says why.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from fanwise.engine import Call, CallOutcome, Engine
+from fanwise.events import PhaseFinished, PhaseStarted
+from fanwise.models.base import DeltaSink, Request, Usage
+from fanwise.outcome import ErrorKind, Fulfilled, Rejected
+
+DEFAULT_SYNTHESIS = (
+    "Combine the research below into one clear, well-structured answer about the topic, in "
+    "Markdown. Use only the information given. If some questions could not be answered, work "
+    "with what is available and say briefly what is missing."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What to ask and how to combine it: the questions are independent of each other."""
+
+    topic: str
+    questions: tuple[str, ...]
+    synthesis: str = DEFAULT_SYNTHESIS
+    research_instructions: str | None = None
+    title: str = "research"
+
+    def __post_init__(self) -> None:
+        if not self.questions:
+            raise ValueError("a plan needs at least one question")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSettings:
+    """Model settings shared by every call of a workflow."""
+
+    model: str = "gpt-5"
+    reasoning_effort: str | None = "minimal"
+    max_output_tokens: int | None = None
+    temperature: float | None = None
+
+    def request(self, prompt: str, instructions: str | None = None) -> Request:
+        return Request(
+            prompt=prompt,
+            model=self.model,
+            instructions=instructions,
+            reasoning_effort=self.reasoning_effort,
+            max_output_tokens=self.max_output_tokens,
+            temperature=self.temperature,
+        )
+
+
+class Status(enum.StrEnum):
+    COMPLETE = "complete"  # every question answered, synthesis written
+    PARTIAL = "partial"  # some questions failed, synthesis written from the rest
+    NO_RESULT = "no_result"  # nothing to synthesise, fail-fast abort, or synthesis failed
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    question: str
+    outcome: CallOutcome
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"question": self.question, "status": self.outcome.status}
+        if isinstance(self.outcome, Fulfilled):
+            data["answer"] = self.outcome.value.text
+            data["usage"] = self.outcome.value.usage.to_dict()
+            data["cached"] = self.outcome.cached
+        else:
+            data["error"] = {"kind": self.outcome.kind.value, "message": self.outcome.message}
+        data["latency"] = round(self.outcome.latency, 4)
+        data["attempts"] = len(self.outcome.attempts)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """The research phase's timings: its wall time against the sum of its calls' latencies."""
+
+    fulfilled: int
+    rejected: int
+    wall_time: float
+    sum_of_latencies: float
+    synthesis_time: float
+    usage: Usage
+
+    @property
+    def speedup(self) -> float:
+        return self.sum_of_latencies / self.wall_time if self.wall_time > 0 else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fulfilled": self.fulfilled,
+            "rejected": self.rejected,
+            "wall_time": round(self.wall_time, 4),
+            "sum_of_latencies": round(self.sum_of_latencies, 4),
+            "speedup": round(self.speedup, 2),
+            "synthesis_time": round(self.synthesis_time, 4),
+            "usage": self.usage.to_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowResult:
+    plan: Plan
+    answers: tuple[Answer, ...]
+    synthesis: CallOutcome | None
+    status: Status
+    stats: Stats
+    reason: str | None = None
+    settings: ModelSettings = field(default_factory=ModelSettings)
+
+    @property
+    def text(self) -> str | None:
+        """The synthesised result, or None when there is none."""
+        if isinstance(self.synthesis, Fulfilled):
+            return self.synthesis.value.text
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        synthesis: dict[str, Any] | None = None
+        if isinstance(self.synthesis, Fulfilled):
+            synthesis = {
+                "status": "fulfilled",
+                "text": self.synthesis.value.text,
+                "usage": self.synthesis.value.usage.to_dict(),
+                "latency": round(self.synthesis.latency, 4),
+                "attempts": len(self.synthesis.attempts),
+            }
+        elif isinstance(self.synthesis, Rejected):
+            synthesis = {
+                "status": "rejected",
+                "error": {"kind": self.synthesis.kind.value, "message": self.synthesis.message},
+                "latency": round(self.synthesis.latency, 4),
+                "attempts": len(self.synthesis.attempts),
+            }
+        return {
+            "topic": self.plan.topic,
+            "title": self.plan.title,
+            "status": self.status.value,
+            "reason": self.reason,
+            "model": self.settings.model,
+            "questions": [a.to_dict() for a in self.answers],
+            "synthesis": synthesis,
+            "stats": self.stats.to_dict(),
+        }
+
+
+def synthesis_prompt(plan: Plan, answers: tuple[Answer, ...] | list[Answer]) -> str:
+    """The fan-in prompt: the answers that arrived, labelled, and what is missing."""
+    arrived = [a for a in answers if isinstance(a.outcome, Fulfilled)]
+    missing = [a for a in answers if isinstance(a.outcome, Rejected)]
+    lines = [
+        plan.synthesis.strip(),
+        "",
+        f"Topic: {plan.topic}",
+        "",
+        f"## Research ({len(arrived)} of {len(answers)} questions answered)",
+        "",
+    ]
+    for number, answer in enumerate(arrived, 1):
+        assert isinstance(answer.outcome, Fulfilled)
+        lines += [f"### Q{number}: {answer.question}", answer.outcome.value.text.strip(), ""]
+    if missing:
+        lines += ["## Missing", "These questions could not be answered; say what is missing:"]
+        lines += [f"- {a.question}" for a in missing]
+        lines.append("")
+    return "\n".join(lines)
+
+
+async def run_workflow(
+    plan: Plan,
+    engine: Engine,
+    *,
+    settings: ModelSettings | None = None,
+    fail_fast: bool = False,
+    min_answers: int = 1,
+    deadline: float | None = None,
+    on_delta: DeltaSink | None = None,
+) -> WorkflowResult:
+    """Phase 1 asks every question at once; phase 2 combines the answers in one call."""
+    if min_answers < 1:
+        raise ValueError(f"min_answers must be at least 1, got {min_answers}")
+    settings = settings or ModelSettings()
+    calls = [Call(settings.request(q, plan.research_instructions), label=q) for q in plan.questions]
+    research_start = engine.now()
+    engine.emit(PhaseStarted("research", len(calls), research_start))
+    outcomes = await engine.run(calls, deadline=deadline, fail_fast=fail_fast)
+    research_end = engine.now()
+    engine.emit(PhaseFinished("research", research_end))
+    answers = tuple(Answer(q, o) for q, o in zip(plan.questions, outcomes, strict=True))
+
+    arrived = [a for a in answers if isinstance(a.outcome, Fulfilled)]
+    failed = [a for a in answers if isinstance(a.outcome, Rejected)]
+    reason = _no_synthesis_reason(answers, arrived, failed, fail_fast, min_answers)
+
+    synthesis: CallOutcome | None = None
+    if reason is None:
+        prompt = synthesis_prompt(plan, answers)
+        engine.emit(PhaseStarted("synthesis", 1, engine.now()))
+        synthesis = await engine.complete(
+            Call(settings.request(prompt), label=f"{plan.title} for {plan.topic}"),
+            index=len(calls),
+            on_delta=on_delta,
+        )
+        engine.emit(PhaseFinished("synthesis", engine.now()))
+        if isinstance(synthesis, Rejected):
+            reason = f"the synthesis call failed: {synthesis.kind}: {synthesis.message}"
+
+    status = Status.NO_RESULT
+    if isinstance(synthesis, Fulfilled):
+        status = Status.PARTIAL if failed else Status.COMPLETE
+    usage = sum(
+        (
+            o.value.usage
+            for o in (*outcomes, synthesis)
+            if isinstance(o, Fulfilled) and not o.cached
+        ),
+        Usage(),
+    )
+    stats = Stats(
+        fulfilled=len(arrived),
+        rejected=len(failed),
+        wall_time=research_end - research_start,
+        sum_of_latencies=sum(a.outcome.latency for a in answers),
+        synthesis_time=synthesis.latency if synthesis is not None else 0.0,
+        usage=usage,
+    )
+    return WorkflowResult(plan, answers, synthesis, status, stats, reason, settings)
+
+
+def _no_synthesis_reason(
+    answers: tuple[Answer, ...],
+    arrived: list[Answer],
+    failed: list[Answer],
+    fail_fast: bool,
+    min_answers: int,
+) -> str | None:
+    if fail_fast and failed:
+        causes = [
+            a
+            for a in failed
+            if isinstance(a.outcome, Rejected) and a.outcome.kind is not ErrorKind.CANCELLED
+        ] or failed
+        first = min(causes, key=lambda a: a.outcome.started + a.outcome.latency)
+        assert isinstance(first.outcome, Rejected)
+        return (
+            f"fail-fast: {first.question!r} failed ({first.outcome.kind}: "
+            f"{first.outcome.message}); the other calls still running were cancelled"
+        )
+    if not arrived:
+        return f"all {len(answers)} research questions failed; no synthesis call was made"
+    if len(arrived) < min_answers:
+        return (
+            f"only {len(arrived)} of {len(answers)} answers arrived, fewer than the "
+            f"{min_answers} required (--min-answers); no synthesis call was made"
+        )
+    return None
