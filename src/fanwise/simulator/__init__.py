@@ -1,0 +1,23 @@
+"""An OpenAI-compatible HTTP server with latency, faults and rate limits: the test double.
+
+Use it in-process (``async with Simulator(SimulatorConfig(...)) as sim``) or as a process
+(``python -m fanwise.simulator --port 0`` / ``fanwise simulate``); docs/simulator.md has the rest.
+"""
+
+from fanwise.simulator.config import ConfigError, Latency, ScriptRule, SimulatorConfig, parse_fault
+from fanwise.simulator.core import FAULT_HEADER, LATENCY_HEADER, RETRY_AFTER_HEADER
+from fanwise.simulator.server import Simulator
+from fanwise.simulator.stats import SimulatorStats
+
+__all__ = [
+    "FAULT_HEADER",
+    "LATENCY_HEADER",
+    "RETRY_AFTER_HEADER",
+    "ConfigError",
+    "Latency",
+    "ScriptRule",
+    "Simulator",
+    "SimulatorConfig",
+    "SimulatorStats",
+    "parse_fault",
+]

@@ -1,0 +1,231 @@
+"""The simulator's brain: decides each request's fate and builds the reply, knowing no HTTP server.
+
+A request's fate is settled in a fixed order, so that tests can rely on it:
+
+1. an explicit fault: the ``x-fanwise-fault`` header, else the next step of a matching script
+   rule. These bypass the rate-limit buckets; a scripted ``ok`` also skips random faults;
+2. the context window (a 400 ``context_length_exceeded``), then the ``rpm``/``tpm`` buckets
+   (a 429 that says which bucket ran dry and when it will hold enough again);
+3. a random fault, drawn with the configured probabilities;
+4. the answer, after the latency.
+
+Randomness comes from the seed, the prompt and the prompt's attempt number only, so a rerun with
+the same seed gives every call the same fate whatever order concurrent requests arrive in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections.abc import Callable, Mapping
+
+from fanwise.simulator import bodies
+from fanwise.simulator.answer import compose
+from fanwise.simulator.config import ConfigError, ScriptRule, SimulatorConfig, check_fault
+from fanwise.simulator.faults import fault_reply
+from fanwise.simulator.ratelimit import (
+    UNLIMITED,
+    TokenBucket,
+    format_duration,
+    format_retry_after,
+)
+from fanwise.simulator.reply import SSE, Fate, Reply
+from fanwise.simulator.request import Api, ApiRequest, RequestError, parse_request
+from fanwise.simulator.stats import SimulatorStats, StatsRecorder
+
+FAULT_HEADER = "x-fanwise-fault"
+LATENCY_HEADER = "x-fanwise-latency"
+RETRY_AFTER_HEADER = "x-fanwise-retry-after"
+MODELS = ("gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-4.1", "gpt-4.1-mini", "gpt-4o-mini")
+
+
+class SimulatorCore:
+    """The mutable state of one simulated API: buckets, scripts, statistics."""
+
+    def __init__(
+        self, config: SimulatorConfig, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.recorder = StatsRecorder()
+        self.rules: list[tuple[ScriptRule, list[str]]] = []
+        self.reset()
+
+    def reset(self) -> None:
+        """Clear scripts and statistics, refill the buckets, then load the configured script."""
+        now = self.clock()
+        self.requests = TokenBucket(self.config.rpm or UNLIMITED, now)
+        self.tokens = TokenBucket(self.config.tpm or UNLIMITED, now)
+        self.recorder.reset()
+        self.rules = []
+        for rule in self.config.script:
+            self.script(rule)
+
+    def script(self, rule: ScriptRule) -> None:
+        self.rules.append((rule, list(rule.faults)))
+
+    def remaining_script(self) -> list[ScriptRule]:
+        """The rules still pending, each with only the faults it has not served yet."""
+        return [
+            ScriptRule(rule.match, tuple(left), rule.retry_after, rule.latency)
+            for rule, left in self.rules
+            if left
+        ]
+
+    def stats(self) -> SimulatorStats:
+        return self.recorder.snapshot()
+
+    def models(self) -> Reply:
+        body = bodies.models_body(MODELS, int(time.time()))
+        return Reply(body=bodies.dumps(body), headers=self._limit_headers())
+
+    def call(self, api: Api, headers: Mapping[str, str], body: bytes) -> Reply:
+        """The reply to one API call; ``headers`` must have lower-case names."""
+        try:
+            req = parse_request(api, body)
+        except RequestError as exc:
+            return self._error(400, exc.message, param=exc.param, code=exc.code)
+        attempt = self.recorder.attempt(req.prompt)
+        seed = f"{self.config.seed}\0{req.prompt}\0{attempt}".encode()
+        digest = hashlib.sha256(seed).digest()
+        rng = random.Random(int.from_bytes(digest[:8], "big"))
+        rid = digest[8:24].hex()
+        try:
+            fate = self._explicit_fate(req, headers)
+        except ConfigError as exc:
+            return self._error(400, str(exc), code="invalid_fault")
+        latency = self.config.latency.sample(rng)
+        if fate is not None and fate.latency is not None:
+            latency = fate.latency
+        answer = compose(req, attempt=attempt)
+        if fate is None or fate.fault == "ok":
+            refusal = self._admit(req, answer.input_tokens, answer.output_tokens)
+            if refusal is not None:
+                return refusal
+        if fate is None:
+            fate = Fate(self._draw_fault(rng))
+        if fate.fault not in (None, "ok"):
+            self.recorder.by_fault[str(fate.fault)] += 1
+            retry_after = self.config.retry_after if fate.retry_after is None else fate.retry_after
+            return fault_reply(
+                req, fate, self._limit_headers(), rid=rid, latency=latency, retry_after=retry_after
+            )
+        self.recorder.input_tokens += answer.input_tokens
+        self.recorder.output_tokens += answer.output_tokens
+        created = int(time.time())
+        headers_out = {**self._limit_headers(), "x-request-id": f"req_{rid}"}
+        if not req.stream:
+            build = bodies.responses_body if api == "responses" else bodies.chat_body
+            body_out = bodies.dumps(build(req, answer, rid, created))
+            return Reply(body=body_out, headers=headers_out, delay=latency)
+        if api == "responses":
+            events = bodies.responses_events(req, answer, rid, created)
+            head, tail = bodies.sse(events[:2], named=True), bodies.sse(events[2:], named=True)
+        else:
+            events = bodies.chat_events(req, answer, rid, created)
+            head, tail = bodies.sse(events[:1], named=False), bodies.sse(events[1:], named=False)
+            tail += b"data: [DONE]\n\n"
+        headers_out["cache-control"] = "no-cache"
+        return Reply(body=head, tail=tail, headers=headers_out, content_type=SSE, delay=latency)
+
+    def _explicit_fate(self, req: ApiRequest, headers: Mapping[str, str]) -> Fate | None:
+        """The fault a header or a script rule imposes; a latency header alone imposes "ok"."""
+        latency = _seconds(headers.get(LATENCY_HEADER), LATENCY_HEADER)
+        fate: Fate | None = None
+        if FAULT_HEADER in headers:
+            retry_after = _seconds(headers.get(RETRY_AFTER_HEADER), RETRY_AFTER_HEADER)
+            fate = Fate(check_fault(headers[FAULT_HEADER], allow_ok=True), retry_after)
+        else:
+            for rule, left in self.rules:
+                if left and rule.match in req.prompt:
+                    fate = Fate(left.pop(0), rule.retry_after, rule.latency)
+                    break
+        if latency is None:
+            return fate
+        if fate is None:
+            return Fate("ok", latency=latency)
+        return Fate(fate.fault, fate.retry_after, latency)
+
+    def _draw_fault(self, rng: random.Random) -> str | None:
+        roll = rng.random()
+        for fault, probability in self.config.faults.items():
+            if roll < probability:
+                return fault
+            roll -= probability
+        return None
+
+    def _admit(self, req: ApiRequest, input_tokens: int, output_tokens: int) -> Reply | None:
+        """Take from the buckets, or the 400/429 that refuses the request."""
+        if input_tokens > self.config.context_window:
+            message = (
+                f"Your input exceeds the context window of this model: {input_tokens} tokens "
+                f"requested, {self.config.context_window} allowed. Please shorten it."
+            )
+            param = "input" if req.api == "responses" else "messages"
+            return self._error(400, message, param=param, code="context_length_exceeded")
+        cost = input_tokens + (req.max_output_tokens or output_tokens)
+        now = self.clock()
+        self.requests.refill(now)
+        self.tokens.refill(now)
+        waits = {"requests": self.requests.wait_for(1), "tokens": self.tokens.wait_for(cost)}
+        unit = max(waits, key=lambda k: waits[k])
+        if waits[unit] <= 0:
+            self.requests.take(1)
+            self.tokens.take(cost)
+            return None
+        bucket = self.requests if unit == "requests" else self.tokens
+        wait = waits[unit] if cost <= self.tokens.limit else self.tokens.reset_in()
+        self.recorder.by_fault["rpm" if unit == "requests" else "tpm"] += 1
+        message = (
+            f"Rate limit reached for {req.model} in organization org-fanwise-simulator on "
+            f"{unit} per min ({'RPM' if unit == 'requests' else 'TPM'}): Limit {bucket.limit}, "
+            f"Used {bucket.limit - bucket.remaining()}, "
+            f"Requested {1 if unit == 'requests' else cost}. Please try again in "
+            f"{format_duration(wait)}. Visit https://platform.openai.com/account/rate-limits."
+        )
+        return self._error(
+            429, message, kind=unit, code="rate_limit_exceeded", extra=format_retry_after(wait)
+        )
+
+    def _limit_headers(self) -> dict[str, str]:
+        now = self.clock()
+        self.requests.refill(now)
+        self.tokens.refill(now)
+        return {**self.requests.headers("requests"), **self.tokens.headers("tokens")}
+
+    def _error(
+        self,
+        status: int,
+        message: str,
+        *,
+        kind: str | None = None,
+        param: str | None = None,
+        code: str | None = None,
+        extra: Mapping[str, str] | None = None,
+    ) -> Reply:
+        body = bodies.error_body(status, message, kind=kind, param=param, code=code)
+        headers = {**self._limit_headers(), **(extra or {})}
+        return Reply(status=status, body=bodies.dumps(body), headers=headers)
+
+
+def _seconds(value: str | None, name: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise ConfigError(f"header {name}: {value!r} is not a number of seconds >= 0")
+    return seconds
+
+
+__all__ = [
+    "FAULT_HEADER",
+    "LATENCY_HEADER",
+    "MODELS",
+    "RETRY_AFTER_HEADER",
+    "Reply",
+    "SimulatorCore",
+]
