@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from fanwise import __version__
+from fanwise.cli.simulate import simulate
 from fanwise.cli.workflows import research, run, travel
 
 
@@ -18,7 +19,7 @@ def cli() -> None:
     """
 
 
-for command in (travel, research, run):
+for command in (travel, research, run, simulate):
     cli.add_command(command)
 
 
