@@ -60,7 +60,11 @@ class FanwiseError(Exception):
 
 
 class CallError(FanwiseError):
-    """A call that failed, classified. ``retry_after`` is the server's own wait, in seconds."""
+    """A call that failed, classified. ``retry_after`` is the server's own wait, in seconds.
+
+    ``headers`` keeps the error response's headers (``x-ratelimit-*``) for the limiter to read;
+    they are not serialised.
+    """
 
     kind: ClassVar[ErrorKind] = ErrorKind.EXCEPTION
 
@@ -71,12 +75,14 @@ class CallError(FanwiseError):
         status_code: int | None = None,
         retry_after: float | None = None,
         code: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status_code = status_code
         self.retry_after = retry_after
         self.code = code
+        self.headers: Mapping[str, str] = dict(headers or {})
 
     @property
     def retryable(self) -> bool:

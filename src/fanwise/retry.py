@@ -1,7 +1,25 @@
-"""Which failures are tried again, and how long to wait first. One place decides."""
+"""Which failures are tried again, and how long to wait first. One place decides.
+
+The error's kind decides whether to retry (the models classify every failure; see ``outcome``):
+
+    rate_limited       429                                   retried, Retry-After honoured
+    server             409, every 5xx                        retried, Retry-After honoured
+    timeout            408, an attempt past ``--timeout``    retried
+    network            refused, reset, dropped connection    retried
+    invalid_response   a 2xx that is not what was promised   retried
+    bad_request        400 (context length too), 404, 422    never
+    auth               401, 403, a 429 for an empty quota    never
+    cancelled / exception                                    never
+
+The wait is the server's ``retry-after-ms`` or ``Retry-After`` exactly when it sent one, else
+exponential backoff with full jitter: uniform in ``[0, min(max_delay, base_delay * 2**(n-1))]``
+after attempt ``n``. ``retries`` caps the attempts of one call; a ``RetryBudget`` caps the
+retries of a whole run.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass
 
@@ -26,23 +44,38 @@ class RetryPolicy:
         if self.base_delay < 0 or self.max_delay < 0:
             raise ValueError("retry delays must not be negative")
 
+    @property
+    def max_attempts(self) -> int:
+        return self.retries + 1
+
     def delay(self, attempt: int, error: BaseException, rng: random.Random) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``, or None when the call should give up."""
         if attempt > self.retries or not is_retryable(error):
             return None
         if isinstance(error, CallError) and error.retry_after is not None:
             return max(0.0, error.retry_after)
-        return rng.uniform(0.0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+        return rng.uniform(0.0, self.backoff_cap(attempt))
+
+    def backoff_cap(self, attempt: int) -> float:
+        """The most full jitter may wait after attempt ``attempt`` (1-based)."""
+        return min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
 
 
 class RetryBudget:
-    """A run-wide cap on retries, so that a dead API does not multiply the bill."""
+    """A run-wide cap on retries, so that a dead API does not multiply the bill.
+
+    ``None`` means no cap. One budget may be shared by several engines, like a limiter.
+    """
 
     def __init__(self, total: int | None) -> None:
         if total is not None and total < 0:
             raise ValueError(f"a retry budget must be 0 or more, got {total}")
         self.total = total
         self.spent = 0
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.total is None else self.total - self.spent
 
     def try_spend(self) -> bool:
         if self.total is not None and self.spent >= self.total:
@@ -52,3 +85,23 @@ class RetryBudget:
 
     def __repr__(self) -> str:
         return f"RetryBudget(total={self.total}, spent={self.spent})"
+
+
+class NoWait:
+    """Test mode: a sleep that records each backoff instead of waiting (``Engine(sleep=NoWait())``).
+
+    It still yields to the event loop once, so other calls run between attempts as they would.
+    """
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        await asyncio.sleep(0)
+
+    def __repr__(self) -> str:
+        return f"NoWait(waits={self.waits})"
+
+
+__all__ = ["NoWait", "RetryBudget", "RetryPolicy"]

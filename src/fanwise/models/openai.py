@@ -231,13 +231,18 @@ def classify_error(exc: BaseException) -> CallError:
 def _from_status(exc: openai.APIStatusError, message: str) -> CallError:
     status = exc.status_code
     code = exc.code
+    headers = dict(exc.response.headers)  # the limiter reads x-ratelimit-* from errors too
     if status == 429:
         if code == "insufficient_quota":
             return AuthError(
                 f"{message} (out of quota: check the account's billing)", status_code=429, code=code
             )
         return RateLimited(
-            message, status_code=429, retry_after=retry_after(exc.response.headers), code=code
+            message,
+            status_code=429,
+            retry_after=retry_after(exc.response.headers),
+            code=code,
+            headers=headers,
         )
     if status in (401, 403):
         return AuthError(message, status_code=status, code=code)
@@ -245,7 +250,11 @@ def _from_status(exc: openai.APIStatusError, message: str) -> CallError:
         return CallTimeout(message, status_code=status, code=code)
     if status == 409 or status >= 500:
         return ServerError(
-            message, status_code=status, retry_after=retry_after(exc.response.headers), code=code
+            message,
+            status_code=status,
+            retry_after=retry_after(exc.response.headers),
+            code=code,
+            headers=headers,
         )
     return BadRequest(message, status_code=status, code=code)
 
