@@ -1,0 +1,154 @@
+"""``python -m fanwise.simulator`` and ``fanwise simulate``: run the simulator as a process.
+
+Wiring only: the specs are parsed by ``fanwise.simulator.config`` and every behaviour lives in
+the library. The first line on stdout is the API URL, flushed, so a parent process can read it.
+The command lives beside the simulator, not in ``fanwise.cli``, so that starting a simulator
+process never depends on the rest of the command line importing cleanly;
+``fanwise.cli.simulate`` re-exports it for the ``fanwise`` group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fanwise.simulator import ConfigError, Latency, ScriptRule, Simulator, SimulatorConfig
+from fanwise.simulator.config import parse_fault
+
+
+class _Spec(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click stubs
+    """A simulator spec parsed by the library; its ``ConfigError`` becomes a usage error."""
+
+    def __init__(self, name: str, parse: Any) -> None:
+        self.name = name
+        self._parse = parse
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return self._parse(value)
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    "-p",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port to listen on; 0 picks a free one.",
+)
+@click.option(
+    "--latency",
+    "-l",
+    type=_Spec("SPEC", Latency.parse),
+    default="0",
+    show_default=True,
+    help="Seconds before answering: 0.2, uniform:LO,HI or lognormal:MEDIAN,SIGMA.",
+)
+@click.option(
+    "--fail",
+    "-f",
+    "faults",
+    type=_Spec("KIND=P", parse_fault),
+    multiple=True,
+    help="Inject a fault with probability P per request; repeatable. KIND is an HTTP status "
+    "(429, 500, 503, 400, 401...), drop, hang, garbage or empty.",
+)
+@click.option("--rpm", type=click.IntRange(min=1), help="Requests per minute (token bucket).")
+@click.option("--tpm", type=click.IntRange(min=1), help="Tokens per minute (token bucket).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for latency and faults.")
+@click.option(
+    "--retry-after",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Seconds that injected 429s and 503s ask the client to wait.",
+)
+@click.option(
+    "--context-window",
+    type=click.IntRange(min=1),
+    default=400_000,
+    show_default=True,
+    help="Input tokens above which a request gets 400 context_length_exceeded.",
+)
+@click.option(
+    "--script",
+    "script_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help='JSON file of scripted faults: [{"match": "...", "faults": ["429", "ok"]}].',
+)
+def simulate(
+    host: str,
+    port: int,
+    latency: Latency,
+    faults: tuple[tuple[str, float], ...],
+    rpm: int | None,
+    tpm: int | None,
+    seed: int,
+    retry_after: float,
+    context_window: int,
+    script_file: Path | None,
+) -> None:
+    """Run an OpenAI-compatible API on HOST:PORT with simulated latency, faults and rate limits.
+
+    Point any OpenAI client at the printed URL. GET /_stats shows what it has seen;
+    POST /_control/script and /_control/reset steer it. See docs/simulator.md.
+    """
+    try:
+        config = SimulatorConfig(
+            latency=latency,
+            faults=dict(faults),
+            rpm=rpm,
+            tpm=tpm,
+            seed=seed,
+            retry_after=retry_after,
+            context_window=context_window,
+            script=_load_script(script_file) if script_file else (),
+        )
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        asyncio.run(_serve(Simulator(config, host=host, port=port)))
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+            "choose another --port (0 picks a free one)"
+        ) from None
+
+
+def _load_script(path: Path) -> tuple[ScriptRule, ...]:
+    try:
+        data = json.loads(path.read_text())
+        rules = data if isinstance(data, list) else [data]
+        return tuple(ScriptRule.from_dict(rule) for rule in rules)
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(f"{path}: {exc}", param_hint="--script") from None
+
+
+async def _serve(sim: Simulator) -> None:
+    """Serve until SIGINT or SIGTERM, announcing the URL on stdout's first line."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with sim:
+        click.echo(f"fanwise simulator listening on {sim.base_url}")
+        sys.stdout.flush()
+        click.echo(f"config: {sim.config!r}", err=True)
+        await stop.wait()
+
+
+__all__ = ["simulate"]
