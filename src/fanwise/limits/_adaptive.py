@@ -154,18 +154,23 @@ class AdaptiveConcurrency:
         self.slow_start = True
         self.decreases = 0
         self._epoch = 0
-        self._epochs: dict[Ticket, int] = {}
+        self._fills = 0
+        self._marks: dict[Ticket, tuple[int, int]] = {}
 
     def wait(self, ticket: Ticket, now: float) -> float:
         return 0.0 if self.in_flight < int(self.limit) else math.inf
 
     def started(self, ticket: Ticket, now: float) -> None:
         self.in_flight += 1
-        self._epochs[ticket] = self._epoch
+        self._marks[ticket] = (self._epoch, self._fills)
+        if self.in_flight >= int(self.limit):
+            self._fills += 1
 
     def finished(self, ticket: Ticket, ending: Ending, now: float) -> None:
-        epoch = self._epochs.pop(ticket, self._epoch)
-        saturated = self.in_flight >= int(self.limit)  # only a window in use may grow
+        epoch, fills = self._marks.pop(ticket, (self._epoch, self._fills))
+        # Only a window in use may grow: it was full at some point during this attempt.
+        # (Otherwise a cap that another limit, or the engine, keeps idle would grow forever.)
+        used = self._fills > fills
         self.in_flight -= 1
         if ending.rate_limited:
             # One cut per window: the 429s of attempts sent before the last cut say nothing new.
@@ -175,7 +180,7 @@ class AdaptiveConcurrency:
                 self.slow_start = False
                 self.decreases += 1
                 self._epoch += 1
-        elif ending.ok and saturated:
+        elif ending.ok and used:
             step = self.increase if self.slow_start else self.increase / self.limit
             self.limit = min(self.maximum, self.limit + step)
 
