@@ -86,6 +86,7 @@ class Engine:
         limiter: Limiter | None = None,
         store: Store | None = None,
         observer: Observer | None = None,
+        admit: Callable[[Call], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         seed: int | None = None,
@@ -102,6 +103,7 @@ class Engine:
         self.limiter: Limiter = limiter or Unlimited()
         self.store = store
         self.observer = observer
+        self.admit = admit  # called before a call's first send; raising refuses it (--max-cost)
         self.clock = clock
         self.sleep = sleep
         self.rng = random.Random(seed)
@@ -188,6 +190,8 @@ class Engine:
         if state.cached is not None:
             return state.cached.value
         call = state.call
+        if self.admit is not None:
+            self.admit(call)
         waited = 0.0
         attempt = 0
         while True:

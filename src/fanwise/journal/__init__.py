@@ -1,0 +1,18 @@
+"""The SQLite journal: every settled call written down at once, for resume, cache and cost."""
+
+from fanwise.journal.db import Journal
+from fanwise.journal.records import CallRecord, RunRecord, Totals
+from fanwise.journal.schema import MIGRATIONS, JournalError, migrate
+from fanwise.journal.store import JournalStore, call_cost
+
+__all__ = [
+    "MIGRATIONS",
+    "CallRecord",
+    "Journal",
+    "JournalError",
+    "JournalStore",
+    "RunRecord",
+    "Totals",
+    "call_cost",
+    "migrate",
+]

@@ -1,0 +1,273 @@
+"""The journal file: one SQLite database in WAL mode, safe to share between processes.
+
+Each settled call is one ``INSERT`` committed on its own, so a crash loses only the calls still
+in flight. The writes are synchronous ``sqlite3``: an insert and its commit take about 34 µs
+(WAL, ``synchronous=NORMAL``), against about 70 µs through ``aiosqlite``'s thread hop
+(``python benchmarks/journal_write.py``); a call lasts a thousand times longer, so blocking the
+event loop for it is cheaper than handing it to a thread.
+
+Calls are only ever appended. A call that is run again (resume after a failure) gets a new row;
+a run's state is the latest row of each call index, and its cost is the sum of every row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from fanwise.engine import Call, CallOutcome
+from fanwise.journal.records import CallRecord, RunRecord, Totals
+from fanwise.journal.schema import JournalError, migrate
+from fanwise.models.base import Completion, Request, Usage
+from fanwise.outcome import Fulfilled, outcome_from_dict
+from fanwise.redact import redact
+
+_LATEST = "SELECT MAX(id) FROM calls WHERE run_id = ? GROUP BY idx"
+_COUNTS = f"SELECT status, cached, COUNT(*) FROM calls WHERE id IN ({_LATEST}) GROUP BY 1, 2"
+_SPENT = """
+    SELECT COALESCE(SUM(cost), 0), COALESCE(SUM(cost IS NULL), 0),
+        COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
+        COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(cached_tokens), 0)
+    FROM calls WHERE run_id = ? AND cached = 0
+"""
+_RUN_COLUMNS = (
+    "id, kind, topic, spec, endpoint, status, started_at, ended_at, total, reason, summary, pid"
+)
+
+
+class Journal:
+    """Runs and their calls in one SQLite file; every write is redacted of the given secrets."""
+
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        path: Path,
+        *,
+        secrets: Iterable[str | None] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.path = path
+        self.secrets = tuple(s for s in secrets if s)
+        self.clock = clock
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        secrets: Iterable[str | None] = (),
+        clock: Callable[[], float] = time.time,
+        busy_timeout: float = 10.0,
+    ) -> Journal:
+        """Open (creating and migrating as needed) the journal at ``path``.
+
+        ``busy_timeout`` is how long a write waits for another process's write to finish; with
+        one short transaction per call, the wait is a few milliseconds at most.
+        """
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
+            db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("PRAGMA foreign_keys = ON")
+            migrate(db)
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot open the journal {path}: {exc}") from None
+        except OSError as exc:
+            raise JournalError(f"cannot open the journal {path}: {exc.strerror}") from None
+        return cls(db, path, secrets=secrets, clock=clock)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _json(self, data: Any) -> str:
+        return redact(json.dumps(data, ensure_ascii=False, sort_keys=True), *self.secrets)
+
+    # runs
+
+    def start_run(
+        self,
+        kind: str,
+        topic: str,
+        spec: Mapping[str, Any],
+        *,
+        endpoint: str,
+        total: int | None = None,
+    ) -> int:
+        """A new run, status ``running``; returns its id."""
+        cursor = self.db.execute(
+            "INSERT INTO runs (kind, topic, spec, endpoint, total, status, started_at, pid)"
+            " VALUES (?, ?, ?, ?, ?, 'running', ?, ?)",
+            (kind, topic, self._json(spec), endpoint, total, self.clock(), os.getpid()),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def reopen_run(self, run_id: int) -> None:
+        """A run being resumed: running again, in this process."""
+        self.db.execute(
+            "UPDATE runs SET status = 'running', reason = NULL, ended_at = NULL, pid = ?"
+            " WHERE id = ?",
+            (os.getpid(), run_id),
+        )
+
+    def finish_run(
+        self,
+        run_id: int,
+        status: str,
+        *,
+        reason: str | None = None,
+        summary: Mapping[str, Any] | None = None,
+        total: int | None = None,
+    ) -> None:
+        self.db.execute(
+            "UPDATE runs SET status = ?, reason = ?, summary = ?, ended_at = ?,"
+            " total = COALESCE(?, total) WHERE id = ?",
+            (
+                status,
+                redact(reason, *self.secrets) if reason else None,
+                self._json(summary) if summary is not None else None,
+                self.clock(),
+                total,
+                run_id,
+            ),
+        )
+
+    def run(self, run_id: int) -> RunRecord | None:
+        row = self.db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return None if row is None else self._run(row)
+
+    def runs(self, limit: int = 20) -> list[RunRecord]:
+        """The most recent runs first."""
+        rows = self.db.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [self._run(row) for row in rows]
+
+    def totals(self, run_id: int) -> Totals:
+        """Counts by each call's latest outcome; usage and cost over every row ever written."""
+        counts = {"fulfilled": 0, "rejected": 0, "cached": 0}
+        for status, cached, count in self.db.execute(_COUNTS, (run_id,)):
+            counts[status] += count
+            counts["cached"] += count if cached else 0
+        cost, unpriced, inp, out, reasoning, cached_tokens = self.db.execute(
+            _SPENT, (run_id,)
+        ).fetchone()
+        return Totals(
+            counts["fulfilled"],
+            counts["rejected"],
+            counts["cached"],
+            Usage(int(inp), int(out), int(reasoning), int(cached_tokens)),
+            float(cost),
+            int(unpriced),
+        )
+
+    def _run(self, row: tuple[Any, ...]) -> RunRecord:
+        run_id, kind, topic, spec, endpoint, status, started, ended, total, reason, summary, pid = (
+            row
+        )
+        return RunRecord(
+            id=run_id,
+            kind=kind,
+            topic=topic,
+            spec=json.loads(spec),
+            endpoint=endpoint,
+            status=status,
+            started_at=started,
+            ended_at=ended,
+            total=total,
+            reason=reason,
+            summary=json.loads(summary) if summary else {},
+            pid=pid,
+            totals=self.totals(run_id),
+        )
+
+    # calls
+
+    def record_call(
+        self, run_id: int, index: int, call: Call, outcome: CallOutcome, *, cost: float | None
+    ) -> None:
+        """Append one settled call and commit it at once."""
+        usage = outcome.value.usage if isinstance(outcome, Fulfilled) else Usage()
+        cached = isinstance(outcome, Fulfilled) and outcome.cached
+        self.db.execute(
+            "INSERT INTO calls (run_id, idx, key, label, request, status, outcome, error_kind,"
+            " attempts, latency, input_tokens, cached_tokens, output_tokens, reasoning_tokens,"
+            " cost, cached, recorded_at) VALUES (" + ", ".join("?" * 17) + ")",
+            (
+                run_id,
+                index,
+                call.key,
+                redact(call.label, *self.secrets),
+                self._json(call.request.to_dict()),
+                outcome.status,
+                self._json(outcome.to_dict()),
+                None if isinstance(outcome, Fulfilled) else outcome.kind.value,
+                len(outcome.attempts),
+                outcome.latency,
+                usage.input_tokens,
+                usage.cached_tokens,
+                usage.output_tokens,
+                usage.reasoning_tokens,
+                0.0 if cached else cost,
+                int(cached),
+                self.clock(),
+            ),
+        )
+
+    def fulfilled_in_run(self, run_id: int, key: str) -> Fulfilled[Completion] | None:
+        """The latest fulfilled outcome of this call key in this run (resume)."""
+        row = self.db.execute(
+            "SELECT outcome FROM calls WHERE key = ? AND status = 'fulfilled' AND run_id = ?"
+            " ORDER BY id DESC LIMIT 1",
+            (key, run_id),
+        ).fetchone()
+        return None if row is None else _fulfilled(row[0])
+
+    def fulfilled_anywhere(self, key: str, endpoint: str) -> Fulfilled[Completion] | None:
+        """The latest fulfilled outcome of this call key from any run on the same endpoint."""
+        row = self.db.execute(
+            "SELECT c.outcome FROM calls c JOIN runs r ON r.id = c.run_id"
+            " WHERE c.key = ? AND c.status = 'fulfilled' AND r.endpoint = ?"
+            " ORDER BY c.id DESC LIMIT 1",
+            (key, endpoint),
+        ).fetchone()
+        return None if row is None else _fulfilled(row[0])
+
+    def latest_calls(self, run_id: int) -> Iterator[CallRecord]:
+        """The latest row of each call index of a run, in index order, read lazily."""
+        cursor = self.db.execute(
+            "SELECT run_id, idx, key, label, request, outcome, cost, recorded_at FROM calls"
+            f" WHERE id IN ({_LATEST}) ORDER BY idx",
+            (run_id,),
+        )
+        for run, index, key, label, request, outcome, cost, recorded_at in cursor:
+            yield CallRecord(
+                run,
+                index,
+                key,
+                label,
+                Request.from_dict(json.loads(request)),
+                outcome_from_dict(json.loads(outcome), Completion.from_dict),
+                cost,
+                recorded_at,
+            )
+
+
+def _fulfilled(text: str) -> Fulfilled[Completion] | None:
+    outcome = outcome_from_dict(json.loads(text), Completion.from_dict)
+    return outcome if isinstance(outcome, Fulfilled) else None

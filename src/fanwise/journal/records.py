@@ -1,0 +1,78 @@
+"""What the journal hands back: runs and calls as plain, immutable values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fanwise.engine import CallOutcome
+from fanwise.models.base import Request, Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """A run's calls, counted by their latest outcome, and everything they cost."""
+
+    fulfilled: int = 0
+    rejected: int = 0
+    cached: int = 0
+    usage: Usage = field(default_factory=Usage)
+    cost: float = 0.0
+    unpriced: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fulfilled": self.fulfilled,
+            "rejected": self.rejected,
+            "cached": self.cached,
+            "usage": self.usage.to_dict(),
+            "cost_usd": round(self.cost, 6),
+            "unpriced_calls": self.unpriced,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run: what was asked (``spec``, enough to run it again), when, and how it ended."""
+
+    id: int
+    kind: str
+    topic: str
+    spec: Mapping[str, Any]
+    endpoint: str
+    status: str
+    started_at: float
+    ended_at: float | None = None
+    total: int | None = None
+    reason: str | None = None
+    summary: Mapping[str, Any] = field(default_factory=dict)
+    pid: int | None = None
+    totals: Totals = field(default_factory=Totals)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "topic": self.topic,
+            "status": self.status,
+            "reason": self.reason,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "total": self.total,
+            "totals": self.totals.to_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One settled call of a run, as written the moment it settled."""
+
+    run_id: int
+    index: int
+    key: str
+    label: str
+    request: Request
+    outcome: CallOutcome
+    cost: float | None
+    recorded_at: float

@@ -1,0 +1,96 @@
+"""The journal's schema, as numbered migrations applied in order, each exactly once.
+
+``PRAGMA user_version`` holds the number of migrations applied. A migration is a function of the
+connection; append new ones, never edit an old one: a journal written by any earlier fanwise
+must open with a later one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from fanwise.outcome import FanwiseError
+
+
+class JournalError(FanwiseError):
+    """The journal cannot be used: unreadable, or written by a newer fanwise."""
+
+
+def m001_runs_and_calls(db: sqlite3.Connection) -> None:
+    """Runs, and the calls of each run, one row per settled call."""
+    db.execute(
+        """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            endpoint TEXT NOT NULL,
+            total INTEGER,
+            status TEXT NOT NULL,
+            reason TEXT,
+            summary TEXT,
+            started_at REAL NOT NULL,
+            ended_at REAL,
+            pid INTEGER
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE calls (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            idx INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            label TEXT NOT NULL,
+            request TEXT NOT NULL,
+            status TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            error_kind TEXT,
+            attempts INTEGER NOT NULL,
+            latency REAL NOT NULL,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            cached_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+            cost REAL,
+            cached INTEGER NOT NULL DEFAULT 0,
+            recorded_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX calls_by_run ON calls(run_id, idx)")
+    db.execute("CREATE INDEX calls_by_key ON calls(key) WHERE status = 'fulfilled'")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (m001_runs_and_calls,)
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Apply the migrations this journal lacks, in one write transaction; return the version.
+
+    ``BEGIN IMMEDIATE`` takes the write lock before reading the version, so two processes
+    opening a blank journal at once cannot both create the tables.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        _check_known(version)
+        for migration in MIGRATIONS[version:]:
+            migration(db)
+        db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return len(MIGRATIONS)
+
+
+def _check_known(version: int) -> None:
+    if version > len(MIGRATIONS):
+        raise JournalError(
+            f"the journal is at schema version {version}, newer than this fanwise knows "
+            f"({len(MIGRATIONS)}): upgrade fanwise, or pass --journal with another file"
+        )

@@ -1,0 +1,74 @@
+"""The engine's ``Store`` on the journal: outcomes written as they settle, and found again.
+
+Resume reuses the fulfilled calls of the same run; ``cache`` reuses a fulfilled call with the
+same key (same model, settings and prompt) from any run against the same endpoint. A reused or
+cached answer costs nothing and causes no request.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from fanwise.engine import Call, CallOutcome
+from fanwise.journal.db import Journal
+from fanwise.models.base import Completion
+from fanwise.outcome import Fulfilled
+from fanwise.prices import PriceTable
+
+
+class JournalStore:
+    """Records one run's calls; ``resume`` and ``cache`` decide what may be answered from it."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        run_id: int,
+        *,
+        prices: PriceTable,
+        endpoint: str,
+        resume: bool = False,
+        cache: bool = False,
+    ) -> None:
+        self.journal = journal
+        self.run_id = run_id
+        self.prices = prices
+        self.endpoint = endpoint
+        self.resume = resume
+        self.cache = cache
+        self.spent = 0.0
+        self.unpriced = 0
+        self.reused = 0
+        self._own_hits: Counter[str] = Counter()  # calls already in this run: not written twice
+
+    def lookup(self, call: Call) -> Fulfilled[Completion] | None:
+        if self.resume:
+            hit = self.journal.fulfilled_in_run(self.run_id, call.key)
+            if hit is not None:
+                self._own_hits[call.key] += 1
+                return hit
+        if self.cache:
+            return self.journal.fulfilled_anywhere(call.key, self.endpoint)
+        return None
+
+    def record(self, index: int, call: Call, outcome: CallOutcome) -> None:
+        if self._own_hits[call.key]:
+            self._own_hits[call.key] -= 1
+            if not self._own_hits[call.key]:
+                del self._own_hits[call.key]
+            if isinstance(outcome, Fulfilled) and outcome.cached:
+                self.reused += 1  # its row is already in this run
+                return
+        cost = call_cost(self.prices, call, outcome)
+        if cost is None:
+            self.unpriced += 1
+        else:
+            self.spent += cost
+        self.journal.record_call(self.run_id, index, call, outcome, cost=cost)
+
+
+def call_cost(prices: PriceTable, call: Call, outcome: CallOutcome) -> float | None:
+    """What a settled call cost: nothing when it failed or was cached; None if unpriced."""
+    if not isinstance(outcome, Fulfilled) or outcome.cached:
+        return 0.0
+    model = outcome.value.model or call.request.model
+    return prices.cost(model, outcome.value.usage)

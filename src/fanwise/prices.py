@@ -1,0 +1,136 @@
+"""What a call costs: a price table per model, and the arithmetic on a call's usage.
+
+The table ships as ``prices.toml`` beside this module (US dollars per 1M tokens, with the date it
+was taken). A user's table (``$FANWISE_HOME/prices.toml`` or ``--prices FILE``) is laid over it,
+so one line is enough to add or correct a model.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fanwise.models.base import Usage
+from fanwise.outcome import FanwiseError
+
+_BOUNDARIES = ("-", "/", ":", "@")
+
+
+class PriceError(FanwiseError):
+    """A price file that cannot be read; says which file and what is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """US dollars per 1M tokens. Cached input tokens are part of the input tokens."""
+
+    input: float
+    output: float
+    cached_input: float | None = None
+
+    def cost(self, usage: Usage) -> float:
+        cached = min(usage.cached_tokens, usage.input_tokens)
+        cached_rate = self.input if self.cached_input is None else self.cached_input
+        fresh = usage.input_tokens - cached
+        return (fresh * self.input + cached * cached_rate + usage.output_tokens * self.output) / 1e6
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTable:
+    """Prices by model name; ``taken`` is when the table was compiled."""
+
+    prices: Mapping[str, Price] = field(default_factory=dict)
+    taken: str = ""
+
+    def price(self, model: str) -> Price | None:
+        """The model's price: an exact entry, else its longest listed prefix (a dated snapshot)."""
+        if model in self.prices:
+            return self.prices[model]
+        matches = [
+            name
+            for name in self.prices
+            if model.startswith(name) and model[len(name) : len(name) + 1] in _BOUNDARIES
+        ]
+        return self.prices[max(matches, key=len)] if matches else None
+
+    def cost(self, model: str, usage: Usage) -> float | None:
+        """The cost in US dollars, or None when the model has no price."""
+        price = self.price(model)
+        return None if price is None else price.cost(usage)
+
+    def over(self, other: PriceTable) -> PriceTable:
+        """This table laid over ``other``: its entries win, the rest come from ``other``."""
+        return PriceTable({**other.prices, **self.prices}, self.taken or other.taken)
+
+
+def builtin_prices() -> PriceTable:
+    text = resources.files("fanwise").joinpath("prices.toml").read_text(encoding="utf-8")
+    return parse_prices(text, "<built-in prices.toml>")
+
+
+def load_prices(*paths: Path) -> PriceTable:
+    """The built-in table with each existing file of ``paths`` laid over it, in order."""
+    table = builtin_prices()
+    for path in paths:
+        if path.is_file():
+            table = parse_prices(path.read_text(encoding="utf-8"), str(path)).over(table)
+    return table
+
+
+def parse_prices(text: str, source: str) -> PriceTable:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PriceError(f"{source}: not valid TOML: {exc}") from None
+    models = data.get("models", {})
+    if not isinstance(models, dict):
+        raise PriceError(f"{source}: [models] must be a table of model = {{ input, output }}")
+    prices = {str(name): _price(source, str(name), entry) for name, entry in models.items()}
+    return PriceTable(prices, str(data.get("taken", "")))
+
+
+def _price(source: str, name: str, entry: Any) -> Price:
+    example = f'"{name}" = {{ input = 1.25, cached_input = 0.125, output = 10.0 }}'
+    if not isinstance(entry, dict) or not {"input", "output"} <= entry.keys():
+        raise PriceError(f"{source}: model {name!r} needs input and output prices, e.g. {example}")
+    unknown = set(entry) - {"input", "output", "cached_input"}
+    if unknown:
+        raise PriceError(f"{source}: model {name!r}: unknown field {sorted(unknown)[0]!r}")
+    values = {k: entry[k] for k in ("input", "output", "cached_input") if k in entry}
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise PriceError(f"{source}: model {name!r}: {key} must be a number, e.g. {example}")
+        if not math.isfinite(value) or value < 0:
+            raise PriceError(f"{source}: model {name!r}: {key} must be 0 or more")
+    return Price(
+        float(values["input"]),
+        float(values["output"]),
+        float(values["cached_input"]) if "cached_input" in values else None,
+    )
+
+
+def format_usd(amount: float | None) -> str:
+    """``$0``, ``$0.0042`` under a dollar, ``$12.34`` above; ``?`` when unknown."""
+    if amount is None:
+        return "$?"
+    if amount == 0:
+        return "$0"
+    if amount < 1:
+        return f"${amount:.4f}"
+    return f"${amount:,.2f}"
+
+
+__all__ = [
+    "Price",
+    "PriceError",
+    "PriceTable",
+    "builtin_prices",
+    "format_usd",
+    "load_prices",
+    "parse_prices",
+]

@@ -1,0 +1,107 @@
+"""Prices and the cost budget: the arithmetic, the table and its overrides, and --max-cost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fanwise import Call, Engine, Fulfilled, Rejected, Request
+from fanwise.budget import Budget, BudgetExceeded
+from fanwise.models.base import Usage
+from fanwise.prices import Price, PriceError, PriceTable, builtin_prices, format_usd, load_prices
+from tests.scripted import ScriptedModel
+
+
+def test_cost_counts_cached_input_at_its_own_rate() -> None:
+    """Cached tokens are part of the input and are billed at the cached rate."""
+    price = Price(input=2.0, output=8.0, cached_input=0.5)
+    usage = Usage(input_tokens=1_000_000, output_tokens=500_000, cached_tokens=400_000)
+    assert price.cost(usage) == pytest.approx(0.6 * 2.0 + 0.4 * 0.5 + 0.5 * 8.0)
+
+
+def test_a_dated_snapshot_is_priced_as_its_longest_listed_prefix() -> None:
+    """gpt-5-mini-2025-08-07 is gpt-5-mini, not gpt-5; gpt-5.9 is not gpt-5; offline is free."""
+    table = builtin_prices()
+    assert table.price("gpt-5-mini-2025-08-07") == table.price("gpt-5-mini")
+    assert table.price("gpt-5-mini") != table.price("gpt-5")
+    assert table.price("gpt-5.9") is None
+    assert table.cost("offline/gpt-5", Usage(1000, 1000)) == 0.0
+    assert table.taken, "the table says when it was taken"
+
+
+def test_a_user_table_is_laid_over_the_builtin_one(tmp_path: Path) -> None:
+    """A user file adds and corrects entries; the others stay; a missing file is ignored."""
+    user = tmp_path / "prices.toml"
+    user.write_text('taken = "today"\n[models]\n"gpt-5" = { input = 9, output = 99 }\n')
+    table = load_prices(user, tmp_path / "missing.toml")
+    assert table.price("gpt-5") == Price(9.0, 99.0)
+    assert table.price("gpt-4o") == builtin_prices().price("gpt-4o")
+    assert table.taken == "today"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[models", "not valid TOML"),
+        ('[models]\n"m" = { input = 1 }', "needs input and output prices"),
+        ('[models]\n"m" = { input = "1", output = 2 }', "input must be a number"),
+        ('[models]\n"m" = { input = -1, output = 2 }', "must be 0 or more"),
+        ('[models]\n"m" = { input = 1, output = 2, cheap = 1 }', "unknown field 'cheap'"),
+    ],
+)
+def test_a_bad_price_file_names_the_file_and_the_problem(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    """Each mistake in a price file is reported with the file's name."""
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    with pytest.raises(PriceError, match=message) as info:
+        load_prices(path)
+    assert str(path) in str(info.value)
+
+
+def test_dollars_are_formatted_for_people() -> None:
+    """Zero is $0, cents show four decimals, dollars two, unknown is $?."""
+    assert [format_usd(x) for x in (0, 0.00421, 12.345, None)] == ["$0", "$0.0042", "$12.35", "$?"]
+
+
+async def test_the_budget_stops_launching_calls_before_it_would_be_passed() -> None:
+    """Calls run while they fit; then every later call is refused with a budget message."""
+    prices = PriceTable({"m": Price(input=1000.0, output=1000.0)})
+    budget = Budget(0.05, prices)
+    model = ScriptedModel()
+    engine = Engine(model, concurrency=1, admit=budget.admit, observer=budget)
+    requests = [Request(f"q{n}", "m", max_output_tokens=5) for n in range(20)]
+    outcomes = await engine.run([Call(r) for r in requests])
+    sent = len(model.history)
+    assert 0 < sent < 20
+    assert all(isinstance(o, Fulfilled) for o in outcomes[:sent])
+    refused = outcomes[sent:]
+    assert all(isinstance(o, Rejected) and isinstance(o.error, BudgetExceeded) for o in refused)
+    assert isinstance(refused[0], Rejected)
+    assert "budget of $0.0500 would be passed" in refused[0].message
+    assert refused[0].kind == "cancelled" and not refused[0].attempts
+    assert budget.spent <= 0.05 and budget.refused == len(refused)
+    assert budget.spent == pytest.approx(sent * (10 + 5) * 1000 / 1e6)
+
+
+async def test_a_budget_cannot_bound_an_unpriced_model_so_it_refuses() -> None:
+    """A model with no price is refused rather than run unbounded."""
+    budget = Budget(10.0, PriceTable({}))
+    model = ScriptedModel()
+    [outcome] = await Engine(model, admit=budget.admit, observer=budget).run(
+        [Call(Request("q", "mystery"))]
+    )
+    assert isinstance(outcome, Rejected) and "'mystery' has no price" in outcome.message
+    assert not model.history
+
+
+async def test_calls_in_flight_count_against_the_budget() -> None:
+    """With many calls in flight, the estimates of the running ones hold back new launches."""
+    prices = PriceTable({"m": Price(input=0.0, output=1000.0)})
+    budget = Budget(0.0105, prices)  # room for ~2 calls of 5 output tokens at $0.005
+    model = ScriptedModel()
+    engine = Engine(model, concurrency=8, admit=budget.admit, observer=budget)
+    await engine.run([Call(Request(f"q{n}", "m", max_output_tokens=5)) for n in range(8)])
+    assert len(model.history) == 2, "the third launch would pass the budget while two run"
