@@ -1,71 +1,65 @@
-"""What a person watching a run sees on stderr: the seed's plain progress lines.
+"""What a person watching a run sees on stderr: a live view on a terminal, plain lines elsewhere.
 
-One line per event, in the order things happen, with no colour codes, so the output reads the
-same in a terminal, a pipe and a CI log.
+``choose_display`` decides once, from the stream and the flags: a rich live view when stderr is a
+terminal, the seed's plain lines (``🔄 Asking``, ``✅ Answered``, ``❌ Failed``) when it is not or
+with ``--plain``. ``NO_COLOR`` turns colour off in the live view; the plain lines have none.
 """
 
 from __future__ import annotations
 
-from typing import TextIO
+import os
+import time
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import IO, Protocol
 
-from fanwise.events import CallRetrying, CallSettled, CallStarted, Event, PhaseStarted
-from fanwise.outcome import Fulfilled
-from fanwise.workflow import Stats
+from rich.console import Console
 
-
-def shorten(text: str, width: int = 80) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
-class PlainConsole:
-    """An event observer that prints ``🔄 Asking`` / ``✅ Answered`` / ``❌ Failed`` lines."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.phase = "research"
-
-    def __call__(self, event: Event) -> None:
-        line = self.line(event)
-        if line is not None:
-            print(line, file=self.stream, flush=True)
-
-    def line(self, event: Event) -> str | None:
-        match event:
-            case PhaseStarted(phase=phase):
-                self.phase = phase
-                return "🧩 Synthesizing…" if phase == "synthesis" else None
-            case CallStarted() if self.phase == "synthesis":
-                return None
-            case CallSettled(label=label, outcome=Fulfilled() as outcome) if (
-                self.phase == "synthesis"
-            ):
-                return f"✅ Synthesized: {shorten(label)} ({outcome.latency:.1f} s)"
-            case CallStarted(attempt=1, label=label):
-                return f"🔄 Asking: {shorten(label)}"
-            case CallRetrying(label=label, attempt=attempt, error=error, wait=wait):
-                return (
-                    f"⏳ Retrying: {shorten(label)} in {wait:.1f} s "
-                    f"(attempt {attempt} failed: {error['kind']}: {shorten(error['message'], 120)})"
-                )
-            case CallSettled(label=label, outcome=Fulfilled() as outcome):
-                if outcome.cached:
-                    return f"♻️  Cached: {shorten(label)}"
-                tries = f", {len(outcome.attempts)} attempts" if len(outcome.attempts) > 1 else ""
-                return f"✅ Answered: {shorten(label)} ({outcome.latency:.1f} s{tries})"
-            case CallSettled(label=label, outcome=outcome):
-                assert not isinstance(outcome, Fulfilled)
-                return (
-                    f"❌ Failed: {shorten(label)}: {outcome.kind}: {shorten(outcome.message, 200)}"
-                )
-        return None
+from fanwise.events import Event
+from fanwise.live import LiveConsole, summary_table
+from fanwise.plain import PlainConsole, shorten, summary_line
+from fanwise.progress import Price
+from fanwise.workflow import WorkflowResult
 
 
-def summary_line(stats: Stats) -> str:
-    """Counts, wall time, the sum of the call times and the speedup against one-at-a-time."""
-    tokens = stats.usage.total_tokens
-    return (
-        f"📊 {stats.fulfilled} fulfilled, {stats.rejected} rejected · research wall time "
-        f"{stats.wall_time:.1f} s · sum of call times {stats.sum_of_latencies:.1f} s · "
-        f"{stats.speedup:.1f}× faster than one after another · {tokens:,} tokens"
-    )
+class Display(Protocol):
+    """An event observer that also owns its screen's lifetime and the end-of-run summary."""
+
+    def __call__(self, event: Event) -> None: ...
+
+    def showing(self) -> AbstractAsyncContextManager[None]: ...
+
+    def summary(self, result: WorkflowResult, cost: float | None = None) -> None: ...
+
+
+def is_live_terminal(stream: IO[str], environ: Mapping[str, str]) -> bool:
+    """A terminal that can redraw in place: a TTY whose TERM is not ``dumb``."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and environ.get("TERM", "") not in ("dumb", "unknown")
+
+
+def choose_display(
+    stream: IO[str],
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    plain: bool = False,
+    price: Price | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> Display:
+    """The live view on a terminal; the plain lines with ``plain`` or when not a terminal."""
+    if plain or not is_live_terminal(stream, environ):
+        return PlainConsole(stream)
+    console = Console(file=stream, no_color=bool(environ.get("NO_COLOR")), highlight=False)
+    return LiveConsole(console, clock=clock, price=price)
+
+
+__all__ = [
+    "Display",
+    "LiveConsole",
+    "PlainConsole",
+    "choose_display",
+    "is_live_terminal",
+    "shorten",
+    "summary_line",
+    "summary_table",
+]

@@ -1,10 +1,12 @@
-"""A run's result as documents: Markdown for people, JSON for programs."""
+"""A run's result as documents: Markdown for people, JSON for programs, HTML for the timeline."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+from fanwise.html_report import to_html
 from fanwise.workflow import WorkflowResult
 
 
@@ -27,3 +29,11 @@ def to_markdown(result: WorkflowResult) -> str:
             lines.append(f"_failed: {answer['error']['kind']}: {answer['error']['message']}_")
         lines.append("")
     return "\n".join(lines)
+
+
+def write_report(path: str | Path, result: WorkflowResult, **details: Any) -> None:
+    """Write the self-contained HTML report (see ``html_report.to_html`` for ``details``)."""
+    Path(path).write_text(to_html(result, **details), encoding="utf-8")
+
+
+__all__ = ["to_html", "to_json", "to_markdown", "write_report"]

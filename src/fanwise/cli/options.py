@@ -134,6 +134,23 @@ def common_options(command: F) -> F:
             "--quiet", is_flag=True, help="No progress lines on stderr; errors still show."
         ),
         click.option(
+            "--plain",
+            is_flag=True,
+            help="Plain progress lines on stderr, even on a terminal (no live view).",
+        ),
+        click.option(
+            "--stream/--no-stream",
+            default=True,
+            show_default=True,
+            help="Print the synthesis as it is written; --no-stream prints it once complete.",
+        ),
+        click.option(
+            "--report",
+            type=click.Path(dir_okay=False, writable=True),
+            metavar="FILE.html",
+            help="Also write a self-contained HTML report: timeline of every call, answers, stats.",
+        ),
+        click.option(
             "--seed", type=int, default=0, show_default=True, help="Seed of the offline model."
         ),
         click.option(
@@ -174,6 +191,9 @@ class RunOptions:
     as_json: bool
     out: str | None
     quiet: bool
+    plain: bool
+    stream: bool
+    report: str | None
     seed: int
     offline_latency: tuple[float, float]
     offline_fail_rate: float

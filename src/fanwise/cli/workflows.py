@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,13 +12,15 @@ from typing import Any
 import click
 
 from fanwise.cli.options import InputError, RunOptions, common_options
-from fanwise.console import PlainConsole, summary_line
+from fanwise.console import Display, choose_display
 from fanwise.engine import Engine
+from fanwise.events import fan_out
 from fanwise.models.base import Model
 from fanwise.outcome import ErrorKind, Rejected
 from fanwise.plans import PlanError, load_plan
-from fanwise.report import to_json, to_markdown
+from fanwise.report import to_json, to_markdown, write_report
 from fanwise.retry import RetryPolicy
+from fanwise.stream import SynthesisStream
 from fanwise.workflow import ModelSettings, Plan, Status, WorkflowResult, run_workflow
 
 EXIT_OK, EXIT_NO_RESULT, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 4, 130
@@ -96,43 +99,58 @@ def execute(plan: Plan, plan_model: Mapping[str, Any], options: RunOptions) -> i
     """Run one workflow from resolved options; print the result; return the exit code."""
     model = options.build_model()
     settings = options.settings(plan_model)
+    display = None if options.quiet else choose_display(sys.stderr, plain=options.plain)
+    streamed = options.stream and not (options.as_json or options.out)
+    stream = SynthesisStream(sys.stdout, sys.stderr) if streamed else None
     try:
-        result = asyncio.run(_run(plan, model, settings, options))
+        result = asyncio.run(_run(plan, model, settings, options, display, stream))
     except KeyboardInterrupt:
         click.echo("\nfanwise: interrupted: the calls in flight were cancelled", err=True)
         return EXIT_INTERRUPTED
     document = to_json(result) if options.as_json else to_markdown(result)
     if options.out:
         Path(options.out).write_text(document, encoding="utf-8")
-    else:
+    elif stream is None or not stream.delivered:
         click.echo(document, nl=False)
-    if not options.quiet:
-        click.echo(summary_line(result.stats), err=True)
+    if options.report:
+        try:
+            write_report(options.report, result)
+        except OSError as exc:
+            raise InputError(f"--report {options.report}: cannot write: {exc.strerror}") from None
+    if display is not None:
+        display.summary(result)
     if result.reason:
         click.echo(f"fanwise: no {plan.title}: {result.reason}", err=True)
     return exit_code(result)
 
 
 async def _run(
-    plan: Plan, model: Model, settings: ModelSettings, options: RunOptions
+    plan: Plan,
+    model: Model,
+    settings: ModelSettings,
+    options: RunOptions,
+    display: Display | None = None,
+    stream: SynthesisStream | None = None,
 ) -> WorkflowResult:
     engine = Engine(
         model,
         concurrency=options.concurrency,
         timeout=options.timeout,
         retry=RetryPolicy(retries=options.retries),
-        observer=None if options.quiet else PlainConsole(sys.stderr),
+        observer=fan_out(stream.observe if stream else None, display),
         seed=options.seed,
     )
     try:
-        return await run_workflow(
-            plan,
-            engine,
-            settings=settings,
-            fail_fast=options.mode == "all",
-            min_answers=options.min_answers,
-            deadline=options.deadline,
-        )
+        async with display.showing() if display else contextlib.nullcontext():
+            return await run_workflow(
+                plan,
+                engine,
+                settings=settings,
+                fail_fast=options.mode == "all",
+                min_answers=options.min_answers,
+                deadline=options.deadline,
+                on_delta=stream,
+            )
     finally:
         close = getattr(model, "close", None)
         if close is not None:

@@ -1,0 +1,82 @@
+"""The seed's plain progress lines: what a log, a pipe or ``--plain`` shows on stderr.
+
+One line per event, in the order things happen, with no colour codes, so the output reads the
+same in a terminal, a pipe and a CI log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import IO
+
+from fanwise.events import CallRetrying, CallSettled, CallStarted, Event, PhaseStarted
+from fanwise.outcome import Fulfilled
+from fanwise.workflow import Stats, WorkflowResult
+
+
+def shorten(text: str, width: int = 80) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+class PlainConsole:
+    """An event observer that prints ``🔄 Asking`` / ``✅ Answered`` / ``❌ Failed`` lines."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.phase = "research"
+
+    def __call__(self, event: Event) -> None:
+        line = self.line(event)
+        if line is not None:
+            print(line, file=self.stream, flush=True)
+
+    @contextlib.asynccontextmanager
+    async def showing(self) -> AsyncIterator[None]:
+        """Nothing to set up or tear down: each line is printed as its event arrives."""
+        yield
+
+    def summary(self, result: WorkflowResult, cost: float | None = None) -> None:
+        print(summary_line(result.stats, cost), file=self.stream, flush=True)
+
+    def line(self, event: Event) -> str | None:
+        match event:
+            case PhaseStarted(phase=phase):
+                self.phase = phase
+                return "🧩 Synthesizing…" if phase == "synthesis" else None
+            case CallStarted() if self.phase == "synthesis":
+                return None
+            case CallSettled(label=label, outcome=Fulfilled() as outcome) if (
+                self.phase == "synthesis"
+            ):
+                return f"✅ Synthesized: {shorten(label)} ({outcome.latency:.1f} s)"
+            case CallStarted(attempt=1, label=label):
+                return f"🔄 Asking: {shorten(label)}"
+            case CallRetrying(label=label, attempt=attempt, error=error, wait=wait):
+                return (
+                    f"⏳ Retrying: {shorten(label)} in {wait:.1f} s "
+                    f"(attempt {attempt} failed: {error['kind']}: {shorten(error['message'], 120)})"
+                )
+            case CallSettled(label=label, outcome=Fulfilled() as outcome):
+                if outcome.cached:
+                    return f"♻️  Cached: {shorten(label)}"
+                tries = f", {len(outcome.attempts)} attempts" if len(outcome.attempts) > 1 else ""
+                return f"✅ Answered: {shorten(label)} ({outcome.latency:.1f} s{tries})"
+            case CallSettled(label=label, outcome=outcome):
+                assert not isinstance(outcome, Fulfilled)
+                return (
+                    f"❌ Failed: {shorten(label)}: {outcome.kind}: {shorten(outcome.message, 200)}"
+                )
+        return None
+
+
+def summary_line(stats: Stats, cost: float | None = None) -> str:
+    """Counts, wall time, the sum of the call times and the speedup against one-at-a-time."""
+    tokens = stats.usage.total_tokens
+    price = f" · ${cost:.4f}" if cost is not None else ""
+    return (
+        f"📊 {stats.fulfilled} fulfilled, {stats.rejected} rejected · research wall time "
+        f"{stats.wall_time:.1f} s · sum of call times {stats.sum_of_latencies:.1f} s · "
+        f"{stats.speedup:.1f}× faster than one after another · {tokens:,} tokens{price}"
+    )
