@@ -23,6 +23,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
@@ -30,6 +31,14 @@ import pytest
 from fanwise.simulator import Simulator, SimulatorConfig
 
 STARTUP_TIMEOUT = 20.0  # seconds a simulator subprocess may take to print its URL
+
+
+@pytest.fixture(autouse=True)
+def fanwise_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own ``$FANWISE_HOME``: no journal or price file lands in the user's."""
+    home = tmp_path_factory.mktemp("fanwise-home")
+    monkeypatch.setenv("FANWISE_HOME", str(home))
+    return home
 
 
 @pytest.fixture

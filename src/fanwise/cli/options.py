@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
+from fanwise.cli.journal_flags import journal_options
 from fanwise.models import OfflineModel, OfflineSettings, choose_provider
 from fanwise.models.base import Model
 from fanwise.plans import REASONING_EFFORTS
@@ -167,6 +168,7 @@ def common_options(command: F) -> F:
             show_default=True,
             help="Offline model: chance that an attempt fails (429, 500 or 400).",
         ),
+        *journal_options(),
     ]
     for option in reversed(options):
         command = option(command)
@@ -197,6 +199,10 @@ class RunOptions:
     seed: int
     offline_latency: tuple[float, float]
     offline_fail_rate: float
+    journal: str | None = None
+    cache: bool = False
+    max_cost: float | None = None
+    prices: str | None = None
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> RunOptions:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 from collections.abc import Mapping
@@ -11,7 +10,9 @@ from typing import Any
 
 import click
 
+from fanwise.cli.interrupt import run_interruptible
 from fanwise.cli.options import InputError, RunOptions, common_options
+from fanwise.cli.session import Session, workflow_session
 from fanwise.console import Display, choose_display
 from fanwise.engine import Engine
 from fanwise.events import fan_out
@@ -95,19 +96,27 @@ def _load(source: str | Path, variables: Mapping[str, str]) -> Any:
         raise InputError(str(exc)) from None
 
 
-def execute(plan: Plan, plan_model: Mapping[str, Any], options: RunOptions) -> int:
+def execute(
+    plan: Plan, plan_model: Mapping[str, Any], options: RunOptions, *, resume: int | None = None
+) -> int:
     """Run one workflow from resolved options; print the result; return the exit code."""
     model = options.build_model()
     settings = options.settings(plan_model)
-    display = None if options.quiet else choose_display(sys.stderr, plain=options.plain)
+    session = workflow_session(plan, plan_model, settings, options, resume=resume)
+    display = (
+        None
+        if options.quiet
+        else choose_display(sys.stderr, plain=options.plain, price=session.price)
+    )
     streamed = options.stream and not (options.as_json or options.out)
     stream = SynthesisStream(sys.stdout, sys.stderr) if streamed else None
     try:
-        result = asyncio.run(_run(plan, model, settings, options, display, stream))
+        result = run_interruptible(_run(plan, model, settings, options, display, stream, session))
     except KeyboardInterrupt:
-        click.echo("\nfanwise: interrupted: the calls in flight were cancelled", err=True)
+        click.echo(session.interrupted(), err=True)
         return EXIT_INTERRUPTED
-    document = to_json(result) if options.as_json else to_markdown(result)
+    session.finish_workflow(result)
+    document = to_json(result, **session.to_dict()) if options.as_json else to_markdown(result)
     if options.out:
         Path(options.out).write_text(document, encoding="utf-8")
     elif stream is None or not stream.delivered:
@@ -118,7 +127,7 @@ def execute(plan: Plan, plan_model: Mapping[str, Any], options: RunOptions) -> i
         except OSError as exc:
             raise InputError(f"--report {options.report}: cannot write: {exc.strerror}") from None
     if display is not None:
-        display.summary(result)
+        display.summary(result, session.cost)
     if result.reason:
         click.echo(f"fanwise: no {plan.title}: {result.reason}", err=True)
     return exit_code(result)
@@ -131,14 +140,18 @@ async def _run(
     options: RunOptions,
     display: Display | None = None,
     stream: SynthesisStream | None = None,
+    session: Session | None = None,
 ) -> WorkflowResult:
     engine = Engine(
         model,
         concurrency=options.concurrency,
         timeout=options.timeout,
         retry=RetryPolicy(retries=options.retries),
-        observer=fan_out(stream.observe if stream else None, display),
+        observer=fan_out(
+            stream.observe if stream else None, display, session.budget if session else None
+        ),
         seed=options.seed,
+        **(session.engine_options() if session else {}),
     )
     try:
         async with display.showing() if display else contextlib.nullcontext():

@@ -1,0 +1,45 @@
+"""The journal, cache and cost flags, shared by the workflow commands and ``fanwise batch``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+
+def journal_option() -> Callable[[Any], Any]:
+    return click.option(
+        "--journal",
+        type=click.Path(dir_okay=False),
+        metavar="PATH",
+        help="The journal database [default: $FANWISE_HOME/journal.db, in the user data dir].",
+    )
+
+
+def journal_options() -> list[Callable[[Any], Any]]:
+    """``--journal``, ``--cache``, ``--max-cost`` and ``--prices``."""
+    return [
+        journal_option(),
+        click.option(
+            "--cache",
+            is_flag=True,
+            help="Answer identical calls (same model, settings, prompt) from the journal: free.",
+        ),
+        max_cost_option(),
+        click.option(
+            "--prices",
+            type=click.Path(dir_okay=False),
+            metavar="FILE",
+            help="A price table laid over the built-in one [also read: $FANWISE_HOME/prices.toml].",
+        ),
+    ]
+
+
+def max_cost_option() -> Callable[[Any], Any]:
+    return click.option(
+        "--max-cost",
+        type=click.FloatRange(min=0),
+        metavar="USD",
+        help="Stop launching calls once the next one could take the cost past USD dollars.",
+    )

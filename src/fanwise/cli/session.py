@@ -1,0 +1,232 @@
+"""One command's run in the journal: open it, record into it, close it with a status.
+
+Wiring only: the journal, the store, the price table and the budget are library objects; this
+module picks them from the flags, writes the run's spec (what ``fanwise resume`` needs to run it
+again: never the API key) and turns their state into the lines a person reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fanwise.budget import Budget
+from fanwise.cli.options import InputError, RunOptions
+from fanwise.journal import Journal, JournalError, JournalStore
+from fanwise.models import choose_provider
+from fanwise.models.base import Completion, Request
+from fanwise.paths import fanwise_home, journal_path
+from fanwise.prices import Price, PriceError, PriceTable, format_usd, load_prices
+from fanwise.workflow import ModelSettings, Plan, WorkflowResult
+
+OUTPUT_OPTIONS = ("as_json", "out", "quiet", "plain", "stream", "report", "journal", "max_cost")
+"""Flags that say where and how to show a run, not what it asks: a resume may change them."""
+
+
+@dataclass
+class Session:
+    """A run being recorded: its journal, store, prices and (with ``--max-cost``) budget."""
+
+    journal: Journal
+    run_id: int
+    store: JournalStore
+    prices: PriceTable
+    budget: Budget | None
+    resume_command: str
+
+    @property
+    def cost(self) -> float:
+        """What this command's calls cost so far (cached and reused calls cost nothing)."""
+        return self.store.spent
+
+    def price(self, completion: Completion) -> float | None:
+        """The cost of one completion, for the live view."""
+        return self.prices.cost(completion.model, completion.usage)
+
+    def finish(
+        self,
+        status: str,
+        *,
+        reason: str | None = None,
+        summary: Mapping[str, Any] | None = None,
+        total: int | None = None,
+    ) -> None:
+        """Close the run with its status; tell the user if the budget stopped launches."""
+        note = self.budget_note()
+        if note is not None:
+            click.echo(note, err=True)
+            reason = f"{reason}; {note}" if reason else note
+        self.journal.finish_run(self.run_id, status, reason=reason, summary=summary, total=total)
+        self.journal.close()
+
+    def finish_workflow(self, result: WorkflowResult) -> None:
+        summary = {"stats": result.stats.to_dict(), "cost_usd": round(self.cost, 6)}
+        self.finish(result.status.value, reason=result.reason, summary=summary)
+
+    def engine_options(self) -> dict[str, Any]:
+        """The engine's store and admission check for this run."""
+        return {"store": self.store, "admit": self.budget.admit if self.budget else None}
+
+    def interrupted(self) -> str:
+        """Mark the run interrupted; the line that says how to finish it."""
+        self.journal.finish_run(self.run_id, "interrupted", reason="interrupted (Ctrl-C)")
+        self.journal.close()
+        return (
+            "\nfanwise: interrupted: the calls in flight were cancelled; every finished call is "
+            f"kept in the journal. Finish the run with: {self.resume_command}"
+        )
+
+    def budget_note(self) -> str | None:
+        budget = self.budget
+        if budget is None or not budget.refused:
+            return None
+        return (
+            f"fanwise: --max-cost {format_usd(budget.limit)}: stopped launching calls; "
+            f"{budget.refused} not sent, {format_usd(budget.spent)} spent. To send them, run "
+            f"{self.resume_command} --max-cost MORE"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the JSON output says about the run and its cost."""
+        cost: dict[str, Any] = {
+            "usd": round(self.store.spent, 6),
+            "unpriced_calls": self.store.unpriced,
+            "prices_taken": self.prices.taken,
+        }
+        if self.budget is not None:
+            cost["max_usd"] = self.budget.limit
+            cost["not_sent_for_budget"] = self.budget.refused
+        return {
+            "run": {
+                "id": self.run_id,
+                "journal": str(self.journal.path),
+                "resume": self.resume_command,
+            },
+            "cost": cost,
+        }
+
+
+def open_journal(explicit: str | None, environ: Mapping[str, str] = os.environ) -> Journal:
+    """The journal named by ``--journal`` or ``$FANWISE_HOME``; a clean error if unusable."""
+    try:
+        return Journal.open(
+            journal_path(explicit, environ), secrets=[environ.get("OPENAI_API_KEY")]
+        )
+    except JournalError as exc:
+        raise InputError(f"{exc} (choose another file with --journal PATH)") from None
+
+
+def endpoint(options: RunOptions, environ: Mapping[str, str] = os.environ) -> str:
+    """Who answers: the cache reuses only answers from the same endpoint."""
+    provider = choose_provider(options.provider, environ)
+    if provider == "offline":
+        return f"offline/seed={options.seed}"
+    return f"openai/{options.api}@{options.base_url or 'https://api.openai.com/v1'}"
+
+
+def options_spec(options: RunOptions, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """The options as stored: the provider resolved, so a resume asks the same endpoint."""
+    resolved = dataclasses.replace(options, provider=choose_provider(options.provider, environ))
+    return dataclasses.asdict(resolved)
+
+
+def load_price_table(options: RunOptions, environ: Mapping[str, str] = os.environ) -> PriceTable:
+    user = [fanwise_home(environ) / "prices.toml"]
+    if options.prices:
+        if not Path(options.prices).is_file():
+            raise InputError(f"--prices {options.prices}: no such file")
+        user.append(Path(options.prices))
+    try:
+        return load_prices(*user)
+    except PriceError as exc:
+        raise InputError(str(exc)) from None
+
+
+def open_session(
+    options: RunOptions,
+    *,
+    kind: str,
+    topic: str,
+    spec: Mapping[str, Any],
+    total: int | None = None,
+    resume: int | None = None,
+    model: str | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> Session:
+    """Start a run in the journal (or reopen run ``resume``) and build what records it.
+
+    ``model``, when every call uses one, is checked up front against the price table so that
+    ``--max-cost`` can refuse to start rather than refuse every call.
+    """
+    prices = load_price_table(options, environ)
+    where = endpoint(options, environ)
+    offline = where.startswith("offline/")
+    budget = None
+    if options.max_cost is not None:
+
+        def price_of(request: Request) -> Price | None:
+            return prices.price("offline" if offline else request.model)
+
+        budget = Budget(options.max_cost, prices, price_of=price_of)
+        if model is not None and price_of(Request("", model)) is None:
+            raise InputError(
+                f"--max-cost: model {model!r} has no price, so the budget cannot bound it; add it "
+                f"to {fanwise_home(environ) / 'prices.toml'} or pass --prices FILE"
+            )
+    journal = open_journal(options.journal, environ)
+    if resume is None:
+        run_id = journal.start_run(kind, topic, spec, endpoint=where, total=total)
+    else:
+        run_id = resume
+        journal.reopen_run(run_id)
+    store = JournalStore(
+        journal,
+        run_id,
+        prices=prices,
+        endpoint=where,
+        resume=resume is not None,
+        cache=options.cache,
+    )
+    command = f"fanwise resume {run_id}"
+    if options.journal:
+        command += f" --journal {shlex.quote(options.journal)}"
+    return Session(journal, run_id, store, prices, budget, command)
+
+
+def workflow_spec(
+    plan: Plan, plan_model: Mapping[str, Any], options: RunOptions, environ: Mapping[str, str]
+) -> dict[str, Any]:
+    """Everything ``fanwise resume`` needs to run this workflow again without its flags."""
+    return {
+        "plan": dataclasses.asdict(plan),
+        "plan_model": dict(plan_model),
+        "options": options_spec(options, environ),
+    }
+
+
+def workflow_session(
+    plan: Plan,
+    plan_model: Mapping[str, Any],
+    settings: ModelSettings,
+    options: RunOptions,
+    *,
+    resume: int | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> Session:
+    return open_session(
+        options,
+        kind="workflow",
+        topic=plan.topic,
+        spec=workflow_spec(plan, plan_model, options, environ),
+        total=len(plan.questions) + 1,
+        resume=resume,
+        model=settings.model,
+        environ=environ,
+    )
