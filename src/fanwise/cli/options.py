@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 import click
 
 from fanwise.cli.journal_flags import journal_options
+from fanwise.cli.limit_flags import limit_options, make_limiter
+from fanwise.limits import Limiter
 from fanwise.models import OfflineModel, OfflineSettings, choose_provider
 from fanwise.models.base import Model
 from fanwise.plans import REASONING_EFFORTS
@@ -169,6 +171,7 @@ def common_options(command: F) -> F:
             help="Offline model: chance that an attempt fails (429, 500 or 400).",
         ),
         *journal_options(),
+        *limit_options(),
     ]
     for option in reversed(options):
         command = option(command)
@@ -203,6 +206,10 @@ class RunOptions:
     cache: bool = False
     max_cost: float | None = None
     prices: str | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    retry_budget: int | None = None
+    adapt: bool = True
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> RunOptions:
@@ -219,6 +226,11 @@ class RunOptions:
             max_output_tokens=plan_model.get("max_output_tokens"),
             temperature=plan_model.get("temperature"),
         )
+
+    def build_limiter(self, environ: Mapping[str, str] = os.environ) -> Limiter:
+        """--rpm/--tpm buckets; for OpenAI also the adaptive limits, unless --no-adapt."""
+        provider = choose_provider(self.provider, environ)
+        return make_limiter(rpm=self.rpm, tpm=self.tpm, adapt=self.adapt, provider=provider)
 
     def build_model(self, environ: Mapping[str, str] = os.environ) -> Model:
         provider = choose_provider(self.provider, environ)

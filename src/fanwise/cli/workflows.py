@@ -20,7 +20,7 @@ from fanwise.models.base import Model
 from fanwise.outcome import ErrorKind, Rejected
 from fanwise.plans import PlanError, load_plan
 from fanwise.report import to_json, to_markdown, write_report
-from fanwise.retry import RetryPolicy
+from fanwise.retry import RetryBudget, RetryPolicy
 from fanwise.stream import SynthesisStream
 from fanwise.workflow import ModelSettings, Plan, Status, WorkflowResult, run_workflow
 
@@ -100,6 +100,8 @@ def execute(
     plan: Plan, plan_model: Mapping[str, Any], options: RunOptions, *, resume: int | None = None
 ) -> int:
     """Run one workflow from resolved options; print the result; return the exit code."""
+    if options.report and not Path(options.report).parent.is_dir():
+        raise InputError(f"--report {options.report}: its directory does not exist")
     model = options.build_model()
     settings = options.settings(plan_model)
     session = workflow_session(plan, plan_model, settings, options, resume=resume)
@@ -123,7 +125,7 @@ def execute(
         click.echo(document, nl=False)
     if options.report:
         try:
-            write_report(options.report, result)
+            write_report(options.report, result, run_id=str(session.run_id), cost=session.cost)
         except OSError as exc:
             raise InputError(f"--report {options.report}: cannot write: {exc.strerror}") from None
     if display is not None:
@@ -147,6 +149,8 @@ async def _run(
         concurrency=options.concurrency,
         timeout=options.timeout,
         retry=RetryPolicy(retries=options.retries),
+        retry_budget=RetryBudget(options.retry_budget),
+        limiter=options.build_limiter(),
         observer=fan_out(
             stream.observe if stream else None, display, session.budget if session else None
         ),
