@@ -165,7 +165,10 @@ def _from_response(response: object, headers: Mapping[str, str]) -> Completion:
     if response.status == "failed":
         detail = response.error.message if response.error else "no detail"
         raise ServerError(f"the response failed: {redact(detail)}")
-    text = response.output_text
+    try:
+        text = response.output_text
+    except TypeError:  # a 2xx body without its ``output`` list: the SDK cannot read it
+        text = ""
     if not text:
         raise InvalidResponse(f"the response has no output text (status {response.status})")
     return Completion(
