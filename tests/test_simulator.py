@@ -218,14 +218,21 @@ async def test_hang_times_out_and_frees_the_server(simulator: Simulator) -> None
 
 
 async def test_garbage_is_a_200_that_is_not_json(client: AsyncOpenAI) -> None:
-    """A garbage answer is a 200 whose body does not parse, streaming or not."""
+    """A garbage answer is a 200 whose body does not parse, in both APIs, streaming or not."""
+    messages: Any = [{"role": "user", "content": "x"}]
     with pytest.raises(json.JSONDecodeError):
         await ask(client, **fault("garbage"))
-    stream = await client.responses.create(
-        model="gpt-5", input="x", stream=True, **fault("garbage")
-    )
     with pytest.raises(json.JSONDecodeError):
-        _ = [event async for event in stream]
+        await client.chat.completions.create(model="gpt-5", messages=messages, **fault("garbage"))
+    streams = [
+        await client.responses.create(model="gpt-5", input="x", stream=True, **fault("garbage")),
+        await client.chat.completions.create(
+            model="gpt-5", messages=messages, stream=True, **fault("garbage")
+        ),
+    ]
+    for stream in streams:
+        with pytest.raises(json.JSONDecodeError):
+            _ = [event async for event in stream]
 
 
 async def test_empty_is_a_200_without_the_promised_content(client: AsyncOpenAI) -> None:

@@ -65,9 +65,14 @@ def _error(req: ApiRequest, status: int, retry_after: float) -> bodies.Json:
 
 def _garbage(req: ApiRequest, rid: str) -> bytes:
     """Cut-off JSON: what a proxy that died mid-body delivers."""
+    if req.api == "chat":
+        cut = b'{"id":"chatcmpl-%s","object":"chat.completion","choices":[{"index":0,"mess'
+    else:
+        cut = b'{"id":"resp_%s","object":"response","output":[{"type":"message","cont'
     if req.stream:
-        return b'event: response.created\ndata: {"type":"response.created","respo\n\n'
-    return b'{"id":"resp_%s","object":"response","output":[{"type":"mess' % rid.encode()
+        named = b"event: response.created\n" if req.api == "responses" else b""
+        return named + b"data: " + cut % rid.encode() + b"\n\n"
+    return cut % rid.encode()
 
 
 def _empty(req: ApiRequest, rid: str) -> bytes:
