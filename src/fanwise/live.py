@@ -176,6 +176,7 @@ class LiveConsole:
         self.lines = PlainConsole(console.file)
         self.live: Live | None = None
         self.next_frame = 0.0
+        self.frames = 0  # frames drawn so far: the refresh rate's bound is checkable
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, PhaseStarted):
@@ -209,6 +210,7 @@ class LiveConsole:
             return
         now = self.now()
         self.next_frame = now + self.interval
+        self.frames += 1
         self.live.update(render(self.progress, now, self.console.width), refresh=True)
 
     def _start(self) -> None:

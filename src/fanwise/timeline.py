@@ -62,7 +62,8 @@ class TimelineRow:
             return "cached"
         status = "ok" if isinstance(outcome, Fulfilled) else str(outcome.kind)
         tries = f", {self.tries} tries" if self.tries > 1 else ""
-        return f"{status} {outcome.latency:.1f} s{tries}"
+        took = f"{outcome.latency:.2f}" if outcome.latency < 1 else f"{outcome.latency:.1f}"
+        return f"{status} {took} s{tries}"
 
     def segments(self) -> list[Segment]:
         """The attempts in order, with the wait before each retry as its own segment."""
