@@ -38,8 +38,8 @@ class FakeClock:
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
+        await asyncio.sleep(0)  # let the tasks that are ready run first, at the old time
         self.now += seconds
-        await asyncio.sleep(0)
 
 
 def quota_headers(
@@ -357,3 +357,14 @@ def test_build_limiter_assembles_only_what_was_asked_for() -> None:
     assert isinstance(limiter, Limits)
     kinds = [type(limit).__name__ for limit in limiter.limits]
     assert kinds == ["Bucket", "Bucket", "ServerPacing", "AdaptiveConcurrency"]
+
+
+async def test_each_attempt_records_how_long_the_limiter_held_it() -> None:
+    """At 60 requests a minute, three calls launched together are queued 0, 1 and 2 seconds."""
+    clock = FakeClock()
+    limiter = Limits(Bucket.rpm(60), clock=clock, sleep=clock.sleep)
+    engine = Engine(ScriptedModel(), concurrency=3, limiter=limiter, clock=clock)
+    outcomes = await engine.run(Call(Request(f"q{i}")) for i in range(3))
+    queued = sorted(a.queued for o in outcomes for a in o.attempts)
+    assert queued == pytest.approx([0.0, 1.0, 2.0])
+    assert all(a.duration >= a.queued for o in outcomes for a in o.attempts)

@@ -69,6 +69,7 @@ class _Progress:
     attempts: list[Attempt] = field(default_factory=list)
     first_start: float | None = None
     current: tuple[int, float, float] | None = None  # attempt number, start, wait before it
+    queued: float = 0.0  # of the current attempt: seconds until the limiter let it go
     cached: Fulfilled[Completion] | None = None
 
 
@@ -200,13 +201,21 @@ class Engine:
             if state.first_start is None:
                 state.first_start = started
             state.current = (attempt, started, waited)
+            state.queued = 0.0
             self.emit(CallStarted(index, call.key, call.label, attempt, started))
             try:
-                completion = await self._attempt(call.request, on_delta)
+                completion = await self._attempt(call.request, on_delta, state)
             except Exception as exc:
                 error = exc
                 state.attempts.append(
-                    Attempt(attempt, started, self.now() - started, error_to_dict(error), waited)
+                    Attempt(
+                        attempt,
+                        started,
+                        self.now() - started,
+                        error_to_dict(error),
+                        waited,
+                        state.queued,
+                    )
                 )
                 state.current = None
                 wait = self.retry.delay(attempt, error, self.rng)
@@ -220,13 +229,18 @@ class Engine:
                 await self.sleep(wait)
                 waited = wait
                 continue
-            state.attempts.append(Attempt(attempt, started, self.now() - started, None, waited))
+            duration = self.now() - started
+            state.attempts.append(Attempt(attempt, started, duration, None, waited, state.queued))
             state.current = None
             return completion
 
-    async def _attempt(self, request: Request, on_delta: DeltaSink | None) -> Completion:
+    async def _attempt(
+        self, request: Request, on_delta: DeltaSink | None, state: _Progress
+    ) -> Completion:
         estimate = estimate_tokens(request.prompt) + (request.max_output_tokens or 0)
+        asked = self.now()
         async with self.limiter.permit(estimate) as permit:
+            state.queued = self.now() - asked
             scope = asyncio.timeout(self.timeout)
             try:
                 async with scope:

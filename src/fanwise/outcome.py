@@ -184,13 +184,18 @@ def error_from_dict(data: Mapping[str, Any]) -> CallError:
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """One try of a call. Times are seconds on the run's clock; ``waited`` preceded the try."""
+    """One try of a call. Times are seconds on the run's clock; ``waited`` preceded the try.
+
+    ``queued`` is the part of ``duration`` spent waiting for the limiter (rate-limit pacing)
+    before the request was sent.
+    """
 
     number: int
     started: float
     duration: float
     error: dict[str, Any] | None = None
     waited: float = 0.0
+    queued: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -207,6 +212,7 @@ class Attempt:
             duration=float(data["duration"]),
             error=data.get("error"),
             waited=float(data.get("waited", 0.0)),
+            queued=float(data.get("queued", 0.0)),
         )
 
 
