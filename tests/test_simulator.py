@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -25,7 +26,7 @@ from fanwise.simulator import (
 from fanwise.simulator.command import simulate
 from fanwise.simulator.core import SimulatorCore
 from fanwise.simulator.ratelimit import format_duration
-from tests.conftest import StartSimulator
+from tests.conftest import SimulatorProcess, StartSimulator
 
 LIMIT_HEADERS = [
     f"x-ratelimit-{part}-{unit}"
@@ -494,3 +495,16 @@ async def test_simulator_process_serves_the_sdk(simulator_process: str) -> None:
     async with AsyncOpenAI(api_key="test", base_url=simulator_process, max_retries=0) as client:
         response = await ask(client, "from a process")
     assert response.output_text.startswith("simulated answer to: from a process")
+
+
+async def test_process_loads_a_script_file(
+    spawn_simulator: Callable[..., SimulatorProcess], tmp_path: Path
+) -> None:
+    """`--script FILE` scripts a subprocess simulator from its first request."""
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps([{"match": "", "faults": ["500", "ok"]}]))
+    server = spawn_simulator("--script", str(script), "--seed", "3")
+    async with AsyncOpenAI(api_key="test", base_url=server.base_url, max_retries=0) as client:
+        with pytest.raises(openai.InternalServerError):
+            await ask(client)
+        await ask(client)
