@@ -53,6 +53,14 @@ def fault(kind: str, **more: str) -> dict[str, Any]:
     return {"extra_headers": {"x-fanwise-fault": kind, **more}}
 
 
+async def until_idle(sim: Simulator) -> None:
+    """Wait (briefly) until the server has finished every request it holds."""
+    for _ in range(100):
+        if sim.stats().in_flight == 0:
+            return
+        await asyncio.sleep(0.01)
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0
@@ -198,11 +206,13 @@ async def test_429_carries_retry_after_headers(client: AsyncOpenAI) -> None:
     assert caught.value.type == "requests"
 
 
-async def test_drop_is_a_connection_error(client: AsyncOpenAI) -> None:
-    """A dropped connection reaches the SDK as APIConnectionError."""
+async def test_drop_is_a_connection_error(simulator: Simulator, client: AsyncOpenAI) -> None:
+    """A dropped connection reaches the SDK as APIConnectionError, and the server lets go of it."""
     with pytest.raises(openai.APIConnectionError) as caught:
         await ask(client, **fault("drop"))
     assert not isinstance(caught.value, openai.APITimeoutError)
+    await until_idle(simulator)
+    assert simulator.stats().in_flight == 0
 
 
 async def test_hang_times_out_and_frees_the_server(simulator: Simulator) -> None:
@@ -210,10 +220,7 @@ async def test_hang_times_out_and_frees_the_server(simulator: Simulator) -> None
     async with sdk(simulator, timeout=0.2) as client:
         with pytest.raises(openai.APITimeoutError):
             await ask(client, **fault("hang"))
-    for _ in range(100):
-        if simulator.stats().in_flight == 0:
-            break
-        await asyncio.sleep(0.01)
+    await until_idle(simulator)
     assert simulator.stats().in_flight == 0
     assert simulator.stats().by_fault == {"hang": 1}
 
@@ -508,3 +515,11 @@ async def test_process_loads_a_script_file(
         with pytest.raises(openai.InternalServerError):
             await ask(client)
         await ask(client)
+
+
+def test_public_names_are_sorted_and_importable() -> None:
+    """fanwise.simulator re-exports one sorted __all__, and every name in it exists."""
+    import fanwise.simulator as package
+
+    assert package.__all__ == sorted(package.__all__)
+    assert all(hasattr(package, name) for name in package.__all__)

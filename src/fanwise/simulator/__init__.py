@@ -5,14 +5,10 @@ Use it in-process (``async with Simulator(SimulatorConfig(...)) as sim``) or as 
 """
 
 from fanwise.simulator.config import ConfigError, Latency, ScriptRule, SimulatorConfig, parse_fault
-from fanwise.simulator.core import FAULT_HEADER, LATENCY_HEADER, RETRY_AFTER_HEADER
 from fanwise.simulator.server import Simulator
 from fanwise.simulator.stats import SimulatorStats
 
 __all__ = [
-    "FAULT_HEADER",
-    "LATENCY_HEADER",
-    "RETRY_AFTER_HEADER",
     "ConfigError",
     "Latency",
     "ScriptRule",
