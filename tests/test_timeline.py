@@ -48,7 +48,8 @@ EXPECTED = """\
   2 transport?                 |#########                   | ok 0.90 s
   3 culture?                   |xx--xxx----xxx              | rate_limited 1.5 s, 3 tries
   S guide for Kyoto            |                  ##########| ok 1.0 s
-legend: # attempt   x failed attempt   - waiting to retry   c from the journal (cached)
+legend: # attempt   x failed attempt   - waiting to retry   . held by the rate limiter   \
+c from the journal (cached)
 """
 
 
@@ -62,6 +63,18 @@ def test_segments_put_the_wait_between_two_attempts() -> None:
     kinds = [(s.kind, s.start, s.end) for s in ROWS[0].segments()]
     assert kinds == [("failed", 0.0, 0.4), ("wait", 0.4, 0.9), ("ok", 0.9, 2.1)]
     assert ROWS[0].segments()[0].note == "attempt 1: rate_limited: 429"
+
+
+def test_time_held_by_the_rate_limiter_is_its_own_segment() -> None:
+    """An attempt's queued seconds come before its request, drawn as '.' and not as the call."""
+    row = TimelineRow(
+        0, "q", Fulfilled(Completion("x"), 1.0, 0.0, (Attempt(1, 0.0, 1.0, None, 0.0, 0.4),))
+    )
+    assert [(s.kind, s.start, s.end) for s in row.segments()] == [
+        ("queued", 0.0, 0.4),
+        ("ok", 0.4, 1.0),
+    ]
+    assert "|....######| ok 1.0 s" in ascii_timeline([row], width=10 + 14)
 
 
 def test_a_cached_call_is_a_point_and_says_so() -> None:

@@ -16,11 +16,15 @@ from typing import Any
 from markdown_it import MarkdownIt
 
 from fanwise.charts import gantt, histogram, throughput
-from fanwise.outcome import Fulfilled
-from fanwise.timeline import LEGEND, TimelineRow, rows_of
+from fanwise.models.base import Completion
+from fanwise.outcome import Fulfilled, Rejected
+from fanwise.prices import format_usd
+from fanwise.timeline import LEGEND, TimelineRow, rows_of, span
 from fanwise.workflow import WorkflowResult
 
 BIG_RUN = 60
+MAX_ANSWERS = 1000
+"""A batch report lists this many answers; the rest stay in the journal, so the page stays light."""
 """Above this many calls the report draws a latency histogram and throughput, not one bar each."""
 
 CSP = (
@@ -50,29 +54,6 @@ def to_html(
     created: str | None = None,
 ) -> str:
     """The whole report for a workflow run, as one HTML document."""
-    rows = rows_of(result)
-    title = f"{result.plan.topic}: {result.plan.title}"
-    meta = [
-        f"status <b>{escape(result.status.value)}</b>",
-        f"model {escape(result.settings.model)}",
-    ]
-    if run_id:
-        meta.append(f"run {escape(run_id)}")
-    if created:
-        meta.append(escape(created))
-    body = [
-        f"<header><h1>{escape(title)}</h1><p class='meta'>{' · '.join(meta)}</p></header>",
-        _stats(result, cost),
-        _timeline(rows),
-        _synthesis(result),
-        _answers(result),
-        "<footer>made by fanwise · this page loads nothing and runs no script</footer>",
-    ]
-    css = resources.files("fanwise").joinpath("report.css").read_text(encoding="utf-8")
-    return PAGE.format(csp=CSP, title=escape(title), css=css, body="\n".join(body))
-
-
-def _stats(result: WorkflowResult, cost: float | None) -> str:
     stats = result.stats
     cards = [
         ("fulfilled", f"{stats.fulfilled}"),
@@ -82,11 +63,87 @@ def _stats(result: WorkflowResult, cost: float | None) -> str:
         ("speedup", f"{stats.speedup:.1f}×"),
         ("synthesis", f"{stats.synthesis_time:.2f} s" if result.synthesis else "none"),
         ("tokens", f"{stats.usage.total_tokens:,}"),
-        ("cost", f"${cost:.4f}" if cost is not None else "unknown"),
+        ("cost", format_usd(cost) if cost is not None else "unknown"),
     ]
+    meta = _meta(result.status.value, result.settings.model, run_id, created)
+    return _page(
+        f"{result.plan.topic}: {result.plan.title}",
+        meta,
+        _stats(cards, result.reason),
+        _timeline(rows_of(result)),
+        _synthesis(result),
+        _answers([(a.question, a.outcome) for a in result.answers]),
+    )
+
+
+def calls_to_html(
+    title: str,
+    rows: Sequence[TimelineRow],
+    *,
+    status: str,
+    reason: str | None = None,
+    run_id: str | None = None,
+    cost: float | None = None,
+    created: str | None = None,
+) -> str:
+    """The report for a run of calls with no synthesis (a batch): stats, timeline, answers."""
+    done = [r.outcome for r in rows if isinstance(r.outcome, Fulfilled)]
+    first, last = span(rows)
+    wall = last - first
+    busy = sum(r.outcome.latency for r in rows)
+    tokens = sum(
+        o.value.usage.total_tokens for o in done if not o.cached and isinstance(o.value, Completion)
+    )
+    cards = [
+        ("fulfilled", f"{len(done)}"),
+        ("rejected", f"{len(rows) - len(done)}"),
+        ("wall time", f"{wall:.2f} s"),
+        ("sum of call times", f"{busy:.2f} s"),
+        ("speedup", f"{busy / wall:.1f}×" if wall > 0 else "–"),
+        ("tokens", f"{tokens:,}"),
+        ("cost", format_usd(cost) if cost is not None else "unknown"),
+    ]
+    shown = list(rows[:MAX_ANSWERS])
+    answers = _answers([(r.label, r.outcome) for r in shown])
+    if len(rows) > len(shown):
+        more = (
+            f"{len(rows) - len(shown):,} more answers are in the journal (fanwise show RUN --json)"
+        )
+        answers += f"<p class='hint'>{more}</p>"
+    return _page(
+        title,
+        _meta(status, None, run_id, created),
+        _stats(cards, reason),
+        _timeline(rows),
+        answers,
+    )
+
+
+def _meta(status: str, model: str | None, run_id: str | None, created: str | None) -> str:
+    parts = [f"status <b>{escape(status)}</b>"]
+    if model:
+        parts.append(f"model {escape(model)}")
+    if run_id:
+        parts.append(f"run {escape(run_id)}")
+    if created:
+        parts.append(escape(created))
+    return " · ".join(parts)
+
+
+def _page(title: str, meta: str, *sections: str) -> str:
+    body = [
+        f"<header><h1>{escape(title)}</h1><p class='meta'>{meta}</p></header>",
+        *sections,
+        "<footer>made by fanwise · this page loads nothing and runs no script</footer>",
+    ]
+    css = resources.files("fanwise").joinpath("report.css").read_text(encoding="utf-8")
+    return PAGE.format(csp=CSP, title=escape(title), css=css, body="\n".join(body))
+
+
+def _stats(cards: Sequence[tuple[str, str]], reason: str | None) -> str:
     items = "".join(f"<div><dt>{name}</dt><dd>{escape(value)}</dd></div>" for name, value in cards)
-    reason = f"<p class='reason'>{escape(result.reason)}</p>" if result.reason else ""
-    return f"<section id='stats'><h2>Stats</h2><dl class='cards'>{items}</dl>{reason}</section>"
+    why = f"<p class='reason'>{escape(reason)}</p>" if reason else ""
+    return f"<section id='stats'><h2>Stats</h2><dl class='cards'>{items}</dl>{why}</section>"
 
 
 def _timeline(rows: Sequence[TimelineRow]) -> str:
@@ -98,6 +155,7 @@ def _timeline(rows: Sequence[TimelineRow]) -> str:
                 ("ok", "attempt"),
                 ("failed", "failed attempt"),
                 ("wait", "waiting to retry"),
+                ("queued", "held by the rate limiter"),
                 ("synthesis", "synthesis"),
             )
         )
@@ -131,34 +189,37 @@ def _synthesis(result: WorkflowResult) -> str:
     )
 
 
-def _answers(result: WorkflowResult) -> str:
-    items = []
-    open_ = " open" if len(result.answers) <= 5 else ""
-    for number, answer in enumerate(result.answers, 1):
-        outcome = answer.outcome
+def _answers(items: Sequence[tuple[str, Fulfilled[Any] | Rejected]]) -> str:
+    rendered = []
+    open_ = " open" if len(items) <= 5 else ""
+    for number, (question, outcome) in enumerate(items, 1):
         if isinstance(outcome, Fulfilled):
             status = "cached" if outcome.cached else "fulfilled"
-            content = markdown(outcome.value.text)
+            text = (
+                outcome.value.text if isinstance(outcome.value, Completion) else str(outcome.value)
+            )
+            content = markdown(text)
         else:
             status = "rejected"
             content = f"<p class='error'>{escape(str(outcome.kind))}: {escape(outcome.message)}</p>"
         attempts = "".join(
             f"<tr><td>{a.number}</td><td>{a.started:.2f} s</td><td>{a.duration:.2f} s</td>"
-            f"<td>{a.waited:.2f} s</td><td>{escape(_error(a.error))}</td></tr>"
+            f"<td>{a.waited:.2f} s</td><td>{a.queued:.2f} s</td><td>{escape(_error(a.error))}</td>"
+            "</tr>"
             for a in outcome.attempts
         )
         table = (
             "<table class='attempts'><tr><th>attempt</th><th>started</th><th>took</th>"
-            f"<th>waited before</th><th>error</th></tr>{attempts}</table>"
+            f"<th>waited before</th><th>rate limiter</th><th>error</th></tr>{attempts}</table>"
             if attempts
             else ""
         )
-        items.append(
+        rendered.append(
             f"<details class='answer {status}'{open_}><summary><span class='n'>{number}</span> "
-            f"{escape(answer.question)} <span class='badge {status}'>{status} · "
+            f"{escape(question)} <span class='badge {status}'>{status} · "
             f"{outcome.latency:.2f} s</span></summary>{content}{table}</details>"
         )
-    return f"<section id='answers'><h2>Answers</h2>{''.join(items)}</section>"
+    return f"<section id='answers'><h2>Answers</h2>{''.join(rendered)}</section>"
 
 
 def _error(error: dict[str, Any] | None) -> str:

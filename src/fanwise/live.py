@@ -22,6 +22,7 @@ from rich.text import Text
 from fanwise.events import Event, PhaseFinished, PhaseStarted
 from fanwise.outcome import Rejected
 from fanwise.plain import PlainConsole, shorten
+from fanwise.prices import format_usd
 from fanwise.progress import CallRow, Price, Progress
 from fanwise.workflow import WorkflowResult
 
@@ -106,7 +107,7 @@ def _bar(progress: Progress, now: float, width: int) -> Table:
     facts.append(f"ETA {seconds(eta)}" if eta is not None else "ETA –")
     facts.append(f"{progress.tokens:,} tokens")
     if progress.cost is not None:
-        facts.append(f"${progress.cost:.4f}")
+        facts.append(format_usd(progress.cost))
     grid = Table.grid(padding=(0, 1))
     grid.add_column(no_wrap=True)
     grid.add_column()
@@ -150,7 +151,7 @@ def summary_table(result: WorkflowResult, cost: float | None = None) -> Table:
         f"{usage.total_tokens:,} ({usage.input_tokens:,} in, {usage.output_tokens:,} out)",
     )
     table.add_row(
-        "cost", f"${cost:.4f}" if cost is not None else "unknown (no price for this model)"
+        "cost", format_usd(cost) if cost is not None else "unknown (no price for this model)"
     )
     return table
 

@@ -12,6 +12,7 @@ from typing import IO
 
 from fanwise.events import CallRetrying, CallSettled, CallStarted, Event, PhaseStarted
 from fanwise.outcome import Fulfilled
+from fanwise.prices import format_usd
 from fanwise.workflow import Stats, WorkflowResult
 
 
@@ -74,7 +75,7 @@ class PlainConsole:
 def summary_line(stats: Stats, cost: float | None = None) -> str:
     """Counts, wall time, the sum of the call times and the speedup against one-at-a-time."""
     tokens = stats.usage.total_tokens
-    price = f" · ${cost:.4f}" if cost is not None else ""
+    price = f" · {format_usd(cost)}" if cost is not None else ""
     return (
         f"📊 {stats.fulfilled} fulfilled, {stats.rejected} rejected · research wall time "
         f"{stats.wall_time:.1f} s · sum of call times {stats.sum_of_latencies:.1f} s · "

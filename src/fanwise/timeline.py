@@ -21,9 +21,18 @@ from fanwise.outcome import Fulfilled, Rejected
 from fanwise.plain import shorten
 from fanwise.workflow import WorkflowResult
 
-SegmentKind = Literal["ok", "failed", "wait", "cached"]
-GLYPHS: dict[SegmentKind, str] = {"wait": "-", "ok": "#", "cached": "c", "failed": "x"}
-LEGEND = "# attempt   x failed attempt   - waiting to retry   c from the journal (cached)"
+SegmentKind = Literal["ok", "failed", "wait", "queued", "cached"]
+GLYPHS: dict[SegmentKind, str] = {
+    "wait": "-",
+    "queued": ".",
+    "ok": "#",
+    "cached": "c",
+    "failed": "x",
+}
+LEGEND = (
+    "# attempt   x failed attempt   - waiting to retry   . held by the rate limiter   "
+    "c from the journal (cached)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +88,15 @@ class TimelineRow:
             if previous_end is not None and attempt.started > previous_end:
                 segments.append(Segment("wait", previous_end, attempt.started))
             end = attempt.started + attempt.duration
+            sent = attempt.started + min(attempt.queued, attempt.duration)
+            name = f"attempt {attempt.number}"
+            if sent > attempt.started:
+                segments.append(Segment("queued", attempt.started, sent, f"{name}: rate limiter"))
             if attempt.error is None:
-                segments.append(Segment("ok", attempt.started, end, f"attempt {attempt.number}"))
+                segments.append(Segment("ok", sent, end, name))
             else:
                 why = f"{attempt.error.get('kind', 'error')}: {attempt.error.get('message', '')}"
-                segments.append(
-                    Segment("failed", attempt.started, end, f"attempt {attempt.number}: {why}")
-                )
+                segments.append(Segment("failed", sent, end, f"{name}: {why}"))
             previous_end = end
         return segments
 
