@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from fanwise import __version__
+from fanwise.cli.journal_cmds import COMMANDS as JOURNAL_COMMANDS
 from fanwise.cli.simulate import simulate
 from fanwise.cli.workflows import research, run, travel
 
@@ -19,7 +20,7 @@ def cli() -> None:
     """
 
 
-for command in (travel, research, run, simulate):
+for command in (travel, research, run, simulate, *JOURNAL_COMMANDS):
     cli.add_command(command)
 
 

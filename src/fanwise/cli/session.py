@@ -26,8 +26,11 @@ from fanwise.paths import fanwise_home, journal_path
 from fanwise.prices import Price, PriceError, PriceTable, format_usd, load_prices
 from fanwise.workflow import ModelSettings, Plan, WorkflowResult
 
-OUTPUT_OPTIONS = ("as_json", "out", "quiet", "plain", "stream", "report", "journal", "max_cost")
-"""Flags that say where and how to show a run, not what it asks: a resume may change them."""
+RESUME_OVERRIDES = (
+    *("as_json", "out", "quiet", "plain", "stream", "report", "journal", "max_cost"),
+    *("concurrency", "retries"),
+)
+"""Flags that change how a run is shown, paid for or paced, not what it asks: a resume may."""
 
 
 @dataclass
@@ -201,12 +204,17 @@ def open_session(
 
 
 def workflow_spec(
-    plan: Plan, plan_model: Mapping[str, Any], options: RunOptions, environ: Mapping[str, str]
+    plan: Plan,
+    plan_model: Mapping[str, Any],
+    settings: ModelSettings,
+    options: RunOptions,
+    environ: Mapping[str, str],
 ) -> dict[str, Any]:
     """Everything ``fanwise resume`` needs to run this workflow again without its flags."""
     return {
         "plan": dataclasses.asdict(plan),
         "plan_model": dict(plan_model),
+        "settings": dataclasses.asdict(settings),
         "options": options_spec(options, environ),
     }
 
@@ -224,7 +232,7 @@ def workflow_session(
         options,
         kind="workflow",
         topic=plan.topic,
-        spec=workflow_spec(plan, plan_model, options, environ),
+        spec=workflow_spec(plan, plan_model, settings, options, environ),
         total=len(plan.questions) + 1,
         resume=resume,
         model=settings.model,

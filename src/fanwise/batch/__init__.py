@@ -1,0 +1,14 @@
+"""Batch files: one request per JSONL line, results written as they settle, resumable."""
+
+from fanwise.batch.lines import BatchLine, LineError, parse_line
+from fanwise.batch.runner import BatchSummary, bad_line_record, output_record, run_batch
+
+__all__ = [
+    "BatchLine",
+    "BatchSummary",
+    "LineError",
+    "bad_line_record",
+    "output_record",
+    "parse_line",
+    "run_batch",
+]

@@ -1,0 +1,176 @@
+"""``fanwise batch INPUT.jsonl -o OUTPUT.jsonl``: the big fan-out, recorded and resumable."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from fanwise.batch import BatchSummary, LineError, run_batch
+from fanwise.cli.interrupt import EXIT_INTERRUPTED, run_interruptible
+from fanwise.cli.options import InputError, RunOptions, common_options
+from fanwise.cli.session import Session, open_session, options_spec
+from fanwise.console import Display, choose_display
+from fanwise.engine import Call, CallOutcome, Engine
+from fanwise.events import fan_out
+from fanwise.journal import call_cost
+from fanwise.models.base import Model
+from fanwise.prices import format_usd
+from fanwise.retry import RetryPolicy
+from fanwise.workflow import ModelSettings
+
+EXIT_OK, EXIT_NO_RESULT, EXIT_PARTIAL = 0, 1, 4
+
+
+@click.command()
+@click.argument("input_file", metavar="INPUT.jsonl", type=click.Path(dir_okay=False))
+@common_options
+def batch(input_file: str, **kwargs: Any) -> None:
+    """Send one request per line of INPUT.jsonl in parallel; write one result line for each.
+
+    A line is OpenAI's batch format ({"custom_id", "method": "POST", "url": "/v1/responses" or
+    "/v1/chat/completions", "body"}) or plain ({"prompt": "...", "custom_id": "..."}). Results
+    go to --out (JSONL, keyed by custom_id, written as each call settles) or stdout. A bad line
+    is reported with its number and the others go on. The file is streamed: memory stays flat.
+    Every call is journaled, so `fanwise resume RUN` finishes an interrupted batch.
+    """
+    options = RunOptions.from_kwargs(kwargs)
+    sys.exit(execute_batch(Path(input_file), options))
+
+
+def execute_batch(source: Path, options: RunOptions, *, resume: int | None = None) -> int:
+    """Run one batch from resolved options; return the exit code."""
+    if not source.is_file():
+        raise InputError(f"{source}: no such input file")
+    total = count_lines(source)
+    model = options.build_model()
+    defaults = options.settings()
+    spec = {
+        "input": str(source.resolve()),
+        "output": str(Path(options.out).resolve()) if options.out else None,
+        "settings": dataclasses.asdict(defaults),
+        "options": options_spec(options),
+    }
+    with _output(options.out) as sink:
+        session = open_session(
+            options, kind="batch", topic=source.name, spec=spec, total=total, resume=resume
+        )
+        display = (
+            None
+            if options.quiet
+            else choose_display(sys.stderr, plain=options.plain, price=session.price)
+        )
+        try:
+            main = _run(source, sink, model, defaults, options, session, display, total)
+            summary = run_interruptible(main)
+        except KeyboardInterrupt:
+            click.echo(session.interrupted(), err=True)
+            return EXIT_INTERRUPTED
+    status = _status(summary)
+    session.finish(
+        status,
+        reason=f"{summary.bad_lines} bad input lines" if summary.bad_lines else None,
+        summary={**summary.to_dict(), "cost_usd": round(session.cost, 6)},
+    )
+    if not options.quiet:
+        click.echo(summary_line(summary, session), err=True)
+    return {"complete": EXIT_OK, "partial": EXIT_PARTIAL}.get(status, EXIT_NO_RESULT)
+
+
+def count_lines(path: Path) -> int:
+    """The non-blank lines of the input (a first streaming pass, for progress and ETA)."""
+    try:
+        with path.open(encoding="utf-8") as lines:
+            return sum(1 for line in lines if line.strip())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read: {exc}") from None
+
+
+def summary_line(summary: BatchSummary, session: Session) -> str:
+    bad = f", {summary.bad_lines} bad lines" if summary.bad_lines else ""
+    cached = f" ({summary.cached} from the journal)" if summary.cached else ""
+    return (
+        f"📊 {summary.fulfilled} fulfilled{cached}, {summary.rejected} rejected{bad} · "
+        f"wall time {summary.wall_time:.1f} s · {summary.usage.total_tokens:,} tokens · "
+        f"{format_usd(session.cost)} · run {session.run_id}"
+    )
+
+
+def _status(summary: BatchSummary) -> str:
+    if summary.fulfilled == 0:
+        return "no_result"
+    if summary.rejected or summary.bad_lines:
+        return "partial"
+    return "complete"
+
+
+@contextlib.contextmanager
+def _output(path: str | None) -> Iterator[IO[str]]:
+    if path is None:
+        yield sys.stdout
+        return
+    try:
+        stream = Path(path).open("w", encoding="utf-8")  # noqa: SIM115  closed below
+    except OSError as exc:
+        raise InputError(f"--out {path}: cannot write: {exc.strerror}") from None
+    with stream:
+        yield stream
+
+
+async def _run(
+    source: Path,
+    sink: IO[str],
+    model: Model,
+    defaults: ModelSettings,
+    options: RunOptions,
+    session: Session,
+    display: Display | None,
+    total: int,
+) -> BatchSummary:
+    engine = Engine(
+        model,
+        concurrency=options.concurrency,
+        timeout=options.timeout,
+        retry=RetryPolicy(retries=options.retries),
+        observer=fan_out(display, session.budget),
+        seed=options.seed,
+        **session.engine_options(),
+    )
+
+    def write(record: dict[str, Any]) -> None:
+        sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+        sink.flush()
+
+    def bad_line(error: LineError) -> None:
+        click.echo(f"fanwise: {source}:{error.line}: {error.reason}", err=True)
+
+    def cost(call: Call, outcome: CallOutcome) -> float | None:
+        return call_cost(session.prices, call, outcome)
+
+    try:
+        with source.open(encoding="utf-8") as lines:
+            async with display.showing() if display else contextlib.nullcontext():
+                return await run_batch(
+                    lines,
+                    engine,
+                    write,
+                    defaults=defaults,
+                    total=total,
+                    on_bad_line=bad_line,
+                    cost=cost,
+                    deadline=options.deadline,
+                    fail_fast=options.mode == "all",
+                )
+    finally:
+        close = getattr(model, "close", None)
+        if close is not None:
+            await close()
+
+
+__all__ = ["batch", "execute_batch"]

@@ -1,0 +1,189 @@
+"""``fanwise runs``, ``fanwise show RUN`` and ``fanwise resume RUN``: the journal, read back."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fanwise.cli.batch import batch, execute_batch
+from fanwise.cli.journal_flags import journal_option, max_cost_option
+from fanwise.cli.options import InputError, RunOptions, common_options
+from fanwise.cli.session import RESUME_OVERRIDES, open_journal
+from fanwise.cli.workflows import execute
+from fanwise.journal import Journal, RunRecord
+from fanwise.journal.results import plan_from_spec, rebuild_workflow
+from fanwise.outcome import Fulfilled
+from fanwise.prices import format_usd
+from fanwise.report import to_json, to_markdown
+
+
+@click.command()
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
+@journal_option()
+def runs(limit: int, as_json: bool, journal: str | None) -> None:
+    """List recent runs: id, when, topic, calls answered and failed, cost and status."""
+    with open_journal(journal) as opened:
+        records = opened.runs(limit)
+    if as_json:
+        click.echo(json.dumps([_run_dict(r) for r in records], indent=2, ensure_ascii=False))
+        return
+    if not records:
+        click.echo(f"No runs yet in {opened.path}.", err=True)
+        return
+    rows = [("ID", "STARTED", "KIND", "TOPIC", "OK", "FAILED", "COST", "STATUS")]
+    for record in records:
+        totals = record.totals
+        cost = format_usd(totals.cost) + ("+?" if totals.unpriced else "")
+        rows.append(
+            (
+                str(record.id),
+                datetime.fromtimestamp(record.started_at).strftime("%Y-%m-%d %H:%M"),
+                record.kind,
+                _clip(record.topic, 32),
+                str(totals.fulfilled),
+                str(totals.rejected),
+                cost,
+                _status(record),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        click.echo("  ".join(cells).rstrip())
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN", type=int)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of Markdown.")
+@journal_option()
+def show(run_id: int, as_json: bool, journal: str | None) -> None:
+    """Print run RUN's results again from the journal, with no API call."""
+    with open_journal(journal) as opened:
+        record = _find(opened, run_id)
+        calls = list(opened.latest_calls(run_id))
+    if record.kind == "workflow":
+        result = rebuild_workflow(record, calls)
+        if as_json:
+            click.echo(to_json(result, run=_run_dict(record)), nl=False)
+        else:
+            click.echo(to_markdown(result), nl=False)
+        return
+    if as_json:
+        document = {
+            "run": _run_dict(record),
+            "calls": [
+                {"custom_id": c.label, "key": c.key, **c.outcome.to_dict(), "cost_usd": c.cost}
+                for c in calls
+            ],
+        }
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"# {record.kind} {record.topic} (run {record.id}, {_status(record)})\n")
+    for call in calls:
+        outcome = call.outcome
+        click.echo(f"## {call.label}\n")
+        if isinstance(outcome, Fulfilled):
+            click.echo(outcome.value.text.strip() + "\n")
+        else:
+            click.echo(f"_failed: {outcome.kind}: {outcome.message}_\n")
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN", type=int)
+@journal_option()
+@max_cost_option()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (workflows).")
+@click.option("--out", "-o", type=click.Path(dir_okay=False), help="Write the result here.")
+@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+@click.option("--plain", is_flag=True, help="Plain progress lines, even on a terminal.")
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), help="Most calls in flight.")
+@click.option("--retries", type=click.IntRange(min=0), help="Retries per call this time.")
+@click.pass_context
+def resume(ctx: click.Context, /, run_id: int, **overrides: Any) -> None:
+    """Finish run RUN: send only its missing or failed calls, reuse the answered ones (no
+    request for them), then synthesize. The run's own plan, model and options are used; the
+    flags here change only the budget, the pace, the retries and where the output goes.
+    """
+    with open_journal(overrides["journal"]) as opened:
+        record = _find(opened, run_id)
+    if record.status == "running" and _alive(record.pid):
+        raise InputError(f"run {run_id} is still running (process {record.pid})")
+    given = {
+        name: value
+        for name, value in overrides.items()
+        if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+    }
+    options = rebuild_options(record.spec.get("options", {}), given)
+    if record.kind == "batch":
+        source = Path(record.spec["input"])
+        if not given.get("out") and record.spec.get("output"):
+            options = dataclasses.replace(options, out=record.spec["output"])
+        sys.exit(execute_batch(source, options, resume=run_id))
+    plan = plan_from_spec(record.spec)
+    sys.exit(execute(plan, record.spec.get("plan_model", {}), options, resume=run_id))
+
+
+@click.command()
+@common_options
+def _defaults(**kwargs: Any) -> None:
+    """Never run: its parser supplies the default of every shared flag."""
+
+
+def rebuild_options(stored: Mapping[str, Any], overrides: Mapping[str, Any]) -> RunOptions:
+    """The stored options over today's defaults (for flags added since), then the overrides."""
+    defaults = _defaults.make_context("fanwise", []).params
+    known = set(RunOptions.__dataclass_fields__)
+    values = {**defaults, **{k: v for k, v in stored.items() if k in known}}
+    values.update({k: v for k, v in overrides.items() if k in RESUME_OVERRIDES})
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return RunOptions.from_kwargs(values)
+
+
+def _find(journal: Journal, run_id: int) -> RunRecord:
+    record = journal.run(run_id)
+    if record is None:
+        raise InputError(f"no run {run_id} in the journal {journal.path} (see: fanwise runs)")
+    return record
+
+
+def _run_dict(record: RunRecord) -> dict[str, Any]:
+    return {**record.to_dict(), "status": _status(record)}
+
+
+def _status(record: RunRecord) -> str:
+    """The stored status, except that a 'running' run whose process is gone has stopped."""
+    if record.status == "running" and not _alive(record.pid):
+        return "stopped"
+    return record.status
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _clip(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+COMMANDS = (batch, runs, show, resume)
+"""Registered on the ``fanwise`` group."""

@@ -1,0 +1,68 @@
+"""A recorded workflow run rebuilt as a ``WorkflowResult``, to print it again with no API call."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from fanwise.engine import CallOutcome
+from fanwise.journal.records import CallRecord, RunRecord
+from fanwise.models.base import Usage
+from fanwise.outcome import Cancelled, Fulfilled, Rejected
+from fanwise.workflow import Answer, ModelSettings, Plan, Stats, Status, WorkflowResult
+
+UNFINISHED = ("running", "interrupted")
+
+
+def plan_from_spec(spec: Mapping[str, Any]) -> Plan:
+    data = dict(spec["plan"])
+    data["questions"] = tuple(data["questions"])
+    return Plan(**data)
+
+
+def settings_from_spec(spec: Mapping[str, Any]) -> ModelSettings:
+    return ModelSettings(**spec.get("settings", {}))
+
+
+def rebuild_workflow(run: RunRecord, calls: Iterable[CallRecord]) -> WorkflowResult:
+    """The result as the run left it: a call that never settled shows as not run."""
+    plan = plan_from_spec(run.spec)
+    outcomes = {record.index: record.outcome for record in calls}
+    not_run = Rejected(Cancelled("not run: the run stopped before this call settled"))
+    answers = tuple(
+        Answer(question, outcomes.get(index, not_run))
+        for index, question in enumerate(plan.questions)
+    )
+    synthesis = outcomes.get(len(plan.questions))
+    status = Status(run.status) if run.status in Status.__members__.values() else Status.NO_RESULT
+    reason = run.reason
+    if run.status in UNFINISHED:
+        reason = f"the run did not finish ({run.status}); finish it with: fanwise resume {run.id}"
+    stats = _stats(run.summary.get("stats"), answers, synthesis)
+    return WorkflowResult(
+        plan, answers, synthesis, status, stats, reason, settings_from_spec(run.spec)
+    )
+
+
+def _stats(
+    stored: Mapping[str, Any] | None, answers: tuple[Answer, ...], synthesis: CallOutcome | None
+) -> Stats:
+    if stored:
+        return Stats(
+            fulfilled=int(stored["fulfilled"]),
+            rejected=int(stored["rejected"]),
+            wall_time=float(stored["wall_time"]),
+            sum_of_latencies=float(stored["sum_of_latencies"]),
+            synthesis_time=float(stored["synthesis_time"]),
+            usage=Usage.from_dict(stored.get("usage")),
+        )
+    outcomes = [a.outcome for a in answers]
+    done = [o for o in (*outcomes, synthesis) if isinstance(o, Fulfilled) and not o.cached]
+    return Stats(
+        fulfilled=sum(isinstance(o, Fulfilled) for o in outcomes),
+        rejected=sum(isinstance(o, Rejected) for o in outcomes),
+        wall_time=0.0,
+        sum_of_latencies=sum(o.latency for o in outcomes),
+        synthesis_time=synthesis.latency if synthesis is not None else 0.0,
+        usage=sum((o.value.usage for o in done), Usage()),
+    )

@@ -1,0 +1,171 @@
+"""Batch files: the two line formats, bad lines, output as calls settle, and flat memory."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from fanwise import BadRequest, Engine, Request, RetryPolicy
+from fanwise.batch import LineError, parse_line, run_batch
+from fanwise.workflow import ModelSettings
+from tests.scripted import Reply, ScriptedModel
+
+DEFAULTS = ModelSettings(model="gpt-5-nano", reasoning_effort="low")
+
+
+def line(data: Any) -> str:
+    return json.dumps(data)
+
+
+def test_a_responses_batch_line_becomes_the_same_request() -> None:
+    """custom_id, model, input, instructions, reasoning and limits are honoured exactly."""
+    body = {
+        "model": "gpt-5-mini",
+        "input": [
+            {"role": "developer", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "input_text", "text": "Why is the sky blue?"}]},
+        ],
+        "reasoning": {"effort": "minimal"},
+        "max_output_tokens": 200,
+        "metadata": {"ignored": "yes"},
+    }
+    item = parse_line(
+        line({"custom_id": "r1", "method": "POST", "url": "/v1/responses", "body": body}),
+        1,
+        DEFAULTS,
+    )
+    assert item.custom_id == "r1"
+    assert item.request == Request(
+        "Why is the sky blue?",
+        model="gpt-5-mini",
+        instructions="Be brief.",
+        reasoning_effort="minimal",
+        max_output_tokens=200,
+    )
+
+
+def test_a_chat_batch_line_becomes_a_request_with_its_system_message() -> None:
+    """Chat bodies map system to instructions, user to prompt, and keep an unset effort unset."""
+    body = {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "system", "content": "Sys"}, {"role": "user", "content": "Hi"}],
+        "max_tokens": 50,
+        "temperature": 0.2,
+    }
+    item = parse_line(
+        line({"custom_id": "c", "method": "POST", "url": "/v1/chat/completions", "body": body}),
+        3,
+        DEFAULTS,
+    )
+    assert item.request == Request(
+        "Hi",
+        model="gpt-4o-mini",
+        instructions="Sys",
+        reasoning_effort=None,
+        max_output_tokens=50,
+        temperature=0.2,
+    )
+
+
+def test_a_plain_line_takes_the_commands_settings_for_what_it_leaves_out() -> None:
+    """{"prompt": ...} gets the flags' model and effort and a custom_id from its line number."""
+    item = parse_line(line({"prompt": "Hello"}), 7, DEFAULTS)
+    assert item.custom_id == "line-7"
+    assert item.request == Request("Hello", model="gpt-5-nano", reasoning_effort="low")
+    mine = parse_line(line({"prompt": "Hi", "model": "o3", "custom_id": "x"}), 8, DEFAULTS)
+    assert (mine.custom_id, mine.request.model) == ("x", "o3")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"prompt": ', "not valid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"question": "x"}', "OpenAI batch format"),
+        ('{"prompt": ""}', "prompt must be a non-empty string"),
+        ('{"prompt": "x", "tools": []}', "field 'tools' is not supported"),
+        ('{"url": "/v1/responses", "body": {}}', "needs a custom_id"),
+        ('{"custom_id": "a", "url": "/v1/embeddings", "body": {}}', "url must be one of"),
+        ('{"custom_id": "a", "method": "GET", "url": "/v1/responses"}', "method must be POST"),
+        ('{"custom_id": "a", "url": "/v1/responses", "body": {"input": "x"}}', "body.model"),
+        (
+            '{"custom_id": "a", "url": "/v1/responses", "body": {"model": "m", "input": "x", '
+            '"tools": [1]}}',
+            "body field 'tools' is not supported",
+        ),
+        (
+            '{"custom_id": "a", "url": "/v1/chat/completions", "body": {"model": "m", '
+            '"messages": [{"role": "user", "content": "a"}, {"role": "assistant", '
+            '"content": "b"}]}}',
+            "role 'assistant' is not supported",
+        ),
+        (
+            '{"custom_id": "a", "url": "/v1/responses", "body": {"model": "m", "input": '
+            '[{"role": "user", "content": [{"type": "input_image"}]}]}}',
+            "'input_image' is not supported",
+        ),
+        ('{"prompt": "x", "max_output_tokens": 0}', "positive whole number"),
+    ],
+)
+def test_a_bad_line_says_which_line_and_what_is_wrong(text: str, message: str) -> None:
+    """Every kind of bad line is a LineError naming its line number and the problem."""
+    with pytest.raises(LineError, match=message) as info:
+        parse_line(text, 42, DEFAULTS)
+    assert str(info.value).startswith("line 42: ")
+
+
+async def test_output_lines_are_written_as_calls_settle_and_bad_lines_do_not_stop_others() -> None:
+    """Each result is written when its call settles; bad lines get an error line; failures too."""
+    model = ScriptedModel()
+    model.enqueue("slow", Reply(delay=0.05))
+    model.enqueue("broken", Reply(error=BadRequest("no", status_code=400)))
+    written: list[dict[str, Any]] = []
+    lines = [
+        line({"prompt": "slow", "custom_id": "s"}),
+        "not json",
+        line({"prompt": "fast", "custom_id": "f"}),
+        "",
+        line({"prompt": "broken", "custom_id": "b"}),
+    ]
+    bad: list[LineError] = []
+    summary = await run_batch(
+        lines,
+        Engine(model, concurrency=4, retry=RetryPolicy(0)),
+        written.append,
+        defaults=DEFAULTS,
+        on_bad_line=bad.append,
+    )
+    assert [r["custom_id"] for r in written] == [None, "f", "b", "s"], "completion order"
+    assert written[0]["error"]["code"] == "invalid_line" and written[0]["fanwise"]["line"] == 2
+    assert [e.line for e in bad] == [2]
+    fast = written[1]
+    assert fast["response"]["body"]["output_text"] == "answer to fast"
+    assert fast["fanwise"]["line"] == 3 and fast["error"] is None
+    assert written[2]["error"] == {"code": "bad_request", "message": "no", "status_code": 400}
+    assert (summary.fulfilled, summary.rejected, summary.bad_lines) == (2, 1, 1)
+
+
+async def test_a_long_file_is_streamed_never_held() -> None:
+    """Over 20,000 lines, at most concurrency + 1 lines are ever read but not yet written."""
+    concurrency = 8
+    read = written = 0
+    most_pending = 0
+
+    def source() -> Iterator[str]:
+        nonlocal read, most_pending
+        for n in range(20_000):
+            read += 1
+            most_pending = max(most_pending, read - written)
+            yield line({"prompt": f"question {n}"})
+
+    def write(record: dict[str, Any]) -> None:
+        nonlocal written
+        written += 1
+
+    engine = Engine(ScriptedModel(), concurrency=concurrency)
+    summary = await run_batch(source(), engine, write, defaults=DEFAULTS)
+    assert summary.fulfilled == written == 20_000
+    assert most_pending <= concurrency + 1
