@@ -22,7 +22,7 @@ from fanwise.events import fan_out
 from fanwise.journal import call_cost
 from fanwise.models.base import Model
 from fanwise.prices import format_usd
-from fanwise.retry import RetryPolicy
+from fanwise.retry import RetryBudget, RetryPolicy
 from fanwise.workflow import ModelSettings
 
 EXIT_OK, EXIT_NO_RESULT, EXIT_PARTIAL = 0, 1, 4
@@ -138,6 +138,8 @@ async def _run(
         concurrency=options.concurrency,
         timeout=options.timeout,
         retry=RetryPolicy(retries=options.retries),
+        retry_budget=RetryBudget(options.retry_budget),
+        limiter=options.build_limiter(),
         observer=fan_out(display, session.budget),
         seed=options.seed,
         **session.engine_options(),
