@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import sys
 from collections.abc import Mapping
 from datetime import datetime
@@ -16,6 +17,7 @@ import click
 from fanwise.cli.batch import batch, execute_batch
 from fanwise.cli.journal_flags import journal_option, max_cost_option
 from fanwise.cli.options import InputError, RunOptions, common_options
+from fanwise.cli.report_cmd import report, timeline_rows
 from fanwise.cli.session import RESUME_OVERRIDES, open_journal
 from fanwise.cli.workflows import execute
 from fanwise.journal import Journal, RunRecord
@@ -23,6 +25,7 @@ from fanwise.journal.results import plan_from_spec, rebuild_workflow
 from fanwise.outcome import Fulfilled
 from fanwise.prices import format_usd
 from fanwise.report import to_json, to_markdown
+from fanwise.timeline import ascii_timeline
 
 
 @click.command()
@@ -64,12 +67,19 @@ def runs(limit: int, as_json: bool, journal: str | None) -> None:
 @click.command()
 @click.argument("run_id", metavar="RUN", type=int)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of Markdown.")
+@click.option(
+    "--timeline", is_flag=True, help="An ASCII timeline of every call and retry, on one time axis."
+)
 @journal_option()
-def show(run_id: int, as_json: bool, journal: str | None) -> None:
+def show(run_id: int, as_json: bool, timeline: bool, journal: str | None) -> None:
     """Print run RUN's results again from the journal, with no API call."""
     with open_journal(journal) as opened:
         record = _find(opened, run_id)
         calls = list(opened.latest_calls(run_id))
+    if timeline:
+        width = shutil.get_terminal_size((100, 24)).columns
+        click.echo(ascii_timeline(timeline_rows(record, calls), width=width), nl=False)
+        return
     if record.kind == "workflow":
         result = rebuild_workflow(record, calls)
         if as_json:
@@ -185,5 +195,5 @@ def _clip(text: str, width: int) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-COMMANDS = (batch, runs, show, resume)
+COMMANDS = (batch, runs, show, resume, report)
 """Registered on the ``fanwise`` group."""

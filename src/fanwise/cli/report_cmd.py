@@ -1,0 +1,72 @@
+"""``fanwise report RUN -o FILE.html`` and the rows of ``fanwise show RUN --timeline``.
+
+Both read a run back from the journal, with no API call: a workflow is rebuilt as its result, a
+batch is its calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from fanwise.cli.journal_flags import journal_option
+from fanwise.cli.options import InputError
+from fanwise.cli.session import open_journal
+from fanwise.html_report import calls_to_html, to_html
+from fanwise.journal import CallRecord, RunRecord
+from fanwise.journal.results import rebuild_workflow
+from fanwise.timeline import TimelineRow, rows_of
+
+
+def timeline_rows(record: RunRecord, calls: Iterable[CallRecord]) -> list[TimelineRow]:
+    """Every call of a recorded run on its time axis (a workflow's synthesis last)."""
+    if record.kind == "workflow":
+        return rows_of(rebuild_workflow(record, calls))
+    return [TimelineRow(call.index, call.label, call.outcome) for call in calls]
+
+
+def report_html(record: RunRecord, calls: Iterable[CallRecord]) -> str:
+    """The HTML report of a recorded run."""
+    created = datetime.fromtimestamp(record.started_at).strftime("%Y-%m-%d %H:%M")
+    cost = None if record.totals.unpriced else record.totals.cost
+    if record.kind == "workflow":
+        result = rebuild_workflow(record, calls)
+        return to_html(result, run_id=str(record.id), cost=cost, created=created)
+    return calls_to_html(
+        f"{record.kind} {record.topic}",
+        timeline_rows(record, calls),
+        status=record.status,
+        reason=record.reason,
+        run_id=str(record.id),
+        cost=cost,
+        created=created,
+    )
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN", type=int)
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False),
+    metavar="FILE.html",
+    help="Where to write the report.",
+)
+@journal_option()
+def report(run_id: int, out: str, journal: str | None) -> None:
+    """Write run RUN's HTML report from the journal, with no API call: a timeline of every call
+    and attempt, the answers, the synthesis and the stats, in one file that works offline."""
+    with open_journal(journal) as opened:
+        record = opened.run(run_id)
+        if record is None:
+            raise InputError(f"no run {run_id} in the journal {opened.path} (see: fanwise runs)")
+        page = report_html(record, opened.latest_calls(run_id))
+    try:
+        Path(out).write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot write: {exc.strerror}") from None
+    click.echo(f"fanwise: wrote the report of run {run_id} to {out}", err=True)
