@@ -15,6 +15,7 @@ import click
 from fanwise.batch import BatchSummary, LineError, run_batch
 from fanwise.cli.interrupt import EXIT_INTERRUPTED, run_interruptible
 from fanwise.cli.options import InputError, RunOptions, common_options
+from fanwise.cli.report_cmd import write_run_report
 from fanwise.cli.session import Session, open_session, options_spec
 from fanwise.console import Display, choose_display
 from fanwise.engine import Call, CallOutcome, Engine
@@ -48,6 +49,8 @@ def execute_batch(source: Path, options: RunOptions, *, resume: int | None = Non
     """Run one batch from resolved options; return the exit code."""
     if not source.is_file():
         raise InputError(f"{source}: no such input file")
+    if options.report and not Path(options.report).parent.is_dir():
+        raise InputError(f"--report {options.report}: its directory does not exist")
     total = count_lines(source)
     model = options.build_model()
     defaults = options.settings()
@@ -80,6 +83,8 @@ def execute_batch(source: Path, options: RunOptions, *, resume: int | None = Non
     )
     if not options.quiet:
         click.echo(summary_line(summary, session), err=True)
+    if options.report:
+        write_run_report(options.report, session.run_id, options.journal)
     return {"complete": EXIT_OK, "partial": EXIT_PARTIAL}.get(status, EXIT_NO_RESULT)
 
 

@@ -46,6 +46,19 @@ def report_html(record: RunRecord, calls: Iterable[CallRecord]) -> str:
     )
 
 
+def write_run_report(path: str, run_id: int, journal: str | None) -> None:
+    """Write the HTML report of a recorded run; a clean one-line error when it cannot."""
+    with open_journal(journal) as opened:
+        record = opened.run(run_id)
+        if record is None:
+            raise InputError(f"no run {run_id} in the journal {opened.path} (see: fanwise runs)")
+        page = report_html(record, opened.latest_calls(run_id))
+    try:
+        Path(path).write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write the report: {exc.strerror}") from None
+
+
 @click.command()
 @click.argument("run_id", metavar="RUN", type=int)
 @click.option(
@@ -60,13 +73,5 @@ def report_html(record: RunRecord, calls: Iterable[CallRecord]) -> str:
 def report(run_id: int, out: str, journal: str | None) -> None:
     """Write run RUN's HTML report from the journal, with no API call: a timeline of every call
     and attempt, the answers, the synthesis and the stats, in one file that works offline."""
-    with open_journal(journal) as opened:
-        record = opened.run(run_id)
-        if record is None:
-            raise InputError(f"no run {run_id} in the journal {opened.path} (see: fanwise runs)")
-        page = report_html(record, opened.latest_calls(run_id))
-    try:
-        Path(out).write_text(page, encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"--out {out}: cannot write: {exc.strerror}") from None
+    write_run_report(out, run_id, journal)
     click.echo(f"fanwise: wrote the report of run {run_id} to {out}", err=True)
