@@ -80,12 +80,28 @@ async def test_rpm_bucket_allows_a_one_second_burst_then_paces_evenly() -> None:
 async def test_tpm_bucket_is_corrected_from_usage_after_the_call() -> None:
     """A call estimated at 5 tokens that used 65 puts the bucket in debt the next call waits out."""
     clock = FakeClock()
-    limits = Limits(Bucket.tpm(600, burst=10), clock=clock, sleep=clock.sleep)
+    bucket = Bucket.tpm(600, burst=10)
+    limits = Limits(bucket, clock=clock, sleep=clock.sleep)
     async with limits.permit(5) as permit:
         permit.record(tokens=65, headers={})
-    # level: 10 - 5 (estimate) - 60 (correction) = -55; the next 5 tokens need 60 more at 10/s.
+    assert bucket.level == pytest.approx(10 - 5 - 60)
+    # The next call needs a full bucket (10 tokens): 65 tokens of refill at 10 a second.
     async with limits.permit(5):
-        assert clock.now == pytest.approx(6.0)
+        assert clock.now == pytest.approx(6.5)
+
+
+async def test_limits_learn_what_calls_cost_beyond_their_estimate() -> None:
+    """Calls that each spend 40 tokens more than estimated soon have 40 added to their tickets."""
+    clock = FakeClock()
+    bucket = Bucket.tpm(600_000, burst=100_000)
+    limits = Limits(bucket, clock=clock, sleep=clock.sleep)
+    for _ in range(30):
+        async with limits.permit(10) as permit:
+            permit.record(tokens=50, headers={})
+    assert limits.extra_tokens == pytest.approx(40, abs=0.1)
+    level = bucket.level
+    async with limits.permit(10):
+        assert level - bucket.level == 50
 
 
 async def test_a_call_dearer_than_the_bucket_waits_for_a_full_bucket_not_forever() -> None:

@@ -92,7 +92,14 @@ class Limits:
     Tickets are served first come, first served: one waits at the head of the line while the
     rest queue behind it, so a burst of calls is spread out, never stampeded. One ``Limits`` may
     be shared by several engines and workflows in one event loop; they then share its limits.
+
+    The engine's token estimate knows the prompt but not the answer, so ``Limits`` learns what
+    calls really cost beyond their estimate (a moving average of ``usage`` minus estimate) and
+    adds it to every ticket: token limits then pace by what calls really spend.
     """
+
+    LEARNING_RATE = 0.2
+    """Weight of the newest call in the moving average of tokens beyond the estimate."""
 
     def __init__(self, *limits: Limit, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep):
         self.limits = limits
@@ -100,12 +107,15 @@ class Limits:
         self.sleep = sleep
         self.paused = 0.0
         """Seconds the head of the line spent sleeping for the limits (not for free slots)."""
+        self.extra_tokens = 0.0
+        """What a call has lately cost beyond its estimate, on average: added to each ticket."""
         self._line = asyncio.Lock()
         self._finished: asyncio.Event | None = None
 
     @asynccontextmanager
     async def permit(self, estimated_tokens: int) -> AsyncIterator[Permit]:
-        ticket = Ticket(max(0, estimated_tokens))
+        estimate = max(0, estimated_tokens)
+        ticket = Ticket(estimate + round(self.extra_tokens))
         async with self._line:
             await self._wait_for_turn(ticket)
             now = self.clock()
@@ -119,6 +129,9 @@ class Limits:
             self._finish(ticket, Ending(recorder.tokens, headers, exc))
             raise
         self._finish(ticket, Ending(recorder.tokens, recorder.headers))
+        if recorder.tokens is not None:
+            beyond = max(0, recorder.tokens - estimate)
+            self.extra_tokens += self.LEARNING_RATE * (beyond - self.extra_tokens)
 
     async def _wait_for_turn(self, ticket: Ticket) -> None:
         while True:
