@@ -5,6 +5,7 @@ calls), keep every answer that arrives, and synthesize one result (``run_workflo
 """
 
 from fanwise.engine import Call, Engine, request_key
+from fanwise.limits import Limits, build_limiter
 from fanwise.models.base import Completion, Model, Request, Usage
 from fanwise.models.offline import OfflineModel, OfflineSettings
 from fanwise.outcome import (
@@ -25,7 +26,7 @@ from fanwise.outcome import (
     ServerError,
 )
 from fanwise.plans import PlanError, load_plan
-from fanwise.retry import RetryBudget, RetryPolicy
+from fanwise.retry import NoWait, RetryBudget, RetryPolicy
 from fanwise.settle import as_settled, gather_all, settle
 from fanwise.workflow import ModelSettings, Plan, Status, WorkflowResult, run_workflow
 
@@ -45,9 +46,11 @@ __all__ = [
     "FanwiseError",
     "Fulfilled",
     "InvalidResponse",
+    "Limits",
     "Model",
     "ModelSettings",
     "NetworkError",
+    "NoWait",
     "OfflineModel",
     "OfflineSettings",
     "Outcome",
@@ -64,6 +67,7 @@ __all__ = [
     "WorkflowResult",
     "__version__",
     "as_settled",
+    "build_limiter",
     "gather_all",
     "load_plan",
     "request_key",
