@@ -122,6 +122,21 @@ async def test_a_restart_on_a_pipe_is_announced_on_stderr() -> None:
     assert stream.delivered and stream.restarts == 1
 
 
+class TerminalOut(Pipe):
+    """A stdout that is a terminal: no seeking, and a person reading along."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+async def test_a_restart_in_a_terminal_starts_on_a_fresh_line() -> None:
+    """In a terminal the broken text is ended with a newline before the new attempt's text."""
+    out = TerminalOut()
+    stream, note = await synthesize(BreakingModel(breaks=1), out)
+    assert out.getvalue() == "# Kyoto\n\nTemples at dawn, trains \n" + GUIDE + "\n"
+    assert stream.delivered and "not the final text" in note
+
+
 async def test_a_synthesis_that_fails_after_streaming_is_called_incomplete() -> None:
     """When every attempt breaks, nothing is delivered and stderr calls the text incomplete."""
     out = Pipe()

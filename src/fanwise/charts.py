@@ -84,26 +84,24 @@ def gantt(rows: Sequence[TimelineRow]) -> str:
 def histogram(latencies: Sequence[float], *, bins: int = 30) -> str:
     """How the call latencies spread: a bar per latency bin."""
     counts, low, width = _bin(latencies, bins)
-    return _bars(
-        counts,
-        low,
-        width,
-        caption=f"latency of {len(latencies):,} calls",
-        unit="calls",
-    )
+    return _bars(counts, low, width, caption=f"latency of {len(latencies):,} calls", unit="calls")
 
 
-def throughput(ends: Sequence[float], origin: float, *, buckets: int = 40) -> str:
-    """Calls settled per second over the run, one bar per time slice."""
+def throughput(
+    ends: Sequence[float], origin: float, *, failed: Sequence[bool] = (), buckets: int = 40
+) -> str:
+    """Calls settled per second over the run, one bar per time slice; failures in red on top."""
+    caption = "calls settled per second (red: failed)"
     if not ends:
-        return _bars([], origin, 1.0, caption="calls settled per second", unit="calls/s")
-    last = max(ends)
-    width = max((last - origin) / buckets, 1e-6)
-    counts = [0] * buckets
-    for end in ends:
-        counts[min(buckets - 1, int((end - origin) / width))] += 1
-    rates = [count / width for count in counts]
-    return _bars(rates, 0.0, width, caption="calls settled per second", unit="calls/s")
+        return _bars([], 0.0, 1.0, caption=caption, unit="calls/s")
+    width = max((max(ends) - origin) / buckets, 1e-6)
+    counts, failures = [0.0] * buckets, [0.0] * buckets
+    for number, end in enumerate(ends):
+        bucket = min(buckets - 1, int((end - origin) / width))
+        counts[bucket] += 1 / width
+        if number < len(failed) and failed[number]:
+            failures[bucket] += 1 / width
+    return _bars(counts, 0.0, width, caption=caption, unit="calls/s", marked=failures)
 
 
 def _bin(values: Sequence[float], bins: int) -> tuple[list[float], float, float]:
@@ -117,10 +115,19 @@ def _bin(values: Sequence[float], bins: int) -> tuple[list[float], float, float]
     return counts, low, width
 
 
-def _bars(values: Sequence[float], low: float, width: float, *, caption: str, unit: str) -> str:
-    """A bar chart over an x axis of seconds starting at ``low``, bins ``width`` wide."""
-    chart_w, chart_h, left, top = WIDTH, 220, 60, 24
-    plot_w, plot_h = chart_w - left - 20, chart_h - top - 30
+def _bars(
+    values: Sequence[float],
+    low: float,
+    width: float,
+    *,
+    caption: str,
+    unit: str,
+    marked: Sequence[float] = (),
+) -> str:
+    """A bar chart over an x axis of seconds from ``low``, bins ``width`` wide; the ``marked``
+    part of each bar (failures) is drawn at its bottom in red."""
+    chart_w, chart_h, left, right, top = WIDTH, 220, 90, 40, 24
+    plot_w, plot_h = chart_w - left - right, chart_h - top - 30
     peak = max(values, default=0.0) or 1.0
     parts = [
         f'<svg class="bars" viewBox="0 0 {chart_w} {chart_h}" role="img" '
@@ -134,16 +141,25 @@ def _bars(values: Sequence[float], low: float, width: float, *, caption: str, un
     step = plot_w / max(1, len(values))
     for number, value in enumerate(values):
         h = plot_h * value / peak
-        start = low + number * width
+        x, start = left + number * step, low + number * width
+        bad = marked[number] if number < len(marked) else 0.0
+        tip = f"{start:.2f}–{start + width:.2f} s: {_round(value)} {unit}"
+        if bad:
+            tip += f", {_round(bad)} failed"
         parts.append(
-            f'<rect class="bar" x="{left + number * step:.1f}" y="{top + plot_h - h:.1f}" '
-            f'width="{max(1.0, step - 1):.1f}" height="{h:.1f}"><title>{start:.2f}–'
-            f"{start + width:.2f} s: {_round(value)} {unit}</title></rect>"
+            f'<rect class="bar" x="{x:.1f}" y="{top + plot_h - h:.1f}" '
+            f'width="{max(1.0, step - 1):.1f}" height="{h:.1f}"><title>{tip}</title></rect>'
         )
+        if bad:
+            hb = plot_h * bad / peak
+            parts.append(
+                f'<rect class="bar failed" x="{x:.1f}" y="{top + plot_h - hb:.1f}" '
+                f'width="{max(1.0, step - 1):.1f}" height="{hb:.1f}"><title>{tip}</title></rect>'
+            )
     for number in range(0, len(values) + 1, max(1, len(values) // 5)):
         x = left + number * step
         parts.append(
-            f'<text class="tick" x="{x:.1f}" y="{top + plot_h + 18}">'
+            f'<text class="tick" x="{x:.1f}" y="{top + plot_h + 18}" text-anchor="middle">'
             f"{low + number * width:.1f} s</text>"
         )
     parts.append("</svg>")

@@ -19,7 +19,7 @@ from fanwise.charts import gantt, histogram, throughput
 from fanwise.models.base import Completion
 from fanwise.outcome import Fulfilled, Rejected
 from fanwise.prices import format_usd
-from fanwise.timeline import LEGEND, TimelineRow, rows_of, span
+from fanwise.timeline import TimelineRow, rows_of, span
 from fanwise.workflow import WorkflowResult
 
 BIG_RUN = 60
@@ -159,20 +159,22 @@ def _timeline(rows: Sequence[TimelineRow]) -> str:
                 ("synthesis", "synthesis"),
             )
         )
+        hint = f"{len(calls)} calls on one time axis; hover a bar for its attempt and error."
         chart = f"<p class='legend'>{legend}</p>{gantt(rows)}"
     else:
-        origin = min(r.start for r in rows)
-        chart = histogram([r.outcome.latency for r in calls]) + throughput(
-            [r.end for r in calls], origin
+        hint = (
+            f"{len(calls):,} calls are too many for a bar each: how their latencies spread, "
+            "and how many settled per second over the run."
         )
+        origin = min(r.start for r in rows)
+        ends = [r.end for r in calls]
+        failed = [not r.outcome.ok for r in calls]
+        chart = histogram([r.outcome.latency for r in calls])
+        chart += throughput(ends, origin, failed=failed)
         synthesis = [r for r in rows if r.synthesis]
         if synthesis:
             chart += gantt(synthesis)
-    return (
-        f"<section id='timeline'><h2>Timeline</h2>"
-        f"<p class='hint'>{len(calls)} calls on one time axis; hover a bar for details. "
-        f"{escape(LEGEND) if len(calls) > BIG_RUN else ''}</p>{chart}</section>"
-    )
+    return f"<section id='timeline'><h2>Timeline</h2><p class='hint'>{hint}</p>{chart}</section>"
 
 
 def _synthesis(result: WorkflowResult) -> str:
