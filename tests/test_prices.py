@@ -97,6 +97,16 @@ async def test_a_budget_cannot_bound_an_unpriced_model_so_it_refuses() -> None:
     assert not model.history
 
 
+async def test_an_unpriced_call_is_refused_alone() -> None:
+    """A refused unpriced call does not stop the priced calls after it."""
+    budget = Budget(10.0, PriceTable({"m": Price(1.0, 1.0)}))
+    model = ScriptedModel()
+    engine = Engine(model, concurrency=1, admit=budget.admit, observer=budget)
+    outcomes = await engine.run([Call(Request("a", "mystery")), Call(Request("b", "m"))])
+    assert [o.status for o in outcomes] == ["rejected", "fulfilled"]
+    assert not budget.stopped and budget.refused == 1
+
+
 async def test_calls_in_flight_count_against_the_budget() -> None:
     """With many calls in flight, the estimates of the running ones hold back new launches."""
     prices = PriceTable({"m": Price(input=0.0, output=1000.0)})

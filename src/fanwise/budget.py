@@ -74,12 +74,13 @@ class Budget:
     def admit(self, call: Call) -> None:
         """Return to let the call be sent; raise ``BudgetExceeded`` to refuse it."""
         estimate = self.estimate(call)
-        if estimate is None:
+        if estimate is None:  # refuses this call only: the others may have a price
             self._refuse(
                 f"model {call.request.model!r} has no price, so the budget cannot bound it"
             )
         assert estimate is not None
         if self.stopped or self.spent + self.reserved + estimate > self.limit:
+            self.stopped = True
             self._refuse(
                 f"{format_usd(self.spent)} spent and {format_usd(self.reserved)} in flight, "
                 f"this call ~{format_usd(estimate)}"
@@ -87,7 +88,6 @@ class Budget:
         self._in_flight[call.key].append(estimate)
 
     def _refuse(self, why: str) -> None:
-        self.stopped = True
         self.refused += 1
         raise BudgetExceeded(
             f"not sent: the cost budget of {format_usd(self.limit)} would be passed ({why})"

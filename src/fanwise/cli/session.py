@@ -90,6 +90,11 @@ class Session:
         budget = self.budget
         if budget is None or not budget.refused:
             return None
+        if not budget.stopped:
+            return (
+                f"fanwise: --max-cost: {budget.refused} calls not sent: their model has no price "
+                "(add it with --prices FILE)"
+            )
         return (
             f"fanwise: --max-cost {format_usd(budget.limit)}: stopped launching calls; "
             f"{budget.refused} not sent, {format_usd(budget.spent)} spent. To send them, run "
