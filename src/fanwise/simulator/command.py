@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from fanwise.simulator import ConfigError, Latency, ScriptRule, Simulator, SimulatorConfig
-from fanwise.simulator.config import parse_fault
+from fanwise.simulator.config import BatchTiming, parse_fault
 
 
 class _Spec(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click stubs
@@ -89,6 +89,20 @@ class _Spec(click.ParamType):  # type: ignore[type-arg]  # generic only in newer
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help='JSON file of scripted faults: [{"match": "...", "faults": ["429", "ok"]}].',
 )
+@click.option(
+    "--batch-speed",
+    type=click.FloatRange(min=0, min_open=True),
+    default=3600.0,
+    show_default=True,
+    help="Batch API clock: simulated seconds per real second (3600: a 24h window is 24 s).",
+)
+@click.option(
+    "--batch-duration",
+    type=click.FloatRange(min=0),
+    default=600.0,
+    show_default=True,
+    help="Simulated seconds a batch takes to run its lines; over 86400 makes batches expire.",
+)
 def simulate(
     host: str,
     port: int,
@@ -100,10 +114,13 @@ def simulate(
     retry_after: float,
     context_window: int,
     script_file: Path | None,
+    batch_speed: float,
+    batch_duration: float,
 ) -> None:
     """Run an OpenAI-compatible API on HOST:PORT with simulated latency, faults and rate limits.
 
-    Point any OpenAI client at the printed URL. GET /_stats shows what it has seen;
+    Point any OpenAI client at the printed URL (the Files and Batches APIs too, on a fast
+    clock: --batch-speed). GET /_stats shows what it has seen;
     POST /_control/script and /_control/reset steer it. See docs/simulator.md.
     """
     try:
@@ -116,6 +133,7 @@ def simulate(
             retry_after=retry_after,
             context_window=context_window,
             script=_load_script(script_file) if script_file else (),
+            batch=BatchTiming(speed=batch_speed, duration=batch_duration),
         )
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None

@@ -174,6 +174,29 @@ class ScriptRule:
         return data
 
 
+@dataclass(frozen=True, slots=True)
+class BatchTiming:
+    """How fast simulated batches move. Phases are in simulated seconds; ``speed`` is simulated
+    seconds per real second (3600: an hour a second, so a 24 h window closes in 24 real seconds).
+
+    A batch validates, then runs its lines evenly over ``duration``, then finalizes. A
+    ``duration`` beyond the 24 h window makes every batch expire part-way through its lines.
+    """
+
+    speed: float = 3600.0
+    validate: float = 60.0
+    duration: float = 600.0
+    finalize: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("speed", "validate", "duration", "finalize"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"batch timing: {name} must be seconds >= 0, got {value!r}")
+        if self.speed <= 0:
+            raise ConfigError("batch timing: speed must be above 0, e.g. 3600 (an hour a second)")
+
+
 @dataclass(frozen=True)
 class SimulatorConfig:
     """How the simulated API behaves. The default answers at once, never fails, never limits.
@@ -182,7 +205,7 @@ class SimulatorConfig:
     ``"empty"``) to its probability per request. ``rpm``/``tpm`` are token buckets as OpenAI
     runs them; ``None`` means unlimited. ``retry_after`` is what random 429s and 503s advertise.
     Draws depend only on ``seed``, the prompt and its attempt number, so a run is reproducible
-    whatever order concurrent requests arrive in.
+    whatever order concurrent requests arrive in. ``batch`` sets the pace of the Batch API.
     """
 
     latency: Latency = field(default_factory=Latency)
@@ -193,6 +216,7 @@ class SimulatorConfig:
     retry_after: float = 1.0
     context_window: int = 400_000
     script: tuple[ScriptRule, ...] = ()
+    batch: BatchTiming = field(default_factory=BatchTiming)
 
     def __post_init__(self) -> None:
         if not isinstance(self.latency, Latency):
@@ -215,6 +239,7 @@ class SimulatorConfig:
 
 __all__ = [
     "FAULT_WORDS",
+    "BatchTiming",
     "ConfigError",
     "Latency",
     "ScriptRule",

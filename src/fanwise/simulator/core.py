@@ -80,8 +80,13 @@ class SimulatorCore:
         body = bodies.models_body(MODELS, int(time.time()))
         return Reply(body=bodies.dumps(body), headers=self._limit_headers())
 
-    def call(self, api: Api, headers: Mapping[str, str], body: bytes) -> Reply:
-        """The reply to one API call; ``headers`` must have lower-case names."""
+    def call(
+        self, api: Api, headers: Mapping[str, str], body: bytes, *, limited: bool = True
+    ) -> Reply:
+        """The reply to one API call; ``headers`` must have lower-case names.
+
+        ``limited=False`` skips the rate-limit buckets: a Batch API line, which has its own queue.
+        """
         try:
             req = parse_request(api, body)
         except RequestError as exc:
@@ -100,7 +105,7 @@ class SimulatorCore:
             latency = fate.latency
         answer = compose(req, attempt=attempt)
         if fate is None or fate.fault == "ok":
-            refusal = self._admit(req, answer.input_tokens, answer.output_tokens)
+            refusal = self._admit(req, answer.input_tokens, answer.output_tokens, limited)
             if refusal is not None:
                 return refusal
         if fate is None:
@@ -155,7 +160,9 @@ class SimulatorCore:
             roll -= probability
         return None
 
-    def _admit(self, req: ApiRequest, input_tokens: int, output_tokens: int) -> Reply | None:
+    def _admit(
+        self, req: ApiRequest, input_tokens: int, output_tokens: int, limited: bool = True
+    ) -> Reply | None:
         """Take from the buckets, or the 400/429 that refuses the request."""
         if input_tokens > self.config.context_window:
             message = (
@@ -164,6 +171,8 @@ class SimulatorCore:
             )
             param = "input" if req.api == "responses" else "messages"
             return self._error(400, message, param=param, code="context_length_exceeded")
+        if not limited:
+            return None
         cost = input_tokens + (req.max_output_tokens or output_tokens)
         now = self.clock()
         self.requests.refill(now)

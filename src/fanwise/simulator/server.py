@@ -21,7 +21,8 @@ from aiohttp import web
 from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import StreamReader
 
-from fanwise.simulator import bodies
+from fanwise.simulator import batch_http, bodies
+from fanwise.simulator.batches import BatchService
 from fanwise.simulator.config import ConfigError, ScriptRule, SimulatorConfig
 from fanwise.simulator.core import SimulatorCore
 from fanwise.simulator.reply import JSON, Reply
@@ -57,6 +58,8 @@ class Simulator:
         self.host = host
         self._requested_port = port
         self._core = SimulatorCore(self.config, clock=clock)
+        self.batches = BatchService(self._run_line, self.config.batch, clock=clock)
+        """The Files and Batches APIs' state (``/v1/files``, ``/v1/batches``)."""
         self._runner: web.ServerRunner | None = None
         self._port: int | None = None
 
@@ -153,6 +156,8 @@ class Simulator:
         api = _APIS.get(request.path)
         if api is not None and request.method == "POST":
             return await self._call(request, api)
+        if request.path.startswith(batch_http.PREFIXES):
+            return await batch_http.handle(self.batches, request)
         route = _CONTROL.get((request.method, request.path))
         if route is not None:
             return await route(self, request)
@@ -174,6 +179,10 @@ class Simulator:
             return await _send(request, reply)
         finally:
             recorder.finished()
+
+    def _run_line(self, api: Api, body: bytes) -> Reply:
+        """One Batch API line, through the same brain as a live call but not its rate limits."""
+        return self._core.call(api, {}, body, limited=False)
 
     async def _models(self, request: web.BaseRequest) -> web.StreamResponse:
         reply = self._core.models()
