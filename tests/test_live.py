@@ -207,3 +207,20 @@ def test_the_summary_table_gives_the_reasons_for_each_rejection() -> None:
     out = text.getvalue()
     assert "culture?: rate_limited: too many requests" in out
     assert "1.3× faster" in out and "15 (10 in, 5 out)" in out and "$0.0123" in out
+
+
+def test_a_narrow_terminal_shortens_questions_not_numbers() -> None:
+    """At 80 columns a long question and a long error give way; elapsed and tokens stay whole."""
+    progress = Progress()
+    progress.apply(PhaseStarted("research", 2, 0.0))
+    question = "What should a visitor know about etiquette in Kyoto in spring, and why? " * 2
+    progress.apply(CallStarted(0, "k0", question, 1, 0.0))
+    progress.apply(CallSettled(0, "k0", question, ok(tokens=12345, latency=3.25), 3.3))
+    progress.apply(CallStarted(1, "k1", question, 1, 0.0))
+    progress.apply(CallSettled(1, "k1", question, failed("x" * 200), 3.3))
+    text = io.StringIO()
+    Console(file=text, width=80, color_system=None).print(render(progress, 3.3, 80))
+    lines = text.getvalue().splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert lines[1].rstrip().endswith("3.2 s      1   12,345") and "…" in lines[1]
+    assert "failed: server: xxx" in lines[2] and lines[2].rstrip().endswith("2.0 s      1")

@@ -52,7 +52,7 @@ def state_text(row: CallRow, now: float) -> Text:
     if row.state == "retrying":
         label = f"retrying in {seconds(max(0.0, row.resume_at - now))} ({row.error})"
     elif row.state == "failed":
-        label = f"failed: {shorten(row.error, 40)}"
+        label = f"failed: {shorten(row.error, 24)}"
     return Text(label, style=STATE_STYLES[row.state])
 
 
@@ -74,12 +74,15 @@ def render(progress: Progress, now: float, width: int = 100) -> RenderableType:
 
 def _rows(progress: Progress, now: float, width: int) -> Table:
     table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
-    table.add_column("#", justify="right", style="dim")
-    table.add_column("question", no_wrap=True, overflow="ellipsis", max_width=max(20, width - 62))
-    table.add_column("state", no_wrap=True)
-    table.add_column("elapsed", justify="right")
-    table.add_column("tries", justify="right")
-    table.add_column("tokens", justify="right")
+    # The question gives way first; the numbers keep their width (3 + 8 + 5 + 7, 12 of padding).
+    state_width = 32 if width >= 110 else 22
+    question_width = max(10, width - 36 - state_width)
+    table.add_column("#", justify="right", style="dim", no_wrap=True, min_width=3)
+    table.add_column("question", no_wrap=True, overflow="ellipsis", max_width=question_width)
+    table.add_column("state", no_wrap=True, overflow="ellipsis", max_width=state_width)
+    table.add_column("elapsed", justify="right", no_wrap=True, min_width=8)
+    table.add_column("tries", justify="right", no_wrap=True, min_width=5)
+    table.add_column("tokens", justify="right", no_wrap=True, min_width=7)
     for index in sorted(progress.rows):
         row = progress.rows[index]
         table.add_row(
