@@ -100,6 +100,7 @@ def test_a_frame_shows_each_call_with_its_state() -> None:
     assert "transport?" in frame and "1,234" in frame and "done" in frame
     assert "1/4" in frame and "1 running" in frame and "1 retrying" in frame
     assert "1 waiting" in frame and "1,234 tokens" in frame
+    assert "1 more, waiting for a free slot" in frame, "the call without a slot has a row too"
 
 
 def test_a_big_run_shows_the_bar_and_the_latest_failures_only() -> None:

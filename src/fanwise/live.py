@@ -93,6 +93,9 @@ def _rows(progress: Progress, now: float, width: int) -> Table:
             str(row.attempt),
             f"{row.tokens:,}" if row.tokens else "",
         )
+    if progress.queued:  # not started yet: the engine names a call only when it gets a slot
+        more = f"{progress.queued} more, waiting for a free slot"
+        table.add_row("", Text(more, style="dim"), Text("waiting", style="dim"), "", "", "")
     return table
 
 
