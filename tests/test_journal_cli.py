@@ -239,3 +239,21 @@ def test_batch_writes_every_line_and_resume_resends_only_failures(
     assert counts == {f"Say hi to {n}": 2 if n == 4 else 1 for n in range(6)}
     records = [json.loads(x) for x in out.read_text().splitlines()]
     assert sorted(r["custom_id"] for r in records if r["response"]) == [f"r{n}" for n in range(6)]
+
+
+def test_resume_writes_to_the_runs_own_files_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative --out and --journal are the run's own: resume elsewhere uses the same ones."""
+    first_dir, other_dir = tmp_path / "a", tmp_path / "b"
+    first_dir.mkdir()
+    other_dir.mkdir()
+    monkeypatch.chdir(first_dir)
+    args = ("--journal", "j.db", "-o", "guide.md", "--quiet", *OFFLINE)
+    assert fanwise(None, "travel", "Oslo", *args).exit_code == 0
+    (first_dir / "guide.md").unlink()
+    monkeypatch.chdir(other_dir)
+    resumed = fanwise(None, "resume", "1", "--journal", str(first_dir / "j.db"))
+    assert resumed.exit_code == 0, resumed.stderr
+    assert (first_dir / "guide.md").read_text().startswith("# Oslo")
+    assert not list(other_dir.iterdir())

@@ -132,6 +132,7 @@ def resume(ctx: click.Context, /, run_id: int, **overrides: Any) -> None:
         for name, value in overrides.items()
         if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
     }
+    given["journal"] = overrides["journal"]  # the journal the run was found in
     options = rebuild_options(record.spec.get("options", {}), given)
     if record.kind == "batch":
         source = Path(record.spec["input"])

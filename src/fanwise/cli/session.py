@@ -140,9 +140,14 @@ def endpoint(options: RunOptions, environ: Mapping[str, str] = os.environ) -> st
 
 
 def options_spec(options: RunOptions, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """The options as stored: the provider resolved, so a resume asks the same endpoint."""
-    resolved = dataclasses.replace(options, provider=choose_provider(options.provider, environ))
-    return dataclasses.asdict(resolved)
+    """The options as stored: the provider resolved, so a resume asks the same endpoint, and
+    file paths made absolute, so it writes the same files from any directory."""
+    data = dataclasses.asdict(options)
+    data["provider"] = choose_provider(options.provider, environ)
+    for name in ("out", "report", "prices"):
+        if isinstance(data.get(name), str) and data[name]:
+            data[name] = str(Path(data[name]).resolve())
+    return data
 
 
 def load_price_table(options: RunOptions, environ: Mapping[str, str] = os.environ) -> PriceTable:
