@@ -86,3 +86,16 @@ def test_bad_settings_are_refused() -> None:
         OfflineSettings(latency=(3, 1))
     with pytest.raises(ValueError, match="fail rate"):
         OfflineSettings(fail_rate=1.5)
+
+
+async def test_memory_does_not_grow_with_the_number_of_prompts_answered() -> None:
+    """Only prompts whose last attempt failed are remembered, so a long batch stays flat."""
+    model = OfflineModel(OfflineSettings(fail_rate=0.3, latency=(0, 0)), sleep=Clock())
+    for i in range(500):
+        for _ in range(10):
+            try:
+                await model.complete(Request(f"q{i}"))
+                break
+            except CallError:
+                continue
+    assert len(model._tries) <= 5

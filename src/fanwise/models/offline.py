@@ -111,6 +111,8 @@ class OfflineModel:
         if fault is not None:
             await self.sleep(latency * 0.3)
             raise fault
+        # Only prompts still failing are remembered, so a long batch keeps no per-prompt state.
+        del self._tries[request.prompt]
         text = compose(request, rng)
         await self._deliver(text, latency, on_delta)
         usage = Usage(
