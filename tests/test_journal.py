@@ -35,6 +35,13 @@ EXPECTED_SCHEMA = {
     ("index", "calls_by_key"): (
         "CREATE INDEX calls_by_key ON calls(key) WHERE status = 'fulfilled'"
     ),
+    ("table", "batches"): (
+        "CREATE TABLE batches ( id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES "
+        "runs(id), input_file_id TEXT NOT NULL, batch_id TEXT, endpoint TEXT NOT NULL, calls "
+        "TEXT NOT NULL, state TEXT NOT NULL, api_status TEXT, created_at REAL NOT NULL, "
+        "updated_at REAL NOT NULL )"
+    ),
+    ("index", "batches_by_run"): "CREATE INDEX batches_by_run ON batches(run_id, state)",
 }
 
 

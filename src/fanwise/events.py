@@ -102,7 +102,33 @@ class CallSettled:
         }
 
 
-Event: TypeAlias = PhaseStarted | PhaseFinished | CallStarted | CallRetrying | CallSettled
+@dataclass(frozen=True, slots=True)
+class BatchProgress:
+    """A Batch API job moved on: its status (``validating``, ``in_progress``, ``finalizing``,
+    ``completed``, ``expired``...) and how many of its ``total`` requests are done or failed."""
+
+    batch_id: str
+    status: str
+    completed: int
+    failed: int
+    total: int
+    at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event": "batch_progress",
+            "batch_id": self.batch_id,
+            "status": self.status,
+            "completed": self.completed,
+            "failed": self.failed,
+            "total": self.total,
+            "at": self.at,
+        }
+
+
+Event: TypeAlias = (
+    PhaseStarted | PhaseFinished | CallStarted | CallRetrying | CallSettled | BatchProgress
+)
 Observer: TypeAlias = Callable[[Event], None]
 
 

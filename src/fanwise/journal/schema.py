@@ -65,7 +65,37 @@ def m001_runs_and_calls(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX calls_by_key ON calls(key) WHERE status = 'fulfilled'")
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (m001_runs_and_calls,)
+def m002_batches(db: sqlite3.Connection) -> None:
+    """Batch API jobs of a run (``--engine batch``), so a resume collects them, even elsewhere.
+
+    A row is written when the input file is uploaded (``state`` uploaded, ``batch_id`` NULL),
+    gets its batch id once the batch exists (submitted), and is collected once its results are
+    in the calls table (or abandoned if the batch could not be made). Its ``calls`` column is
+    the JSON list of ``[index, key]`` the file asks for.
+    """
+    db.execute(
+        """
+        CREATE TABLE batches (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            input_file_id TEXT NOT NULL,
+            batch_id TEXT,
+            endpoint TEXT NOT NULL,
+            calls TEXT NOT NULL,
+            state TEXT NOT NULL,
+            api_status TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX batches_by_run ON batches(run_id, state)")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    m001_runs_and_calls,
+    m002_batches,
+)
 
 
 def migrate(db: sqlite3.Connection) -> int:
