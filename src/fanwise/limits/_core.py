@@ -153,6 +153,16 @@ class Limits:
         if self._finished is not None:
             self._finished.set()
 
+    def ready_in(self, estimated_tokens: int) -> float:
+        """Seconds until an attempt of this size could start: 0 now, ``math.inf`` until an
+        attempt finishes. Asks without taking anything (``EndpointPool`` picks by it)."""
+        ticket = Ticket(max(0, estimated_tokens) + round(self.extra_tokens))
+        now = self.clock()
+        wait = max((limit.wait(ticket, now) for limit in self.limits), default=0.0)
+        if self._line.locked():  # someone is already waiting in line: they go first
+            wait = max(wait, _EPSILON * 2)
+        return wait if wait > _EPSILON else 0.0
+
     def __repr__(self) -> str:
         return f"Limits({', '.join(map(repr, self.limits))})"
 
