@@ -8,9 +8,7 @@ of fanwise's classified errors, with the SDK error as its ``__cause__``.
 
 from __future__ import annotations
 
-import email.utils
 import json
-import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -20,6 +18,8 @@ from openai import AsyncOpenAI
 from openai._exceptions import SubjectTokenProviderError  # not re-exported by the SDK
 
 from fanwise.models.base import Completion, DeltaSink, Request, Usage
+from fanwise.models.compat import chat_body, responses_body, status_error
+from fanwise.models.compat import retry_after as retry_after  # re-exported: its old home
 from fanwise.outcome import (
     AuthError,
     BadRequest,
@@ -27,7 +27,6 @@ from fanwise.outcome import (
     CallTimeout,
     InvalidResponse,
     NetworkError,
-    RateLimited,
     ServerError,
 )
 from fanwise.redact import redact
@@ -72,15 +71,7 @@ class OpenAIModel:
             raise classify_error(exc) from exc
 
     async def _responses(self, request: Request, on_delta: DeltaSink | None) -> Completion:
-        params: dict[str, Any] = {"model": request.model, "input": request.prompt}
-        if request.instructions:
-            params["instructions"] = request.instructions
-        if request.reasoning_effort:
-            params["reasoning"] = {"effort": request.reasoning_effort}
-        if request.max_output_tokens is not None:
-            params["max_output_tokens"] = request.max_output_tokens
-        if request.temperature is not None:
-            params["temperature"] = request.temperature
+        params = responses_body(request)
         if on_delta is None:
             raw = await self.client.responses.with_raw_response.create(**params)
             return _from_response(raw.parse(), dict(raw.headers))
@@ -109,17 +100,7 @@ class OpenAIModel:
         )
 
     async def _chat(self, request: Request, on_delta: DeltaSink | None) -> Completion:
-        messages: list[dict[str, str]] = []
-        if request.instructions:
-            messages.append({"role": "system", "content": request.instructions})
-        messages.append({"role": "user", "content": request.prompt})
-        params: dict[str, Any] = {"model": request.model, "messages": messages}
-        if request.reasoning_effort:
-            params["reasoning_effort"] = request.reasoning_effort
-        if request.max_output_tokens is not None:
-            params["max_completion_tokens"] = request.max_output_tokens
-        if request.temperature is not None:
-            params["temperature"] = request.temperature
+        params = chat_body(request)
         if on_delta is None:
             raw = await self.client.chat.completions.with_raw_response.create(**params)
             completion = raw.parse()
@@ -232,53 +213,4 @@ def classify_error(exc: BaseException) -> CallError:
 
 
 def _from_status(exc: openai.APIStatusError, message: str) -> CallError:
-    status = exc.status_code
-    code = exc.code
-    headers = dict(exc.response.headers)  # the limiter reads x-ratelimit-* from errors too
-    if status == 429:
-        if code == "insufficient_quota":
-            return AuthError(
-                f"{message} (out of quota: check the account's billing)", status_code=429, code=code
-            )
-        return RateLimited(
-            message,
-            status_code=429,
-            retry_after=retry_after(exc.response.headers),
-            code=code,
-            headers=headers,
-        )
-    if status in (401, 403):
-        return AuthError(message, status_code=status, code=code)
-    if status == 408:
-        return CallTimeout(message, status_code=status, code=code)
-    if status == 409 or status >= 500:
-        return ServerError(
-            message,
-            status_code=status,
-            retry_after=retry_after(exc.response.headers),
-            code=code,
-            headers=headers,
-        )
-    return BadRequest(message, status_code=status, code=code)
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """The server's wait in seconds: ``retry-after-ms`` first, then ``Retry-After`` (or a date)."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    if "retry-after-ms" in lowered:
-        try:
-            return max(0.0, float(lowered["retry-after-ms"]) / 1000)
-        except ValueError:
-            pass
-    value = lowered.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    return status_error(exc.status_code, message, code=exc.code, headers=exc.response.headers)
