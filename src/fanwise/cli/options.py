@@ -81,6 +81,15 @@ def common_options(command: F) -> F:
             help="Responses API, or Chat Completions for servers without it.",
         ),
         click.option(
+            "--transport",
+            type=click.Choice(["aiohttp", "sdk"]),
+            default="aiohttp",
+            show_default=True,
+            envvar="FANWISE_TRANSPORT",
+            help="aiohttp: fanwise's lean HTTP client (about 10x less CPU per call); sdk: the "
+            "official openai SDK. Same requests, same error kinds.",
+        ),
+        click.option(
             "--reasoning-effort",
             type=click.Choice([*REASONING_EFFORTS, "unset"]),
             help="Reasoning effort [default: minimal, or the plan's]; unset sends none.",
@@ -210,6 +219,7 @@ class RunOptions:
     tpm: int | None = None
     retry_budget: int | None = None
     adapt: bool = True
+    transport: str = "aiohttp"
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> RunOptions:
@@ -249,6 +259,14 @@ class RunOptions:
             raise InputError(
                 "--provider openai needs an API key: set OPENAI_API_KEY "
                 "(or use --base-url for a local OpenAI-compatible server)"
+            )
+        if self.transport == "aiohttp":  # docs/benchmarks.md: the SDK costs ~10x the CPU
+            from fanwise.models.fast import FastOpenAIModel
+
+            return FastOpenAIModel(
+                api_key=key or "not-needed",
+                base_url=self.base_url,
+                api=self.api,  # type: ignore[arg-type]
             )
         from fanwise.models.openai import OpenAIModel  # the SDK loads only when it is used
 
