@@ -1,0 +1,84 @@
+"""Result lines of a batch, read back into a completion or a classified error.
+
+An output or error line is ``{"id", "custom_id", "response": {"status_code", "request_id",
+"body"}, "error"}``. A 2xx body is read by the very code that reads a live answer
+(``models.bodies``: a failed or empty response is an error), another status is classified as a
+live call's HTTP error is; a line the batch never ran carries only ``error``, classified by its
+code:
+
+    batch_expired     timeout    the 24 h window closed first (retryable: send it again)
+    batch_cancelled   cancelled  the batch was cancelled
+    anything else     server     the Batch API could not run it (retryable)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from fanwise.batchapi.files import Api, parse_custom_id
+from fanwise.models.base import Completion
+from fanwise.models.bodies import chat_completion, error_from_body, responses_completion
+from fanwise.outcome import CallError, CallTimeout, Cancelled, InvalidResponse, ServerError
+from fanwise.redact import redact
+
+Result = Completion | CallError
+"""What one line says: the answer, or why there is none."""
+
+
+def read_files(
+    files: Iterable[bytes], calls: Iterable[tuple[int, str]], api: Api
+) -> dict[int, Result]:
+    """The result of each of ``calls`` (``(index, key)``) found in the output and error files.
+
+    A line whose ``custom_id`` names no such call (another input, a changed key) is ignored;
+    a call with no line is left out, for the caller to treat as lost.
+    """
+    wanted = dict(calls)
+    found: dict[int, Result] = {}
+    for data in files:
+        for raw in data.splitlines():
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            ids = parse_custom_id(record.get("custom_id", "")) if isinstance(record, dict) else None
+            if ids is not None and wanted.get(ids[0]) == ids[1]:
+                found[ids[0]] = read_result(record, api)
+    return found
+
+
+def read_result(record: Mapping[str, Any], api: Api) -> Result:
+    """The completion or error one result line holds."""
+    response = record.get("response")
+    if not isinstance(response, Mapping):
+        return _unrun(record.get("error"))
+    status = response.get("status_code")
+    body = response.get("body")
+    if not isinstance(status, int) or not isinstance(body, Mapping):
+        return InvalidResponse(f"the batch result line is not what the API sends: {record!r:.200}")
+    if not 200 <= status < 300:
+        return error_from_body(status, json.dumps(body).encode(), {})
+    try:
+        if api == "chat":
+            return chat_completion(body, {})
+        return responses_completion(dict(body), {})
+    except CallError as exc:
+        return exc
+
+
+def _unrun(error: object) -> CallError:
+    details = error if isinstance(error, Mapping) else {}
+    code = str(details.get("code") or "")
+    message = redact(str(details.get("message") or "no detail"))[:500]
+    if code == "batch_expired":
+        return CallTimeout(f"not run: the batch's 24 h window closed first ({message})", code=code)
+    if code == "batch_cancelled":
+        return Cancelled(f"not run: the batch was cancelled ({message})", code=code)
+    return ServerError(f"the Batch API did not run this request: {message}", code=code or None)
+
+
+__all__ = ["Result", "read_files", "read_result"]
