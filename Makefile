@@ -37,3 +37,13 @@ browser:
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# --engine ray's tests need the ray extra (a ~70 MB wheel, and ~20 s of tests on a local Ray), so
+# `make test` leaves it out and those tests skip; this target installs it and runs them.
+.PHONY: test-ray
+$(VENV)/.installed-ray: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,ray]'
+	touch $@ $(VENV)/.installed $(VENV)/.installed-dev
+
+test-ray: $(VENV)/.installed-ray
+	$(BIN)/pytest tests/test_ray_engine.py

@@ -1,0 +1,18 @@
+"""``--engine ray``: a fan-out over Ray actors, each running fanwise's engine, one shared budget.
+
+Optional: ``pip install 'fanwise[ray]'``. Nothing here imports Ray until a run starts.
+"""
+
+from fanwise.cluster.engine import RayEngine, RayMissing, import_ray
+from fanwise.cluster.limits import RemoteLimiter, SharedLimits
+from fanwise.cluster.worker import Worker, WorkerPlan
+
+__all__ = [
+    "RayEngine",
+    "RayMissing",
+    "RemoteLimiter",
+    "SharedLimits",
+    "Worker",
+    "WorkerPlan",
+    "import_ray",
+]

@@ -1,0 +1,194 @@
+"""``--engine ray``: RayEngine on a local Ray instance (2 CPUs) against simulators on loopback.
+
+Skipped when Ray is not installed (it is the optional ``fanwise[ray]`` extra; ``make test-ray``
+installs it and runs these).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fanwise import Call, Fulfilled, Rejected, Request, RetryPolicy
+from fanwise.cluster import RayEngine, SharedLimits, WorkerPlan
+from fanwise.cluster.engine import WORKER_PREFIX
+from fanwise.cluster.models import OpenAIModels
+from fanwise.cluster.worker import RUN_LIMITER, endpoint_limiter
+from fanwise.events import CallSettled, CallStarted, Event
+from fanwise.journal import Journal, JournalStore
+from fanwise.limits import AdaptiveConcurrency, Limits, Unlimited
+from fanwise.models.openai import OpenAIModel
+from fanwise.prices import PriceTable
+from fanwise.simulator import Latency
+from tests.conftest import StartSimulator
+
+ray = pytest.importorskip(
+    "ray", reason="Ray is not installed: pip install 'fanwise[ray]', or run make test-ray"
+)
+ACTORS = {"num_cpus": 0.5}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray() -> Iterator[None]:
+    """One local Ray instance for the module: 2 CPUs, no dashboard, worker logs kept out."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+# Limiter factories go to the limiter actor by pickle: library callables, importable there.
+one_at_a_time = partial(Limits, AdaptiveConcurrency(1, maximum=1))
+unlimited = Unlimited
+
+
+def asks(count: int) -> list[Call]:
+    return [Call(Request(f"question {i}", model="gpt-5-mini")) for i in range(count)]
+
+
+def engine(base_url: str, *, endpoints: tuple[str, ...] = (), **options: Any) -> RayEngine:
+    names = [endpoint_limiter(n) for n in range(len(endpoints))] or [RUN_LIMITER]
+    limits = options.pop("limits", dict.fromkeys(names, unlimited))
+    plan = WorkerPlan(
+        OpenAIModels(base_url),
+        endpoints=endpoints,
+        concurrency=options.pop("worker_concurrency", 4),
+        retry=RetryPolicy(retries=2, base_delay=0.01),
+    )
+    driver = OpenAIModel(api_key="t", base_url=base_url)
+    return RayEngine(driver, plan=plan, limits=limits, actor_options=ACTORS, **options)
+
+
+class Events:
+    def __init__(self) -> None:
+        self.seen: list[Event] = []
+
+    def __call__(self, event: Event) -> None:
+        self.seen.append(event)
+
+
+async def test_calls_are_sharded_over_workers_and_endpoints_and_stream_back(
+    start_simulator: StartSimulator, tmp_path: Path
+) -> None:
+    """Two workers, two endpoints: every call answered in order, journaled on the driver."""
+    sims = [await start_simulator(latency=Latency.fixed(0.02)) for _ in range(2)]
+    events = Events()
+    with Journal.open(tmp_path / "j.db") as journal:
+        run_id = journal.start_run("batch", "t", {}, endpoint="sim")
+        store = JournalStore(journal, run_id, prices=PriceTable(), endpoint="sim")
+        fleet = engine(
+            sims[0].base_url,
+            endpoints=tuple(s.base_url for s in sims),
+            workers=2,
+            store=store,
+            observer=events,
+        )
+        outcomes = await fleet.run(asks(16))
+        assert journal.totals(run_id).fulfilled == 16
+    assert all(isinstance(o, Fulfilled) for o in outcomes)
+    texts = [o.value.text.splitlines()[0] for o in outcomes if isinstance(o, Fulfilled)]
+    assert texts == [f"simulated answer to: question {i}" for i in range(16)]
+    assert all(s.stats().requests >= 4 for s in sims)
+    assert sum(s.stats().requests for s in sims) == 16
+    started = {e.index for e in events.seen if isinstance(e, CallStarted)}
+    assert started == set(range(16))  # the workers' events reached the driver
+    assert len([e for e in events.seen if isinstance(e, CallSettled)]) == 16
+
+
+async def test_the_limits_are_shared_by_every_worker(start_simulator: StartSimulator) -> None:
+    """One slot in the shared limiter: two workers of four calls each still send one at a time."""
+    sim = await start_simulator(latency=Latency.fixed(0.02))
+    fleet = engine(sim.base_url, workers=2, limits={RUN_LIMITER: one_at_a_time})
+    outcomes = await fleet.run(asks(8))
+    assert all(o.ok for o in outcomes)
+    assert sim.stats().peak_in_flight == 1
+
+
+async def test_a_killed_worker_costs_only_its_calls_in_flight(
+    start_simulator: StartSimulator,
+) -> None:
+    """Killing a worker mid-run: all calls still answered; only its in-flight ones went twice."""
+    sim = await start_simulator(latency=Latency.fixed(0.3))
+    events = Events()
+    killed: list[str] = []
+
+    def kill_first_worker(event: Event) -> None:
+        events(event)
+        if isinstance(event, CallSettled) and not killed:
+            names = sorted(n for n in ray.util.list_named_actors() if n.startswith(WORKER_PREFIX))
+            killed.append(names[0])
+            ray.kill(ray.get_actor(names[0]))
+
+    fleet = engine(sim.base_url, workers=2, worker_concurrency=2, observer=kill_first_worker)
+    outcomes = await fleet.run(asks(12))
+    assert killed == [f"{WORKER_PREFIX}{fleet.tag}-0-0"]  # while it still had calls to make
+    assert all(o.ok for o in outcomes)  # its calls went to a fresh worker
+    twice = [prompt for prompt, count in sim.stats().attempts.items() if count > 1]
+    assert len(twice) <= 2  # at most the dead worker's calls in flight went out again
+    assert sim.stats().requests <= 12 + 2
+
+
+async def test_a_resumed_run_sends_only_what_the_dead_driver_had_not_recorded(
+    start_simulator: StartSimulator, tmp_path: Path
+) -> None:
+    """The driver dies mid-run; the resume answers the rest and asks nothing recorded again."""
+    sim = await start_simulator(latency=Latency.fixed(0.1))
+    calls = asks(10)
+    with Journal.open(tmp_path / "j.db") as journal:
+        run_id = journal.start_run("batch", "t", {}, endpoint="sim")
+        first_done = asyncio.Event()
+
+        def on_settled(event: Event) -> None:
+            if isinstance(event, CallSettled):
+                first_done.set()
+
+        store = JournalStore(journal, run_id, prices=PriceTable(), endpoint="sim")
+        first = engine(sim.base_url, workers=2, store=store, observer=on_settled)
+        task = asyncio.create_task(first.run(calls))
+        await first_done.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        recorded = journal.totals(run_id).fulfilled
+        assert 1 <= recorded < 10
+        store = JournalStore(journal, run_id, prices=PriceTable(), endpoint="sim", resume=True)
+        outcomes = await engine(sim.base_url, workers=2, store=store).run(calls)
+    assert all(o.ok for o in outcomes)
+    assert sum(isinstance(o, Fulfilled) and o.cached for o in outcomes) == recorded
+    once = [
+        f"question {i}" for i, o in enumerate(outcomes) if isinstance(o, Fulfilled) and o.cached
+    ]
+    assert all(sim.stats().attempts[prompt] == 1 for prompt in once)
+
+
+async def test_fail_fast_cancels_the_calls_not_finished(start_simulator: StartSimulator) -> None:
+    """With fail_fast, the first rejection cancels what is left."""
+    sim = await start_simulator(latency=Latency.fixed(0.2))
+    sim.script("question 0", ["400"])
+    outcomes = await engine(sim.base_url, workers=2).run(asks(20), fail_fast=True)
+    assert isinstance(outcomes[0], Rejected) and outcomes[0].kind.value == "bad_request"
+    assert any(isinstance(o, Rejected) and o.kind.value == "cancelled" for o in outcomes)
+
+
+async def test_shared_limits_hand_back_a_dead_workers_permits() -> None:
+    """release_worker returns the permits a worker still held, so no slot leaks."""
+    shared = SharedLimits({RUN_LIMITER: one_at_a_time})
+    await shared.acquire(RUN_LIMITER, "w1", 10)
+    assert shared.held() == 1
+    assert await shared.release_worker("w1") == 1
+    ticket = await asyncio.wait_for(shared.acquire(RUN_LIMITER, "w2", 10), 1)
+    await shared.release(ticket, 10, {}, None)
+    assert shared.held() == 0
+
+
+async def test_a_worker_that_cannot_build_its_model_fails_the_run_once() -> None:
+    """A bad model setting is an error of the run, raised once, not a worker death retried."""
+    plan = WorkerPlan(OpenAIModels("http://127.0.0.1:9/v1", api="bogus"))
+    driver = OpenAIModel(api_key="t", base_url="http://127.0.0.1:9/v1")
+    fleet = RayEngine(driver, plan=plan, limits={RUN_LIMITER: unlimited}, actor_options=ACTORS)
+    with pytest.raises(ValueError, match="api must be"):
+        await fleet.run(asks(2))
