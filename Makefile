@@ -27,6 +27,14 @@ lint: $(VENV)/.installed-dev
 test: lint browser
 	$(BIN)/pytest
 
+# Fan-out overhead side by side (docs/benchmarks.md): ~8 minutes; rewrites the doc's table and plot.
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[bench]'
+	touch $@ $(VENV)/.installed
+
+bench: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/fanout.py $(BENCH_ARGS)
+
 # The HTML report's browser test needs headless Chromium from Debian's packages. CI runs as root
 # on a fresh machine, so install it when it is missing; if that fails, the test skips and says why.
 browser:

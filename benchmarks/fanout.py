@@ -1,0 +1,283 @@
+"""Fan-out overhead, side by side: every contender against one simulator, each in its own process.
+
+::
+
+    make bench                                  # the full run (~8 minutes), writes the docs
+    python benchmarks/fanout.py --quick         # N = 3, 100, 1,000 only (~1 minute)
+    python benchmarks/fanout.py --only fanwise-api,aiohttp-floor --sizes 10000
+
+The simulator runs as ``python -m fanwise.simulator`` in a separate process with a fixed latency
+(0.2 s). Each contender (see ``fanout_contenders.py``; the CLI is a real ``fanwise batch``
+process) runs in a fresh child process; its CPU time and peak RSS come from ``getrusage`` and
+``wait4``, so the simulator's CPU is never counted. Prints, per size and concurrency: wall time,
+its ratio to the ideal ``ceil(N / concurrency) × latency``, calls per second, CPU per call, peak
+RSS and the ratios to the aiohttp floor of the same case; then checks issue 6's targets. Writes
+the table between the markers of ``docs/benchmarks.md`` and the plot ``docs/benchmarks.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from fanout_report import Case, Result, check_targets, render_markdown, render_plot, text_table
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTENDERS_SCRIPT = Path(__file__).resolve().parent / "fanout_contenders.py"
+LATENCY = 0.2  # seconds: fixed, so the ideal is exact
+CHILD_TIMEOUT = 300.0  # seconds any one contender may take before it is killed
+GRID = {3: (8,), 100: (8, 100), 1000: (100, 1000), 10_000: (1000,)}
+"""The concurrencies each N runs at: as they fit in the ~10 minute budget."""
+QUICK_GRID = {3: (8,), 100: (100,), 1000: (1000,), 10_000: (1000,)}
+ORDER = (
+    "aiohttp-floor",
+    "fanwise-api",
+    "fanwise-cli",
+    "fanwise-cli-no-adapt",
+    "fanwise-api-sdk",
+    "sdk-gather",
+    "langchain-abatch",
+    "sdk-sequential",
+)
+
+
+def cases(sizes: list[int], quick: bool, only: set[str] | None) -> list[Case]:
+    """Every run, the floor first in each (N, concurrency) so the ratios have their base."""
+    chosen = [c for c in ORDER if only is None or c in only]
+    result: list[Case] = []
+    for n in sizes:
+        if "sdk-sequential" in chosen and n <= (3 if quick else 100):
+            result.append(Case("sdk-sequential", n, 1))  # one at a time: only small N fit
+        for concurrency in (QUICK_GRID if quick else GRID).get(n, (min(n, 1000),)):
+            result += [
+                Case(c, n, concurrency)
+                for c in chosen
+                if c != "sdk-sequential" and (c != "fanwise-cli-no-adapt" or n >= 1000)
+            ]
+    return result
+
+
+@dataclass(frozen=True)
+class Child:
+    """What a finished child process cost: from ``wait4``, so only its own resources."""
+
+    stdout: str
+    stderr: str
+    wall: float
+    cpu: float
+    max_rss_mb: float
+    returncode: int
+
+
+def run_child(command: list[str], env: dict[str, str], timeout: float = CHILD_TIMEOUT) -> Child:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=ROOT)
+        killer = threading.Timer(timeout, process.kill)
+        killer.start()
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        finally:
+            killer.cancel()
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return Child(
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+            wall,
+            usage.ru_utime + usage.ru_stime,
+            usage.ru_maxrss / 1024,  # Linux reports kilobytes
+            process.returncode,
+        )
+
+
+class Simulator:
+    """``python -m fanwise.simulator`` in its own process, and its control endpoints."""
+
+    def __init__(self, latency: float) -> None:
+        command = [sys.executable, "-m", "fanwise.simulator", "--port", "0"]
+        command += ["--latency", str(latency)]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().decode()
+        if not line.startswith("fanwise simulator listening on "):
+            self.process.kill()
+            raise SystemExit(f"the simulator did not start: {line!r}")
+        self.base_url = line.split()[-1]
+        self.root = self.base_url.removesuffix("/v1")
+
+    def reset(self) -> None:
+        request = urllib.request.Request(f"{self.root}/_control/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+
+    def answered(self) -> int:
+        with urllib.request.urlopen(f"{self.root}/_stats", timeout=10) as response:
+            stats = json.loads(response.read())
+        return int(stats["by_status"].get("200", 0))
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def measure(case: Case, sim: Simulator, workdir: Path, env: dict[str, str]) -> Result:
+    sim.reset()
+    if case.contender.startswith("fanwise-cli"):
+        child, wall, cpu, ok = _cli(case, sim, workdir, env)
+    else:
+        command = [sys.executable, str(CONTENDERS_SCRIPT), case.contender, sim.base_url]
+        child = run_child([*command, str(case.n), str(case.concurrency)], env)
+        if child.returncode != 0:
+            raise SystemExit(f"{case.contender} failed:\n{child.stderr[-3000:]}")
+        report = json.loads(child.stdout.splitlines()[-1])
+        wall, cpu, ok = report["wall"], report["cpu"], report["ok"]
+    return Result(case, wall, cpu, ok, child.max_rss_mb, sim.answered(), LATENCY)
+
+
+def _cli(
+    case: Case, sim: Simulator, workdir: Path, env: dict[str, str]
+) -> tuple[Child, float, float, int]:
+    """``fanwise batch`` as a user runs it: the whole process (startup included) is measured."""
+    source = workdir / f"batch-{case.n}.jsonl"
+    if not source.exists():
+        with source.open("w", encoding="utf-8") as lines:
+            for i in range(case.n):
+                prompt = f"Question {i}: what should a visitor to Kyoto know?"
+                lines.write(json.dumps({"prompt": prompt, "custom_id": f"q{i}"}) + "\n")
+    output = workdir / "batch-out.jsonl"
+    command = [sys.executable, "-m", "fanwise", "batch", str(source), "--out", str(output)]
+    command += ["--provider", "openai", "--base-url", sim.base_url, "--quiet"]
+    command += ["--concurrency", str(case.concurrency), "--reasoning-effort", "minimal"]
+    if case.contender == "fanwise-cli-no-adapt":
+        command.append("--no-adapt")  # no AIMD slow start, no header pacing: the limiter's share
+    child = run_child(command, {**env, "FANWISE_HOME": str(workdir / "home")})
+    if child.returncode != 0:
+        raise SystemExit(f"fanwise batch failed ({child.returncode}):\n{child.stderr[-3000:]}")
+    with output.open(encoding="utf-8") as results:
+        ok = sum(json.loads(line)["response"] is not None for line in results)
+    return child, child.wall, child.cpu, ok
+
+
+def cli_startup(workdir: Path, env: dict[str, str]) -> Child:
+    """``fanwise batch`` on an empty file: what the CLI rows pay before their first call."""
+    empty = workdir / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    command = [sys.executable, "-m", "fanwise", "batch", str(empty), "--out", os.devnull]
+    command += ["--provider", "openai", "--base-url", "http://127.0.0.1:9/v1", "--quiet"]
+    return run_child(command, {**env, "FANWISE_HOME": str(workdir / "home")})
+
+
+def seed_phase(
+    sim: Simulator, workdir: Path, env: dict[str, str], transport: str
+) -> dict[str, float]:
+    """``fanwise travel Kyoto`` (three questions, the seed): research phase against its calls."""
+    command = [sys.executable, "-m", "fanwise", "travel", "Kyoto", "--json", "--quiet"]
+    command += ["--provider", "openai", "--base-url", sim.base_url, "--transport", transport]
+    child = run_child(command, {**env, "FANWISE_HOME": str(workdir / "home")})
+    if child.returncode != 0:
+        raise SystemExit(f"fanwise travel failed:\n{child.stderr[-3000:]}")
+    data = json.loads(child.stdout)
+    return {
+        "research": data["stats"]["wall_time"],
+        "slowest": max(q["latency"] for q in data["questions"]),
+        "latency": LATENCY,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="N = 3, 100, 1,000 only")
+    parser.add_argument("--sizes", help="comma-separated N, e.g. 1000,10000")
+    parser.add_argument("--only", help="comma-separated contenders, e.g. fanwise-api,aiohttp-floor")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
+    parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "benchmarks.png")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else None
+    sizes = sizes or ([3, 100, 1000] if args.quick else [3, 100, 1000, 10_000])
+    only = set(args.only.split(",")) if args.only else None
+    notes: list[str] = []
+    if importlib.util.find_spec("langchain_openai") is None:
+        notes.append(
+            "LangChain skipped: langchain-openai is not installed (pip install '.[bench]')."
+        )
+        only = (only or set(ORDER)) - {"langchain-abatch"}
+    todo = cases(sizes, args.quick, only)
+    load_before = os.getloadavg()
+    env = {**os.environ, "OPENAI_API_KEY": "bench", "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("OPENAI_BASE_URL", None)
+    print(f"{len(todo)} runs; simulator latency {LATENCY} s; load average {load_before[0]:.2f}")
+    started = time.perf_counter()
+    sim = Simulator(LATENCY)
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="fanwise-bench-") as tmp:
+        workdir = Path(tmp)
+        try:
+            startup = cli_startup(workdir, env)
+            seeds = {t: seed_phase(sim, workdir, env, t) for t in ("aiohttp", "sdk")}
+            for case in todo:
+                results.append(measure(case, sim, workdir, env))
+                print(text_table(results[-1:], results, header=len(results) == 1), flush=True)
+        finally:
+            sim.stop()
+    elapsed = time.perf_counter() - started
+    load_after = os.getloadavg()
+    notes.append(
+        f"fanwise batch on an empty file (the CLI rows' startup): {startup.wall:.2f} s wall, "
+        f"{startup.cpu:.2f} s CPU, {startup.max_rss_mb:.0f} MB peak RSS."
+    )
+    targets = check_targets(results, seeds)
+    print()
+    for line in targets:
+        print(line)
+    for note in notes:
+        print(note)
+    print(
+        f"took {elapsed:.0f} s; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after"
+    )
+    if args.no_write:
+        return
+    context = (
+        f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, load average "
+        f"{load_before[0]:.2f} before and {load_after[0]:.2f} after the {elapsed:.0f} s run; "
+        f"simulator latency {LATENCY} s"
+    )
+    section = render_markdown(results, targets, notes, context, args.plot.name)
+    write_section(args.doc, section)
+    try:
+        render_plot(results, args.plot)
+    except ImportError:
+        print("no plot: matplotlib is not installed (pip install '.[bench]')")
+    print(f"wrote {args.doc} and {args.plot}")
+
+
+START, END = "<!-- fanout:results -->", "<!-- /fanout:results -->"
+
+
+def write_section(doc: Path, section: str) -> None:
+    """Replace the text between the markers of ``doc`` (or create it with just the section)."""
+    block = f"{START}\n{section.rstrip()}\n{END}"
+    text = doc.read_text(encoding="utf-8") if doc.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
+    head, found, rest = text.partition(START)
+    if not found:
+        doc.write_text(f"{text.rstrip()}\n\n{block}\n", encoding="utf-8")
+        return
+    _, _, tail = rest.partition(END)
+    doc.write_text(f"{head}{block}{tail}", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
