@@ -62,10 +62,10 @@ class Session:
         total: int | None = None,
     ) -> None:
         """Close the run with its status; tell the user if the budget stopped launches."""
-        note = self.budget_note()
-        if note is not None:
-            click.echo(note, err=True)
-            reason = f"{reason}; {note}" if reason else note
+        for note in (self.budget_note(), self.journal_note()):
+            if note is not None:
+                click.echo(note, err=True)
+                reason = f"{reason}; {note}" if reason else note
         self.journal.finish_run(self.run_id, status, reason=reason, summary=summary, total=total)
         self.journal.close()
 
@@ -84,6 +84,16 @@ class Session:
         return (
             "\nfanwise: interrupted: the calls in flight were cancelled; every finished call is "
             f"kept in the journal. Finish the run with: {self.resume_command}"
+        )
+
+    def journal_note(self) -> str | None:
+        store = self.store
+        if not store.unrecorded:
+            return None
+        return (
+            f"fanwise: warning: the journal could not record {store.unrecorded} settled calls "
+            f"({store.write_error}); their answers are in this output, but a resume would ask "
+            "them again"
         )
 
     def budget_note(self) -> str | None:

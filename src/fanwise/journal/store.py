@@ -7,6 +7,7 @@ cached answer costs nothing and causes no request.
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 
 from fanwise.engine import Call, CallOutcome
@@ -38,6 +39,8 @@ class JournalStore:
         self.spent = 0.0
         self.unpriced = 0
         self.reused = 0
+        self.unrecorded = 0  # settled calls the journal failed to write (see write_error)
+        self.write_error: sqlite3.Error | None = None
         self._own_hits: Counter[str] = Counter()  # calls already in this run: not written twice
 
     def lookup(self, call: Call) -> Fulfilled[Completion] | None:
@@ -63,7 +66,13 @@ class JournalStore:
             self.unpriced += 1
         else:
             self.spent += cost
-        self.journal.record_call(self.run_id, index, call, outcome, cost=cost)
+        try:
+            self.journal.record_call(self.run_id, index, call, outcome, cost=cost)
+        except sqlite3.Error as exc:
+            # The answer still reaches the caller; only resuming it later is lost. Failing the
+            # whole run here would throw away every call in flight for a bookkeeping error.
+            self.unrecorded += 1
+            self.write_error = self.write_error or exc
 
 
 def call_cost(prices: PriceTable, call: Call, outcome: CallOutcome) -> float | None:

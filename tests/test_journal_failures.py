@@ -1,0 +1,46 @@
+"""A journal that cannot be written loses the resume, never the answers."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from fanwise import Call, Engine, Fulfilled, Request
+from fanwise.cli import cli
+from fanwise.journal import Journal, JournalStore
+from fanwise.prices import load_prices
+from tests.scripted import ScriptedModel
+
+
+async def test_a_failed_journal_write_keeps_the_outcome_and_is_counted(tmp_path: Path) -> None:
+    """With the calls table gone, the run still returns every answer and counts what it lost."""
+    journal = Journal.open(tmp_path / "journal.db")
+    run_id = journal.start_run("workflow", "t", {}, endpoint="scripted")
+    store = JournalStore(journal, run_id, prices=load_prices(), endpoint="scripted")
+    with sqlite3.connect(tmp_path / "journal.db") as other:
+        other.execute("DROP TABLE calls")
+    outcomes = await Engine(ScriptedModel(), store=store).run(
+        [Call(Request("a")), Call(Request("b"))]
+    )
+    journal.close()
+    assert all(isinstance(o, Fulfilled) for o in outcomes)
+    assert store.unrecorded == 2 and isinstance(store.write_error, sqlite3.Error)
+
+
+def test_the_cli_warns_when_the_journal_lost_calls(tmp_path: Path) -> None:
+    """The command still prints its result and exits 0, and warns that resume would re-ask."""
+    journal = tmp_path / "journal.db"
+    Journal.open(journal).close()
+    with sqlite3.connect(journal) as other:
+        other.execute("DROP TABLE calls")
+    result = CliRunner().invoke(
+        cli,
+        ["travel", "Kyoto", "--offline-latency", "0,0.01", "--journal", str(journal), "--json"],
+        env={"OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""},
+    )
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["status"] == "complete"
+    assert "the journal could not record 4 settled calls" in result.stderr
