@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import pytest
 
 from fanwise import Call, Engine, Request, RetryPolicy
-from fanwise.endpoints import Endpoint, EndpointPool, EndpointSpec, parse_endpoints
+from fanwise.endpoints import Endpoint, EndpointPool, parse_endpoints
 from fanwise.limits import AdaptiveConcurrency, Bucket, Limits, Unlimited
 from fanwise.models.openai import OpenAIModel
 from fanwise.retry import NoWait
@@ -124,14 +124,9 @@ async def test_limits_say_when_they_will_be_ready() -> None:
 
 
 def test_endpoint_lists_are_parsed_and_checked() -> None:
-    """URL1,URL2 gives two specs; a bare host or an empty list is refused with an example."""
-    assert parse_endpoints("http://a:1/v1, http://b:2/v1") == (
-        EndpointSpec("http://a:1/v1"),
-        EndpointSpec("http://b:2/v1"),
-    )
+    """URL1,URL2 gives two URLs; a bare host or an empty list is refused with an example."""
+    assert parse_endpoints("http://a:1/v1, http://b:2/v1") == ("http://a:1/v1", "http://b:2/v1")
     with pytest.raises(ValueError, match="http"):
         parse_endpoints("a:1/v1")
     with pytest.raises(ValueError, match="URL1,URL2"):
         parse_endpoints(" , ")
-    with pytest.raises(ValueError, match="rpm"):
-        EndpointSpec("http://a/v1", rpm=0)

@@ -36,36 +36,30 @@ _TRIPPING = frozenset({ErrorKind.NETWORK, ErrorKind.TIMEOUT, ErrorKind.SERVER})
 _chosen: contextvars.ContextVar[int] = contextvars.ContextVar("fanwise_endpoint")
 
 
-@dataclass(frozen=True, slots=True)
-class EndpointSpec:
-    """Where an endpoint is, and its own limits (``None``: the run's ``--rpm``/``--tpm``)."""
-
-    url: str
-    rpm: int | None = None
-    tpm: int | None = None
-
-    def __post_init__(self) -> None:
-        if not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"endpoint {self.url!r} must be an http:// or https:// URL")
-        for name in ("rpm", "tpm"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or value < 1):
-                raise ValueError(f"endpoint {self.url}: {name} must be at least 1, got {value!r}")
-
-
 def _ready_in(limiter: Limiter, estimated_tokens: int) -> float:
     ready_in = getattr(limiter, "ready_in", None)
     return 0.0 if ready_in is None else float(ready_in(estimated_tokens))
 
 
-def parse_endpoints(text: str) -> tuple[EndpointSpec, ...]:
-    """``URL1,URL2,...`` as specs; ``ValueError`` names the bad one."""
-    urls = [part.strip() for part in text.split(",") if part.strip()]
+def parse_endpoints(text: str) -> tuple[str, ...]:
+    """``URL1,URL2,...`` as a tuple of URLs; ``ValueError`` names the bad one."""
+    urls = tuple(part.strip() for part in text.split(",") if part.strip())
     if not urls:
         raise ValueError(
             "expected URL1,URL2,... e.g. http://10.0.0.1:8000/v1,http://10.0.0.2:8000/v1"
         )
-    return tuple(EndpointSpec(url) for url in urls)
+    for url in urls:
+        check_endpoint(url)
+    return urls
+
+
+def check_endpoint(url: str) -> str:
+    """``url`` if it can be an endpoint's base URL, else ``ValueError`` saying why."""
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ValueError(
+            f"endpoint {url!r} must be an http:// or https:// URL, e.g. http://10.0.0.1:8000/v1"
+        )
+    return url
 
 
 @dataclass(eq=False, slots=True)
@@ -177,4 +171,4 @@ class EndpointPool:
         return f"EndpointPool({loads})"
 
 
-__all__ = ["Endpoint", "EndpointPool", "EndpointSpec", "parse_endpoints"]
+__all__ = ["Endpoint", "EndpointPool", "check_endpoint", "parse_endpoints"]

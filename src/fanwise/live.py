@@ -19,7 +19,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from fanwise.events import Event, PhaseFinished, PhaseStarted
+from fanwise.events import BatchProgress, Event, PhaseFinished, PhaseStarted
 from fanwise.outcome import Rejected
 from fanwise.plain import PlainConsole, shorten
 from fanwise.prices import format_usd
@@ -192,8 +192,8 @@ class LiveConsole:
                 self._stop()
                 self._print(line)
                 return
-        if self.lines.phase == "synthesis":
-            self._print(self.lines.line(event))
+        if self.lines.phase == "synthesis" or isinstance(event, BatchProgress):
+            self._print(self.lines.line(event))  # a batch's progress: a line above the view
             return
         self.offset = self.clock() - event.at
         self.progress.apply(event)

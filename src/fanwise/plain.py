@@ -10,7 +10,14 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import IO
 
-from fanwise.events import CallRetrying, CallSettled, CallStarted, Event, PhaseStarted
+from fanwise.events import (
+    BatchProgress,
+    CallRetrying,
+    CallSettled,
+    CallStarted,
+    Event,
+    PhaseStarted,
+)
 from fanwise.outcome import Fulfilled
 from fanwise.prices import format_usd
 from fanwise.workflow import Stats, WorkflowResult
@@ -69,6 +76,10 @@ class PlainConsole:
                 return (
                     f"❌ Failed: {shorten(label)}: {outcome.kind}: {shorten(outcome.message, 200)}"
                 )
+            case BatchProgress(batch_id=batch_id, status=status, total=total):
+                failed = f", {event.failed} failed" if event.failed else ""
+                done = event.completed + event.failed
+                return f"📦 Batch {batch_id}: {status}, {done}/{total} done{failed}"
         return None
 
 

@@ -13,17 +13,17 @@ from typing import IO, Any
 import click
 
 from fanwise.batch import BatchSummary, LineError, run_batch
+from fanwise.cli.engines import build_engine
 from fanwise.cli.interrupt import EXIT_INTERRUPTED, run_interruptible
 from fanwise.cli.options import InputError, RunOptions, common_options
 from fanwise.cli.report_cmd import write_run_report
 from fanwise.cli.session import Session, open_session, options_spec
 from fanwise.console import Display, choose_display
-from fanwise.engine import Call, CallOutcome, Engine
+from fanwise.engine import Call, CallOutcome
 from fanwise.events import fan_out
 from fanwise.journal import call_cost
 from fanwise.models.base import Model
 from fanwise.prices import format_usd
-from fanwise.retry import RetryBudget, RetryPolicy
 from fanwise.workflow import ModelSettings
 
 EXIT_OK, EXIT_NO_RESULT, EXIT_PARTIAL = 0, 1, 4
@@ -138,16 +138,8 @@ async def _run(
     display: Display | None,
     total: int,
 ) -> BatchSummary:
-    engine = Engine(
-        model,
-        concurrency=options.concurrency,
-        timeout=options.timeout,
-        retry=RetryPolicy(retries=options.retries),
-        retry_budget=RetryBudget(options.retry_budget),
-        limiter=options.build_limiter(),
-        observer=fan_out(display, session.budget),
-        seed=options.seed,
-        **session.engine_options(),
+    engine = build_engine(
+        options, model, observer=fan_out(display, session.budget), session=session
     )
 
     def write(record: dict[str, Any]) -> None:

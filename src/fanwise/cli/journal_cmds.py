@@ -117,11 +117,17 @@ def show(run_id: int, as_json: bool, timeline: bool, journal: str | None) -> Non
 @click.option("--plain", is_flag=True, help="Plain progress lines, even on a terminal.")
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), help="Most calls in flight.")
 @click.option("--retries", type=click.IntRange(min=0), help="Retries per call this time.")
+@click.option(
+    "--retry-with",
+    type=click.Choice(["batch", "live"]),
+    help="--engine batch runs: send failed or expired lines again in a new batch, or live.",
+)
 @click.pass_context
 def resume(ctx: click.Context, /, run_id: int, **overrides: Any) -> None:
     """Finish run RUN: send only its missing or failed calls, reuse the answered ones (no
     request for them), then synthesize. The run's own plan, model and options are used; the
-    flags here change only the budget, the pace, the retries and where the output goes.
+    flags here change only the budget, the pace, the retries and where the output goes. A run
+    on the Batch API (--engine batch) collects the batches it left running, from any machine.
     """
     with open_journal(overrides["journal"]) as opened:
         record = _find(opened, run_id)

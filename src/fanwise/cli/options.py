@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
+from fanwise.cli.engine_flags import check_engine, engine_options
 from fanwise.cli.journal_flags import journal_options
 from fanwise.cli.limit_flags import limit_options, make_limiter
 from fanwise.limits import Limiter
@@ -181,6 +182,7 @@ def common_options(command: F) -> F:
         ),
         *journal_options(),
         *limit_options(),
+        *engine_options(),
     ]
     for option in reversed(options):
         command = option(command)
@@ -220,6 +222,12 @@ class RunOptions:
     retry_budget: int | None = None
     adapt: bool = True
     transport: str = "aiohttp"
+    engine: str = "live"
+    endpoints: tuple[str, ...] = ()
+    retry_with: str = "batch"
+    batch_poll: float = 60.0
+    workers: int = 2
+    ray_address: str | None = None
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> RunOptions:
@@ -244,6 +252,11 @@ class RunOptions:
 
     def build_model(self, environ: Mapping[str, str] = os.environ) -> Model:
         provider = choose_provider(self.provider, environ)
+        check_engine(self, provider)
+        if self.endpoints:  # a pool of endpoints, each with its own limits (docs/scaling.md)
+            from fanwise.cli.engines import endpoint_pool
+
+            return endpoint_pool(self, environ)
         if provider == "offline":
             if self.provider == "auto" and not self.quiet:
                 click.echo(
@@ -260,7 +273,8 @@ class RunOptions:
                 "--provider openai needs an API key: set OPENAI_API_KEY "
                 "(or use --base-url for a local OpenAI-compatible server)"
             )
-        if self.transport == "aiohttp":  # docs/benchmarks.md: the SDK costs ~10x the CPU
+        # docs/benchmarks.md: the SDK costs ~10x the CPU; --engine batch needs its files/batches
+        if self.transport == "aiohttp" and self.engine != "batch":
             from fanwise.models.fast import FastOpenAIModel
 
             return FastOpenAIModel(

@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from fanwise.batchapi.prices import batch_prices
 from fanwise.budget import Budget
 from fanwise.cli.options import InputError, RunOptions
 from fanwise.journal import Journal, JournalError, JournalStore
@@ -28,7 +29,7 @@ from fanwise.workflow import ModelSettings, Plan, WorkflowResult
 
 RESUME_OVERRIDES = (
     *("as_json", "out", "quiet", "plain", "stream", "report", "journal", "max_cost"),
-    *("concurrency", "retries"),
+    *("concurrency", "retries", "retry_with"),
 )
 """Flags that change how a run is shown, paid for or paced, not what it asks: a resume may."""
 
@@ -189,6 +190,8 @@ def open_session(
     ``--max-cost`` can refuse to start rather than refuse every call.
     """
     prices = load_price_table(options, environ)
+    if options.engine == "batch":  # half price (a workflow's one live synthesis call too)
+        prices = batch_prices(prices)
     where = endpoint(options, environ)
     offline = where.startswith("offline/")
     budget = None

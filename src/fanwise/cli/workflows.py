@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,17 +11,16 @@ from typing import Any
 
 import click
 
+from fanwise.cli.engines import build_engine
 from fanwise.cli.interrupt import run_interruptible
 from fanwise.cli.options import InputError, RunOptions, common_options
 from fanwise.cli.session import Session, workflow_session
 from fanwise.console import Display, choose_display
-from fanwise.engine import Engine
 from fanwise.events import fan_out
 from fanwise.models.base import Model
 from fanwise.outcome import ErrorKind, Rejected
 from fanwise.plans import PlanError, load_plan
 from fanwise.report import to_json, to_markdown, write_report
-from fanwise.retry import RetryBudget, RetryPolicy
 from fanwise.stream import SynthesisStream
 from fanwise.workflow import ModelSettings, Plan, Status, WorkflowResult, run_workflow
 
@@ -102,6 +102,8 @@ def execute(
     """Run one workflow from resolved options; print the result; return the exit code."""
     if options.report and not Path(options.report).parent.is_dir():
         raise InputError(f"--report {options.report}: its directory does not exist")
+    if plan_model.get("endpoints") and not options.endpoints:  # the plan's; --endpoints wins
+        options = dataclasses.replace(options, endpoints=tuple(plan_model["endpoints"]))
     model = options.build_model()
     settings = options.settings(plan_model)
     session = workflow_session(plan, plan_model, settings, options, resume=resume)
@@ -144,18 +146,13 @@ async def _run(
     stream: SynthesisStream | None = None,
     session: Session | None = None,
 ) -> WorkflowResult:
-    engine = Engine(
+    engine = build_engine(
+        options,
         model,
-        concurrency=options.concurrency,
-        timeout=options.timeout,
-        retry=RetryPolicy(retries=options.retries),
-        retry_budget=RetryBudget(options.retry_budget),
-        limiter=options.build_limiter(),
         observer=fan_out(
             stream.observe if stream else None, display, session.budget if session else None
         ),
-        seed=options.seed,
-        **(session.engine_options() if session else {}),
+        session=session,
     )
     try:
         async with display.showing() if display else contextlib.nullcontext():

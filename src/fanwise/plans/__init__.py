@@ -15,6 +15,7 @@ travel workflow is itself a plan shipped inside the package (``travel``)::
     [model]
     name = "gpt-5"                                          # all optional
     reasoning_effort = "minimal"
+    endpoints = ["http://10.0.0.1:8000/v1", "http://10.0.0.2:8000/v1"]  # like --endpoints
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
 
+from fanwise.endpoints import check_endpoint
 from fanwise.outcome import FanwiseError
 from fanwise.workflow import DEFAULT_SYNTHESIS, Plan
 
@@ -37,7 +39,7 @@ _SCHEMA: dict[str | None, set[str]] = {
     None: {"title", "topic", "description", "variables", "research", "synthesis", "model"},
     "research": {"questions", "instructions"},
     "synthesis": {"instructions"},
-    "model": {"name", "reasoning_effort", "max_output_tokens", "temperature"},
+    "model": {"name", "reasoning_effort", "max_output_tokens", "temperature", "endpoints"},
 }
 
 
@@ -283,4 +285,14 @@ class _Checker:
             if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 2:
                 self.fail("temperature must be a number from 0 to 2", "model", "temperature")
             settings["temperature"] = float(value)
+        if "endpoints" in raw:  # several OpenAI-compatible endpoints (docs/scaling.md)
+            urls = raw["endpoints"]
+            if not isinstance(urls, list) or not urls:
+                self.fail("endpoints must be a non-empty list of URLs", "model", "endpoints")
+            for url in urls:
+                try:
+                    check_endpoint(url)
+                except ValueError as exc:
+                    self.fail(str(exc), "model", "endpoints")
+            settings["endpoints"] = list(urls)
         return settings

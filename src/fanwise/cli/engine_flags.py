@@ -1,0 +1,100 @@
+"""The flags that choose where the calls run: live, the Batch API, or Ray; and on which endpoints.
+
+Wiring only: the engines live in ``fanwise.batchapi``, ``fanwise.cluster`` and
+``fanwise.endpoints``; ``fanwise.cli.engines`` builds the one the flags ask for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from fanwise.endpoints import parse_endpoints
+
+if TYPE_CHECKING:
+    from fanwise.cli.options import RunOptions
+
+
+class EndpointList(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click stubs
+    """``URL1,URL2,...``: several OpenAI-compatible endpoints."""
+
+    name = "URL1,URL2,..."
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, ...]:
+        if isinstance(value, tuple | list):
+            return tuple(value)
+        try:
+            return parse_endpoints(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def engine_options() -> list[Callable[[Any], Any]]:
+    """``--engine``, ``--endpoints``, ``--retry-with``, ``--batch-poll``, ``--workers`` and
+    ``--ray-address``."""
+    return [
+        click.option(
+            "--engine",
+            type=click.Choice(["live", "batch", "ray"]),
+            default="live",
+            show_default=True,
+            help="live: calls from this process; batch: OpenAI's Batch API (half price, within "
+            "24 h; a workflow's synthesis stays live); ray: spread over Ray workers.",
+        ),
+        click.option(
+            "--endpoints",
+            type=EndpointList(),
+            default=(),
+            help="Spread the calls over several OpenAI-compatible endpoints (vLLM replicas...), "
+            "each under its own --rpm/--tpm [default: --base-url, or the plan's endpoints].",
+        ),
+        click.option(
+            "--retry-with",
+            type=click.Choice(["batch", "live"]),
+            default="batch",
+            show_default=True,
+            help="--engine batch: send expired or failed lines again in a new batch, or live.",
+        ),
+        click.option(
+            "--batch-poll",
+            type=click.FloatRange(min=0, min_open=True),
+            default=60.0,
+            show_default=True,
+            metavar="SECONDS",
+            help="--engine batch: the longest wait between two looks at a running batch.",
+        ),
+        click.option(
+            "--workers",
+            type=click.IntRange(min=1),
+            default=2,
+            show_default=True,
+            help="--engine ray: worker actors; --concurrency is per worker.",
+        ),
+        click.option(
+            "--ray-address",
+            envvar="RAY_ADDRESS",
+            metavar="ADDRESS",
+            help="--engine ray: the cluster to join [default: start a local Ray].",
+        ),
+    ]
+
+
+def check_engine(options: RunOptions, provider: str) -> None:
+    """Refuse, with the reason, the combinations an engine cannot run (exit code 2)."""
+    from fanwise.cli.options import InputError
+
+    if options.engine != "batch":
+        return
+    if provider == "offline":
+        raise InputError(
+            "--engine batch needs the OpenAI Batch API: set OPENAI_API_KEY (or --base-url for "
+            "an OpenAI-compatible server with /v1/batches, such as fanwise simulate)"
+        )
+    if options.mode == "all":
+        raise InputError("--engine batch cannot stop at the first failure: use --mode settled")
+    if options.endpoints:
+        raise InputError("--endpoints spreads live calls: use it with --engine live or ray")
