@@ -7,14 +7,17 @@ installs it and runs these).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from fanwise import Call, Fulfilled, Rejected, Request, RetryPolicy
+from fanwise.cli import cli
 from fanwise.cluster import RayEngine, SharedLimits, WorkerPlan
 from fanwise.cluster.engine import WORKER_PREFIX
 from fanwise.cluster.models import OpenAIModels
@@ -192,3 +195,21 @@ async def test_a_worker_that_cannot_build_its_model_fails_the_run_once() -> None
     fleet = RayEngine(driver, plan=plan, limits={RUN_LIMITER: unlimited}, actor_options=ACTORS)
     with pytest.raises(ValueError, match="api must be"):
         await fleet.run(asks(2))
+
+
+def test_the_command_line_runs_a_batch_file_on_ray(simulator_process: str, tmp_path: Path) -> None:
+    """`fanwise batch --engine ray --workers 2`: every line answered and written by custom_id."""
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(f'{{"prompt": "q{i}", "custom_id": "c{i}"}}\n' for i in range(8)))
+    out = tmp_path / "out.jsonl"
+    target = ["--provider", "openai", "--base-url", simulator_process]
+    result = CliRunner().invoke(
+        cli,
+        ["batch", str(source), "--engine", "ray", "--workers", "2", "-o", str(out), *target],
+        env={"OPENAI_API_KEY": "test"},
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(line["custom_id"] for line in lines) == [f"c{i}" for i in range(8)]
+    assert all(line["response"]["status_code"] == 200 for line in lines)
