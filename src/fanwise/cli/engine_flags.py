@@ -87,6 +87,13 @@ def check_engine(options: RunOptions, provider: str) -> None:
     """Refuse, with the reason, the combinations an engine cannot run (exit code 2)."""
     from fanwise.cli.options import InputError
 
+    if options.engine == "ray":
+        from fanwise.cluster import RayMissing, import_ray
+
+        try:
+            import_ray()
+        except RayMissing as exc:
+            raise InputError(str(exc)) from None
     if options.engine != "batch":
         return
     if provider == "offline":
