@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from fanwise.batchapi import BatchClient, BatchEngine, JournalLedger, Polling
 from fanwise.cli.limit_flags import make_limiter
 from fanwise.cli.options import InputError, RunOptions
 from fanwise.cli.session import Session
@@ -47,6 +46,9 @@ def build_engine(
         **(session.engine_options() if session is not None else {}),
     }
     if options.engine == "batch":
+        # Imported here: batchapi loads the openai SDK, 0.5 s and 23 MB that every other run of
+        # the CLI would pay at startup (docs/benchmarks.md).
+        from fanwise.batchapi import BatchClient, BatchEngine, JournalLedger, Polling
         from fanwise.models.openai import OpenAIModel
 
         if not isinstance(model, OpenAIModel):  # RunOptions.build_model sees to it

@@ -17,7 +17,6 @@ from typing import Any
 
 import click
 
-from fanwise.batchapi.prices import batch_prices
 from fanwise.budget import Budget
 from fanwise.cli.options import InputError, RunOptions
 from fanwise.journal import Journal, JournalError, JournalStore
@@ -191,6 +190,10 @@ def open_session(
     """
     prices = load_price_table(options, environ)
     if options.engine == "batch":  # half price (a workflow's one live synthesis call too)
+        # Imported here: the batchapi package loads the openai SDK (0.5 s and 23 MB at every
+        # CLI start otherwise; docs/benchmarks.md).
+        from fanwise.batchapi.prices import batch_prices
+
         prices = batch_prices(prices)
     where = endpoint(options, environ)
     offline = where.startswith("offline/")
