@@ -254,3 +254,14 @@ def test_an_unknown_transport_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli, ["travel", "Kyoto", "--transport", "carrier-pigeon"])
     assert result.exit_code == 2 and "--transport" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_the_cli_starts_without_the_openai_sdk() -> None:
+    """`fanwise` loads the SDK only for --transport sdk or --engine batch (0.5 s and 23 MB)."""
+    script = (
+        "import sys, fanwise.cli; print(sorted(m for m in sys.modules if m.startswith('openai')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]", result.stdout[:300]
