@@ -25,6 +25,7 @@ from fanwise.cluster.limits import LimiterFactory, SharedLimits
 from fanwise.cluster.worker import Worker, WorkerPlan
 from fanwise.engine import Call, CallOutcome, Engine
 from fanwise.events import CallSettled
+from fanwise.limits import Unlimited
 from fanwise.models.base import Completion, Model
 from fanwise.outcome import (
     CallTimeout,
@@ -92,6 +93,9 @@ class RayEngine(Engine):
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.plan = plan
         self.limits = dict(limits)
+        self._unlimited = frozenset(
+            name for name, build in self.limits.items() if isinstance(build(), Unlimited)
+        )
         self.workers = workers
         self.restarts = restarts
         self.actor_options = dict(actor_options or {"num_cpus": 1})
@@ -172,7 +176,7 @@ class RayEngine(Engine):
                 return
             name = f"{WORKER_PREFIX}{self.tag}-{number}-{life}"
             actor = actor_class.options(name=name, **self.actor_options).remote(
-                self.plan, limits, name
+                self.plan, limits, name, self._unlimited
             )
             origin = time.time() - self.now()
             try:

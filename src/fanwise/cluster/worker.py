@@ -19,7 +19,7 @@ from fanwise.cluster.limits import RemoteLimiter
 from fanwise.endpoints import Endpoint, EndpointPool
 from fanwise.engine import Call, CallOutcome, Engine
 from fanwise.events import CallRetrying, CallStarted, Event
-from fanwise.limits import Limiter
+from fanwise.limits import Limiter, Unlimited
 from fanwise.models.base import Model
 from fanwise.retry import RetryBudget, RetryPolicy
 
@@ -52,23 +52,29 @@ class WorkerPlan:
 class Worker:
     """One worker of a run; made a Ray actor by ``fanwise.cluster.engine``."""
 
-    def __init__(self, plan: WorkerPlan, limits: Any, name: str) -> None:
+    def __init__(
+        self, plan: WorkerPlan, limits: Any, name: str, unlimited: frozenset[str] = frozenset()
+    ) -> None:
         # Nothing here can fail: an error in the constructor would look like a dead worker and
         # be retried; the model is built by the first ``run``, where an error is a task error.
         self.plan = plan
         self.limits = limits
         self.name = name
+        self.unlimited = unlimited  # shared limiters that limit nothing: no round trip for them
         self.built: tuple[Model, Limiter] | None = None
 
+    def _limiter(self, shared: str) -> Limiter:
+        if shared in self.unlimited:
+            return Unlimited()
+        return RemoteLimiter(self.limits, shared, self.name)
+
     def _build(self) -> tuple[Model, Limiter]:
-        plan, name = self.plan, self.name
+        plan = self.plan
         if not plan.endpoints:
-            return plan.model(None), RemoteLimiter(self.limits, RUN_LIMITER, name)
+            return plan.model(None), self._limiter(RUN_LIMITER)
         pool = EndpointPool(
             [
-                Endpoint(
-                    url, plan.model(url), RemoteLimiter(self.limits, endpoint_limiter(n), name)
-                )
+                Endpoint(url, plan.model(url), self._limiter(endpoint_limiter(n)))
                 for n, url in enumerate(plan.endpoints)
             ]
         )
