@@ -323,3 +323,20 @@ def test_result_lines_are_classified_like_live_answers() -> None:
         2: "server",
     }
     assert read_result({"custom_id": "x"}, "chat").kind is ErrorKind.SERVER  # type: ignore[union-attr]
+
+
+async def test_a_batch_refused_for_the_enqueued_token_limit_goes_again_later(
+    start_simulator: StartSimulator,
+) -> None:
+    """A file refused with token_limit_exceeded is rate_limited: the next round sends it again."""
+    sim = await start_simulator(batch=BatchTiming(queue_tokens=60))
+    model = OpenAIModel(api_key="t", base_url=sim.base_url)
+    try:
+        batch = engine(model, limits=BatchLimits(max_requests=2))
+        outcomes = await batch.run(asks("a", "b", "c", "d"))
+    finally:
+        await model.close()
+    assert all(o.ok for o in outcomes)
+    kinds = [[a.error["kind"] if a.error else "ok" for a in o.attempts] for o in outcomes]
+    assert kinds == [["ok"], ["ok"], ["rate_limited", "ok"], ["rate_limited", "ok"]]
+    assert [b.status for b in sim.batches.batches.values()] == ["completed", "failed", "completed"]

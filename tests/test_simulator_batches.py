@@ -274,3 +274,24 @@ def test_the_command_takes_the_batch_clock(
         assert batch.status == "completed"
     result = CliRunner().invoke(simulate, ["--batch-speed", "0"])
     assert result.exit_code == 2
+
+
+async def test_a_batch_past_the_enqueued_token_limit_fails_until_the_queue_drains(
+    start_simulator: StartSimulator, clock: FakeClock
+) -> None:
+    """queue_tokens: a second batch while the first runs fails with token_limit_exceeded."""
+    sim = await start_simulator(batch=BatchTiming(speed=SPEED, queue_tokens=30), clock=clock)
+    async with AsyncOpenAI(api_key="t", base_url=sim.base_url, max_retries=0) as client:
+        lines = [request_line("a", "question a"), request_line("b", "question b")]
+        first = await submit(client, lines)
+        second = await submit(client, lines)
+        advance(clock, 60)
+        refused = await client.batches.retrieve(second.id)
+        assert refused.status == "failed"
+        assert refused.errors is not None and refused.errors.data is not None
+        assert refused.errors.data[0].code == "token_limit_exceeded"
+        advance(clock, 1000)
+        assert (await client.batches.retrieve(first.id)).status == "completed"
+        third = await submit(client, lines)
+        advance(clock, 1000)
+        assert (await client.batches.retrieve(third.id)).status == "completed"

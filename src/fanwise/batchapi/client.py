@@ -35,6 +35,7 @@ class BatchState:
     output_file_id: str | None = None
     error_file_id: str | None = None
     errors: tuple[str, ...] = ()
+    error_codes: tuple[str, ...] = ()
 
     @property
     def final(self) -> bool:
@@ -54,6 +55,7 @@ class BatchState:
             output_file_id=batch.output_file_id,
             error_file_id=batch.error_file_id,
             errors=tuple(f"line {e.line}: {e.code}: {e.message}" for e in errors),
+            error_codes=tuple(str(e.code) for e in errors if e.code),
         )
 
 

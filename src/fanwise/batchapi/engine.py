@@ -49,6 +49,7 @@ from fanwise.outcome import (
     CallTimeout,
     Fulfilled,
     InvalidResponse,
+    RateLimited,
     Rejected,
     error_to_dict,
 )
@@ -434,6 +435,9 @@ def _attempt(state: _State, started: float, ended: float, result: Result) -> Att
 def _missing(state: BatchState) -> CallError:
     if state.status == "failed":
         detail = "; ".join(state.errors[:3]) or "no detail"
+        if any(code.endswith("limit_exceeded") for code in state.error_codes):
+            # e.g. token_limit_exceeded: the account's enqueued tokens are full for now
+            return RateLimited(f"batch {state.id} was refused: {detail}", code="batch_refused")
         return BadRequest(f"batch {state.id} failed validation: {detail}", code="batch_failed")
     return InvalidResponse(
         f"batch {state.id} ended {state.status} with no result line for this request",

@@ -3,7 +3,10 @@
 A batch's life, in simulated seconds after its creation (``BatchTiming.speed`` of them pass in
 each real second)::
 
-    validating    for ``validate``; a bad input file then fails the batch (``errors`` says where)
+    validating    for ``validate``; then a bad input file fails the batch (``errors`` says
+                  where), and so does one that would take the tokens waiting in unfinished
+                  batches past ``queue_tokens`` (``token_limit_exceeded``, as OpenAI's
+                  enqueued-token limit does)
     in_progress   the lines run one after another, evenly spread over ``duration``
     finalizing    for ``finalize``, then ``completed`` with its output and error files
     expired       when the 24 h window closes first: the lines run so far are in the output
@@ -186,6 +189,8 @@ class BatchService:
             raise ApiError(400, "completion_window must be '24h'", param="completion_window")
         source = self.file(str(body.get("input_file_id")))
         lines, errors = _validate(source.data, str(endpoint))
+        if not errors:
+            errors = self._over_queue(lines)
         batch = _Batch(
             self._new_id("batch"),
             source.id,
@@ -197,6 +202,28 @@ class BatchService:
         )
         self.batches[batch.id] = batch
         return self._view(batch)
+
+    def _over_queue(self, lines: list[_Line]) -> list[Json]:
+        """The error that fails a batch past the enqueued-token limit, as OpenAI words it."""
+        limit = self.timing.queue_tokens
+        if limit is None:
+            return []
+        for batch in self.batches.values():
+            self._advance(batch)
+        queued = sum(
+            _tokens(b.lines)
+            for b in self.batches.values()
+            if b.status not in _FINAL and not b.errors
+        )
+        wanted = _tokens(lines)
+        if queued + wanted <= limit:
+            return []
+        message = (
+            f"Enqueued token limit reached in organization org-fanwise-simulator. Limit: "
+            f"{limit:,} enqueued tokens, {queued:,} in use, {wanted:,} requested. Please try "
+            "again once some in_progress batches have been completed."
+        )
+        return [{"code": "token_limit_exceeded", "line": None, "message": message, "param": None}]
 
     def retrieve(self, batch_id: str) -> Json:
         batch = self._batch(batch_id)
@@ -382,6 +409,11 @@ def _validate(data: bytes, endpoint: str) -> tuple[list[_Line], list[Json]]:
             MAX_REQUESTS + 1, "too_many_requests", f"A batch holds at most {MAX_REQUESTS} requests."
         )
     return lines, errors
+
+
+def _tokens(lines: list[_Line]) -> int:
+    """Enqueued tokens, as the simulator counts them: about four bytes of body a token."""
+    return sum(len(line.body) // 4 + 1 for line in lines)
 
 
 def _ok(record: Json) -> bool:

@@ -103,6 +103,11 @@ class _Spec(click.ParamType):  # type: ignore[type-arg]  # generic only in newer
     show_default=True,
     help="Simulated seconds a batch takes to run its lines; over 86400 makes batches expire.",
 )
+@click.option(
+    "--batch-queue-tokens",
+    type=click.IntRange(min=1),
+    help="Enqueued-token limit of the Batch API: a batch past it fails (token_limit_exceeded).",
+)
 def simulate(
     host: str,
     port: int,
@@ -116,6 +121,7 @@ def simulate(
     script_file: Path | None,
     batch_speed: float,
     batch_duration: float,
+    batch_queue_tokens: int | None,
 ) -> None:
     """Run an OpenAI-compatible API on HOST:PORT with simulated latency, faults and rate limits.
 
@@ -133,7 +139,9 @@ def simulate(
             retry_after=retry_after,
             context_window=context_window,
             script=_load_script(script_file) if script_file else (),
-            batch=BatchTiming(speed=batch_speed, duration=batch_duration),
+            batch=BatchTiming(
+                speed=batch_speed, duration=batch_duration, queue_tokens=batch_queue_tokens
+            ),
         )
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None

@@ -181,12 +181,15 @@ class BatchTiming:
 
     A batch validates, then runs its lines evenly over ``duration``, then finalizes. A
     ``duration`` beyond the 24 h window makes every batch expire part-way through its lines.
+    ``queue_tokens`` is the account's enqueued-token limit: a batch that would take the tokens
+    waiting in unfinished batches past it fails with ``token_limit_exceeded`` (None: no limit).
     """
 
     speed: float = 3600.0
     validate: float = 60.0
     duration: float = 600.0
     finalize: float = 60.0
+    queue_tokens: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("speed", "validate", "duration", "finalize"):
@@ -195,6 +198,8 @@ class BatchTiming:
                 raise ConfigError(f"batch timing: {name} must be seconds >= 0, got {value!r}")
         if self.speed <= 0:
             raise ConfigError("batch timing: speed must be above 0, e.g. 3600 (an hour a second)")
+        if self.queue_tokens is not None and self.queue_tokens < 1:
+            raise ConfigError(f"batch queue_tokens must be at least 1, got {self.queue_tokens}")
 
 
 @dataclass(frozen=True)
