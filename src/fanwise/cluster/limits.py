@@ -20,6 +20,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fanwise.limits import Limiter, Permit
+from fanwise.limits._core import Recorder
 from fanwise.outcome import CallError, NetworkError, error_from_dict, error_to_dict
 
 LimiterFactory = Callable[[], Limiter]
@@ -77,16 +78,6 @@ class SharedLimits:
         return len(self._held)
 
 
-class _Recorder:
-    def __init__(self) -> None:
-        self.tokens: int | None = None
-        self.headers: Mapping[str, str] = {}
-
-    def record(self, *, tokens: int, headers: Mapping[str, str]) -> None:
-        self.tokens = tokens
-        self.headers = headers
-
-
 class RemoteLimiter:
     """A ``Limiter`` on a worker whose permits come from the ``SharedLimits`` actor."""
 
@@ -103,7 +94,7 @@ class RemoteLimiter:
         except asyncio.CancelledError:
             _cancel(pending)  # a permit granted after all is handed back by release_worker
             raise
-        recorder = _Recorder()
+        recorder = Recorder()
         try:
             yield recorder
         except BaseException as exc:

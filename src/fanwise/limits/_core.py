@@ -76,7 +76,9 @@ class Limit(Protocol):
     def finished(self, ticket: Ticket, ending: Ending, now: float) -> None: ...
 
 
-class _Recorder:
+class Recorder:
+    """A ``Permit`` that keeps what the engine reports, for the limits to read after the call."""
+
     def __init__(self) -> None:
         self.tokens: int | None = None
         self.headers: Mapping[str, str] = {}
@@ -121,7 +123,7 @@ class Limits:
             now = self.clock()
             for limit in self.limits:
                 limit.started(ticket, now)
-        recorder = _Recorder()
+        recorder = Recorder()
         try:
             yield recorder
         except BaseException as exc:
