@@ -27,7 +27,7 @@ lint: $(VENV)/.installed-dev
 test: lint browser
 	$(BIN)/pytest
 
-# Fan-out overhead side by side (docs/benchmarks.md): ~8 minutes; rewrites the doc's table and plot.
+# Fan-out overhead side by side (docs/benchmarks.md): ~5 minutes; rewrites its table and plot.
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[bench]'
 	touch $@ $(VENV)/.installed

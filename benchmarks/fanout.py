@@ -2,7 +2,7 @@
 
 ::
 
-    make bench                                  # the full run (~8 minutes), writes the docs
+    make bench                                  # the full run (~5 minutes), writes the docs
     python benchmarks/fanout.py --quick         # N = 3, 100, 1,000 only (~1 minute)
     python benchmarks/fanout.py --only fanwise-api,aiohttp-floor --sizes 10000
 
@@ -123,14 +123,24 @@ class Simulator:
         with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
 
-    def answered(self) -> int:
+    def stats(self) -> tuple[int, int]:
+        """Answers sent (200s) and the most requests in flight at once, since the last reset."""
         with urllib.request.urlopen(f"{self.root}/_stats", timeout=10) as response:
             stats = json.loads(response.read())
-        return int(stats["by_status"].get("200", 0))
+        return int(stats["by_status"].get("200", 0)), int(stats["peak_in_flight"])
 
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
+
+
+class Failed(Exception):
+    """A contender that did not finish: reported in the notes, the run goes on."""
+
+
+def _last(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no message"
 
 
 def measure(case: Case, sim: Simulator, workdir: Path, env: dict[str, str]) -> Result:
@@ -141,10 +151,11 @@ def measure(case: Case, sim: Simulator, workdir: Path, env: dict[str, str]) -> R
         command = [sys.executable, str(CONTENDERS_SCRIPT), case.contender, sim.base_url]
         child = run_child([*command, str(case.n), str(case.concurrency)], env)
         if child.returncode != 0:
-            raise SystemExit(f"{case.contender} failed:\n{child.stderr[-3000:]}")
+            raise Failed(f"{case.contender} failed ({child.returncode}): {_last(child.stderr)}")
         report = json.loads(child.stdout.splitlines()[-1])
         wall, cpu, ok = report["wall"], report["cpu"], report["ok"]
-    return Result(case, wall, cpu, ok, child.max_rss_mb, sim.answered(), LATENCY)
+    served, peak = sim.stats()
+    return Result(case, wall, cpu, ok, child.max_rss_mb, served, peak, LATENCY)
 
 
 def _cli(
@@ -165,7 +176,7 @@ def _cli(
         command.append("--no-adapt")  # no AIMD slow start, no header pacing: the limiter's share
     child = run_child(command, {**env, "FANWISE_HOME": str(workdir / "home")})
     if child.returncode != 0:
-        raise SystemExit(f"fanwise batch failed ({child.returncode}):\n{child.stderr[-3000:]}")
+        raise Failed(f"fanwise batch failed ({child.returncode}): {_last(child.stderr)}")
     with output.open(encoding="utf-8") as results:
         ok = sum(json.loads(line)["response"] is not None for line in results)
     return child, child.wall, child.cpu, ok
@@ -229,7 +240,12 @@ def main() -> None:
             startup = cli_startup(workdir, env)
             seeds = {t: seed_phase(sim, workdir, env, t) for t in ("aiohttp", "sdk")}
             for case in todo:
-                results.append(measure(case, sim, workdir, env))
+                try:
+                    results.append(measure(case, sim, workdir, env))
+                except Failed as failure:
+                    notes.append(f"N = {case.n:,}, concurrency {case.concurrency:,}: {failure}")
+                    print(notes[-1], flush=True)
+                    continue
                 print(text_table(results[-1:], results, header=len(results) == 1), flush=True)
         finally:
             sim.stop()

@@ -47,6 +47,7 @@ class Result:
     ok: int
     rss_mb: float
     served: int  # answers the simulator sent (retries would show here)
+    peak: int  # the most requests the simulator had in flight at once
     latency: float
 
     @property
@@ -85,6 +86,7 @@ def _cells(result: Result, results: Iterable[Result]) -> list[str]:
         f"{result.cpu / floor.cpu:.2f}" if floor else "–",
         f"{result.wall / floor.wall:.2f}" if floor else "–",
         f"{result.rss_mb:.0f}",
+        f"{result.peak:,}",
         f"{result.ok:,}/{result.case.n:,}",
     ]
 
@@ -100,9 +102,10 @@ HEADER = [
     "CPU × floor",
     "wall × floor",
     "peak RSS MB",
+    "in flight",
     "answered",
 ]
-WIDTHS = [20, 7, 6, 8, 8, 8, 12, 12, 13, 12, 14]
+WIDTHS = [20, 7, 6, 8, 8, 8, 12, 12, 13, 12, 10, 14]
 
 
 def text_table(rows: list[Result], results: list[Result], *, header: bool) -> str:
@@ -189,8 +192,14 @@ def check_targets(results: list[Result], seeds: Mapping[str, Mapping[str, float]
             growth = mine.rss_mb / smaller.rss_mb
             memory += (
                 f"; {smaller.rss_mb:.0f} MB at N = 1,000, so × {growth:.2f} for 10 × the calls "
-                f"(flat, within 25 %: {_verdict(growth <= 1.25)})"
             )
+            if smaller.peak < 0.9 * mine.peak:  # memory follows the calls in flight
+                memory += (
+                    f"(not comparable: at N = 1,000 at most {smaller.peak:,} calls were in "
+                    f"flight, against {mine.peak:,} at N = 10,000)"
+                )
+            else:
+                memory += f"(flat, within 25 %: {_verdict(growth <= 1.25)})"
         lines.append(memory)
         if gather is not None:
             speedup = gather.wall / mine.wall
