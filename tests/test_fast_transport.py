@@ -181,7 +181,8 @@ async def test_a_refused_connection_is_a_network_error() -> None:
 
 
 async def test_one_session_serves_many_calls_and_close_releases_it(simulator: Simulator) -> None:
-    """Fifty calls at once share one session; after close() the next call opens a fresh one."""
+    """Fifty calls at once share one session; after close() the next call opens a fresh one,
+    which ``async with`` closes again."""
     model = FastOpenAIModel(api_key="k", base_url=simulator.base_url)
     engine = Engine(model, concurrency=50)
     outcomes = await engine.run(Call(Request(f"Question {i}")) for i in range(50))
@@ -189,9 +190,10 @@ async def test_one_session_serves_many_calls_and_close_releases_it(simulator: Si
     await model.close()
     assert all(isinstance(o, Fulfilled) for o in outcomes)
     assert session is not None and session.closed and model._http is None
-    await model.complete(Request(PROMPT))
-    assert model._http is not None and model._http is not session
-    await model.close()
+    async with model:
+        await model.complete(Request(PROMPT))
+        assert model._http is not None and model._http is not session
+    assert model._http is None
 
 
 def test_the_key_comes_from_the_environment_or_is_refused() -> None:

@@ -1,10 +1,11 @@
 """OpenAI and every OpenAI-compatible endpoint over one shared aiohttp session: the lean transport.
 
 Why it exists (docs/benchmarks.md): against the simulator on this 2-core machine, the official
-SDK spends 2.4 to 4.4 ms of CPU per call (request building, pydantic models, httpx2's pool, which
-also degrades as connections grow: 206 calls/s at concurrency 1,000), while a bare aiohttp post
-and ``json.loads`` spends 0.34 to 0.43 ms. This model sends the same bodies as ``OpenAIModel``
-(``models.compat``) and reads only the fields fanwise keeps: text, usage, model, id, headers.
+SDK spends 2.2 to 4.3 ms of CPU per call, two thirds of it in httpx2's connection pool, which
+scans every connection for every request and so slows as concurrency grows (about 240 calls/s
+at concurrency 1,000), while a bare aiohttp post and ``json.loads`` spends 0.23 to 0.37 ms.
+This model sends the same bodies as ``OpenAIModel`` (``models.compat``) and reads only the
+fields fanwise keeps (text, usage, model, id, headers): 1.1 times the bare floor's CPU per call.
 
 Errors keep the SDK path's semantics: an HTTP status goes through the same ``status_error``,
 a dropped or refused connection is ``network``, a 2xx that cannot be read is
@@ -46,7 +47,8 @@ class FastOpenAIModel:
     """A model behind an OpenAI-compatible HTTP API, spoken to with aiohttp.
 
     The session is made on the first call, inside the running event loop, and shared by every
-    call after it; ``close()`` releases it. No client timeout: the engine bounds each attempt.
+    call after it; ``close()`` (or ``async with``) releases it. No client timeout: the engine
+    bounds each attempt.
     """
 
     def __init__(
@@ -83,9 +85,16 @@ class FastOpenAIModel:
         return "openai" if self.api == "responses" else "openai-chat"
 
     async def close(self) -> None:
+        """Release the connections; the next call opens a fresh session."""
         if self._http is not None:
             await self._http.close()
             self._http = None
+
+    async def __aenter__(self) -> FastOpenAIModel:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
