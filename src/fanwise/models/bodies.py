@@ -5,6 +5,10 @@ read (text, usage, model, id), with the same rules as the SDK path in ``models/o
 body that cannot be read is ``invalid_response``, a failure the server reports is ``server``,
 and an error status goes through ``models.compat.status_error``. Every shape is checked, so a
 surprising body is a classified error, never a ``TypeError``.
+
+Hand-written rather than the SDK's pydantic models: in the profile of the SDK path
+(docs/benchmarks.md) its request building and parsing (the openai and pydantic layers) cost
+about 0.35 ms of CPU a call, more than the whole aiohttp floor's 0.23 to 0.37 ms.
 """
 
 from __future__ import annotations
