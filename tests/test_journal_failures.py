@@ -44,3 +44,30 @@ def test_the_cli_warns_when_the_journal_lost_calls(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["status"] == "complete"
     assert "the journal could not record 4 settled calls" in result.stderr
+
+
+def test_processes_creating_one_journal_at_once_all_open_it(tmp_path: Path) -> None:
+    """Six processes that create the same blank journal together all succeed, at one schema."""
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "journal.db"
+    start_at = time.time() + 1.0  # every process starts its open at the same instant
+    script = (
+        "import sys, time\n"
+        "from fanwise.journal import Journal\n"
+        f"time.sleep(max(0, {start_at} - time.time()))\n"
+        "Journal.open(sys.argv[1]).close()\n"
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(path)], stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(6)
+    ]
+    errors = [p.communicate(timeout=60)[1] for p in processes]
+    assert [p.returncode for p in processes] == [0] * 6, errors
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -72,19 +72,23 @@ class Journal:
         one short transaction per call, the wait is a few milliseconds at most.
         """
         path = Path(path)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
-            db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = NORMAL")
-            db.execute("PRAGMA foreign_keys = ON")
-            migrate(db)
-        except sqlite3.Error as exc:
-            raise JournalError(f"cannot open the journal {path}: {exc}") from None
-        except OSError as exc:
-            raise JournalError(f"cannot open the journal {path}: {exc.strerror}") from None
-        return cls(db, path, secrets=secrets, clock=clock)
+        give_up = time.monotonic() + busy_timeout
+        while True:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                db = _connect(path, busy_timeout)
+            except sqlite3.OperationalError as exc:
+                # Two processes creating one journal: switching a new file to WAL can answer
+                # "locked" at once, without waiting on the busy handler. Try again, in time.
+                if "locked" not in str(exc) or time.monotonic() > give_up:
+                    raise JournalError(f"cannot open the journal {path}: {exc}") from None
+                time.sleep(0.05)
+            except sqlite3.Error as exc:
+                raise JournalError(f"cannot open the journal {path}: {exc}") from None
+            except OSError as exc:
+                raise JournalError(f"cannot open the journal {path}: {exc.strerror}") from None
+            else:
+                return cls(db, path, secrets=secrets, clock=clock)
 
     def close(self) -> None:
         self.db.close()
@@ -280,3 +284,19 @@ class Journal:
 def _fulfilled(text: str) -> Fulfilled[Completion] | None:
     outcome = outcome_from_dict(json.loads(text), Completion.from_dict)
     return outcome if isinstance(outcome, Fulfilled) else None
+
+
+def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
+    """A connection in WAL mode with the schema up to date; closed again if any step fails."""
+    db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
+    try:
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        migrate(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
