@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Callable
 
@@ -14,6 +12,7 @@ import pytest
 from fanwise.cli.limit_flags import make_limiter
 from fanwise.limits import Limits, Unlimited
 from tests.conftest import SimulatorProcess
+from tests.processes import run_fanwise
 
 
 def kinds(limiter: object) -> list[str]:
@@ -39,15 +38,7 @@ def test_client_buckets_apply_to_every_provider() -> None:
 
 
 def fanwise(base_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": base_url}
-    return subprocess.run(
-        [sys.executable, "-m", "fanwise", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    return run_fanwise(*args, env={"OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": base_url})
 
 
 def server_stats(sim: SimulatorProcess) -> dict[str, object]:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 
@@ -14,6 +12,7 @@ from fanwise.models.openai import OpenAIModel
 from fanwise.outcome import CallError
 from fanwise.simulator import Simulator
 from tests.conftest import SimulatorProcess, StartSimulator
+from tests.processes import run_fanwise
 
 PROMPT = "What are the top attractions to visit in Kyoto?"
 
@@ -100,15 +99,7 @@ async def test_a_hang_is_cut_by_the_attempt_timeout(start_simulator: StartSimula
 
 
 def cli(base_url: str, *args: str, key: str = "test-key") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OPENAI_API_KEY": key, "OPENAI_BASE_URL": base_url}
-    return subprocess.run(
-        [sys.executable, "-m", "fanwise", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    return run_fanwise(*args, env={"OPENAI_API_KEY": key, "OPENAI_BASE_URL": base_url})
 
 
 def test_the_cli_uses_openai_when_a_key_is_set(simulator_process: str) -> None:

@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.processes import run_fanwise
 
 pytestmark = pytest.mark.slow
 
 
 def fanwise(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
-    return subprocess.run(
-        [sys.executable, "-m", "fanwise", *args],
-        capture_output=True,
-        text=True,
-        env={**env, "COLUMNS": "100"},
-        timeout=60,
-        check=False,
-    )
+    return run_fanwise(*args, env={"OPENAI_API_KEY": None, "COLUMNS": "100"})
 
 
 def rows(page: str) -> list[str]:

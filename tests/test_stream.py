@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -19,6 +17,7 @@ from fanwise.outcome import CallError, ServerError
 from fanwise.retry import NoWait
 from fanwise.simulator import Simulator
 from fanwise.stream import SynthesisStream
+from tests.processes import run_fanwise
 
 PLAN = Plan("Kyoto", ("sights?", "transport?"), title="travel guide")
 GUIDE = "# Kyoto\n\nTemples at dawn, trains after nine, and quiet voices everywhere."
@@ -166,15 +165,7 @@ async def test_the_openai_model_streams_through_the_writer(simulator: Simulator)
 
 
 def fanwise(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
-    return subprocess.run(
-        [sys.executable, "-m", "fanwise", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    return run_fanwise(*args, env={"OPENAI_API_KEY": None})
 
 
 def test_the_piped_cli_prints_the_guide_exactly_once() -> None:
