@@ -230,6 +230,14 @@ def start(aimd: AdaptiveConcurrency, n: int) -> list[Ticket]:
     return tickets
 
 
+def start_on(limits: tuple[ServerPacing, AdaptiveConcurrency], n: int) -> list[Ticket]:
+    tickets = [Ticket(1) for _ in range(n)]
+    for ticket in tickets:
+        for limit in limits:
+            limit.started(ticket, 0.0)
+    return tickets
+
+
 def test_aimd_grows_fast_until_the_first_429_then_halves_once_per_window() -> None:
     """Slow start adds 1 per success; a burst of 429s from one window cuts the cap once."""
     aimd = AdaptiveConcurrency(initial=4)
@@ -246,6 +254,71 @@ def test_aimd_grows_fast_until_the_first_429_then_halves_once_per_window() -> No
         finish(aimd, ticket)
     # Congestion avoidance: +1/limit per success, so about +1 per window's worth (here 5).
     assert 5.0 < aimd.limit < 5.2
+
+
+def test_slow_start_reaches_1000_in_flight_in_log2_1000_over_8_windows() -> None:
+    """With no 429 and no headers, each full window of successes doubles it: 8 to 1,024 in 7."""
+    aimd = AdaptiveConcurrency(initial=8)
+    windows = []
+    while aimd.limit < 1000:
+        windows.append(int(aimd.limit))
+        for ticket in start(aimd, int(aimd.limit)):
+            finish(aimd, ticket)
+    assert windows == [8, 16, 32, 64, 128, 256, 512]
+    assert len(windows) <= math.ceil(math.log2(1000 / 8))
+    assert aimd.limit == 1024 and aimd.slow_start
+
+
+def test_the_first_429_ends_slow_start_even_with_room_reported() -> None:
+    """After one 429, a full window of successes reporting ample room adds about 1, not 2 x."""
+    pacing = ServerPacing()
+    aimd = AdaptiveConcurrency(initial=8, pacing=pacing)
+    tickets = start(aimd, 8)
+    finish(aimd, tickets[0], RateLimited("429", status_code=429))
+    assert aimd.limit == 4 and not aimd.slow_start
+    for ticket in tickets[1:]:  # +1/limit each: 7 successes add 1.5 (slow start would add 7)
+        finish(aimd, ticket)
+    assert 5.4 < aimd.limit < 5.6
+    for ticket in start(aimd, 5):
+        pacing.finished(ticket, Ending(1, quota_headers((10_000, 9_000))), 0.0)
+        finish(aimd, ticket)
+    assert 6.2 < aimd.limit < 6.5  # +1/limit per success: about +1 per window, room or not
+
+
+def test_slow_start_opens_the_window_to_the_reported_room_and_pacing_holds_the_rest() -> None:
+    """A report of 100 requests left opens a window of 8 to 100 in flight, and not one more."""
+    pacing = ServerPacing()
+    aimd = AdaptiveConcurrency(initial=8, pacing=pacing)
+    limits = (pacing, aimd)
+    first = start_on(limits, 8)
+    for limit in limits:  # 7 more were sent after this one reached the server: 93 left
+        limit.finished(first[0], Ending(1, quota_headers((600, 100))), 0.0)
+    assert aimd.limit == 100 and aimd.slow_start
+    more = 0
+    while all(limit.wait(Ticket(1), 0.0) == 0.0 for limit in limits):
+        start_on(limits, 1)
+        more += 1
+    assert more == 93 and aimd.in_flight == 100
+    assert pacing.wait(Ticket(1), 0.0) == pytest.approx(0.1)  # the next waits for the refill
+
+
+def test_slow_start_doubles_as_before_when_the_server_reports_little_room() -> None:
+    """A drained server (2 requests left) adds no room: the window grows by 1 per success."""
+    pacing = ServerPacing()
+    aimd = AdaptiveConcurrency(initial=8, pacing=pacing)
+    tickets = start_on((pacing, aimd), 8)
+    for ticket in tickets:
+        for limit in (pacing, aimd):
+            limit.finished(ticket, Ending(1, quota_headers((600, 2))), 0.0)
+    assert aimd.limit == 16
+
+
+def test_build_limiter_gives_aimd_its_pacing() -> None:
+    """The adaptive pair is linked, so slow start can read the server's reports."""
+    limiter = build_limiter(adaptive=True)
+    assert isinstance(limiter, Limits)
+    pacing, aimd = limiter.limits
+    assert isinstance(aimd, AdaptiveConcurrency) and aimd.pacing is pacing
 
 
 def test_aimd_never_grows_a_window_it_does_not_use_and_never_drops_below_minimum() -> None:

@@ -48,7 +48,8 @@ def build_limiter(
     if tpm is not None:
         limits.append(Bucket.tpm(tpm))
     if adaptive:
-        limits += [ServerPacing(), AdaptiveConcurrency()]
+        pacing = ServerPacing()
+        limits += [pacing, AdaptiveConcurrency(pacing=pacing)]
     if not limits:
         return Unlimited()
     return Limits(*limits, clock=clock, sleep=sleep)

@@ -8,9 +8,13 @@ the mirror runs dry, the next attempt waits for the refill instead of being refu
 ``Retry-After`` holds every new attempt until it has passed.
 
 ``AdaptiveConcurrency`` caps the attempts in flight as TCP caps its window: slow start (+1 per
-success) until the first 429, then additive increase (+1 per window of successes) and
-multiplicative decrease (x0.5 per 429, once per window), so that a run against a server that
-sends no headers still converges near its limit instead of hammering it.
+success, so the window doubles every round trip) until the first 429, then additive increase
+(+1 per window of successes) and multiplicative decrease (x0.5 per 429, once per window), so that
+a run against a server that sends no headers still converges near its limit instead of hammering
+it. Given the ``ServerPacing`` beside it, slow start also opens the window at once to the room the
+server's last report leaves: doubling from 8 to 1,000 takes seven round trips that a server
+reporting ample room need not cost (1.4 s at 0.2 s a call); the pacing still holds every attempt
+the reports leave no room for.
 """
 
 from __future__ import annotations
@@ -122,13 +126,29 @@ class ServerPacing:
         if ending.rate_limited and ending.retry_after is not None:
             self.hold_until = max(self.hold_until, now + ending.retry_after)
 
+    def room(self, ticket: Ticket, now: float) -> float:
+        """How many more attempts like ``ticket`` the server's reports leave room for now (0
+        before the first report)."""
+        room = math.inf if self.mirrors else 0.0
+        for unit, mirror in self.mirrors.items():
+            cost = self._cost(ticket, unit)
+            if cost > 0:
+                mirror.refill(now)
+                room = min(room, mirror.level / cost)
+        return max(0.0, room)
+
     def __repr__(self) -> str:
         known = ", ".join(f"{u}={m.level:.0f}/{m.limit:.0f}" for u, m in self.mirrors.items())
         return f"ServerPacing({known or 'no reports yet'})"
 
 
 class AdaptiveConcurrency:
-    """AIMD on the number of attempts in flight, with TCP's slow start."""
+    """AIMD on the number of attempts in flight, with TCP's slow start.
+
+    ``pacing``, when given, is the ``ServerPacing`` that runs before this limit: during slow
+    start a success then opens the window to what is in flight plus the room its mirror of the
+    server reports, if that is more than +1.
+    """
 
     def __init__(
         self,
@@ -138,6 +158,7 @@ class AdaptiveConcurrency:
         maximum: float = 1024,
         increase: float = 1.0,
         decrease: float = 0.5,
+        pacing: ServerPacing | None = None,
     ) -> None:
         if not 1 <= minimum <= initial <= maximum:
             raise ValueError(
@@ -150,6 +171,7 @@ class AdaptiveConcurrency:
         self.maximum = float(maximum)
         self.increase = increase
         self.decrease = decrease
+        self.pacing = pacing
         self.in_flight = 0
         self.slow_start = True
         self.decreases = 0
@@ -181,8 +203,13 @@ class AdaptiveConcurrency:
                 self.decreases += 1
                 self._epoch += 1
         elif ending.ok and used:
-            step = self.increase if self.slow_start else self.increase / self.limit
-            self.limit = min(self.maximum, self.limit + step)
+            if not self.slow_start:
+                self.limit = min(self.maximum, self.limit + self.increase / self.limit)
+                return
+            grown = self.limit + self.increase
+            if self.pacing is not None:  # its finished() ran first: the mirror is this report's
+                grown = max(grown, self.in_flight + self.pacing.room(ticket, now))
+            self.limit = min(self.maximum, grown)
 
     def __repr__(self) -> str:
         phase = "slow start" if self.slow_start else "AIMD"
