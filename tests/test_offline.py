@@ -99,3 +99,9 @@ async def test_memory_does_not_grow_with_the_number_of_prompts_answered() -> Non
             except CallError:
                 continue
     assert len(model._tries) <= 5
+
+
+async def test_a_question_without_a_name_gets_advice_that_reads_right() -> None:
+    """With no capitalised subject, the answer does not invent one ('the topic')."""
+    text = (await OfflineModel(sleep=Clock()).complete(Request("which grinder should i buy?"))).text
+    assert "On this question:" in text and "the topic" not in text and "None" not in text

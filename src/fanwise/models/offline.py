@@ -63,6 +63,13 @@ _GENERIC = [
     "Locals are the best guide: ask at your accommodation",
     "Budget extra time; distances in {place} are often longer than they look",
 ]
+_UNNAMED = [
+    "Start from the most reliable source you can find, and check that it is current",
+    "Compare two or three options side by side before choosing one",
+    "Weigh cost against time: the cheapest option is rarely the quickest",
+    "Ask someone who has done it recently; the details change",
+    "Write down what matters most to you first; it settles most trade-offs",
+]
 _FAULTS: list[tuple[str, float]] = [("rate_limited", 0.5), ("server", 0.3), ("bad_request", 0.2)]
 _QA = re.compile(r"^### Q\d+: (?P<q>.+?)\n(?P<a>.*?)(?=^### Q\d+: |^## |\Z)", re.M | re.S)
 _MISSING = re.compile(r"^## Missing\n(?P<body>.*?)(?=^## |\Z)", re.M | re.S)
@@ -163,17 +170,20 @@ def compose(request: Request, rng: random.Random) -> str:
     lowered = request.prompt.lower()
     scores = [(sum(w in lowered for w in words), n) for n, (words, _) in enumerate(_TOPICS)]
     best, index = max(scores)
-    pool = _TOPICS[index][1] if best else _GENERIC
+    if place is None:  # nothing to name: advice that reads right about anything
+        pool, heading = _UNNAMED, "On this question:"
+    else:
+        pool, heading = (_TOPICS[index][1] if best else _GENERIC), f"On {place}:"
     picks = rng.sample(pool, k=min(len(pool), rng.randint(3, 4)))
-    lines = [f"{LABEL}", "", f"On {place}:"]
+    lines = [f"{LABEL}", "", heading]
     lines += [f"{n}. {item.format(place=place)}." for n, item in enumerate(picks, 1)]
     return "\n".join(lines)
 
 
-def _subject(prompt: str) -> str:
-    """The likely subject of a question: its first run of capitalised words, else 'the topic'."""
+def _subject(prompt: str) -> str | None:
+    """The likely subject of a question: its first run of capitalised words, if any."""
     runs = re.findall(r"(?<![.?!]\s)(?<!^)\b([A-Z][\w'-]+(?:\s+[A-Z][\w'-]+)*)", prompt)
-    return runs[0] if runs else "the topic"
+    return runs[0] if runs else None
 
 
 def _synthesise(prompt: str) -> str:
