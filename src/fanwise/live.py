@@ -32,6 +32,7 @@ STATE_STYLES = {
     "done": "green",
     "cached": "green dim",
     "failed": "red",
+    "cancelled": "magenta",
 }
 
 
@@ -254,6 +255,9 @@ class LiveConsole:
         ticker = asyncio.create_task(tick())
         try:
             yield
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            self.progress.cancel_unfinished(self.now())
+            raise
         finally:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -16,7 +16,7 @@ from fanwise.events import CallRetrying, CallSettled, CallStarted, Event, PhaseS
 from fanwise.models.base import Completion
 from fanwise.outcome import Fulfilled
 
-CallState = Literal["running", "retrying", "done", "failed", "cached"]
+CallState = Literal["running", "retrying", "done", "failed", "cached", "cancelled"]
 Price = Callable[[Completion], float | None]
 """The cost of one completion in dollars, or None when its model's price is unknown."""
 
@@ -36,7 +36,8 @@ class CallRow:
     error: str = ""
 
     def elapsed(self, now: float) -> float:
-        return self.latency if self.state in ("done", "failed", "cached") else now - self.started
+        finished = ("done", "failed", "cached", "cancelled")
+        return self.latency if self.state in finished else now - self.started
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,13 @@ class Progress:
         self.tokens = 0
         self.cost: float | None = 0.0 if self.price is not None else None
         self.failures.clear()
+
+    def cancel_unfinished(self, at: float) -> None:
+        """Ctrl-C: the calls still running or waiting to retry were cancelled, not left running."""
+        for row in self.rows.values():
+            if row.state in ("running", "retrying"):
+                row.state, row.latency = "cancelled", at - row.started
+        self.running = self.retrying = 0
 
     @property
     def compact(self) -> bool:
