@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import pytest
 
 from fanwise import (
@@ -19,6 +23,7 @@ from fanwise import (
     ServerError,
 )
 from fanwise.events import CallRetrying, CallSettled, CallStarted, Event
+from fanwise.limits import Permit
 from tests.scripted import Reply, ScriptedModel
 
 
@@ -172,3 +177,21 @@ def test_bad_engine_settings_are_refused() -> None:
         Engine(ScriptedModel(), concurrency=0)
     with pytest.raises(ValueError, match="timeout"):
         Engine(ScriptedModel(), timeout=0)
+
+
+class HoldingLimiter:
+    """A limiter that never lets a request go: every attempt waits in its queue."""
+
+    @asynccontextmanager
+    async def permit(self, estimated_tokens: int) -> AsyncIterator[Permit]:
+        await asyncio.sleep(3600)
+        yield  # type: ignore[misc]  # never reached
+
+
+async def test_a_call_cut_while_held_by_the_limiter_records_the_hold() -> None:
+    """At the deadline, the attempt still waiting for the limiter reports its time as queued."""
+    engine = Engine(ScriptedModel(), limiter=HoldingLimiter())
+    [outcome] = await engine.run(calls("q"), deadline=0.05)
+    assert isinstance(outcome, Rejected) and outcome.kind is ErrorKind.TIMEOUT
+    [attempt] = outcome.attempts
+    assert attempt.queued == pytest.approx(attempt.duration, abs=1e-3) and attempt.queued >= 0.04

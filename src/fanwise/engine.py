@@ -70,6 +70,7 @@ class _Progress:
     first_start: float | None = None
     current: tuple[int, float, float] | None = None  # attempt number, start, wait before it
     queued: float = 0.0  # of the current attempt: seconds until the limiter let it go
+    held_since: float | None = None  # set while the current attempt waits for the limiter
     cached: Fulfilled[Completion] | None = None
 
 
@@ -205,8 +206,7 @@ class Engine:
             self.emit(CallStarted(index, call.key, call.label, attempt, started))
             try:
                 completion = await self._attempt(call.request, on_delta, state)
-            except Exception as exc:
-                error = exc
+            except Exception as error:
                 state.attempts.append(
                     Attempt(
                         attempt,
@@ -238,9 +238,9 @@ class Engine:
         self, request: Request, on_delta: DeltaSink | None, state: _Progress
     ) -> Completion:
         estimate = estimate_tokens(request.prompt) + (request.max_output_tokens or 0)
-        asked = self.now()
+        state.held_since = asked = self.now()
         async with self.limiter.permit(estimate) as permit:
-            state.queued = self.now() - asked
+            state.queued, state.held_since = self.now() - asked, None
             scope = asyncio.timeout(self.timeout)
             try:
                 async with scope:
@@ -262,10 +262,10 @@ class Engine:
         if isinstance(raw, Rejected) and state.current is not None:
             # Cut short mid-attempt (deadline, fail-fast, Ctrl-C): that attempt counts too.
             number, attempt_start, waited = state.current
+            error = error_to_dict(raw.error)
+            queued = state.queued if state.held_since is None else end - state.held_since
             attempts.append(
-                Attempt(
-                    number, attempt_start, end - attempt_start, error_to_dict(raw.error), waited
-                )
+                Attempt(number, attempt_start, end - attempt_start, error, waited, queued)
             )
         if isinstance(raw, Fulfilled):
             return Fulfilled(raw.value, end - started, started, tuple(attempts))
