@@ -54,7 +54,7 @@ class ResponsesStream:
             raise InvalidResponse("the stream ended without a response.completed event")
         return Completion(
             text="".join(self.parts) or _output_text(self.final),
-            usage=_responses_usage(self.final.get("usage")),
+            usage=responses_usage(self.final.get("usage")),
             model=str(self.final.get("model") or ""),
             response_id=_optional_str(self.final.get("id")),
             headers=headers,
@@ -78,7 +78,7 @@ class ChatStream:
         self.model = str(chunk.get("model") or self.model)
         self.response_id = _optional_str(chunk.get("id")) or self.response_id
         if isinstance(chunk.get("usage"), dict):
-            self.usage = _chat_usage(chunk["usage"])
+            self.usage = chat_usage(chunk["usage"])
         for choice in _list(chunk.get("choices")):
             delta = choice.get("delta") if isinstance(choice, dict) else None
             content = delta.get("content") if isinstance(delta, dict) else None
@@ -133,7 +133,7 @@ def responses_completion(data: Any, headers: dict[str, str]) -> Completion:
         raise InvalidResponse(f"the response has no output text (status {status})")
     return Completion(
         text=text,
-        usage=_responses_usage(data.get("usage")),
+        usage=responses_usage(data.get("usage")),
         model=str(data.get("model") or ""),
         response_id=_optional_str(data.get("id")),
         headers=headers,
@@ -151,7 +151,7 @@ def chat_completion(data: Any, headers: dict[str, str]) -> Completion:
     assert isinstance(data, dict)  # choices came from it
     return Completion(
         text=text,
-        usage=_chat_usage(data.get("usage")),
+        usage=chat_usage(data.get("usage")),
         model=str(data.get("model") or ""),
         response_id=_optional_str(data.get("id")),
         headers=headers,
@@ -169,7 +169,8 @@ def _output_text(response: Mapping[str, Any]) -> str:
     return "".join(texts)
 
 
-def _responses_usage(usage: Any) -> Usage:
+def responses_usage(usage: Any) -> Usage:
+    """Usage from a Responses API body's ``usage`` object (a dict; anything else is zero)."""
     if not isinstance(usage, dict):
         return Usage()
     return Usage(
@@ -180,7 +181,8 @@ def _responses_usage(usage: Any) -> Usage:
     )
 
 
-def _chat_usage(usage: Any) -> Usage:
+def chat_usage(usage: Any) -> Usage:
+    """Usage from a Chat Completions body's ``usage`` object (a dict; anything else is zero)."""
     if not isinstance(usage, dict):
         return Usage()
     return Usage(

@@ -18,6 +18,7 @@ from openai import AsyncOpenAI
 from openai._exceptions import SubjectTokenProviderError  # not re-exported by the SDK
 
 from fanwise.models.base import Completion, DeltaSink, Request, Usage
+from fanwise.models.bodies import chat_usage, responses_usage
 from fanwise.models.compat import chat_body, responses_body, status_error
 from fanwise.models.compat import retry_after as retry_after  # re-exported: its old home
 from fanwise.outcome import (
@@ -93,7 +94,7 @@ class OpenAIModel:
             raise InvalidResponse("the stream ended without a response.completed event")
         return Completion(
             text="".join(parts) or (final.output_text or ""),
-            usage=_responses_usage(final.usage),
+            usage=responses_usage(_usage_dict(final.usage)),
             model=str(final.model),
             response_id=final.id,
             headers=headers,
@@ -114,7 +115,7 @@ class OpenAIModel:
                 raise InvalidResponse("the server's answer has no text")
             return Completion(
                 text=text,
-                usage=_chat_usage(completion.usage),
+                usage=chat_usage(_usage_dict(completion.usage)),
                 model=completion.model,
                 response_id=completion.id,
                 headers=dict(raw.headers),
@@ -128,7 +129,7 @@ class OpenAIModel:
         async for chunk in raw_stream.parse():
             model, response_id = chunk.model or model, chunk.id or response_id
             if chunk.usage is not None:
-                usage = _chat_usage(chunk.usage)
+                usage = chat_usage(_usage_dict(chunk.usage))
             for choice in chunk.choices:
                 if choice.delta.content:
                     parts.append(choice.delta.content)
@@ -154,37 +155,16 @@ def _from_response(response: object, headers: Mapping[str, str]) -> Completion:
         raise InvalidResponse(f"the response has no output text (status {response.status})")
     return Completion(
         text=text,
-        usage=_responses_usage(response.usage),
+        usage=responses_usage(_usage_dict(response.usage)),
         model=response.model,
         response_id=response.id,
         headers=headers,
     )
 
 
-def _responses_usage(usage: Any) -> Usage:
-    if usage is None:
-        return Usage()
-    output_details = getattr(usage, "output_tokens_details", None)
-    input_details = getattr(usage, "input_tokens_details", None)
-    return Usage(
-        input_tokens=usage.input_tokens or 0,
-        output_tokens=usage.output_tokens or 0,
-        reasoning_tokens=getattr(output_details, "reasoning_tokens", 0) or 0,
-        cached_tokens=getattr(input_details, "cached_tokens", 0) or 0,
-    )
-
-
-def _chat_usage(usage: Any) -> Usage:
-    if usage is None:
-        return Usage()
-    output_details = getattr(usage, "completion_tokens_details", None)
-    input_details = getattr(usage, "prompt_tokens_details", None)
-    return Usage(
-        input_tokens=usage.prompt_tokens or 0,
-        output_tokens=usage.completion_tokens or 0,
-        reasoning_tokens=getattr(output_details, "reasoning_tokens", 0) or 0,
-        cached_tokens=getattr(input_details, "cached_tokens", 0) or 0,
-    )
+def _usage_dict(usage: Any) -> Any:
+    """The SDK's pydantic usage as the plain dict the shared body readers take."""
+    return usage.model_dump() if hasattr(usage, "model_dump") else usage
 
 
 def classify_error(exc: BaseException) -> CallError:
