@@ -68,7 +68,8 @@ async def test_synthesis_prompts_are_really_synthesised() -> None:
     text = (await OfflineModel(sleep=Clock()).complete(Request(prompt))).text
     assert text.startswith("# Kyoto: a guide")
     assert "## Where to eat?\n\nNishiki market." in text
-    assert "## What this guide is missing" in text and "How to get around?" in text
+    assert "## What this guide is missing" in text and "- How to get around?" in text
+    assert "say what is missing" not in text, "the prompt's instruction is not the guide's text"
 
 
 async def test_streaming_delivers_the_whole_text_in_pieces() -> None:

@@ -193,8 +193,10 @@ def _synthesise(prompt: str) -> str:
     for match in _QA.finditer(prompt):
         lines += [f"## {match['q'].strip()}", "", match["a"].replace(LABEL, "").strip(), ""]
     missing = _MISSING.search(prompt)
-    if missing and missing["body"].strip():
-        lines += ["## What this guide is missing", "", missing["body"].strip(), ""]
+    gaps = [line for line in (missing["body"] if missing else "").splitlines() if line[:2] == "- "]
+    if gaps:
+        note = "The research could not answer these questions, so this guide leaves them out:"
+        lines += ["## What this guide is missing", "", note, *gaps, ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
