@@ -6,7 +6,6 @@ Paths, methods and bodies are OpenAI's, so the official SDK's ``client.files`` a
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Awaitable, Callable
 
@@ -15,6 +14,7 @@ from aiohttp import web
 from fanwise.simulator import bodies
 from fanwise.simulator.batches import ApiError, BatchService
 from fanwise.simulator.reply import JSON
+from fanwise.simulator.request import RequestError, json_object
 
 PREFIXES = ("/v1/files", "/v1/batches")
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
@@ -71,11 +71,9 @@ async def _content(service: BatchService, request: web.BaseRequest, file_id: str
 
 async def _create(service: BatchService, request: web.BaseRequest, _: str) -> web.Response:
     try:
-        body = json.loads(await request.read())
-    except ValueError:
-        raise ApiError(400, "We could not parse the JSON body of your request.") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "The request body must be a JSON object.")
+        body = json_object(await request.read())
+    except RequestError as exc:
+        raise ApiError(400, exc.message) from None
     return _json(service.create(body))
 
 

@@ -38,8 +38,8 @@ class ApiRequest:
     reasoning_effort: str | None = None
 
 
-def parse_request(api: Api, body: bytes) -> ApiRequest:
-    """Parse a request body or raise ``RequestError`` with the message OpenAI would give."""
+def json_object(body: bytes) -> dict[str, Any]:
+    """A request body as a JSON object, or ``RequestError`` with the message OpenAI would give."""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -49,6 +49,12 @@ def parse_request(api: Api, body: bytes) -> ApiRequest:
         ) from None
     if not isinstance(data, dict):
         raise RequestError("The request body must be a JSON object.")
+    return data
+
+
+def parse_request(api: Api, body: bytes) -> ApiRequest:
+    """Parse a request body or raise ``RequestError`` with the message OpenAI would give."""
+    data = json_object(body)
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise RequestError("Missing required parameter: 'model'.", param="model", code="missing")
@@ -133,4 +139,4 @@ def _positive_int(value: object, name: str) -> int | None:
     return value
 
 
-__all__ = ["Api", "ApiRequest", "RequestError", "parse_request"]
+__all__ = ["Api", "ApiRequest", "RequestError", "json_object", "parse_request"]
