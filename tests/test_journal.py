@@ -20,7 +20,8 @@ EXPECTED_SCHEMA = {
     ("table", "runs"): (
         "CREATE TABLE runs ( id INTEGER PRIMARY KEY, kind TEXT NOT NULL, topic TEXT NOT NULL, "
         "spec TEXT NOT NULL, endpoint TEXT NOT NULL, total INTEGER, status TEXT NOT NULL, "
-        "reason TEXT, summary TEXT, started_at REAL NOT NULL, ended_at REAL, pid INTEGER )"
+        "reason TEXT, summary TEXT, started_at REAL NOT NULL, ended_at REAL, pid INTEGER ,"
+        " content TEXT NOT NULL DEFAULT 'full')"
     ),
     ("table", "calls"): (
         "CREATE TABLE calls ( id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES "

@@ -17,7 +17,13 @@ from fanwise.cli.engines import build_engine
 from fanwise.cli.interrupt import EXIT_INTERRUPTED, run_interruptible
 from fanwise.cli.options import InputError, RunOptions, common_options
 from fanwise.cli.report_cmd import write_run_report
-from fanwise.cli.session import Session, open_session, options_spec
+from fanwise.cli.session import (
+    Session,
+    check_journal_flags,
+    journal_off,
+    open_session,
+    options_spec,
+)
 from fanwise.console import Display, choose_display
 from fanwise.engine import Call, CallOutcome
 from fanwise.events import fan_out
@@ -51,6 +57,9 @@ def execute_batch(source: Path, options: RunOptions, *, resume: int | None = Non
         raise InputError(f"{source}: no such input file")
     if options.report and not Path(options.report).parent.is_dir():
         raise InputError(f"--report {options.report}: its directory does not exist")
+    check_journal_flags(options)
+    if options.report and journal_off(options):
+        raise InputError("--report: a batch's report is read from the journal, which is off")
     total = count_lines(source)
     model = options.build_model()
     defaults = options.settings()
@@ -83,7 +92,7 @@ def execute_batch(source: Path, options: RunOptions, *, resume: int | None = Non
     )
     if not options.quiet:
         click.echo(summary_line(summary, session), err=True)
-    if options.report:
+    if options.report and session.run_id is not None:
         write_run_report(options.report, session.run_id, options.journal)
     return {"complete": EXIT_OK, "partial": EXIT_PARTIAL}.get(status, EXIT_NO_RESULT)
 
@@ -103,7 +112,8 @@ def summary_line(summary: BatchSummary, session: Session) -> str:
     return (
         f"📊 {summary.fulfilled} fulfilled{cached}, {summary.rejected} rejected{bad} · "
         f"wall time {summary.wall_time:.1f} s · {summary.usage.total_tokens:,} tokens · "
-        f"{format_usd(session.cost)} · run {session.run_id}"
+        f"{format_usd(session.cost)}"
+        + ("" if session.run_id is None else f" · run {session.run_id}")
     )
 
 

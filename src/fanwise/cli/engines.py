@@ -48,7 +48,7 @@ def build_engine(
     if options.engine == "batch":
         # Imported here: batchapi loads the openai SDK, 0.5 s and 23 MB that every other run of
         # the CLI would pay at startup (docs/benchmarks.md).
-        from fanwise.batchapi import BatchClient, BatchEngine, JournalLedger, Polling
+        from fanwise.batchapi import BatchClient, BatchEngine, Polling
         from fanwise.models.openai import OpenAIModel
 
         if not isinstance(model, OpenAIModel):  # RunOptions.build_model sees to it
@@ -58,7 +58,7 @@ def build_engine(
             batches=BatchClient(model.client),
             api=model.api,
             polling=Polling(first=min(1.0, options.batch_poll), most=options.batch_poll),
-            ledger=JournalLedger(session.journal, session.run_id) if session else None,
+            ledger=session.ledger() if session else None,
             retry_with=options.retry_with,  # type: ignore[arg-type]  # a click.Choice
             **common,
         )

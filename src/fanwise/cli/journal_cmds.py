@@ -34,7 +34,7 @@ from fanwise.timeline import ascii_timeline
 @journal_option()
 def runs(limit: int, as_json: bool, journal: str | None) -> None:
     """List recent runs: id, when, topic, calls answered and failed, cost and status."""
-    with open_journal(journal) as opened:
+    with open_journal(journal, purpose="fanwise runs") as opened:
         records = opened.runs(limit)
     if as_json:
         click.echo(json.dumps([_run_dict(r) for r in records], indent=2, ensure_ascii=False))
@@ -73,9 +73,15 @@ def runs(limit: int, as_json: bool, journal: str | None) -> None:
 @journal_option()
 def show(run_id: int, as_json: bool, timeline: bool, journal: str | None) -> None:
     """Print run RUN's results again from the journal, with no API call."""
-    with open_journal(journal) as opened:
+    with open_journal(journal, purpose="fanwise show RUN") as opened:
         record = _find(opened, run_id)
         calls = list(opened.latest_calls(run_id))
+    if not record.text_kept and not timeline:
+        click.echo(
+            f"fanwise: run {run_id} kept no prompt or answer text (--journal-content meta): "
+            "its shape, status, timings, usage and cost only",
+            err=True,
+        )
     if timeline:
         width = shutil.get_terminal_size((100, 24)).columns
         click.echo(ascii_timeline(timeline_rows(record, calls), width=width), nl=False)
@@ -129,8 +135,13 @@ def resume(ctx: click.Context, /, run_id: int, **overrides: Any) -> None:
     flags here change only the budget, the pace, the retries and where the output goes. A run
     on the Batch API (--engine batch) collects the batches it left running, from any machine.
     """
-    with open_journal(overrides["journal"]) as opened:
+    with open_journal(overrides["journal"], purpose="fanwise resume RUN") as opened:
         record = _find(opened, run_id)
+    if not record.text_kept:
+        raise InputError(
+            f"run {run_id} kept no prompt or answer text (--journal-content meta), so it cannot "
+            "be resumed: run the command again"
+        )
     if record.status == "running" and _alive(record.pid):
         raise InputError(f"run {run_id} is still running (process {record.pid})")
     given = {

@@ -18,9 +18,25 @@ def journal_option() -> Callable[[Any], Any]:
 
 
 def journal_options() -> list[Callable[[Any], Any]]:
-    """``--journal``, ``--cache``, ``--max-cost`` and ``--prices``."""
+    """``--journal``, ``--no-journal``, ``--journal-content``, ``--cache``, ``--max-cost`` and
+    ``--prices``."""
     return [
         journal_option(),
+        click.option(
+            "--no-journal",
+            is_flag=True,
+            help="Write nothing to disk but the output asked for: no resume, no cache "
+            "[also: FANWISE_JOURNAL=off].",
+        ),
+        click.option(
+            "--journal-content",
+            type=click.Choice(["full", "meta"]),
+            default="full",
+            show_default=True,
+            envvar="FANWISE_JOURNAL_CONTENT",
+            help="meta: journal the run's shape, status, timings, usage and cost, but no prompt "
+            "or answer text (no resume).",
+        ),
         click.option(
             "--cache",
             is_flag=True,

@@ -214,6 +214,8 @@ class RunOptions:
     offline_latency: tuple[float, float]
     offline_fail_rate: float
     journal: str | None = None
+    no_journal: bool = False
+    journal_content: str = "full"
     cache: bool = False
     max_cost: float | None = None
     prices: str | None = None

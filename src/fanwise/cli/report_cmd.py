@@ -48,7 +48,7 @@ def report_html(record: RunRecord, calls: Iterable[CallRecord]) -> str:
 
 def write_run_report(path: str, run_id: int, journal: str | None) -> None:
     """Write the HTML report of a recorded run; a clean one-line error when it cannot."""
-    with open_journal(journal) as opened:
+    with open_journal(journal, purpose="fanwise report RUN") as opened:
         record = opened.run(run_id)
         if record is None:
             raise InputError(f"no run {run_id} in the journal {opened.path} (see: fanwise runs)")

@@ -2,7 +2,8 @@
 
 Wiring only: the journal, the store, the price table and the budget are library objects; this
 module picks them from the flags, writes the run's spec (what ``fanwise resume`` needs to run it
-again: never the API key) and turns their state into the lines a person reads.
+again: never the API key) and turns their state into the lines a person reads. With
+``--no-journal`` (or ``FANWISE_JOURNAL=off``) a session records nothing: it only counts the cost.
 """
 
 from __future__ import annotations
@@ -13,18 +14,24 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from fanwise.budget import Budget
 from fanwise.cli.options import InputError, RunOptions
-from fanwise.journal import Journal, JournalError, JournalStore
+from fanwise.journal import Content, CostStore, Journal, JournalError, JournalStore
 from fanwise.models import choose_provider
 from fanwise.models.base import Completion, Request
-from fanwise.paths import fanwise_home, journal_path
+from fanwise.paths import fanwise_home, journal_path, private_dir
 from fanwise.prices import Price, PriceError, PriceTable, format_usd, load_prices
 from fanwise.workflow import ModelSettings, Plan, WorkflowResult
+
+if TYPE_CHECKING:
+    from fanwise.batchapi import JournalLedger
+
+JOURNAL_OFF = ("off", "0", "false", "no")
+"""Values of ``FANWISE_JOURNAL`` that turn the journal off, as ``--no-journal`` does."""
 
 RESUME_OVERRIDES = (
     *("as_json", "out", "quiet", "plain", "stream", "report", "journal", "max_cost"),
@@ -35,14 +42,18 @@ RESUME_OVERRIDES = (
 
 @dataclass
 class Session:
-    """A run being recorded: its journal, store, prices and (with ``--max-cost``) budget."""
+    """A run being recorded: its journal, store, prices and (with ``--max-cost``) budget.
 
-    journal: Journal
-    run_id: int
-    store: JournalStore
+    Without a journal, ``journal`` and ``run_id`` are None and the store only counts the cost;
+    ``resume_command`` is None when the run cannot be resumed (no journal, or no text kept).
+    """
+
+    journal: Journal | None
+    run_id: int | None
+    store: CostStore
     prices: PriceTable
     budget: Budget | None
-    resume_command: str
+    resume_command: str | None
 
     @property
     def cost(self) -> float:
@@ -66,8 +77,11 @@ class Session:
             if note is not None:
                 click.echo(note, err=True)
                 reason = f"{reason}; {note}" if reason else note
-        self.journal.finish_run(self.run_id, status, reason=reason, summary=summary, total=total)
-        self.journal.close()
+        if self.journal is not None and self.run_id is not None:
+            self.journal.finish_run(
+                self.run_id, status, reason=reason, summary=summary, total=total
+            )
+            self.journal.close()
 
     def finish_workflow(self, result: WorkflowResult) -> None:
         summary = {"stats": result.stats.to_dict(), "cost_usd": round(self.cost, 6)}
@@ -77,13 +91,29 @@ class Session:
         """The engine's store and admission check for this run."""
         return {"store": self.store, "admit": self.budget.admit if self.budget else None}
 
+    def ledger(self) -> JournalLedger | None:
+        """Where ``--engine batch`` keeps its batches for a resume: none without a journal."""
+        if self.journal is None or self.run_id is None:
+            return None
+        from fanwise.batchapi import JournalLedger  # loads the openai SDK: only when used
+
+        return JournalLedger(self.journal, self.run_id)
+
     def interrupted(self) -> str:
-        """Mark the run interrupted; the line that says how to finish it."""
+        """Mark the run interrupted; the line that says how to finish it, if it can be."""
+        cancelled = "\nfanwise: interrupted: the calls in flight were cancelled"
+        if self.journal is None or self.run_id is None:
+            return f"{cancelled}; nothing was journaled (--no-journal), so there is no resume."
         self.journal.finish_run(self.run_id, "interrupted", reason="interrupted (Ctrl-C)")
         self.journal.close()
+        if self.resume_command is None:
+            return (
+                f"{cancelled}; the journal kept no prompts or answers (--journal-content meta), "
+                "so there is no resume."
+            )
         return (
-            "\nfanwise: interrupted: the calls in flight were cancelled; every finished call is "
-            f"kept in the journal. Finish the run with: {self.resume_command}"
+            f"{cancelled}; every finished call is kept in the journal. Finish the run with: "
+            f"{self.resume_command}"
         )
 
     def journal_note(self) -> str | None:
@@ -105,11 +135,13 @@ class Session:
                 f"fanwise: --max-cost: {budget.refused} calls not sent: their model has no price "
                 "(add it with --prices FILE)"
             )
-        return (
+        stopped = (
             f"fanwise: --max-cost {format_usd(budget.limit)}: stopped launching calls; "
-            f"{budget.refused} not sent, {format_usd(budget.spent)} spent. To send them, run "
-            f"{self.resume_command} --max-cost MORE"
+            f"{budget.refused} not sent, {format_usd(budget.spent)} spent."
         )
+        if self.resume_command is None:
+            return f"{stopped} To send them, run the command again with more --max-cost"
+        return f"{stopped} To send them, run {self.resume_command} --max-cost MORE"
 
     def to_dict(self) -> dict[str, Any]:
         """What the JSON output says about the run and its cost."""
@@ -124,21 +156,66 @@ class Session:
         return {
             "run": {
                 "id": self.run_id,
-                "journal": str(self.journal.path),
+                "journal": None if self.journal is None else str(self.journal.path),
                 "resume": self.resume_command,
             },
             "cost": cost,
         }
 
 
-def open_journal(explicit: str | None, environ: Mapping[str, str] = os.environ) -> Journal:
-    """The journal named by ``--journal`` or ``$FANWISE_HOME``; a clean error if unusable."""
+def journal_off(options: RunOptions | None, environ: Mapping[str, str] = os.environ) -> bool:
+    """``--no-journal``, or ``FANWISE_JOURNAL=off``: nothing of the run is written to disk."""
+    off = environ.get("FANWISE_JOURNAL", "").strip().lower() in JOURNAL_OFF
+    return off or (options is not None and options.no_journal)
+
+
+def check_journal_flags(options: RunOptions, environ: Mapping[str, str] = os.environ) -> None:
+    """Flags that contradict ``--no-journal``: a usage error before any request."""
+    if not journal_off(options, environ):
+        return
+    why = "--no-journal" if options.no_journal else "FANWISE_JOURNAL=off"
+    for flag, given in (
+        ("--cache", options.cache),
+        ("--journal", bool(options.journal)),
+        ("--journal-content", options.journal_content != Content.FULL),
+    ):
+        if given:
+            raise InputError(f"{flag} needs the journal, and {why} turns it off")
+
+
+def notice(line: str) -> None:
+    """A one-line notice on stderr (a journal file found readable by others, and tightened)."""
+    click.echo(line, err=True)
+
+
+def open_journal(
+    explicit: str | None,
+    environ: Mapping[str, str] = os.environ,
+    *,
+    purpose: str = "this command",
+    content: Content = Content.FULL,
+) -> Journal:
+    """The journal named by ``--journal`` or ``$FANWISE_HOME``; a clean error if unusable.
+
+    The fanwise home is made (or tightened to) ``0700``; a ``--journal`` elsewhere lives in a
+    directory the user chose, and only a missing one is created ``0700``.
+    """
+    if journal_off(None, environ):
+        raise InputError(f"{purpose} needs the journal, and FANWISE_JOURNAL=off turns it off")
+    path = journal_path(explicit, environ)
     try:
+        if not explicit:
+            private_dir(path.parent, notice)
         return Journal.open(
-            journal_path(explicit, environ), secrets=[environ.get("OPENAI_API_KEY")]
+            path, secrets=[environ.get("OPENAI_API_KEY")], content=content, notify=notice
         )
     except JournalError as exc:
         raise InputError(f"{exc} (choose another file with --journal PATH)") from None
+    except OSError as exc:
+        raise InputError(
+            f"cannot open the journal {path}: {exc.strerror} (choose another file with "
+            "--journal PATH)"
+        ) from None
 
 
 def endpoint(options: RunOptions, environ: Mapping[str, str] = os.environ) -> str:
@@ -188,6 +265,7 @@ def open_session(
     ``model``, when every call uses one, is checked up front against the price table so that
     ``--max-cost`` can refuse to start rather than refuse every call.
     """
+    check_journal_flags(options, environ)
     prices = load_price_table(options, environ)
     if options.engine == "batch":  # half price (a workflow's one live synthesis call too)
         # Imported here: the batchapi package loads the openai SDK (0.5 s and 23 MB at every
@@ -209,7 +287,10 @@ def open_session(
                 f"--max-cost: model {model!r} has no price, so the budget cannot bound it; add it "
                 f"to {fanwise_home(environ) / 'prices.toml'} or pass --prices FILE"
             )
-    journal = open_journal(options.journal, environ)
+    if journal_off(options, environ):
+        return Session(None, None, CostStore(prices=prices), prices, budget, None)
+    content = Content(options.journal_content)
+    journal = open_journal(options.journal, environ, content=content)
     if resume is None:
         run_id = journal.start_run(kind, topic, spec, endpoint=where, total=total)
     else:
@@ -223,9 +304,11 @@ def open_session(
         resume=resume is not None,
         cache=options.cache,
     )
-    command = f"fanwise resume {run_id}"
+    command: str | None = f"fanwise resume {run_id}"
     if options.journal:
-        command += f" --journal {shlex.quote(options.journal)}"
+        command = f"{command} --journal {shlex.quote(options.journal)}"
+    if content is Content.META:
+        command = None  # no prompt kept to send again, no answer to reuse
     return Session(journal, run_id, store, prices, budget, command)
 
 

@@ -127,7 +127,8 @@ def execute(
         click.echo(document, nl=False)
     if options.report:
         try:
-            write_report(options.report, result, run_id=str(session.run_id), cost=session.cost)
+            run_id = None if session.run_id is None else str(session.run_id)
+            write_report(options.report, result, run_id=run_id, cost=session.cost)
         except OSError as exc:
             raise InputError(f"--report {options.report}: cannot write: {exc.strerror}") from None
     if display is not None:

@@ -7,6 +7,11 @@ whole ``record_call`` with its JSON about 94 µs (``python benchmarks/journal_wr
 lasts a thousand times longer, so blocking the event loop for the write is cheaper than a
 thread, and the row is committed before anyone hears that the call settled.
 
+The file is private (``fanwise.paths``): created ``0600`` before SQLite opens it, its ``-wal``
+and ``-shm`` made under a ``0077`` umask (SQLite gives them the database's mode too), any of
+them found wider tightened with a notice, and SQLite's own temporary files kept in memory. With
+``content=Content.META`` no prompt or answer text is written (``fanwise.journal.content``).
+
 Calls are only ever appended. A call that is run again (resume after a failure) gets a new row;
 a run's state is the latest row of each call index, and its cost is the sum of every row.
 """
@@ -22,11 +27,23 @@ from pathlib import Path
 from typing import Any
 
 from fanwise.engine import Call, CallOutcome
+from fanwise.journal.content import (
+    Content,
+    meta_label,
+    meta_outcome,
+    meta_request,
+    meta_spec,
+    meta_topic,
+)
 from fanwise.journal.records import CallRecord, RunRecord, Totals
 from fanwise.journal.schema import JournalError, migrate
 from fanwise.models.base import Completion, Request, Usage
 from fanwise.outcome import Fulfilled, outcome_from_dict
+from fanwise.paths import PRIVATE_FILE, Notify, private_dir, private_file, private_umask, tighten
 from fanwise.redact import redact
+
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+"""What SQLite may create beside the database: kept as private as the database itself."""
 
 _LATEST = "SELECT MAX(id) FROM calls WHERE run_id = ? GROUP BY idx"
 _COUNTS = f"SELECT status, cached, COUNT(*) FROM calls WHERE id IN ({_LATEST}) GROUP BY 1, 2"
@@ -37,12 +54,20 @@ _SPENT = """
     FROM calls WHERE run_id = ? AND cached = 0
 """
 _RUN_COLUMNS = (
-    "id, kind, topic, spec, endpoint, status, started_at, ended_at, total, reason, summary, pid"
+    "id, kind, topic, spec, endpoint, status, started_at, ended_at, total, reason, summary, pid,"
+    " content"
 )
 
 
+def _quiet(note: str) -> None:
+    """A library caller that gave no ``notify`` hears nothing."""
+
+
 class Journal:
-    """Runs and their calls in one SQLite file; every write is redacted of the given secrets."""
+    """Runs and their calls in one SQLite file; every write is redacted of the given secrets.
+
+    ``content`` is what the runs started here keep: ``full``, or ``meta`` (no prompt or answer).
+    """
 
     def __init__(
         self,
@@ -51,11 +76,14 @@ class Journal:
         *,
         secrets: Iterable[str | None] = (),
         clock: Callable[[], float] = time.time,
+        content: Content = Content.FULL,
     ) -> None:
         self.db = db
         self.path = path
         self.secrets = tuple(s for s in secrets if s)
         self.clock = clock
+        self.content = content
+        self._kinds: dict[int, str] = {}  # run id -> kind, for the runs written here
 
     @classmethod
     def open(
@@ -65,18 +93,22 @@ class Journal:
         secrets: Iterable[str | None] = (),
         clock: Callable[[], float] = time.time,
         busy_timeout: float = 10.0,
+        content: Content = Content.FULL,
+        notify: Notify = _quiet,
     ) -> Journal:
-        """Open (creating and migrating as needed) the journal at ``path``.
+        """Open (creating and migrating as needed) the journal at ``path``, private to its owner.
 
         ``busy_timeout`` is how long a write waits for another process's write to finish; with
-        one short transaction per call, the wait is a few milliseconds at most.
+        one short transaction per call, the wait is a few milliseconds at most. ``notify`` hears
+        the one-line notice when a file was found readable by others and tightened.
         """
         path = Path(path)
         give_up = time.monotonic() + busy_timeout
         while True:
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                db = _connect(path, busy_timeout)
+                _make_private(path, notify)
+                with private_umask():
+                    db = _connect(path, busy_timeout)
             except sqlite3.OperationalError as exc:
                 # Two processes creating one journal: switching a new file to WAL can answer
                 # "locked" at once, without waiting on the busy handler. Try again, in time.
@@ -88,7 +120,7 @@ class Journal:
             except OSError as exc:
                 raise JournalError(f"cannot open the journal {path}: {exc.strerror}") from None
             else:
-                return cls(db, path, secrets=secrets, clock=clock)
+                return cls(db, path, secrets=secrets, clock=clock, content=Content(content))
 
     def close(self) -> None:
         self.db.close()
@@ -122,12 +154,24 @@ class Journal:
         total: int | None = None,
     ) -> int:
         """A new run, status ``running``; returns its id."""
+        if self.content is Content.META:
+            topic, spec = meta_topic(kind, topic), meta_spec(spec)
         cursor = self.db.execute(
-            "INSERT INTO runs (kind, topic, spec, endpoint, total, status, started_at, pid)"
-            " VALUES (?, ?, ?, ?, ?, 'running', ?, ?)",
-            (kind, topic, self._json(spec), endpoint, total, self.clock(), os.getpid()),
+            "INSERT INTO runs (kind, topic, spec, endpoint, total, status, started_at, pid,"
+            " content) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+            (
+                kind,
+                self._redact(topic),
+                self._json(spec),
+                endpoint,
+                total,
+                self.clock(),
+                os.getpid(),
+                self.content.value,
+            ),
         )
         assert cursor.lastrowid is not None
+        self._kinds[cursor.lastrowid] = kind
         return cursor.lastrowid
 
     def reopen_run(self, run_id: int) -> None:
@@ -191,7 +235,7 @@ class Journal:
 
     def _run(self, row: tuple[Any, ...]) -> RunRecord:
         run_id, kind, topic, spec, endpoint, status, started, ended, total, reason, summary, pid = (
-            row
+            row[:12]
         )
         return RunRecord(
             id=run_id,
@@ -207,6 +251,7 @@ class Journal:
             summary=json.loads(summary) if summary else {},
             pid=pid,
             totals=self.totals(run_id),
+            content=Content(row[12]),
         )
 
     # calls
@@ -217,6 +262,10 @@ class Journal:
         """Append one settled call and commit it at once."""
         usage = outcome.value.usage if isinstance(outcome, Fulfilled) else Usage()
         cached = isinstance(outcome, Fulfilled) and outcome.cached
+        label, request, stored = call.label, call.request.to_dict(), outcome.to_dict()
+        if self.content is Content.META:
+            label = meta_label(self._kind(run_id), label, index)
+            request, stored = meta_request(request), meta_outcome(stored)
         self.db.execute(
             "INSERT INTO calls (run_id, idx, key, label, request, status, outcome, error_kind,"
             " attempts, latency, input_tokens, cached_tokens, output_tokens, reasoning_tokens,"
@@ -225,10 +274,10 @@ class Journal:
                 run_id,
                 index,
                 call.key,
-                self._redact(call.label),
-                self._json(call.request.to_dict()),
+                self._redact(label),
+                self._json(request),
                 outcome.status,
-                self._json(outcome.to_dict()),
+                self._json(stored),
                 None if isinstance(outcome, Fulfilled) else outcome.kind.value,
                 len(outcome.attempts),
                 outcome.latency,
@@ -242,20 +291,29 @@ class Journal:
             ),
         )
 
+    def _kind(self, run_id: int) -> str:
+        if run_id not in self._kinds:
+            row = self.db.execute("SELECT kind FROM runs WHERE id = ?", (run_id,)).fetchone()
+            self._kinds[run_id] = row[0] if row else "workflow"
+        return self._kinds[run_id]
+
     def fulfilled_in_run(self, run_id: int, key: str) -> Fulfilled[Completion] | None:
-        """The latest fulfilled outcome of this call key in this run (resume)."""
+        """The latest fulfilled outcome of this call key in this run (resume); a run that kept
+        only ``meta`` has no answer to give."""
         row = self.db.execute(
-            "SELECT outcome FROM calls WHERE key = ? AND status = 'fulfilled' AND run_id = ?"
-            " ORDER BY id DESC LIMIT 1",
+            "SELECT c.outcome FROM calls c JOIN runs r ON r.id = c.run_id"
+            " WHERE c.key = ? AND c.status = 'fulfilled' AND c.run_id = ? AND r.content = 'full'"
+            " ORDER BY c.id DESC LIMIT 1",
             (key, run_id),
         ).fetchone()
         return None if row is None else _fulfilled(row[0])
 
     def fulfilled_anywhere(self, key: str, endpoint: str) -> Fulfilled[Completion] | None:
-        """The latest fulfilled outcome of this call key from any run on the same endpoint."""
+        """The latest fulfilled outcome of this call key from any ``full`` run on the same
+        endpoint (a ``meta`` run kept no answer)."""
         row = self.db.execute(
             "SELECT c.outcome FROM calls c JOIN runs r ON r.id = c.run_id"
-            " WHERE c.key = ? AND c.status = 'fulfilled' AND r.endpoint = ?"
+            " WHERE c.key = ? AND c.status = 'fulfilled' AND r.endpoint = ? AND r.content = 'full'"
             " ORDER BY c.id DESC LIMIT 1",
             (key, endpoint),
         ).fetchone()
@@ -286,11 +344,28 @@ def _fulfilled(text: str) -> Fulfilled[Completion] | None:
     return outcome if isinstance(outcome, Fulfilled) else None
 
 
+def _make_private(path: Path, notify: Notify) -> None:
+    """The journal file exists, ``0600``, before SQLite opens it; its side files no wider.
+
+    A missing directory is created ``0700``; an existing one is the user's to choose.
+    """
+    if not path.parent.exists():
+        private_dir(path.parent, notify)
+    private_file(path, notify)
+    for suffix in SQLITE_SIDE_FILES:
+        tighten(path.with_name(path.name + suffix), PRIVATE_FILE, notify)
+
+
 def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
-    """A connection in WAL mode with the schema up to date; closed again if any step fails."""
+    """A connection in WAL mode with the schema up to date; closed again if any step fails.
+
+    Temporary tables and sorts stay in memory: SQLite's temp files would be the one copy of
+    journal data outside the private directory.
+    """
     db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
     try:
         db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        db.execute("PRAGMA temp_store = MEMORY")
         if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")

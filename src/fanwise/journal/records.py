@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fanwise.engine import CallOutcome
+from fanwise.journal.content import Content
 from fanwise.models.base import Request, Usage
 
 
@@ -49,6 +50,12 @@ class RunRecord:
     summary: Mapping[str, Any] = field(default_factory=dict)
     pid: int | None = None
     totals: Totals = field(default_factory=Totals)
+    content: Content = Content.FULL
+
+    @property
+    def text_kept(self) -> bool:
+        """Whether its prompts and answers are in the journal (``--journal-content full``)."""
+        return self.content is Content.FULL
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +68,7 @@ class RunRecord:
             "ended_at": self.ended_at,
             "total": self.total,
             "totals": self.totals.to_dict(),
+            "content": self.content.value,
         }
 
 

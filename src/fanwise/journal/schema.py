@@ -92,9 +92,18 @@ def m002_batches(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX batches_by_run ON batches(run_id, state)")
 
 
+def m003_run_content(db: sqlite3.Connection) -> None:
+    """What each run's rows hold: ``full`` text, or ``meta`` only (``--journal-content``).
+
+    Earlier runs kept everything, hence the default. Cache and resume read only ``full`` runs.
+    """
+    db.execute("ALTER TABLE runs ADD COLUMN content TEXT NOT NULL DEFAULT 'full'")
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     m001_runs_and_calls,
     m002_batches,
+    m003_run_content,
 )
 
 

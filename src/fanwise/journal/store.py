@@ -17,7 +17,35 @@ from fanwise.outcome import Fulfilled
 from fanwise.prices import PriceTable
 
 
-class JournalStore:
+class CostStore:
+    """Keeps no outcome, only what the calls cost: the store of a run without a journal
+    (``--no-journal``), so ``--max-cost`` and the summary's cost still work."""
+
+    def __init__(self, *, prices: PriceTable) -> None:
+        self.prices = prices
+        self.spent = 0.0
+        self.unpriced = 0
+        self.reused = 0
+        self.unrecorded = 0  # settled calls the journal failed to write (see write_error)
+        self.write_error: sqlite3.Error | None = None
+
+    def lookup(self, call: Call) -> Fulfilled[Completion] | None:
+        return None
+
+    def record(self, index: int, call: Call, outcome: CallOutcome) -> None:
+        self.count(call, outcome)
+
+    def count(self, call: Call, outcome: CallOutcome) -> float | None:
+        """Add the call's cost to ``spent`` (or to ``unpriced``); return it."""
+        cost = call_cost(self.prices, call, outcome)
+        if cost is None:
+            self.unpriced += 1
+        else:
+            self.spent += cost
+        return cost
+
+
+class JournalStore(CostStore):
     """Records one run's calls; ``resume`` and ``cache`` decide what may be answered from it."""
 
     def __init__(
@@ -30,17 +58,12 @@ class JournalStore:
         resume: bool = False,
         cache: bool = False,
     ) -> None:
+        super().__init__(prices=prices)
         self.journal = journal
         self.run_id = run_id
-        self.prices = prices
         self.endpoint = endpoint
         self.resume = resume
         self.cache = cache
-        self.spent = 0.0
-        self.unpriced = 0
-        self.reused = 0
-        self.unrecorded = 0  # settled calls the journal failed to write (see write_error)
-        self.write_error: sqlite3.Error | None = None
         self._own_hits: Counter[str] = Counter()  # calls already in this run: not written twice
 
     def lookup(self, call: Call) -> Fulfilled[Completion] | None:
@@ -61,11 +84,7 @@ class JournalStore:
             if isinstance(outcome, Fulfilled) and outcome.cached:
                 self.reused += 1  # its row is already in this run
                 return
-        cost = call_cost(self.prices, call, outcome)
-        if cost is None:
-            self.unpriced += 1
-        else:
-            self.spent += cost
+        cost = self.count(call, outcome)
         try:
             self.journal.record_call(self.run_id, index, call, outcome, cost=cost)
         except sqlite3.Error as exc:

@@ -1,0 +1,67 @@
+"""How much of a run the journal keeps: ``full`` (everything), or ``meta`` (no prompt or answer).
+
+A ``meta`` journal keeps the run's shape (how many calls, which index, which key), status,
+timings, attempts, errors, usage and cost, so ``runs``, ``show --timeline`` and cost accounting
+still work; every text that came from a prompt or an answer is replaced by ``NOT_KEPT`` before
+it reaches SQLite. A batch keeps its input file's name and each line's ``custom_id``: they are
+the user's identifiers, not content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+NOT_KEPT = "[not kept]"
+
+
+class Content(StrEnum):
+    """What a run's rows hold: ``full`` text, or ``meta`` only."""
+
+    FULL = "full"
+    META = "meta"
+
+
+def meta_topic(kind: str, topic: str) -> str:
+    """A workflow's topic is in its prompts; a batch's topic is its input file's name."""
+    return topic if kind == "batch" else NOT_KEPT
+
+
+def meta_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The spec with the plan's texts replaced; its title and number of questions stay."""
+    kept = dict(spec)
+    plan = spec.get("plan")
+    if isinstance(plan, Mapping):
+        questions = plan.get("questions", ())
+        kept["plan"] = {
+            **plan,
+            **{
+                name: NOT_KEPT
+                for name, value in plan.items()
+                if isinstance(value, str) and name != "title"
+            },
+            "questions": [f"question {n} {NOT_KEPT}" for n in range(1, len(questions) + 1)],
+        }
+    return kept
+
+
+def meta_label(kind: str, label: str, index: int) -> str:
+    """A workflow's label is its question; a batch line's label is its ``custom_id``."""
+    return label if kind == "batch" else f"call {index} {NOT_KEPT}"
+
+
+def meta_request(request: Mapping[str, Any]) -> dict[str, Any]:
+    """The request with its prompt and instructions replaced; model and settings stay."""
+    return {
+        name: NOT_KEPT if name in ("prompt", "instructions") else value
+        for name, value in request.items()
+    }
+
+
+def meta_outcome(outcome: Mapping[str, Any]) -> dict[str, Any]:
+    """A fulfilled outcome with its answer's text replaced; usage, model and timings stay."""
+    value = outcome.get("value")
+    if not isinstance(value, Mapping) or "text" not in value:
+        return dict(outcome)
+    return {**outcome, "value": {**value, "text": NOT_KEPT}}
