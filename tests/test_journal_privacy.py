@@ -96,6 +96,13 @@ def test_the_wal_and_shm_are_0600_while_the_journal_is_open(
         assert {name: mode(tmp_path / name) for name in names} == dict.fromkeys(names, 0o600)
 
 
+def test_sqlite_writes_no_temp_file_and_overwrites_what_is_deleted(tmp_path: Path) -> None:
+    """Sorts and temp tables stay in memory (no copy in /tmp); deleted rows are zeroed."""
+    with Journal.open(tmp_path / "journal.db") as journal:
+        assert journal.db.execute("PRAGMA temp_store").fetchone()[0] == 2  # MEMORY
+        assert journal.db.execute("PRAGMA secure_delete").fetchone()[0] == 1
+
+
 def test_wider_files_are_tightened_with_a_one_line_notice(fanwise_home: Path) -> None:
     """A 0755 home and a 0644 journal (and -wal) from an older fanwise are closed, and said so."""
     path = fanwise_home / "journal.db"

@@ -360,12 +360,14 @@ def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
     """A connection in WAL mode with the schema up to date; closed again if any step fails.
 
     Temporary tables and sorts stay in memory: SQLite's temp files would be the one copy of
-    journal data outside the private directory.
+    journal data outside the private directory. Deleted rows (``fanwise prune``) are overwritten
+    with zeros, not left readable in free pages.
     """
     db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
     try:
         db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         db.execute("PRAGMA temp_store = MEMORY")
+        db.execute("PRAGMA secure_delete = ON")
         if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
