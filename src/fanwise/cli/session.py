@@ -103,7 +103,7 @@ class Session:
         """Mark the run interrupted; the line that says how to finish it, if it can be."""
         cancelled = "\nfanwise: interrupted: the calls in flight were cancelled"
         if self.journal is None or self.run_id is None:
-            return f"{cancelled}; nothing was journaled (--no-journal), so there is no resume."
+            return f"{cancelled}; the journal is off, so nothing was kept and there is no resume."
         self.journal.finish_run(self.run_id, "interrupted", reason="interrupted (Ctrl-C)")
         self.journal.close()
         if self.resume_command is None:
