@@ -1,86 +1,41 @@
-"""Runs calls through the journal, the limiter, the model and the retry policy, in parallel.
+"""The run loop: every call through the journal, ``--max-cost``, a dispatch, events, in order.
 
-Each call ends as one outcome carrying every attempt it made; every step is an event. The engine
-owns no terminal and no file: observers and the store are handed in.
+``Engine.run`` is the one loop whatever sends the calls. For each call, lazily, it looks in the
+store (a journaled answer is reused, no request), asks ``admit`` (``--max-cost``), and hands the
+rest to its dispatch as tickets: ``Live`` by default, the Batch API or Ray when given. Each
+outcome the dispatch reports is journaled, emitted and handed on the moment it exists. The
+deadline and fail-fast stop the dispatch and settle the calls it had open (with the attempt
+under way) and those never handed over. The engine owns no terminal and no file: observers and
+the store are handed in.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
-import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from functools import partial
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Set
+from typing import Any
 
-from fanwise.events import CallRetrying, CallSettled, CallStarted, Event, Observer
-from fanwise.limits import Limiter, Unlimited, estimate_tokens
-from fanwise.models.base import Completion, DeltaSink, Model, Request
-from fanwise.outcome import (
-    Attempt,
-    CallTimeout,
-    Fulfilled,
-    Rejected,
-    error_to_dict,
-)
+from fanwise.calls import Call, CallOutcome, Store, request_key
+from fanwise.dispatch.base import Dispatch, Ticket
+from fanwise.dispatch.live import Live
+from fanwise.events import CallSettled, Event, Observer
+from fanwise.limits import Limiter
+from fanwise.models.base import DeltaSink, Model
+from fanwise.outcome import CallTimeout, Cancelled, Fulfilled, Rejected
 from fanwise.retry import RetryBudget, RetryPolicy
-from fanwise.settle import drive
 
-CallOutcome = Fulfilled[Completion] | Rejected
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One request to make. ``key`` identifies it across runs (the journal's cache and resume)."""
-
-    request: Request
-    label: str = ""
-    key: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.key:
-            object.__setattr__(self, "key", request_key(self.request))
-        if not self.label:
-            object.__setattr__(self, "label", self.request.prompt)
-
-
-def request_key(request: Request) -> str:
-    """A stable digest of everything that shapes the answer: same key, same question."""
-    canonical = json.dumps(request.to_dict(), sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:24]
-
-
-class Store(Protocol):
-    """Where outcomes are kept the moment they exist, and found again (resume, cache)."""
-
-    def lookup(self, call: Call) -> Fulfilled[Completion] | None: ...
-
-    def record(self, index: int, call: Call, outcome: CallOutcome) -> None: ...
-
-
-@dataclass(slots=True)
-class _Progress:
-    """What one call has done so far; it outlives a cancellation, so nothing is forgotten."""
-
-    call: Call
-    attempts: list[Attempt] = field(default_factory=list)
-    first_start: float | None = None
-    current: tuple[int, float, float] | None = None  # attempt number, start, wait before it
-    queued: float = 0.0  # of the current attempt: seconds until the limiter let it go
-    held_since: float | None = None  # set while the current attempt waits for the limiter
-    cached: Fulfilled[Completion] | None = None
+OnOutcome = Callable[[int, Call, CallOutcome], None]
 
 
 class Engine:
-    """Fan calls out to a model under a concurrency cap, retries, a limiter and a deadline."""
+    """Fan calls out through a dispatch (live by default) under the journal, budget, deadline."""
 
     def __init__(
         self,
         model: Model,
         *,
+        dispatch: Dispatch | None = None,
         concurrency: int = 8,
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
@@ -93,23 +48,27 @@ class Engine:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         seed: int | None = None,
     ) -> None:
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-        if timeout is not None and timeout <= 0:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout}")
-        self.model = model
-        self.concurrency = concurrency
-        self.timeout = timeout
-        self.retry = retry or RetryPolicy()
-        self.retry_budget = retry_budget or RetryBudget(None)
-        self.limiter: Limiter = limiter or Unlimited()
+        self.live = Live(
+            model,
+            concurrency=concurrency,
+            timeout=timeout,
+            retry=retry,
+            retry_budget=retry_budget,
+            limiter=limiter,
+            sleep=sleep,
+            seed=seed,
+        )
+        """Sends the synthesis (``complete``), and ``run``'s calls unless ``dispatch`` is given."""
+        self.dispatch: Dispatch = dispatch or self.live
         self.store = store
         self.observer = observer
-        self.admit = admit  # called before a call's first send; raising refuses it (--max-cost)
+        self.admit = admit  # called before a call is handed over; raising refuses it (--max-cost)
         self.clock = clock
-        self.sleep = sleep
-        self.rng = random.Random(seed)
         self.origin = clock()
+
+    @property
+    def model(self) -> Model:
+        return self.live.model
 
     def now(self) -> float:
         """Seconds since the engine was made: the shared time axis of every event."""
@@ -125,148 +84,151 @@ class Engine:
         *,
         deadline: float | None = None,
         fail_fast: bool = False,
-        on_outcome: Callable[[int, Call, CallOutcome], None] | None = None,
+        on_outcome: OnOutcome | None = None,
         keep: bool = True,
     ) -> list[CallOutcome]:
         """Run every call; the outcomes come back in input order (``keep=False`` keeps none).
 
         With ``fail_fast`` the first rejection cancels the calls still running; they come back as
-        ``Cancelled``, and the calls that had finished are kept.
+        ``Cancelled``, and the calls that had finished are kept. ``deadline`` (seconds) settles
+        the calls not finished by then as timeouts.
         """
-        progress: dict[int, _Progress] = {}
-        results: dict[int, CallOutcome] = {}
-
-        def factories() -> Iterator[Callable[[], Awaitable[Completion]]]:
-            for index, call in enumerate(calls):
-                state = progress[index] = self._progress(call)
-                yield partial(self._attempts, index, state)
-
-        def settled(index: int, raw: CallOutcome) -> None:
-            state = progress.pop(index)
-            outcome = self._settle(index, state, raw)
-            if on_outcome is not None:
-                on_outcome(index, state.call, outcome)
-            if keep:
-                results[index] = outcome
-
-        await drive(
-            factories(),
-            settled,
-            limit=self.concurrency,
-            deadline=deadline,
-            fail_fast=fail_fast,
-        )
-        return [results[i] for i in sorted(results)]
+        if deadline is not None and deadline <= 0:
+            raise ValueError(f"deadline must be a positive number of seconds, got {deadline}")
+        if fail_fast and not self.dispatch.stops_early:
+            raise ValueError(
+                f"{type(self.dispatch).__name__} cannot stop at the first failure: use mode settled"
+            )
+        run = _Run(self, on_outcome, keep, fail_fast, self.dispatch.carried())
+        source = enumerate(calls)
+        run.scope = scope = asyncio.timeout(deadline)
+        expired = False
+        try:
+            async with scope:
+                await self.dispatch.send(run.tickets(source), run)
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            expired = True
+        if run.stopped:
+            run.cut(
+                source,
+                lambda: Cancelled("cancelled: a sibling call failed (fail-fast mode)"),
+                lambda: Cancelled("not started: a call failed (fail-fast)"),
+            )
+        elif expired:
+            note = self.dispatch.deadline_note
+            run.cut(
+                source,
+                lambda: CallTimeout(f"deadline of {deadline:g}s passed while running{note}"),
+                lambda: CallTimeout(f"not started: deadline of {deadline:g}s passed"),
+            )
+        else:
+            lost = f"{type(self.dispatch).__name__} ended without an outcome for this call"
+            run.cut(source, lambda: RuntimeError(lost), lambda: RuntimeError(lost))
+        return [run.results[i] for i in sorted(run.results)]
 
     async def complete(
         self, call: Call, *, index: int = 0, on_delta: DeltaSink | None = None
     ) -> CallOutcome:
-        """One call on its own (the synthesis), with the same journal, retries, limits, events."""
-        state = self._progress(call)
-        begun = self.now()
-        raw: CallOutcome
-        try:
-            value = await self._attempts(index, state, on_delta)
-        except Exception as exc:
-            raw = Rejected(exc, self.now() - begun, begun)
-        else:
-            raw = Fulfilled(value, self.now() - begun, begun)
-        return self._settle(index, state, raw)
+        """One call on its own, live (the synthesis), with the same journal, budget and events."""
+        run = _Run(self, None, keep=True, fail_fast=False, carried=frozenset())
+        ticket = run.ticket(index, call)
+        if ticket is not None:
+            run.settled(ticket, await self.live.outcome(ticket, run, on_delta))
+        return run.results[index]
 
-    def _progress(self, call: Call) -> _Progress:
-        state = _Progress(call)
-        if self.store is not None:
-            state.cached = self.store.lookup(call)
-        return state
 
-    def _settle(self, index: int, state: _Progress, raw: CallOutcome) -> CallOutcome:
-        outcome = self._finish(state, raw)
-        if self.store is not None:
-            self.store.record(index, state.call, outcome)
-        self.emit(CallSettled(index, state.call.key, state.call.label, outcome, self.now()))
-        return outcome
+class _Run:
+    """One ``run``: the calls handed to the dispatch and not settled yet, and their outcomes."""
 
-    async def _attempts(
-        self, index: int, state: _Progress, on_delta: DeltaSink | None = None
-    ) -> Completion:
-        if state.cached is not None:
-            return state.cached.value
-        call = state.call
-        if self.admit is not None:
-            self.admit(call)
-        waited = 0.0
-        attempt = 0
-        while True:
-            attempt += 1
-            started = self.now()
-            if state.first_start is None:
-                state.first_start = started
-            state.current = (attempt, started, waited)
-            state.queued = 0.0
-            self.emit(CallStarted(index, call.key, call.label, attempt, started))
+    def __init__(
+        self,
+        engine: Engine,
+        on_outcome: OnOutcome | None,
+        keep: bool,
+        fail_fast: bool,
+        carried: Set[tuple[int, str]],
+    ) -> None:
+        self.engine = engine
+        self.on_outcome = on_outcome
+        self.keep = keep
+        self.fail_fast = fail_fast
+        self.carried = carried  # sent by an earlier process: paid for, so not admitted again
+        self.open: dict[int, Ticket] = {}
+        self.results: dict[int, CallOutcome] = {}
+        self.scope: Any = None  # the run's asyncio.timeout: fail-fast ends it at once
+        self.stopped = False
+
+    def tickets(self, source: Iterator[tuple[int, Call]]) -> Iterator[Ticket]:
+        """The calls to send, as the dispatch takes them; the others settle on the way."""
+        while not self.stopped and (item := next(source, None)) is not None:
+            ticket = self.ticket(*item)
+            if ticket is not None:
+                yield ticket
+
+    def now(self) -> float:
+        return self.engine.now()
+
+    def emit(self, event: Event) -> None:
+        self.engine.emit(event)
+
+    def ticket(self, index: int, call: Call) -> Ticket | None:
+        """A ticket for a call to send; None when it settled here (journaled, or refused)."""
+        if self._reused(index, call):
+            return None
+        engine = self.engine
+        ticket = Ticket(index, call)
+        self.open[index] = ticket
+        if engine.admit is not None and (index, call.key) not in self.carried:
             try:
-                completion = await self._attempt(call.request, on_delta, state)
-            except Exception as error:
-                state.attempts.append(
-                    Attempt(
-                        attempt,
-                        started,
-                        self.now() - started,
-                        error_to_dict(error),
-                        waited,
-                        state.queued,
-                    )
-                )
-                state.current = None
-                wait = self.retry.delay(attempt, error, self.rng)
-                if wait is None or not self.retry_budget.try_spend():
-                    raise
-                self.emit(
-                    CallRetrying(
-                        index, call.key, call.label, attempt, error_to_dict(error), wait, self.now()
-                    )
-                )
-                await self.sleep(wait)
-                waited = wait
-                continue
-            duration = self.now() - started
-            state.attempts.append(Attempt(attempt, started, duration, None, waited, state.queued))
-            state.current = None
-            return completion
+                engine.admit(call)
+            except Exception as exc:
+                self.settled(ticket, Rejected(exc, 0.0, self.now()))
+                return None
+        return ticket
 
-    async def _attempt(
-        self, request: Request, on_delta: DeltaSink | None, state: _Progress
-    ) -> Completion:
-        estimate = estimate_tokens(request.prompt) + (request.max_output_tokens or 0)
-        state.held_since = asked = self.now()
-        async with self.limiter.permit(estimate) as permit:
-            state.queued, state.held_since = self.now() - asked, None
-            scope = asyncio.timeout(self.timeout)
-            try:
-                async with scope:
-                    completion = await self.model.complete(request, on_delta=on_delta)
-            except TimeoutError as exc:
-                if scope.expired():
-                    raise CallTimeout(f"attempt timed out after {self.timeout:g}s") from exc
-                raise
-            permit.record(tokens=completion.usage.total_tokens, headers=completion.headers)
-            return completion
+    def settled(self, ticket: Ticket, outcome: CallOutcome) -> None:
+        """Journal, emit and hand on an outcome, once; a rejection stops a fail-fast run."""
+        if self.open.pop(ticket.index, None) is None:
+            return
+        self._record(ticket.index, ticket.call, outcome)
+        if self.fail_fast and isinstance(outcome, Rejected) and not self.stopped:
+            self.stopped = True
+            if self.scope is not None:
+                self.scope.reschedule(asyncio.get_running_loop().time())
 
-    def _finish(self, state: _Progress, raw: CallOutcome) -> CallOutcome:
-        """The scheduler's outcome, rebuilt with the call's own history on the engine's clock."""
-        end = self.now()
-        if state.cached is not None and isinstance(raw, Fulfilled):
-            return Fulfilled(state.cached.value, 0.0, end, (), cached=True)
-        started = state.first_start if state.first_start is not None else end - raw.latency
-        attempts = list(state.attempts)
-        if isinstance(raw, Rejected) and state.current is not None:
-            # Cut short mid-attempt (deadline, fail-fast, Ctrl-C): that attempt counts too.
-            number, attempt_start, waited = state.current
-            error = error_to_dict(raw.error)
-            queued = state.queued if state.held_since is None else end - state.held_since
-            attempts.append(
-                Attempt(number, attempt_start, end - attempt_start, error, waited, queued)
-            )
-        if isinstance(raw, Fulfilled):
-            return Fulfilled(raw.value, end - started, started, tuple(attempts))
-        return Rejected(raw.error, end - started, started, tuple(attempts))
+    def _record(self, index: int, call: Call, outcome: CallOutcome) -> None:
+        engine = self.engine
+        if engine.store is not None:
+            engine.store.record(index, call, outcome)
+        self.emit(CallSettled(index, call.key, call.label, outcome, self.now()))
+        if self.on_outcome is not None:
+            self.on_outcome(index, call, outcome)
+        if self.keep:
+            self.results[index] = outcome
+
+    def cut(
+        self,
+        source: Iterator[tuple[int, Call]],
+        running: Callable[[], Exception],
+        unstarted: Callable[[], Exception],
+    ) -> None:
+        """Settle the calls left open, then those never handed over (a journaled one is reused)."""
+        for ticket in list(self.open.values()):
+            error = unstarted() if ticket.first_start is None else running()
+            self.settled(ticket, ticket.cut(error, self.now()))
+        for index, call in source:
+            if not self._reused(index, call):
+                self._record(index, call, Rejected(unstarted(), 0.0, self.now()))
+
+    def _reused(self, index: int, call: Call) -> bool:
+        """Settle ``call`` with its journaled answer, if the store has one."""
+        store = self.engine.store
+        cached = store.lookup(call) if store is not None else None
+        if cached is not None:
+            self._record(index, call, Fulfilled(cached.value, 0.0, self.now(), (), cached=True))
+        return cached is not None
+
+
+__all__ = ["Call", "CallOutcome", "Engine", "Store", "request_key"]

@@ -3,11 +3,13 @@
 Optional: ``pip install 'fanwise[ray]'``. Nothing here imports Ray until a run starts.
 """
 
-from fanwise.cluster.engine import RayEngine, RayMissing, import_ray
+from fanwise.cluster.dispatch import RayDispatch, RayMissing, import_ray
+from fanwise.cluster.engine import RayEngine
 from fanwise.cluster.limits import RemoteLimiter, SharedLimits
 from fanwise.cluster.worker import Worker, WorkerPlan
 
 __all__ = [
+    "RayDispatch",
     "RayEngine",
     "RayMissing",
     "RemoteLimiter",

@@ -1,0 +1,168 @@
+"""The Batch API dispatch: calls sent as batch files, each settled as its result comes back.
+
+``BatchAPI.send`` is one step of ``Engine.run`` (which owns the journal, ``--max-cost``, the
+deadline and the events). It goes in rounds:
+
+1. jobs that an earlier process left open in the ledger are adopted, so their calls are not
+   sent again (the engine does not admit them either: see ``carried``);
+2. the other calls are packed into files within ``BatchLimits``, uploaded and made batches, each
+   written in the ledger the moment it exists (``batchapi.jobs``);
+3. every open batch is polled until it ends, and its result files read back onto the calls by
+   ``custom_id``;
+4. a retryable failure (an expired line, a 5xx line, a line missing from the results) is sent
+   again, in a new batch or live (``retry_with``), as the retry policy and budget allow. The
+   outcome carries every attempt: one per batch the call was in, then its live attempts.
+
+A job is marked collected in the ledger only once its calls are settled or queued again, so a
+crash at any point loses nothing and pays for nothing twice. The deadline leaves the batches
+running, and in the ledger for a resume to collect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Iterator, Set
+from dataclasses import dataclass, field
+from typing import Literal
+
+from fanwise.batchapi.client import BatchClient
+from fanwise.batchapi.files import Api, BatchLimits, Oversized, pack, request_line
+from fanwise.batchapi.jobs import Jobs, Polling
+from fanwise.batchapi.ledger import Job, Ledger, NoLedger
+from fanwise.batchapi.results import Result
+from fanwise.dispatch import Dispatch, Live, Run, Ticket
+from fanwise.events import CallRetrying, CallStarted
+from fanwise.models.base import Completion
+from fanwise.outcome import BadRequest, CallError, error_to_dict
+
+RetryWith = Literal["batch", "live"]
+
+
+@dataclass(slots=True)
+class _Round:
+    """What one batch round brought back: each call's result, and the jobs it finished."""
+
+    results: dict[int, Result] = field(default_factory=dict)
+    finished: list[Job] = field(default_factory=list)
+
+
+class BatchAPI(Dispatch):
+    """Sends calls through OpenAI's Batch API; retries (and ``retry_with="live"``) as ``live``."""
+
+    stops_early = False  # a batch sent cannot stop at its first failure
+    deadline_note = "; its batch keeps running, and a resume of this run collects it"
+
+    def __init__(
+        self,
+        batches: BatchClient,
+        live: Live,
+        *,
+        api: Api = "responses",
+        limits: BatchLimits | None = None,
+        polling: Polling | None = None,
+        ledger: Ledger | None = None,
+        retry_with: RetryWith = "batch",
+    ) -> None:
+        if retry_with not in ("batch", "live"):
+            raise ValueError(f"retry_with must be 'batch' or 'live', got {retry_with!r}")
+        self.live = live  # its retry policy, budget and sleep are the batch's too
+        self.api: Api = api
+        self.limits = limits or BatchLimits()
+        self.ledger: Ledger = ledger or NoLedger()
+        self.jobs = Jobs(batches, self.ledger, api, polling or Polling(), live)
+        self.retry_with: RetryWith = retry_with
+
+    def carried(self) -> Set[tuple[int, str]]:
+        return {pair for job in self.ledger.open_jobs() for pair in job.calls}
+
+    async def send(self, tickets: Iterable[Ticket], run: Run) -> None:
+        adopted = self.ledger.open_jobs()
+        carried = {pair for job in adopted for pair in job.calls}
+        open_: dict[int, Ticket] = {}
+        fresh: list[Ticket] = []
+        for ticket in tickets:
+            open_[ticket.index] = ticket
+            if (ticket.index, ticket.call.key) not in carried:
+                fresh.append(ticket)
+        to_send, jobs = fresh, adopted
+        while to_send or jobs:
+            found = await self._round(run, open_, to_send, jobs)
+            retry: list[Ticket] = []
+            for index, result in found.results.items():
+                ticket = open_[index]  # a round reports only on open calls
+                if isinstance(result, Completion) or not self._again(run, ticket, result):
+                    del open_[index]
+                    run.settled(ticket, ticket.outcome(result, run.now()))
+                else:
+                    retry.append(ticket)
+            for job in found.finished:
+                self.ledger.closed(job, "collected")
+            if self.retry_with == "live" and retry:
+                await self.live.send(retry, run)
+                return
+            to_send, jobs = retry, []
+
+    def _again(self, run: Run, ticket: Ticket, error: CallError) -> bool:
+        """Whether a failed call goes out again: the retry policy and budget decide."""
+        live, number = self.live, len(ticket.attempts)
+        if live.retry.delay(number, error, live.rng) is None or not live.retry_budget.try_spend():
+            return False
+        call = ticket.call
+        failure = error_to_dict(error)
+        run.emit(CallRetrying(ticket.index, call.key, call.label, number, failure, 0.0, run.now()))
+        return True
+
+    async def _round(
+        self, run: Run, open_: dict[int, Ticket], tickets: list[Ticket], jobs: list[Job]
+    ) -> _Round:
+        """Send ``tickets`` as new batches, then collect them and ``jobs``."""
+        found = _Round()
+
+        def begun(calls: Iterable[tuple[int, str]]) -> tuple[list[Ticket], float]:
+            """Each call of a batch starts an attempt now."""
+            now, mine = run.now(), []
+            for index, key in calls:
+                ticket = open_.get(index)
+                if ticket is not None and ticket.call.key == key:
+                    call = ticket.call
+                    run.emit(CallStarted(index, key, call.label, ticket.begin(now), now))
+                    mine.append(ticket)
+            return mine, now
+
+        def ended(mine: list[Ticket], started: float, results: dict[int, Result]) -> None:
+            now = run.now()
+            for ticket in mine:
+                result = results.get(ticket.index)
+                if result is not None:
+                    ticket.add(started, now, None if isinstance(result, Completion) else result)
+                    found.results[ticket.index] = result
+
+        async def collect(job: Job, mine: list[Ticket], started: float) -> None:
+            results, finished = await self.jobs.collect(job, run)
+            ended(mine, started, results)
+            if finished:
+                found.finished.append(job)
+
+        async with asyncio.TaskGroup() as group:
+            for job in jobs:
+                group.create_task(collect(job, *begun(job.calls)))
+            for item in pack(self._lines(tickets), self.limits):
+                if isinstance(item, Oversized):  # refused here: never sent, so never started
+                    error = BadRequest(item.message, code="batch_line_too_large")
+                    ended([open_[item.index]], run.now(), {item.index: error})
+                    continue
+                mine, started = begun(item.calls)
+                made = await self.jobs.submit(item)
+                if isinstance(made, CallError):
+                    ended(mine, started, dict.fromkeys((t.index for t in mine), made))
+                else:
+                    group.create_task(collect(made, mine, started))
+        return found
+
+    def _lines(self, tickets: list[Ticket]) -> Iterator[tuple[int, str, bytes]]:
+        for ticket in tickets:
+            index, call = ticket.index, ticket.call
+            yield index, call.key, request_line(index, call.key, call.request, self.api)
+
+
+__all__ = ["BatchAPI", "RetryWith"]

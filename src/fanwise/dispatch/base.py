@@ -1,0 +1,118 @@
+"""What a dispatch is: the one part of a run that differs between live, Batch API and Ray.
+
+The engine owns the run (the journal, ``--max-cost`` admission, the deadline, fail-fast, events
+and the order of results) and hands each call it means to send to its dispatch as a ``Ticket``.
+The dispatch sends, in whatever way it sends (one request at a time, a batch file, a Ray
+actor), records each attempt on the ticket, and reports each outcome to the ``Run`` the moment
+it exists. A ticket outlives a cancellation: a call cut short by the deadline or a fail-fast
+stop still settles with every attempt it made, the one cut short included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Set
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from fanwise.calls import Call, CallOutcome
+from fanwise.events import Event
+from fanwise.models.base import Completion
+from fanwise.outcome import Attempt, Fulfilled, Rejected, error_to_dict
+
+
+@dataclass(slots=True)
+class Ticket:
+    """One call handed to a dispatch, and every attempt it has made so far."""
+
+    index: int
+    call: Call
+    attempts: list[Attempt] = field(default_factory=list)
+    first_start: float | None = None
+    current: tuple[int, float, float] | None = None  # attempt number, start, wait before it
+    queued: float = 0.0  # of the current attempt: seconds until the limiter let it go
+    held_since: float | None = None  # set while the current attempt waits for the limiter
+
+    def begin(self, now: float, waited: float = 0.0) -> int:
+        """An attempt starts now, ``waited`` seconds after the one before; its number."""
+        number = len(self.attempts) + 1
+        if self.first_start is None:
+            self.first_start = now
+        self.current = (number, now, waited)
+        self.queued, self.held_since = 0.0, None
+        return number
+
+    def end(self, now: float, error: Exception | None = None) -> None:
+        """The current attempt ended now, answered (``error`` None) or not."""
+        assert self.current is not None, "end() without begin()"
+        _, started, waited = self.current
+        self.add(started, now, error, waited)
+
+    def add(
+        self, started: float, now: float, error: Exception | None = None, waited: float = 0.0
+    ) -> None:
+        """An attempt from ``started`` to now is over (a batch sees only each attempt's end)."""
+        failure = None if error is None else error_to_dict(error)
+        number = len(self.attempts) + 1
+        self.attempts.append(Attempt(number, started, now - started, failure, waited, self.queued))
+        self.current = None
+
+    def outcome(self, result: Completion | Exception, now: float) -> CallOutcome:
+        """The call's outcome: its last result, and every attempt it made."""
+        started = self.first_start if self.first_start is not None else now
+        if isinstance(result, Exception):
+            return Rejected(result, now - started, started, tuple(self.attempts))
+        return Fulfilled(result, now - started, started, tuple(self.attempts))
+
+    def cut(self, error: Exception, now: float) -> Rejected:
+        """Stopped from outside (deadline, fail-fast): the attempt under way counts too."""
+        if self.current is not None:
+            if self.held_since is not None:
+                self.queued = now - self.held_since
+            self.end(now, error)
+        outcome = self.outcome(error, now)
+        assert isinstance(outcome, Rejected)
+        return outcome
+
+
+class Run(Protocol):
+    """What a dispatch sees of the run it sends for: the clock, the events, the settling."""
+
+    def now(self) -> float:
+        """Seconds on the run's time axis (every event and attempt uses it)."""
+        ...
+
+    def emit(self, event: Event) -> None:
+        """Hand an event (a call started or retrying, a batch's progress) to the observers."""
+        ...
+
+    def settled(self, ticket: Ticket, outcome: CallOutcome) -> None:
+        """The call of ``ticket`` ended for good; a second report of it is ignored."""
+        ...
+
+
+class Dispatch:
+    """Sends calls. ``send`` is all a dispatch must write; the rest has defaults."""
+
+    stops_early: bool = True
+    """Whether a run can stop at its first failure (fail-fast): a batch already sent cannot."""
+    deadline_note: str = ""
+    """Said of the calls cut short by the deadline, after the deadline's own message."""
+
+    def carried(self) -> Set[tuple[int, str]]:
+        """``(index, key)`` of calls an earlier process sent that this one will collect.
+
+        They are paid for already, so the engine does not ask ``--max-cost`` to admit them.
+        """
+        return frozenset()
+
+    async def send(self, tickets: Iterable[Ticket], run: Run) -> None:
+        """Send every ticket and report each outcome to ``run.settled`` as it arrives.
+
+        ``tickets`` is lazy: each is taken when the dispatch is ready for it (the engine looks
+        it up in the journal and admits it then). Cancellation stops the sending; the engine
+        settles the calls left open.
+        """
+        raise NotImplementedError
+
+
+__all__ = ["Dispatch", "Run", "Ticket"]

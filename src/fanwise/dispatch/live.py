@@ -1,0 +1,127 @@
+"""The live dispatch: each call sent as its own request, through the limiter, with retries.
+
+At most ``concurrency`` calls are under way at once, and a ticket is taken only when a slot is
+free (so a long input is read lazily and memory stays flat). Each attempt waits for a permit,
+runs under ``timeout``, and on a retryable error waits as the retry policy says, within the
+run's retry budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Iterable
+
+from fanwise.calls import CallOutcome
+from fanwise.dispatch.base import Dispatch, Run, Ticket
+from fanwise.events import CallRetrying, CallStarted
+from fanwise.limits import Limiter, Unlimited, estimate_tokens
+from fanwise.models.base import Completion, DeltaSink, Model, Request
+from fanwise.outcome import CallTimeout, error_to_dict
+from fanwise.retry import RetryBudget, RetryPolicy
+
+
+class Live(Dispatch):
+    """Per-call requests to ``model`` under a concurrency cap, a limiter and the retry policy."""
+
+    def __init__(
+        self,
+        model: Model,
+        *,
+        concurrency: int = 8,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        retry_budget: RetryBudget | None = None,
+        limiter: Limiter | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        seed: int | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout}")
+        self.model = model
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.retry_budget = retry_budget or RetryBudget(None)
+        self.limiter: Limiter = limiter or Unlimited()
+        self.sleep = sleep
+        self.rng = random.Random(seed)
+
+    async def send(self, tickets: Iterable[Ticket], run: Run) -> None:
+        slots = asyncio.Semaphore(self.concurrency)
+        feed = iter(tickets)
+        async with asyncio.TaskGroup() as group:
+            while True:
+                await slots.acquire()  # before taking a ticket: it is admitted when taken
+                ticket = next(feed, None)
+                if ticket is None:
+                    break
+                group.create_task(self._one(ticket, run, slots))
+
+    async def _one(self, ticket: Ticket, run: Run, slots: asyncio.Semaphore) -> None:
+        try:
+            outcome = await self.outcome(ticket, run)
+        finally:
+            slots.release()
+        run.settled(ticket, outcome)
+
+    async def outcome(
+        self, ticket: Ticket, run: Run, on_delta: DeltaSink | None = None
+    ) -> CallOutcome:
+        """One call's attempts to their end (the synthesis streams through ``on_delta``)."""
+        try:
+            value = await self._attempts(ticket, run, on_delta)
+        except Exception as exc:
+            return ticket.outcome(exc, run.now())
+        return ticket.outcome(value, run.now())
+
+    async def _attempts(self, ticket: Ticket, run: Run, on_delta: DeltaSink | None) -> Completion:
+        call = ticket.call
+        waited = 0.0
+        tries = 0  # this dispatch's own: attempts made elsewhere (a batch) are not counted
+        while True:
+            tries += 1
+            started = run.now()
+            number = ticket.begin(started, waited)
+            run.emit(CallStarted(ticket.index, call.key, call.label, number, started))
+            try:
+                completion = await self._attempt(call.request, on_delta, ticket, run)
+            except Exception as error:
+                ticket.end(run.now(), error)
+                wait = self.retry.delay(tries, error, self.rng)
+                if wait is None or not self.retry_budget.try_spend():
+                    raise
+                failure = error_to_dict(error)
+                run.emit(
+                    CallRetrying(
+                        ticket.index, call.key, call.label, number, failure, wait, run.now()
+                    )
+                )
+                await self.sleep(wait)
+                waited = wait
+                continue
+            ticket.end(run.now())
+            return completion
+
+    async def _attempt(
+        self, request: Request, on_delta: DeltaSink | None, ticket: Ticket, run: Run
+    ) -> Completion:
+        estimate = estimate_tokens(request.prompt) + (request.max_output_tokens or 0)
+        ticket.held_since = asked = run.now()
+        async with self.limiter.permit(estimate) as permit:
+            ticket.queued, ticket.held_since = run.now() - asked, None
+            scope = asyncio.timeout(self.timeout)
+            try:
+                async with scope:
+                    completion = await self.model.complete(request, on_delta=on_delta)
+            except TimeoutError as exc:
+                if scope.expired():
+                    raise CallTimeout(f"attempt timed out after {self.timeout:g}s") from exc
+                raise
+            permit.record(tokens=completion.usage.total_tokens, headers=completion.headers)
+            return completion
+
+
+__all__ = ["Live"]
