@@ -90,8 +90,8 @@ class Run(Protocol):
         ...
 
 
-class Dispatch:
-    """Sends calls. ``send`` is all a dispatch must write; the rest has defaults."""
+class Dispatch(Protocol):
+    """Sends calls. ``send`` is all a dispatch must write: subclass this for the defaults."""
 
     stops_early: bool = True
     """Whether a run can stop at its first failure (fail-fast): a batch already sent cannot."""
@@ -112,7 +112,7 @@ class Dispatch:
         it up in the journal and admits it then). Cancellation stops the sending; the engine
         settles the calls left open.
         """
-        raise NotImplementedError
+        ...
 
 
 __all__ = ["Dispatch", "Run", "Ticket"]
