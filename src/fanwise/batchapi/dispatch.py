@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Iterator, Set
-from dataclasses import dataclass, field
 from typing import Literal
 
 from fanwise.batchapi.client import BatchClient
@@ -36,14 +35,6 @@ from fanwise.models.base import Completion
 from fanwise.outcome import BadRequest, CallError, error_to_dict
 
 RetryWith = Literal["batch", "live"]
-
-
-@dataclass(slots=True)
-class _Round:
-    """What one batch round brought back: each call's result, and the jobs it finished."""
-
-    results: dict[int, Result] = field(default_factory=dict)
-    finished: list[Job] = field(default_factory=list)
 
 
 class BatchAPI(Dispatch):
@@ -86,16 +77,16 @@ class BatchAPI(Dispatch):
                 fresh.append(ticket)
         to_send, jobs = fresh, adopted
         while to_send or jobs:
-            found = await self._round(run, open_, to_send, jobs)
+            results, finished = await self._round(run, open_, to_send, jobs)
             retry: list[Ticket] = []
-            for index, result in found.results.items():
+            for index, result in results.items():
                 ticket = open_[index]  # a round reports only on open calls
                 if isinstance(result, Completion) or not self._again(run, ticket, result):
                     del open_[index]
                     run.settled(ticket, ticket.outcome(result, run.now()))
                 else:
                     retry.append(ticket)
-            for job in found.finished:
+            for job in finished:
                 self.ledger.closed(job, "collected")
             if self.retry_with == "live" and retry:
                 await self.live.send(retry, run)
@@ -114,9 +105,11 @@ class BatchAPI(Dispatch):
 
     async def _round(
         self, run: Run, open_: dict[int, Ticket], tickets: list[Ticket], jobs: list[Job]
-    ) -> _Round:
-        """Send ``tickets`` as new batches, then collect them and ``jobs``."""
-        found = _Round()
+    ) -> tuple[dict[int, Result], list[Job]]:
+        """Send ``tickets`` as new batches, then collect them and ``jobs``: each call's result,
+        and the jobs finished."""
+        found: dict[int, Result] = {}
+        finished: list[Job] = []
 
         def begun(calls: Iterable[tuple[int, str]]) -> tuple[list[Ticket], float]:
             """Each call of a batch starts an attempt now."""
@@ -135,13 +128,13 @@ class BatchAPI(Dispatch):
                 result = results.get(ticket.index)
                 if result is not None:
                     ticket.add(started, now, None if isinstance(result, Completion) else result)
-                    found.results[ticket.index] = result
+                    found[ticket.index] = result
 
         async def collect(job: Job, mine: list[Ticket], started: float) -> None:
-            results, finished = await self.jobs.collect(job, run)
+            results, done = await self.jobs.collect(job, run)
             ended(mine, started, results)
-            if finished:
-                found.finished.append(job)
+            if done:
+                finished.append(job)
 
         async with asyncio.TaskGroup() as group:
             for job in jobs:
@@ -157,7 +150,7 @@ class BatchAPI(Dispatch):
                     ended(mine, started, dict.fromkeys((t.index for t in mine), made))
                 else:
                     group.create_task(collect(made, mine, started))
-        return found
+        return found, finished
 
     def _lines(self, tickets: list[Ticket]) -> Iterator[tuple[int, str, bytes]]:
         for ticket in tickets:

@@ -121,20 +121,11 @@ class Jobs:
                 if not exc.retryable:
                     return exc
             else:
-                now = (state.status, state.completed, state.failed)
-                if now != seen:
-                    seen = now
+                progress = (state.status, state.completed, state.failed)
+                if progress != seen:
+                    seen = progress
                     self.ledger.seen(job, state.status)
-                    run.emit(
-                        BatchProgress(
-                            batch_id,
-                            state.status,
-                            state.completed,
-                            state.failed,
-                            state.total,
-                            run.now(),
-                        )
-                    )
+                    run.emit(BatchProgress(batch_id, *progress, state.total, run.now()))
                 if state.final:
                     return state
             await self.live.sleep(wait)
