@@ -171,3 +171,11 @@ async def test_a_call_the_dispatch_forgot_is_rejected_not_lost() -> None:
 
     [outcome] = await Engine(ScriptedModel(), dispatch=Forgetful()).run(calls("a"))
     assert isinstance(outcome, Rejected) and "without an outcome" in outcome.message
+
+
+async def test_a_deadline_in_a_fail_fast_run_settles_every_call_as_a_timeout() -> None:
+    """With fail_fast on, the deadline's own rejections do not stop the run a second time."""
+    outcomes = await Engine(ScriptedModel(), dispatch=Stalled()).run(
+        calls("a", "b"), deadline=0.05, fail_fast=True
+    )
+    assert [o.kind for o in outcomes if isinstance(o, Rejected)] == [ErrorKind.TIMEOUT] * 2

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Set
-from typing import Any
 
 from fanwise.calls import Call, CallOutcome, Store, request_key
 from fanwise.dispatch.base import Dispatch, Ticket
@@ -157,7 +156,7 @@ class _Run:
         self.carried = carried  # sent by an earlier process: paid for, so not admitted again
         self.open: dict[int, Ticket] = {}
         self.results: dict[int, CallOutcome] = {}
-        self.scope: Any = None  # the run's asyncio.timeout: fail-fast ends it at once
+        self.scope: asyncio.Timeout | None = None  # the deadline's; fail-fast ends it at once
         self.stopped = False
 
     def tickets(self, source: Iterator[tuple[int, Call]]) -> Iterator[Ticket]:
@@ -193,10 +192,11 @@ class _Run:
         if self.open.pop(ticket.index, None) is None:
             return
         self._record(ticket.index, ticket.call, outcome)
-        if self.fail_fast and isinstance(outcome, Rejected) and not self.stopped:
+        if not (self.fail_fast and isinstance(outcome, Rejected)) or self.scope is None:
+            return
+        if not self.scope.expired():  # once: the scope then expires, and stays so
             self.stopped = True
-            if self.scope is not None:
-                self.scope.reschedule(asyncio.get_running_loop().time())
+            self.scope.reschedule(asyncio.get_running_loop().time())
 
     def _record(self, index: int, call: Call, outcome: CallOutcome) -> None:
         engine = self.engine
@@ -215,6 +215,7 @@ class _Run:
         unstarted: Callable[[], Exception],
     ) -> None:
         """Settle the calls left open, then those never handed over (a journaled one is reused)."""
+        self.scope = None  # over: nothing stops twice
         for ticket in list(self.open.values()):
             error = unstarted() if ticket.first_start is None else running()
             self.settled(ticket, ticket.cut(error, self.now()))
