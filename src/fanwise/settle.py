@@ -98,7 +98,9 @@ async def as_settled(
 
 
 @dataclass(slots=True)
-class _Run:
+class _Drive:
+    """One ``drive``'s state: whether a fail-fast abort is under way."""
+
     aborting: bool = False
 
 
@@ -128,7 +130,7 @@ async def drive(
     deadline_at = t0 + deadline if deadline is not None else None
     slots = asyncio.Semaphore(limit) if limit is not None else None
     running: dict[int, asyncio.Task[None]] = {}
-    run = _Run()
+    run = _Drive()
 
     def settle_unstarted(index: int, task: Task[T], error: Exception) -> None:
         if inspect.iscoroutine(task):
