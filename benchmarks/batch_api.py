@@ -45,7 +45,7 @@ async def round_trip(url: str, count: int, per_file: int, journal_path: Path) ->
             outcomes = await engine.run(calls, keep=False)
             seconds = time.perf_counter() - started
         finally:
-            await model.close()
+            await model.aclose()
         assert journal.totals(run_id).fulfilled == count, "a call failed"
     assert outcomes == []
     return seconds

@@ -21,10 +21,10 @@ from rich.console import Console
 from fanwise import Call, Completion, Engine, Request, Usage
 from fanwise.console import Display, LiveConsole, PlainConsole
 from fanwise.events import PhaseFinished, PhaseStarted
-from fanwise.models.base import DeltaSink
+from fanwise.models.base import DeltaSink, Model
 
 
-class Instant:
+class Instant(Model):
     """A model that answers at once: all the time measured is fanwise's own."""
 
     @property

@@ -132,7 +132,7 @@ async def _engine(model: Any, n: int, concurrency: int) -> int:
     try:
         await engine.run(calls, keep=False, on_outcome=count)
     finally:
-        await model.close()
+        await model.aclose()
     return ok
 
 

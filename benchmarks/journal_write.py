@@ -24,7 +24,7 @@ from pathlib import Path
 from fanwise import Call, Completion, Engine, Fulfilled, Request, Usage
 from fanwise.batch import run_batch
 from fanwise.journal import Journal, JournalStore
-from fanwise.models.base import DeltaSink
+from fanwise.models.base import DeltaSink, Model
 from fanwise.prices import builtin_prices
 from fanwise.workflow import ModelSettings
 
@@ -85,7 +85,7 @@ def journal_write(folder: Path) -> float:
         return (time.perf_counter() - started) / WRITES
 
 
-class Forgetful:
+class Forgetful(Model):
     """Answers at once and remembers nothing, so only fanwise's own memory is measured."""
 
     name = "forgetful"

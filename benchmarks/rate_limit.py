@@ -132,7 +132,7 @@ async def measure(url: str, scenario: Scenario, args: argparse.Namespace) -> Res
         started = time.perf_counter()
         outcomes = await engine.run(calls)
         wall = time.perf_counter() - started
-        await model.close()
+        await model.aclose()
         _, after = await server_view(http, url)
     spent = {
         "requests": after["by_status"].get("200", 0) - before["by_status"].get("200", 0),

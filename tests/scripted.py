@@ -6,7 +6,7 @@ import asyncio
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
-from fanwise.models.base import Completion, DeltaSink, Request, Usage
+from fanwise.models.base import Completion, DeltaSink, Model, Request, Usage
 
 
 @dataclass
@@ -19,7 +19,7 @@ class Reply:
 
 
 @dataclass
-class ScriptedModel:
+class ScriptedModel(Model):
     """Replies come from ``enqueue(prompt, ...)`` in order; an unscripted prompt echoes itself."""
 
     history: list[Request] = field(default_factory=list)

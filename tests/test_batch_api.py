@@ -137,7 +137,7 @@ async def test_expired_lines_are_sent_again_live_with_retry_with_live(
     try:
         outcomes = await engine(model, retry_with="live").run(asks("a", "b", "c", "d"))
     finally:
-        await model.close()
+        await model.aclose()
     assert all(isinstance(o, Fulfilled) for o in outcomes)
     history = [[a.error["kind"] if a.error else "ok" for a in o.attempts] for o in outcomes]
     assert history == [["ok"], ["ok"], ["timeout", "ok"], ["timeout", "ok"]]
@@ -157,7 +157,7 @@ async def test_expired_lines_that_keep_expiring_end_as_timeouts(
         batch = engine(model, retry=RetryPolicy(retries=1))
         outcomes = await batch.run(asks("a", "b", "c", "d", "e"))
     finally:
-        await model.close()
+        await model.aclose()
     assert len(sim.batches.batches) == 2
     assert outcomes[0].ok
     last = outcomes[-1]
@@ -196,7 +196,7 @@ async def test_a_resumed_run_collects_the_batch_a_dead_process_left_running(
     try:
         again = await engine(model, journal, run_id, resume=True, sleep=asyncio.sleep).run(calls)
     finally:
-        await model.close()
+        await model.aclose()
     assert all(o.ok for o in again)
     assert len(sim.batches.batches) == 1
     assert [row.state for row in _ledger_rows(journal, run_id)] == ["collected"]
@@ -246,7 +246,7 @@ async def test_the_deadline_settles_the_waiting_calls_and_keeps_the_batch_for_la
         batch = engine(model, journal, run_id, sleep=asyncio.sleep)
         outcomes = await batch.run(asks("a", "b"), deadline=0.2)
     finally:
-        await model.close()
+        await model.aclose()
     assert all(isinstance(o, Rejected) and o.kind is ErrorKind.TIMEOUT for o in outcomes)
     assert [row.state for row in _ledger_rows(journal, run_id)] == ["submitted"]
 
@@ -335,7 +335,7 @@ async def test_a_batch_refused_for_the_enqueued_token_limit_goes_again_later(
         batch = engine(model, limits=BatchLimits(max_requests=2))
         outcomes = await batch.run(asks("a", "b", "c", "d"))
     finally:
-        await model.close()
+        await model.aclose()
     assert all(o.ok for o in outcomes)
     kinds = [[a.error["kind"] if a.error else "ok" for a in o.attempts] for o in outcomes]
     assert kinds == [["ok"], ["ok"], ["rate_limited", "ok"], ["rate_limited", "ok"]]

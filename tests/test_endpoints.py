@@ -37,7 +37,7 @@ async def pool() -> AsyncIterator[Pool]:
 
     yield build
     for opened in made:
-        await opened.close()
+        await opened.aclose()
 
 
 def asks(count: int) -> list[Call]:

@@ -76,7 +76,7 @@ async def test_each_transport_answers_with_text_usage_and_headers(
     """Text, token usage, model, id and lower-cased response headers, on both APIs."""
     model = build(transport, simulator, api)
     completion = await model.complete(Request(PROMPT, instructions="Be brief."))
-    await model.close()
+    await model.aclose()
     assert isinstance(model, Model)
     assert PROMPT[:40] in completion.text
     assert completion.usage.input_tokens > 0 and completion.usage.output_tokens > 0
@@ -97,7 +97,7 @@ async def test_both_transports_return_the_same_completion(
         completions.append(
             await model.complete(request, on_delta=(lambda _: None) if stream else None)
         )
-        await model.close()
+        await model.aclose()
     sdk, fast = completions
     assert fast.text == sdk.text and fast.usage == sdk.usage and fast.model == sdk.model
     assert fast.usage.reasoning_tokens > 0, "reasoning.effort reached the server"
@@ -114,7 +114,7 @@ async def test_streaming_hands_over_the_text_piece_by_piece(
     pieces: list[str] = []
     streamed = await model.complete(Request(PROMPT), on_delta=pieces.append)
     whole = await model.complete(Request(PROMPT))
-    await model.close()
+    await model.aclose()
     assert len(pieces) > 1 and "".join(pieces) == streamed.text == whole.text
     assert streamed.usage.output_tokens > 0
 
@@ -132,7 +132,7 @@ async def test_every_fault_is_the_same_error_on_both_transports(
     for transport in TRANSPORTS:
         model = build(transport, simulator, api)
         errors.append(await outcome_of(model, prompt, stream=stream))
-        await model.close()
+        await model.aclose()
     sdk, fast = errors
     assert error_fields(fast) == error_fields(sdk)
     assert isinstance(fast, CallError) and fast.kind is kind
@@ -152,7 +152,7 @@ async def test_the_engine_retries_what_is_retryable_on_each_transport(
     model = build(transport, simulator)
     engine = Engine(model, retry=RetryPolicy(retries=2), sleep=NoWait(), timeout=10)
     [outcome] = await engine.run([Call(Request(PROMPT))])
-    await model.close()
+    await model.aclose()
     first = outcome.attempts[0].error
     assert first is not None and first["kind"] == FAULTS[fault].value
     if first["retryable"]:
@@ -169,7 +169,7 @@ async def test_a_hang_is_cut_by_the_attempt_timeout(start_simulator: StartSimula
         model = build(transport, sim)
         engine = Engine(model, timeout=0.2, retry=RetryPolicy(retries=0))
         [outcome] = await engine.run([Call(Request(PROMPT))])
-        await model.close()
+        await model.aclose()
         assert isinstance(outcome, Rejected) and outcome.kind is ErrorKind.TIMEOUT, transport
 
 
@@ -178,7 +178,7 @@ async def test_a_refused_connection_is_a_network_error() -> None:
     model = FastOpenAIModel(api_key="k", base_url="http://127.0.0.1:9/v1")
     with pytest.raises(CallError) as caught:
         await model.complete(Request(PROMPT))
-    await model.close()
+    await model.aclose()
     assert caught.value.kind is ErrorKind.NETWORK and caught.value.retryable
 
 
@@ -189,7 +189,7 @@ async def test_one_session_serves_many_calls_and_close_releases_it(simulator: Si
     engine = Engine(model, concurrency=50)
     outcomes = await engine.run(Call(Request(f"Question {i}")) for i in range(50))
     session = model._http
-    await model.close()
+    await model.aclose()
     assert all(isinstance(o, Fulfilled) for o in outcomes)
     assert session is not None and session.closed and model._http is None
     async with model:

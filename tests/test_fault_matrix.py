@@ -86,7 +86,7 @@ async def test_a_fault_once_then_success(simulator: Simulator, row: Row, api: st
     sleep = NoWait()
     engine, model = engine_for(simulator, api, sleep, timeout_for(row))
     [outcome] = await engine.run([Call(Request(PROMPT))])
-    await model.close()
+    await model.aclose()
 
     first = outcome.attempts[0]
     assert first.error is not None and first.error["kind"] == row.kind.value
@@ -110,7 +110,7 @@ async def test_a_fault_that_never_clears(simulator: Simulator, row: Row, api: st
     sleep = NoWait()
     engine, model = engine_for(simulator, api, sleep, timeout_for(row))
     [outcome] = await engine.run([Call(Request(PROMPT))])
-    await model.close()
+    await model.aclose()
 
     assert isinstance(outcome, Rejected) and outcome.kind is row.kind
     expected = POLICY.max_attempts if row.retried else 1
@@ -128,7 +128,7 @@ async def test_a_real_context_length_error_is_final(start_simulator: StartSimula
     sleep = NoWait()
     engine, model = engine_for(sim, "responses", sleep)
     [outcome] = await engine.run([Call(Request("Tell me about Kyoto. " * 200))])
-    await model.close()
+    await model.aclose()
     assert isinstance(outcome, Rejected) and outcome.kind is ErrorKind.BAD_REQUEST
     assert outcome.attempts[0].error is not None
     assert outcome.attempts[0].error["code"] == "context_length_exceeded"
@@ -146,7 +146,7 @@ async def test_a_run_with_30_percent_transient_failures_loses_nothing(
         model, concurrency=16, timeout=0.3, retry=RetryPolicy(retries=8), sleep=NoWait(), seed=1
     )
     outcomes = await engine.run(Call(Request(f"Question {i} about Kyoto")) for i in range(120))
-    await model.close()
+    await model.aclose()
 
     assert all(isinstance(o, Fulfilled) for o in outcomes)
     stats = sim.stats()

@@ -21,7 +21,7 @@ from fanwise.limits import (
     parse_duration,
     read_quotas,
 )
-from fanwise.models.base import Completion, DeltaSink, Usage
+from fanwise.models.base import Completion, DeltaSink, Model, Usage
 from fanwise.retry import NoWait
 from tests.scripted import ScriptedModel
 
@@ -365,7 +365,7 @@ async def test_a_full_window_waits_for_a_finish_not_a_timer() -> None:
     assert clock.sleeps == []
 
 
-class ThrottledModel:
+class ThrottledModel(Model):
     """A server stand-in that answers 429 whenever more than ``capacity`` calls are in flight."""
 
     def __init__(self, capacity: int) -> None:

@@ -26,7 +26,7 @@ async def test_both_apis_answer_with_text_usage_and_headers(simulator: Simulator
     """Responses and Chat Completions both give text, token usage and the response headers."""
     model = model_for(simulator, api)
     completion = await model.complete(Request(PROMPT, model="gpt-5", instructions="Be brief."))
-    await model.close()
+    await model.aclose()
     assert PROMPT[:40] in completion.text
     assert completion.usage.input_tokens > 0 and completion.usage.output_tokens > 0
     assert completion.model and completion.response_id
@@ -41,7 +41,7 @@ async def test_both_apis_stream_the_same_text(simulator: Simulator, api: str) ->
     pieces: list[str] = []
     streamed = await model.complete(Request(PROMPT), on_delta=pieces.append)
     whole = await model.complete(Request(PROMPT))
-    await model.close()
+    await model.aclose()
     assert len(pieces) > 1 and "".join(pieces) == streamed.text == whole.text
     assert streamed.usage.output_tokens > 0
 
@@ -67,7 +67,7 @@ async def test_http_faults_become_classified_errors(
     model = model_for(simulator, api)
     with pytest.raises(CallError) as caught:
         await model.complete(Request(PROMPT))
-    await model.close()
+    await model.aclose()
     assert caught.value.kind is kind
     assert caught.value.status_code == status
     if fault == "429":
@@ -80,7 +80,7 @@ async def test_the_engine_retries_a_429_through_the_real_sdk(simulator: Simulato
     model = model_for(simulator)
     engine = Engine(model, retry=RetryPolicy(retries=3))
     [outcome] = await engine.run([Call(Request(PROMPT))])
-    await model.close()
+    await model.aclose()
     assert isinstance(outcome, Fulfilled)
     assert simulator.stats().attempts[PROMPT] == 3
     assert [a.waited for a in outcome.attempts] == [0.0, 0.01, 0.01]
@@ -94,7 +94,7 @@ async def test_a_hang_is_cut_by_the_attempt_timeout(start_simulator: StartSimula
     [outcome] = await Engine(model, timeout=0.2, retry=RetryPolicy(retries=0)).run(
         [Call(Request(PROMPT))]
     )
-    await model.close()
+    await model.aclose()
     assert isinstance(outcome, Rejected) and outcome.kind is ErrorKind.TIMEOUT
 
 

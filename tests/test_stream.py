@@ -11,7 +11,7 @@ from typing import IO
 
 from fanwise import Completion, Engine, Plan, Request, RetryPolicy, Usage, run_workflow
 from fanwise.events import fan_out
-from fanwise.models.base import DeltaSink
+from fanwise.models.base import DeltaSink, Model
 from fanwise.models.openai import OpenAIModel
 from fanwise.outcome import CallError, ServerError
 from fanwise.retry import NoWait
@@ -43,7 +43,7 @@ class Writes(io.StringIO):
 
 
 @dataclass
-class BreakingModel:
+class BreakingModel(Model):
     """Answers research at once; the synthesis streams ``breaks`` partial attempts that fail
     mid-stream with ``error``, then streams the whole guide (``stream=False``: no deltas)."""
 
@@ -57,7 +57,7 @@ class BreakingModel:
         return "breaking"
 
     async def complete(self, request: Request, *, on_delta: DeltaSink | None = None) -> Completion:
-        if not request.prompt.startswith(PLAN.synthesis[:20]):
+        if not request.prompt.startswith(PLAN.synthesis_instructions[:20]):
             return Completion(f"answer to {request.prompt}", Usage(5, 5))
         self.synthesis_attempts += 1
         words = [w + " " for w in GUIDE.split(" ")]
@@ -158,7 +158,7 @@ async def test_the_openai_model_streams_through_the_writer(simulator: Simulator)
     stream = SynthesisStream(out, err)
     engine = Engine(model, observer=fan_out(stream.observe))
     result = await run_workflow(PLAN, engine, on_delta=stream)
-    await model.close()
+    await model.aclose()
     assert result.text and stream.delivered
     assert out.getvalue() == result.text + ("" if result.text.endswith("\n") else "\n")
     assert len(out.writes) > 3 and err.getvalue() == ""

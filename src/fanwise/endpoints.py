@@ -75,7 +75,7 @@ class Endpoint:
     resting_until: float = field(default=-1.0)
 
 
-class EndpointPool:
+class EndpointPool(Model):
     """Spread calls over endpoints, each under its own limits. Pass it as model and limiter."""
 
     def __init__(
@@ -153,11 +153,9 @@ class EndpointPool:
         endpoint.sent += 1
         return await endpoint.model.complete(request, on_delta=on_delta)
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         for endpoint in self.endpoints:
-            close = getattr(endpoint.model, "close", None)
-            if close is not None:
-                await close()
+            await endpoint.model.aclose()
 
     def _failed(self, endpoint: Endpoint, error: BaseException) -> None:
         if classify(error) not in _TRIPPING:

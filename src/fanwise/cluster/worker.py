@@ -131,9 +131,8 @@ class Worker:
                     await task
 
     async def close(self) -> None:
-        close = getattr(self.built[0], "close", None) if self.built else None
-        if close is not None:
-            await close()
+        if self.built:
+            await self.built[0].aclose()
 
 
 __all__ = ["RUN_LIMITER", "Item", "ModelFactory", "Worker", "WorkerPlan", "endpoint_limiter"]

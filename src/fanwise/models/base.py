@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
+
+DEFAULT_MODEL = "gpt-5"
+"""The model asked when none is named: by ``Request``, ``ModelSettings``, the CLI and the API."""
 
 DeltaSink = Callable[[str], None]
 """Receives text as a streaming model produces it."""
@@ -58,7 +61,7 @@ class Request:
     """What to ask. ``instructions`` is the system/developer message; ``None`` fields are unset."""
 
     prompt: str
-    model: str = "gpt-5"
+    model: str = DEFAULT_MODEL
     instructions: str | None = None
     reasoning_effort: str | None = "minimal"
     max_output_tokens: int | None = None
@@ -109,7 +112,8 @@ class Model(Protocol):
     """A model fanwise can call. Failures are raised as ``fanwise.outcome.CallError`` subclasses.
 
     ``on_delta``, when given, receives the text as it streams; the returned completion still
-    holds the whole text.
+    holds the whole text. ``aclose()`` releases connections; ``async with model:`` calls it. A
+    class that subclasses ``Model`` inherits both (``aclose`` does nothing by default).
     """
 
     @property
@@ -118,3 +122,13 @@ class Model(Protocol):
     async def complete(
         self, request: Request, *, on_delta: DeltaSink | None = None
     ) -> Completion: ...
+
+    async def aclose(self) -> None:
+        """Release what the model holds (connections); it may be used again after."""
+        return  # a body, so that subclasses inherit this rather than have to write it
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

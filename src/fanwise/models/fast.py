@@ -25,7 +25,7 @@ import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
-from fanwise.models.base import Completion, DeltaSink, Request
+from fanwise.models.base import Completion, DeltaSink, Model, Request
 from fanwise.models.bodies import (
     ChatStream,
     ResponsesStream,
@@ -43,11 +43,11 @@ Api = Literal["responses", "chat"]
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
-class FastOpenAIModel:
+class FastOpenAIModel(Model):
     """A model behind an OpenAI-compatible HTTP API, spoken to with aiohttp.
 
     The session is made on the first call, inside the running event loop, and shared by every
-    call after it; ``close()`` (or ``async with``) releases it. No client timeout: the engine
+    call after it; ``aclose()`` (or ``async with``) releases it. No client timeout: the engine
     bounds each attempt.
     """
 
@@ -84,17 +84,11 @@ class FastOpenAIModel:
     def name(self) -> str:
         return "openai" if self.api == "responses" else "openai-chat"
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Release the connections; the next call opens a fresh session."""
         if self._http is not None:
             await self._http.close()
             self._http = None
-
-    async def __aenter__(self) -> FastOpenAIModel:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fanwise.limits import estimate_tokens
-from fanwise.models.base import Completion, DeltaSink, Request, Usage
+from fanwise.models.base import Completion, DeltaSink, Model, Request, Usage
 from fanwise.outcome import BadRequest, CallError, RateLimited, ServerError
 
 LABEL = "[offline model: generated locally, not by an LLM]"
@@ -92,7 +92,7 @@ class OfflineSettings:
             raise ValueError(f"offline fail rate must be between 0 and 1, got {self.fail_rate}")
 
 
-class OfflineModel:
+class OfflineModel(Model):
     """A deterministic stand-in for an LLM; see the module docstring."""
 
     def __init__(

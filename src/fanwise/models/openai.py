@@ -17,7 +17,7 @@ import openai
 from openai import AsyncOpenAI
 from openai._exceptions import SubjectTokenProviderError  # not re-exported by the SDK
 
-from fanwise.models.base import Completion, DeltaSink, Request, Usage
+from fanwise.models.base import Completion, DeltaSink, Model, Request, Usage
 from fanwise.models.bodies import chat_usage, responses_usage
 from fanwise.models.compat import chat_body, responses_body, status_error
 from fanwise.models.compat import retry_after as retry_after  # re-exported: its old home
@@ -35,7 +35,7 @@ from fanwise.redact import redact
 Api = Literal["responses", "chat"]
 
 
-class OpenAIModel:
+class OpenAIModel(Model):
     """A model behind an OpenAI-compatible HTTP API."""
 
     def __init__(
@@ -58,7 +58,7 @@ class OpenAIModel:
     def name(self) -> str:
         return "openai" if self.api == "responses" else "openai-chat"
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         await self.client.close()
 
     async def complete(self, request: Request, *, on_delta: DeltaSink | None = None) -> Completion:
