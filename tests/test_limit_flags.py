@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from fanwise.cli.limit_flags import make_limiter
+from fanwise.factory import get_limiter
 from fanwise.limits import Limits, Unlimited
 from tests.conftest import SimulatorProcess
 from tests.processes import run_fanwise
@@ -22,18 +22,18 @@ def kinds(limiter: object) -> list[str]:
 
 def test_adaptive_limits_are_on_for_openai_and_off_on_request() -> None:
     """OpenAI gets header pacing and AIMD by default; --no-adapt and the offline model do not."""
-    assert kinds(make_limiter(rpm=None, tpm=None, adapt=True, provider="openai")) == [
+    assert kinds(get_limiter("openai", rpm=None, tpm=None, adapt=True)) == [
         "ServerPacing",
         "AdaptiveConcurrency",
     ]
-    assert isinstance(make_limiter(rpm=None, tpm=None, adapt=False, provider="openai"), Unlimited)
-    assert isinstance(make_limiter(rpm=None, tpm=None, adapt=True, provider="offline"), Unlimited)
+    assert isinstance(get_limiter("openai", rpm=None, tpm=None, adapt=False), Unlimited)
+    assert isinstance(get_limiter("offline", rpm=None, tpm=None, adapt=True), Unlimited)
 
 
 def test_client_buckets_apply_to_every_provider() -> None:
     """--rpm and --tpm become buckets for the offline model too, ahead of the adaptive limits."""
-    assert kinds(make_limiter(rpm=60, tpm=None, adapt=True, provider="offline")) == ["Bucket"]
-    limiter = make_limiter(rpm=60, tpm=10_000, adapt=True, provider="openai")
+    assert kinds(get_limiter("offline", rpm=60, tpm=None, adapt=True)) == ["Bucket"]
+    limiter = get_limiter("openai", rpm=60, tpm=10_000, adapt=True)
     assert kinds(limiter) == ["Bucket", "Bucket", "ServerPacing", "AdaptiveConcurrency"]
 
 

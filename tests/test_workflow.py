@@ -22,7 +22,9 @@ PLAN = Plan(topic="Kyoto", questions=("sights?", "transport?", "culture?"), titl
 
 
 def synthesis_requests(model: ScriptedModel) -> list[str]:
-    return [r.prompt for r in model.history if r.prompt.startswith(PLAN.synthesis[:20])]
+    return [
+        r.prompt for r in model.history if r.prompt.startswith(PLAN.synthesis_instructions[:20])
+    ]
 
 
 async def test_all_answers_make_a_complete_result() -> None:
@@ -85,7 +87,7 @@ async def test_fail_fast_mode_aborts_and_names_the_failure() -> None:
 async def test_a_failed_synthesis_keeps_the_research() -> None:
     """When the synthesis call itself fails, the result holds every answer and says why."""
     model = ScriptedModel()
-    plan = Plan("Kyoto", ("a?",), synthesis="SYNTH")
+    plan = Plan("Kyoto", ("a?",), synthesis_instructions="SYNTH")
     answered = [Answer("a?", Fulfilled(Completion("answer to a?")))]
     model.enqueue(synthesis_prompt(plan, answered), Reply(error=BadRequest("x", status_code=400)))
     result = await run_workflow(plan, Engine(model))

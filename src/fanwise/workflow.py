@@ -7,12 +7,13 @@ answers than the caller requires, no synthesis call is made and the result says 
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from fanwise.engine import Call, CallOutcome, Engine
 from fanwise.events import PhaseFinished, PhaseStarted
-from fanwise.models.base import DeltaSink, Request, Usage
+from fanwise.models.base import DEFAULT_MODEL, DeltaSink, Request, Usage
 from fanwise.outcome import ErrorKind, Fulfilled, Rejected
 
 DEFAULT_SYNTHESIS = (
@@ -24,15 +25,22 @@ DEFAULT_SYNTHESIS = (
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What to ask and how to combine it: the questions are independent of each other."""
+    """What to ask and how to combine it: the questions are independent of each other.
+
+    ``questions`` may be any sequence of strings (kept as a tuple). ``synthesis_instructions``
+    is the fan-in prompt; ``research_instructions``, if any, goes with every question.
+    """
 
     topic: str
-    questions: tuple[str, ...]
-    synthesis: str = DEFAULT_SYNTHESIS
+    questions: Sequence[str]
+    synthesis_instructions: str = DEFAULT_SYNTHESIS
     research_instructions: str | None = None
     title: str = "research"
 
     def __post_init__(self) -> None:
+        if isinstance(self.questions, str):
+            raise TypeError("questions must be a sequence of strings, not one string")
+        object.__setattr__(self, "questions", tuple(self.questions))
         if not self.questions:
             raise ValueError("a plan needs at least one question")
 
@@ -41,7 +49,7 @@ class Plan:
 class ModelSettings:
     """Model settings shared by every call of a workflow."""
 
-    model: str = "gpt-5"
+    model: str = DEFAULT_MODEL
     reasoning_effort: str | None = "minimal"
     max_output_tokens: int | None = None
     temperature: float | None = None
@@ -159,7 +167,7 @@ def synthesis_prompt(plan: Plan, answers: tuple[Answer, ...] | list[Answer]) -> 
     arrived = [a for a in answers if isinstance(a.outcome, Fulfilled)]
     missing = [a for a in answers if isinstance(a.outcome, Rejected)]
     lines = [
-        plan.synthesis.strip(),
+        plan.synthesis_instructions.strip(),
         "",
         f"Topic: {plan.topic}",
         "",
@@ -261,6 +269,6 @@ def _no_synthesis_reason(
     if len(arrived) < min_answers:
         return (
             f"only {len(arrived)} of {len(answers)} answers arrived, fewer than the "
-            f"{min_answers} required (--min-answers); no synthesis call was made"
+            f"{min_answers} required; no synthesis call was made"
         )
     return None

@@ -7,7 +7,7 @@ import click
 from fanwise import __version__
 from fanwise.cli.journal_cmds import COMMANDS as JOURNAL_COMMANDS
 from fanwise.cli.simulate import simulate
-from fanwise.cli.workflows import research, run, travel
+from fanwise.cli.workflows import research, run_plan, travel
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -20,7 +20,7 @@ def cli() -> None:
     """
 
 
-for command in (travel, research, run, simulate, *JOURNAL_COMMANDS):
+for command in (travel, research, run_plan, simulate, *JOURNAL_COMMANDS):
     cli.add_command(command)
 
 

@@ -13,10 +13,12 @@ from typing import IO, Any
 import click
 
 from fanwise.batch import BatchSummary, LineError, run_batch
-from fanwise.cli.engines import build_engine
-from fanwise.cli.interrupt import EXIT_INTERRUPTED, run_interruptible
-from fanwise.cli.options import InputError, RunOptions, common_options
+from fanwise.cli.engines import model_settings
+from fanwise.cli.errors import EXIT_NO_RESULT, EXIT_OK, EXIT_PARTIAL, InputError
+from fanwise.cli.flags import batch_options
+from fanwise.cli.options import RunOptions
 from fanwise.cli.report_cmd import write_run_report
+from fanwise.cli.runner import Run, prepare, run
 from fanwise.cli.session import (
     Session,
     check_journal_flags,
@@ -24,20 +26,15 @@ from fanwise.cli.session import (
     open_session,
     options_spec,
 )
-from fanwise.console import Display, choose_display
 from fanwise.engine import Call, CallOutcome
-from fanwise.events import fan_out
 from fanwise.journal import call_cost
-from fanwise.models.base import Model
 from fanwise.prices import format_usd
 from fanwise.workflow import ModelSettings
-
-EXIT_OK, EXIT_NO_RESULT, EXIT_PARTIAL = 0, 1, 4
 
 
 @click.command()
 @click.argument("input_file", metavar="INPUT.jsonl", type=click.Path(dir_okay=False))
-@common_options
+@batch_options
 def batch(input_file: str, **kwargs: Any) -> None:
     """Send one request per line of INPUT.jsonl in parallel; write one result line for each.
 
@@ -55,14 +52,12 @@ def execute_batch(source: Path, options: RunOptions, *, resume: int | None = Non
     """Run one batch from resolved options; return the exit code."""
     if not source.is_file():
         raise InputError(f"{source}: no such input file")
-    if options.report and not Path(options.report).parent.is_dir():
-        raise InputError(f"--report {options.report}: its directory does not exist")
     check_journal_flags(options)
     if options.report and journal_off(options):
         raise InputError("--report: a batch's report is read from the journal, which is off")
     total = count_lines(source)
-    model = options.build_model()
-    defaults = options.settings()
+    model = prepare(options)
+    defaults = model_settings(options)
     spec = {
         "input": str(source.resolve()),
         "output": str(Path(options.out).resolve()) if options.out else None,
@@ -73,17 +68,11 @@ def execute_batch(source: Path, options: RunOptions, *, resume: int | None = Non
         session = open_session(
             options, kind="batch", topic=source.name, spec=spec, total=total, resume=resume
         )
-        display = (
-            None
-            if options.quiet
-            else choose_display(sys.stderr, plain=options.plain, price=session.price)
-        )
-        try:
-            main = _run(source, sink, model, defaults, options, session, display, total)
-            summary = run_interruptible(main)
-        except KeyboardInterrupt:
-            click.echo(session.interrupted(), err=True)
-            return EXIT_INTERRUPTED
+
+        async def body(current: Run) -> BatchSummary:
+            return await _batch(source, sink, current, defaults, total)
+
+        summary, _ = run(options, model, session, body)
     status = _status(summary)
     session.finish(
         status,
@@ -138,19 +127,10 @@ def _output(path: str | None) -> Iterator[IO[str]]:
         yield stream
 
 
-async def _run(
-    source: Path,
-    sink: IO[str],
-    model: Model,
-    defaults: ModelSettings,
-    options: RunOptions,
-    session: Session,
-    display: Display | None,
-    total: int,
+async def _batch(
+    source: Path, sink: IO[str], current: Run, defaults: ModelSettings, total: int
 ) -> BatchSummary:
-    engine = build_engine(
-        options, model, observer=fan_out(display, session.budget), session=session
-    )
+    session = current.session
 
     def write(record: dict[str, Any]) -> None:
         sink.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -162,24 +142,18 @@ async def _run(
     def cost(call: Call, outcome: CallOutcome) -> float | None:
         return call_cost(session.prices, call, outcome)
 
-    try:
-        with source.open(encoding="utf-8") as lines:
-            async with display.showing() if display else contextlib.nullcontext():
-                return await run_batch(
-                    lines,
-                    engine,
-                    write,
-                    defaults=defaults,
-                    total=total,
-                    on_bad_line=bad_line,
-                    cost=cost,
-                    deadline=options.deadline,
-                    fail_fast=options.mode == "all",
-                )
-    finally:
-        close = getattr(model, "close", None)
-        if close is not None:
-            await close()
+    with source.open(encoding="utf-8") as lines:
+        return await run_batch(
+            lines,
+            current.engine(),
+            write,
+            defaults=defaults,
+            total=total,
+            on_bad_line=bad_line,
+            cost=cost,
+            deadline=current.options.deadline,
+            fail_fast=current.options.mode == "all",
+        )
 
 
 __all__ = ["batch", "execute_batch"]

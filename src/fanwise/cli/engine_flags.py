@@ -7,14 +7,11 @@ Wiring only: the engines live in ``fanwise.batchapi``, ``fanwise.cluster`` and
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from fanwise.endpoints import parse_endpoints
-
-if TYPE_CHECKING:
-    from fanwise.cli.options import RunOptions
 
 
 class EndpointList(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click stubs
@@ -81,27 +78,3 @@ def engine_options() -> list[Callable[[Any], Any]]:
             help="--engine ray: the cluster to join [default: start a local Ray].",
         ),
     ]
-
-
-def check_engine(options: RunOptions, provider: str) -> None:
-    """Refuse, with the reason, the combinations an engine cannot run (exit code 2)."""
-    from fanwise.cli.options import InputError
-
-    if options.engine == "ray":
-        from fanwise.cluster import RayMissing, import_ray
-
-        try:
-            import_ray()
-        except RayMissing as exc:
-            raise InputError(str(exc)) from None
-    if options.engine != "batch":
-        return
-    if provider == "offline":
-        raise InputError(
-            "--engine batch needs the OpenAI Batch API: set OPENAI_API_KEY (or --base-url for "
-            "an OpenAI-compatible server with /v1/batches, such as fanwise simulate)"
-        )
-    if options.mode == "all":
-        raise InputError("--engine batch cannot stop at the first failure: use --mode settled")
-    if options.endpoints:
-        raise InputError("--endpoints spreads live calls: use it with --engine live or ray")

@@ -1,31 +1,121 @@
-"""The engine the flags ask for: live (on one endpoint or a pool), the Batch API, or Ray.
+"""The model and engine the flags ask for: live (on one endpoint or a pool), the Batch API, or Ray.
 
-Wiring only: every engine is a library class; this module reads ``RunOptions`` and hands over.
-``build_model`` (``RunOptions``) already turned ``--endpoints`` into an ``EndpointPool``; a pool
-is then the engine's limiter too, each endpoint under its own ``--rpm``/``--tpm``.
+Wiring only: ``fanwise.factory`` decides the model, limiter and settings, and every engine is a
+library class; this module reads ``RunOptions``, hands them over, and turns the library's
+errors into the CLI's (naming the flag). A pool from ``--endpoints`` is the engine's limiter
+too, each endpoint under its own ``--rpm``/``--tpm``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from fanwise.cli.limit_flags import make_limiter
-from fanwise.cli.options import InputError, RunOptions
+import click
+
+from fanwise.cli.errors import InputError, flag_for
+from fanwise.cli.options import RunOptions
 from fanwise.cli.session import Session
 from fanwise.cluster import RayEngine, RayMissing, WorkerPlan, import_ray
 from fanwise.cluster.models import OfflineModels, OpenAIModels
 from fanwise.cluster.worker import RUN_LIMITER, endpoint_limiter
-from fanwise.endpoints import Endpoint, EndpointPool
+from fanwise.endpoints import EndpointPool
 from fanwise.engine import Engine
 from fanwise.events import Observer
-from fanwise.models import OfflineSettings, choose_provider
+from fanwise.factory import ConfigError, get_limiter, get_model, get_settings, resolve_provider
+from fanwise.limits import Limiter
+from fanwise.models import OfflineSettings, Provider
 from fanwise.models.base import Model
 from fanwise.retry import RetryBudget, RetryPolicy
+from fanwise.workflow import ModelSettings
+
+OFFLINE_NOTE = (
+    "fanwise: OPENAI_API_KEY is not set, so this runs on the built-in offline model: its answers "
+    "are generated locally, not by an LLM. Set the key (or --provider openai) to use OpenAI."
+)
+CLI_WORDS = {
+    "api_key": "--provider openai needs an API key: set OPENAI_API_KEY "
+    "(or use --base-url for a local OpenAI-compatible server)",
+}
+"""The library's errors that read better in the CLI's own words."""
+
+
+def config_error(exc: ConfigError) -> InputError:
+    """A library setting error as the CLI says it: with the flag that sets it."""
+    return InputError(CLI_WORDS.get(exc.setting) or f"{flag_for(exc.setting)}: {exc}")
+
+
+def provider(options: RunOptions, environ: Mapping[str, str] = os.environ) -> Provider:
+    try:
+        return resolve_provider(options.provider, environ)
+    except ConfigError as exc:
+        raise config_error(exc) from None
+
+
+def build_limiter(options: RunOptions, environ: Mapping[str, str] = os.environ) -> Limiter:
+    """--rpm/--tpm buckets; for OpenAI also the adaptive limits, unless --no-adapt."""
+    return get_limiter(
+        provider(options, environ),
+        rpm=options.rpm,
+        tpm=options.tpm,
+        adapt=options.adapt,
+        environ=environ,
+    )
+
+
+def build_model(options: RunOptions, environ: Mapping[str, str] = os.environ) -> Model:
+    """The model ``fanwise.get_model`` picks for these flags (after ``check_engine``)."""
+    resolved = provider(options, environ)
+    check_engine(options, resolved)
+    if resolved == "offline" and options.provider == "auto" and not options.quiet:
+        click.echo(OFFLINE_NOTE, err=True)
+    try:
+        return get_model(
+            resolved,  # resolved here, so the library's own note (a warning) is not repeated
+            base_url=options.base_url,
+            api=options.api,  # type: ignore[arg-type]  # a click.Choice
+            # The Batch API needs the SDK's files and batches endpoints.
+            transport="sdk" if options.engine == "batch" else options.transport,  # type: ignore[arg-type]
+            endpoints=options.endpoints,
+            limiter=partial(build_limiter, options, environ),
+            offline=OfflineSettings(
+                options.seed, options.offline_latency, options.offline_fail_rate
+            ),
+            environ=environ,
+        )
+    except ConfigError as exc:
+        raise config_error(exc) from None
+
+
+def model_settings(
+    options: RunOptions, plan_model: Mapping[str, Any] | None = None
+) -> ModelSettings:
+    """--model and --reasoning-effort over the plan's [model] table, over the defaults."""
+    return get_settings(options.model, options.reasoning_effort, plan_model)
+
+
+def check_engine(options: RunOptions, provider: str) -> None:
+    """Refuse, with the reason, the combinations an engine cannot run (exit code 2)."""
+    if options.engine == "ray":
+        try:
+            import_ray()
+        except RayMissing as exc:
+            raise InputError(str(exc)) from None
+    if options.engine != "batch":
+        return
+    if provider == "offline":
+        raise InputError(
+            "--engine batch needs the OpenAI Batch API: set OPENAI_API_KEY (or --base-url for "
+            "an OpenAI-compatible server with /v1/batches, such as fanwise simulate)"
+        )
+    if options.mode == "all":
+        raise InputError("--engine batch cannot stop at the first failure: use --mode settled")
+    if options.endpoints:
+        raise InputError("--endpoints spreads live calls: use it with --engine live or ray")
+
 
 RAY_ACTOR = {"num_cpus": 0.25, "scheduling_strategy": "SPREAD"}
 """A worker mostly waits on the network: a quarter of a core each, spread over the nodes."""
@@ -40,7 +130,7 @@ def build_engine(
         "timeout": options.timeout,
         "retry": RetryPolicy(retries=options.retries),
         "retry_budget": RetryBudget(options.retry_budget),
-        "limiter": model if isinstance(model, EndpointPool) else options.build_limiter(),
+        "limiter": model if isinstance(model, EndpointPool) else build_limiter(options),
         "observer": observer,
         "seed": options.seed,
         **(session.engine_options() if session is not None else {}),
@@ -51,7 +141,7 @@ def build_engine(
         from fanwise.batchapi import BatchClient, BatchEngine, Polling
         from fanwise.models.openai import OpenAIModel
 
-        if not isinstance(model, OpenAIModel):  # RunOptions.build_model sees to it
+        if not isinstance(model, OpenAIModel):  # build_model sees to it
             raise InputError("--engine batch needs the OpenAI provider")
         return BatchEngine(
             model,
@@ -75,28 +165,9 @@ def build_engine(
     return Engine(model, **common)
 
 
-def endpoint_pool(options: RunOptions, environ: Mapping[str, str] = os.environ) -> EndpointPool:
-    """``--endpoints``: a model per URL, each under its own limits from the run's flags."""
-    provider = choose_provider(options.provider, environ)
-    single = dataclasses.replace(options, endpoints=(), quiet=True)
-    return EndpointPool(
-        [
-            Endpoint(
-                url,
-                dataclasses.replace(single, base_url=url).build_model(environ),
-                make_limiter(
-                    rpm=options.rpm, tpm=options.tpm, adapt=options.adapt, provider=provider
-                ),
-            )
-            for url in options.endpoints
-        ]
-    )
-
-
 def worker_plan(options: RunOptions, environ: Mapping[str, str] = os.environ) -> WorkerPlan:
     """What each Ray worker builds; the API key is not in it (see ``start_ray``)."""
-    provider = choose_provider(options.provider, environ)
-    if provider == "offline":
+    if provider(options, environ) == "offline":
         settings = OfflineSettings(options.seed, options.offline_latency, options.offline_fail_rate)
         models: Any = OfflineModels(settings)
     else:
@@ -115,9 +186,13 @@ def worker_plan(options: RunOptions, environ: Mapping[str, str] = os.environ) ->
 
 def shared_limits(options: RunOptions, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """The limiters the workers share: one for the run, or one per endpoint."""
-    provider = choose_provider(options.provider, environ)
+    # The resolved provider, not the environment: this goes to Ray pickled, so no key in it.
     build = partial(
-        make_limiter, rpm=options.rpm, tpm=options.tpm, adapt=options.adapt, provider=provider
+        get_limiter,
+        provider(options, environ),
+        rpm=options.rpm,
+        tpm=options.tpm,
+        adapt=options.adapt,
     )
     names = [endpoint_limiter(n) for n in range(len(options.endpoints))] or [RUN_LIMITER]
     return dict.fromkeys(names, build)
@@ -147,4 +222,13 @@ def start_ray(options: RunOptions, environ: Mapping[str, str] = os.environ) -> N
         raise InputError(f"--ray-address {options.ray_address}: cannot connect: {exc}") from None
 
 
-__all__ = ["build_engine", "endpoint_pool", "shared_limits", "start_ray", "worker_plan"]
+__all__ = [
+    "build_engine",
+    "build_limiter",
+    "build_model",
+    "check_engine",
+    "model_settings",
+    "shared_limits",
+    "start_ray",
+    "worker_plan",
+]

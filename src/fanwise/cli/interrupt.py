@@ -15,9 +15,9 @@ import signal
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-T = TypeVar("T")
+from fanwise.cli.errors import EXIT_INTERRUPTED
 
-EXIT_INTERRUPTED = 130
+T = TypeVar("T")
 
 
 class _Interrupted(Exception):

@@ -15,8 +15,10 @@ from typing import Any
 import click
 
 from fanwise.cli.batch import batch, execute_batch
+from fanwise.cli.errors import InputError
+from fanwise.cli.flags import workflow_options
 from fanwise.cli.journal_flags import journal_option, max_cost_option
-from fanwise.cli.options import InputError, RunOptions, common_options
+from fanwise.cli.options import RunOptions
 from fanwise.cli.report_cmd import report, timeline_rows
 from fanwise.cli.session import RESUME_OVERRIDES, open_journal
 from fanwise.cli.workflows import execute
@@ -161,7 +163,7 @@ def resume(ctx: click.Context, /, run_id: int, **overrides: Any) -> None:
 
 
 @click.command()
-@common_options
+@workflow_options
 def _defaults(**kwargs: Any) -> None:
     """Never run: its parser supplies the default of every shared flag."""
 

@@ -1,6 +1,7 @@
-"""The rate-limit and retry-budget flags, and the limiter they ask for.
+"""The rate-limit and retry-budget flags.
 
-Wiring only: the limits live in ``fanwise.limits``, the retry budget in ``fanwise.retry``.
+Wiring only: the limits live in ``fanwise.limits`` (``fanwise.get_limiter`` picks them), the
+retry budget in ``fanwise.retry``.
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 import click
-
-from fanwise.limits import Limiter, build_limiter
 
 
 def limit_options() -> list[Callable[[Any], Any]]:
@@ -39,8 +38,3 @@ def limit_options() -> list[Callable[[Any], Any]]:
             help="With OpenAI: pace by the x-ratelimit-* headers and shrink concurrency on 429s.",
         ),
     ]
-
-
-def make_limiter(*, rpm: int | None, tpm: int | None, adapt: bool, provider: str) -> Limiter:
-    """Client buckets as asked; the adaptive limits only for a server that sends the headers."""
-    return build_limiter(rpm=rpm, tpm=tpm, adaptive=adapt and provider == "openai")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import click
 
+from fanwise.cli.errors import InputError
 from fanwise.cli.journal_flags import journal_option
-from fanwise.cli.options import InputError
 from fanwise.cli.session import open_journal
 from fanwise.html_report import calls_to_html, to_html
 from fanwise.journal import CallRecord, RunRecord

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from fanwise.budget import Budget
-from fanwise.cli.options import InputError, RunOptions
+from fanwise.cli.errors import InputError
+from fanwise.cli.options import RunOptions
 from fanwise.journal import Content, CostStore, Journal, JournalError, JournalStore
 from fanwise.models import choose_provider
 from fanwise.models.base import Completion, Request

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import sys
 from collections.abc import Mapping
@@ -11,25 +10,22 @@ from typing import Any
 
 import click
 
-from fanwise.cli.engines import build_engine
-from fanwise.cli.interrupt import run_interruptible
-from fanwise.cli.options import InputError, RunOptions, common_options
-from fanwise.cli.session import Session, workflow_session
-from fanwise.console import Display, choose_display
-from fanwise.events import fan_out
-from fanwise.models.base import Model
+from fanwise.cli.engines import model_settings
+from fanwise.cli.errors import EXIT_NO_RESULT, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, InputError
+from fanwise.cli.flags import workflow_options
+from fanwise.cli.options import RunOptions
+from fanwise.cli.runner import Run, prepare, run
+from fanwise.cli.session import workflow_session
 from fanwise.outcome import ErrorKind, Rejected
-from fanwise.plans import PlanError, load_plan
+from fanwise.plans import LoadedPlan, PlanError, load_plan
 from fanwise.report import to_json, to_markdown, write_report
 from fanwise.stream import SynthesisStream
 from fanwise.workflow import ModelSettings, Plan, Status, WorkflowResult, run_workflow
 
-EXIT_OK, EXIT_NO_RESULT, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 4, 130
-
 
 @click.command()
 @click.argument("destination")
-@common_options
+@workflow_options
 def travel(destination: str, **kwargs: Any) -> None:
     """Research DESTINATION in parallel and write a travel guide (the seed's workflow).
 
@@ -52,7 +48,7 @@ def travel(destination: str, **kwargs: Any) -> None:
     help="A question to research (repeat for more); each is asked in parallel.",
 )
 @click.option("--instructions", help="Added to the synthesis prompt, e.g. 'a one-page brief'.")
-@common_options
+@workflow_options
 def research(
     topic: str, questions: tuple[str, ...], instructions: str | None, **kwargs: Any
 ) -> None:
@@ -60,13 +56,14 @@ def research(
     options = RunOptions.from_kwargs(kwargs)
     if any(not q.strip() for q in questions):
         raise InputError("--question: a question must not be empty")
-    plan = Plan(topic=topic, questions=tuple(questions))
+    plan = Plan(topic=topic, questions=questions)
     if instructions:
-        plan = Plan(topic, plan.questions, f"{plan.synthesis}\n\n{instructions.strip()}")
+        prompt = f"{plan.synthesis_instructions}\n\n{instructions.strip()}"
+        plan = dataclasses.replace(plan, synthesis_instructions=prompt)
     sys.exit(execute(plan, {}, options))
 
 
-@click.command()
+@click.command("run")
 @click.argument("plan_file", metavar="PLAN")
 @click.option(
     "--set",
@@ -75,8 +72,8 @@ def research(
     metavar="KEY=VALUE",
     help="Fill a plan variable, e.g. --set destination=Kyoto (repeatable).",
 )
-@common_options
-def run(plan_file: str, assignments: tuple[str, ...], **kwargs: Any) -> None:
+@workflow_options
+def run_plan(plan_file: str, assignments: tuple[str, ...], **kwargs: Any) -> None:
     """Run a plan: a TOML file of questions and synthesis instructions (or a built-in plan name)."""
     options = RunOptions.from_kwargs(kwargs)
     variables: dict[str, str] = {}
@@ -89,36 +86,35 @@ def run(plan_file: str, assignments: tuple[str, ...], **kwargs: Any) -> None:
     sys.exit(execute(loaded.plan, loaded.model, options))
 
 
-def _load(source: str | Path, variables: Mapping[str, str]) -> Any:
+def _load(source: str | Path, variables: Mapping[str, str]) -> LoadedPlan:
+    """The plan, or its error in the CLI's words (variables are given with ``--set``)."""
     try:
         return load_plan(source, variables)
     except PlanError as exc:
-        raise InputError(str(exc)) from None
+        message = str(exc)
+        if exc.unknown is not None:
+            message = message.replace(f"variable {exc.unknown!r}:", f"--set {exc.unknown}:")
+        if exc.missing:
+            message += ": " + " ".join(f"--set {name}=..." for name in exc.missing)
+        raise InputError(message) from None
 
 
 def execute(
     plan: Plan, plan_model: Mapping[str, Any], options: RunOptions, *, resume: int | None = None
 ) -> int:
     """Run one workflow from resolved options; print the result; return the exit code."""
-    if options.report and not Path(options.report).parent.is_dir():
-        raise InputError(f"--report {options.report}: its directory does not exist")
     if plan_model.get("endpoints") and not options.endpoints:  # the plan's; --endpoints wins
         options = dataclasses.replace(options, endpoints=tuple(plan_model["endpoints"]))
-    model = options.build_model()
-    settings = options.settings(plan_model)
+    model = prepare(options)
+    settings = model_settings(options, plan_model)
     session = workflow_session(plan, plan_model, settings, options, resume=resume)
-    display = (
-        None
-        if options.quiet
-        else choose_display(sys.stderr, plain=options.plain, price=session.price)
-    )
     streamed = options.stream and not (options.as_json or options.out)
     stream = SynthesisStream(sys.stdout, sys.stderr) if streamed else None
-    try:
-        result = run_interruptible(_run(plan, model, settings, options, display, stream, session))
-    except KeyboardInterrupt:
-        click.echo(session.interrupted(), err=True)
-        return EXIT_INTERRUPTED
+
+    async def body(current: Run) -> WorkflowResult:
+        return await _workflow(plan, current, settings, stream)
+
+    result, display = run(options, model, session, body)
     session.finish_workflow(result)
     document = to_json(result, **session.to_dict()) if options.as_json else to_markdown(result)
     if options.out:
@@ -138,38 +134,19 @@ def execute(
     return exit_code(result)
 
 
-async def _run(
-    plan: Plan,
-    model: Model,
-    settings: ModelSettings,
-    options: RunOptions,
-    display: Display | None = None,
-    stream: SynthesisStream | None = None,
-    session: Session | None = None,
+async def _workflow(
+    plan: Plan, current: Run, settings: ModelSettings, stream: SynthesisStream | None
 ) -> WorkflowResult:
-    engine = build_engine(
-        options,
-        model,
-        observer=fan_out(
-            stream.observe if stream else None, display, session.budget if session else None
-        ),
-        session=session,
+    options = current.options
+    return await run_workflow(
+        plan,
+        current.engine(stream.observe if stream else None),
+        settings=settings,
+        fail_fast=options.mode == "all",
+        min_answers=options.min_answers,
+        deadline=options.deadline,
+        on_delta=stream,
     )
-    try:
-        async with display.showing() if display else contextlib.nullcontext():
-            return await run_workflow(
-                plan,
-                engine,
-                settings=settings,
-                fail_fast=options.mode == "all",
-                min_answers=options.min_answers,
-                deadline=options.deadline,
-                on_delta=stream,
-            )
-    finally:
-        close = getattr(model, "close", None)
-        if close is not None:
-            await close()
 
 
 def exit_code(result: WorkflowResult) -> int:
@@ -186,3 +163,6 @@ def exit_code(result: WorkflowResult) -> int:
     ):
         return EXIT_USAGE
     return EXIT_NO_RESULT
+
+
+__all__ = ["execute", "exit_code", "research", "run_plan", "travel"]

@@ -17,6 +17,8 @@ UNFINISHED = ("running", "interrupted")
 def plan_from_spec(spec: Mapping[str, Any]) -> Plan:
     data = dict(spec["plan"])
     data["questions"] = tuple(data["questions"])
+    if "synthesis" in data:  # runs recorded before the field's rename
+        data["synthesis_instructions"] = data.pop("synthesis")
     return Plan(**data)
 
 

@@ -131,5 +131,5 @@ def _check_known(version: int) -> None:
     if version > len(MIGRATIONS):
         raise JournalError(
             f"the journal is at schema version {version}, newer than this fanwise knows "
-            f"({len(MIGRATIONS)}): upgrade fanwise, or pass --journal with another file"
+            f"({len(MIGRATIONS)}): upgrade fanwise, or use another journal file"
         )

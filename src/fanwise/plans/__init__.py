@@ -44,13 +44,27 @@ _SCHEMA: dict[str | None, set[str]] = {
 
 
 class PlanError(FanwiseError):
-    """A plan that cannot run; says which file, which line and what is wrong."""
+    """A plan that cannot run; says which file, which line and what is wrong.
 
-    def __init__(self, source: str, message: str, line: int | None = None) -> None:
+    ``missing`` names the variables that need a value, ``unknown`` a variable given that the
+    plan does not declare: the caller says how to give them (the CLI: ``--set``).
+    """
+
+    def __init__(
+        self,
+        source: str,
+        message: str,
+        line: int | None = None,
+        *,
+        missing: tuple[str, ...] = (),
+        unknown: str | None = None,
+    ) -> None:
         where = f"{source}:{line}" if line else source
         super().__init__(f"{where}: {message}")
         self.source = source
         self.line = line
+        self.missing = missing
+        self.unknown = unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +122,7 @@ def parse_plan(text: str, source: str, variables: Mapping[str, str]) -> LoadedPl
     plan = Plan(
         topic=checker.fill(topic, values, None, "topic"),
         questions=tuple(checker.fill(q, values, "research", "questions", q) for q in questions),
-        synthesis=checker.fill(
+        synthesis_instructions=checker.fill(
             checker.string(checker.table(data, "synthesis"), "synthesis", "instructions")
             or DEFAULT_SYNTHESIS,
             values,
@@ -223,13 +237,18 @@ class _Checker:
         if unknown:
             known = ", ".join(sorted(declared)) or "none"
             raise PlanError(
-                self.source, f"--set {unknown[0]}: the plan has no such variable (it has: {known})"
+                self.source,
+                f"variable {unknown[0]!r}: the plan has no such variable (it has: {known})",
+                unknown=unknown[0],
             )
         values = {k: v for k, v in declared.items() if v is not None} | dict(given)
         missing = [k for k in declared if k not in values]
         if missing:
-            sets = " ".join(f"--set {name}=..." for name in missing)
-            raise PlanError(self.source, f"the plan needs a value for {', '.join(missing)}: {sets}")
+            raise PlanError(
+                self.source,
+                f"the plan needs a value for {', '.join(missing)}",
+                missing=tuple(missing),
+            )
         return values
 
     def fill(

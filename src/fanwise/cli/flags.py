@@ -1,0 +1,232 @@
+"""The flags of the run commands, each command taking only those that apply to it.
+
+``workflow_options`` (travel, research, run) and ``batch_options`` (batch) share the model,
+pacing, output, journal, limit and engine flags; ``--min-answers``, ``--json`` and ``--stream``
+are the workflow's alone. Each command receives the shared ones as one ``RunOptions``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from fanwise.cli.engine_flags import engine_options
+from fanwise.cli.journal_flags import journal_options
+from fanwise.cli.limit_flags import limit_options
+from fanwise.models.base import DEFAULT_MODEL
+from fanwise.plans import REASONING_EFFORTS
+
+F = TypeVar("F", bound=Callable[..., Any])
+Option = Callable[[Any], Any]
+
+
+class SecondsRange(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click stubs
+    """``LOW,HIGH`` in seconds, e.g. ``0.5,3``."""
+
+    name = "LOW,HIGH"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[float, float]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            low, high = (float(part) for part in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not LOW,HIGH in seconds, e.g. 0.5,3", param, ctx)
+        if not 0 <= low <= high:
+            self.fail(f"{value!r} needs 0 <= LOW <= HIGH", param, ctx)
+        return low, high
+
+
+def model_options() -> list[Option]:
+    """Who answers: model, provider, server, API, transport, reasoning effort."""
+    return [
+        click.option(
+            "--model",
+            "-m",
+            envvar="FANWISE_MODEL",
+            help=f"Model name [default: {DEFAULT_MODEL}, or the plan's].",
+        ),
+        click.option(
+            "--provider",
+            type=click.Choice(["auto", "openai", "offline"]),
+            default="auto",
+            show_default=True,
+            help="auto: OpenAI when OPENAI_API_KEY is set, else the built-in offline model.",
+        ),
+        click.option(
+            "--base-url",
+            envvar="OPENAI_BASE_URL",
+            help="Any OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vLLM, Ollama...).",
+        ),
+        click.option(
+            "--api",
+            type=click.Choice(["responses", "chat"]),
+            default="responses",
+            show_default=True,
+            help="Responses API, or Chat Completions for servers without it.",
+        ),
+        click.option(
+            "--transport",
+            type=click.Choice(["aiohttp", "sdk"]),
+            default="aiohttp",
+            show_default=True,
+            envvar="FANWISE_TRANSPORT",
+            help="aiohttp: fanwise's lean HTTP client (about 10x less CPU per call); sdk: the "
+            "official openai SDK. Same requests, same error kinds.",
+        ),
+        click.option(
+            "--reasoning-effort",
+            type=click.Choice([*REASONING_EFFORTS, "unset"]),
+            help="Reasoning effort [default: minimal, or the plan's]; unset sends none.",
+        ),
+    ]
+
+
+def pacing_options(deadline_help: str) -> list[Option]:
+    """How the calls run: concurrency, timeouts, the deadline, retries, failure mode."""
+    return [
+        click.option(
+            "--concurrency",
+            "-c",
+            type=click.IntRange(min=1),
+            default=8,
+            show_default=True,
+            help="Most calls in flight at once.",
+        ),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            help="Seconds each attempt of a call may take; a slower one is retried.",
+        ),
+        click.option("--deadline", type=click.FloatRange(min=0, min_open=True), help=deadline_help),
+        click.option(
+            "--retries",
+            type=click.IntRange(min=0),
+            default=3,
+            show_default=True,
+            help="Retries per call for retryable errors (429, 5xx, timeouts, drops).",
+        ),
+        click.option(
+            "--mode",
+            type=click.Choice(["settled", "all"]),
+            default="settled",
+            show_default=True,
+            help="settled: keep every answer (allSettled); all: abort on the first failure.",
+        ),
+    ]
+
+
+def output_options(out_help: str) -> list[Option]:
+    """Where the result goes and what is shown while it runs."""
+    return [
+        click.option("--out", "-o", type=click.Path(dir_okay=False, writable=True), help=out_help),
+        click.option(
+            "--quiet", is_flag=True, help="No progress lines on stderr; errors still show."
+        ),
+        click.option(
+            "--plain",
+            is_flag=True,
+            help="Plain progress lines on stderr, even on a terminal (no live view).",
+        ),
+        click.option(
+            "--report",
+            type=click.Path(dir_okay=False, writable=True),
+            metavar="FILE.html",
+            help="Also write a self-contained HTML report: timeline of every call, answers, stats.",
+        ),
+    ]
+
+
+def offline_options() -> list[Option]:
+    """The built-in offline model's seed, latency and failure rate."""
+    return [
+        click.option(
+            "--seed", type=int, default=0, show_default=True, help="Seed of the offline model."
+        ),
+        click.option(
+            "--offline-latency",
+            type=SecondsRange(),
+            default="0.5,3",
+            show_default=True,
+            help="Offline model latency range LOW,HIGH in seconds.",
+        ),
+        click.option(
+            "--offline-fail-rate",
+            type=click.FloatRange(0, 1),
+            default=0.0,
+            show_default=True,
+            help="Offline model: chance that an attempt fails (429, 500 or 400).",
+        ),
+    ]
+
+
+def synthesis_options() -> list[Option]:
+    """A workflow's own: the quorum for its synthesis and how the synthesis is printed."""
+    return [
+        click.option(
+            "--min-answers",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            help="Synthesize only when at least this many answers arrived.",
+        ),
+        click.option(
+            "--json", "as_json", is_flag=True, help="Print one JSON document instead of Markdown."
+        ),
+        click.option(
+            "--stream/--no-stream",
+            default=True,
+            show_default=True,
+            help="Print the synthesis as it is written; --no-stream prints it once complete.",
+        ),
+    ]
+
+
+def _attach(command: F, options: list[Option]) -> F:
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def workflow_options(command: F) -> F:
+    """The flags of ``travel``, ``research`` and ``run``."""
+    return _attach(
+        command,
+        [
+            *model_options(),
+            *pacing_options(
+                "Seconds the whole research phase may take; unfinished calls count as timeouts."
+            ),
+            *synthesis_options(),
+            *output_options("Write the result here, not to stdout."),
+            *offline_options(),
+            *journal_options(),
+            *limit_options(),
+            *engine_options(),
+        ],
+    )
+
+
+def batch_options(command: F) -> F:
+    """The flags of ``batch``: the workflow's, less the synthesis ones."""
+    return _attach(
+        command,
+        [
+            *model_options(),
+            *pacing_options(
+                "Seconds the whole batch may take; unfinished calls count as timeouts."
+            ),
+            *output_options("Write the result lines here (JSONL), not to stdout."),
+            *offline_options(),
+            *journal_options(),
+            *limit_options(),
+            *engine_options(),
+        ],
+    )
+
+
+__all__ = ["SecondsRange", "batch_options", "workflow_options"]

@@ -1,0 +1,86 @@
+"""What every run command does around its own work: one place for setup and teardown.
+
+Before any request: the ``--report`` path is checked, the engine's combination refused if it
+cannot run, the model built. Then the display (live view or plain lines) is shown for the
+run's length, the first Ctrl-C stops it cleanly (the resume line, exit 130), and the model is
+closed however the run ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import click
+
+from fanwise.cli.engines import build_engine, build_model
+from fanwise.cli.errors import EXIT_INTERRUPTED, InputError
+from fanwise.cli.interrupt import run_interruptible
+from fanwise.cli.options import RunOptions
+from fanwise.cli.session import Session
+from fanwise.engine import Engine
+from fanwise.events import Observer, fan_out
+from fanwise.models.base import Model
+
+if TYPE_CHECKING:
+    from fanwise.console import Display
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """What a command's body works with: its options, model, journal session and display."""
+
+    options: RunOptions
+    model: Model
+    session: Session
+    display: Display | None
+
+    def engine(self, *observers: Observer | None) -> Engine:
+        """The engine the flags ask for; events go to ``observers``, the display and budget."""
+        observer = fan_out(*observers, self.display, self.session.budget)
+        return build_engine(self.options, self.model, observer=observer, session=self.session)
+
+
+def prepare(options: RunOptions) -> Model:
+    """Check what can be checked before any request, then build the model."""
+    if options.report and not Path(options.report).parent.is_dir():
+        raise InputError(f"--report {options.report}: its directory does not exist")
+    return build_model(options)
+
+
+def run(
+    options: RunOptions,
+    model: Model,
+    session: Session,
+    body: Callable[[Run], Awaitable[T]],
+) -> tuple[T, Display | None]:
+    """Run ``body`` under the display with the two-stage Ctrl-C, then close the model.
+
+    On Ctrl-C the run is marked interrupted, the resume line printed, and the command exits 130.
+    """
+    from fanwise.console import choose_display  # rich loads only for a run that shows it
+
+    display = (
+        None
+        if options.quiet
+        else choose_display(sys.stderr, plain=options.plain, price=session.price)
+    )
+
+    async def main() -> T:
+        async with model, display.showing() if display else contextlib.nullcontext():
+            return await body(Run(options, model, session, display))
+
+    try:
+        return run_interruptible(main()), display
+    except KeyboardInterrupt:
+        click.echo(session.interrupted(), err=True)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+
+
+__all__ = ["Run", "prepare", "run"]

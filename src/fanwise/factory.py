@@ -1,0 +1,149 @@
+"""Which model, limiter and settings a run uses: the one place that decides, for Python and the CLI.
+
+``get_model`` resolves the provider (OpenAI when ``OPENAI_API_KEY`` is set, else the built-in
+offline model), the transport (fanwise's lean aiohttp client by default, the official SDK on
+request), the base URL, the key, and a pool when several endpoints are given. The ``fanwise``
+command calls these same functions with its flags; nothing here knows about flags or terminals.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+from fanwise.endpoints import Endpoint, EndpointPool
+from fanwise.limits import Limiter, build_limiter
+from fanwise.models import Provider, choose_provider
+from fanwise.models.base import DEFAULT_MODEL, Model
+from fanwise.models.offline import OfflineModel, OfflineSettings
+from fanwise.outcome import FanwiseError
+from fanwise.workflow import ModelSettings
+
+Api = Literal["responses", "chat"]
+Transport = Literal["aiohttp", "sdk"]
+
+OFFLINE_NOTE = (
+    "OPENAI_API_KEY is not set, so this runs on the built-in offline model: its answers are "
+    "generated locally, not by an LLM. Set the key to use OpenAI."
+)
+
+
+class ConfigError(FanwiseError, ValueError):
+    """A setting that cannot work; ``setting`` names it (the CLI names the flag that sets it)."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+
+class OfflineModelWarning(UserWarning):
+    """No API key was found, so the answers come from the offline model, not from an LLM."""
+
+
+def resolve_provider(provider: str = "auto", environ: Mapping[str, str] = os.environ) -> Provider:
+    """``auto`` becomes ``openai`` when a key is set and ``offline`` otherwise."""
+    try:
+        return choose_provider(provider, environ)
+    except ValueError as exc:
+        raise ConfigError("provider", str(exc)) from None
+
+
+def get_limiter(
+    provider: str = "auto",
+    *,
+    rpm: int | None = None,
+    tpm: int | None = None,
+    adapt: bool = True,
+    environ: Mapping[str, str] = os.environ,
+) -> Limiter:
+    """Client-side buckets as asked; the adaptive limits only for a server that sends the
+    ``x-ratelimit-*`` headers (OpenAI)."""
+    adaptive = adapt and resolve_provider(provider, environ) == "openai"
+    return build_limiter(rpm=rpm, tpm=tpm, adaptive=adaptive)
+
+
+def get_model(
+    provider: str = "auto",
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    api: Api = "responses",
+    transport: Transport = "aiohttp",
+    endpoints: Sequence[str] = (),
+    limiter: Callable[[], Limiter] | None = None,
+    offline: OfflineSettings | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> Model:
+    """The model a run calls. Close it with ``await model.aclose()`` or ``async with``.
+
+    ``endpoints`` spreads the calls over several OpenAI-compatible servers, each under its own
+    limiter (``limiter()`` makes one; by default ``get_limiter(provider)``): pass the returned
+    pool to the engine as its limiter too. With ``provider="auto"`` and no key, this warns
+    (``OfflineModelWarning``) that the answers are the offline model's.
+    """
+    resolved = resolve_provider(provider, environ)
+    if resolved == "offline" and provider in (None, "", "auto"):
+        warnings.warn(OFFLINE_NOTE, OfflineModelWarning, stacklevel=2)
+    if endpoints:
+        make_limiter = limiter or (lambda: get_limiter(resolved, environ=environ))
+        one: dict[str, Any] = {"api_key": api_key, "api": api, "transport": transport}
+        return EndpointPool(
+            [
+                Endpoint(
+                    url,
+                    get_model(resolved, base_url=url, offline=offline, environ=environ, **one),
+                    make_limiter(),
+                )
+                for url in endpoints
+            ]
+        )
+    if resolved == "offline":
+        return OfflineModel(offline)
+    key = api_key or environ.get("OPENAI_API_KEY")
+    if not key and not base_url:
+        raise ConfigError(
+            "api_key",
+            "the openai provider needs an API key: set OPENAI_API_KEY (or give the base URL of "
+            "a local OpenAI-compatible server)",
+        )
+    if transport == "aiohttp":  # docs/benchmarks.md: the SDK costs ~10x the CPU per call
+        from fanwise.models.fast import FastOpenAIModel
+
+        return FastOpenAIModel(api_key=key or "not-needed", base_url=base_url, api=api)
+    if transport == "sdk":
+        from fanwise.models.openai import OpenAIModel  # the SDK loads only when it is used
+
+        return OpenAIModel(api_key=key or "not-needed", base_url=base_url, api=api)
+    raise ConfigError("transport", f"unknown transport {transport!r}: use aiohttp or sdk")
+
+
+def get_settings(
+    model: str | None = None,
+    reasoning_effort: str | None = None,
+    plan_model: Mapping[str, Any] | None = None,
+) -> ModelSettings:
+    """What every call of a run asks with: the arguments win over a plan's ``[model]`` table,
+    which wins over the defaults. ``reasoning_effort="unset"`` sends none."""
+    plan_model = plan_model or {}
+    effort = reasoning_effort or plan_model.get("reasoning_effort", "minimal")
+    return ModelSettings(
+        model=model or plan_model.get("model", DEFAULT_MODEL),
+        reasoning_effort=None if effort == "unset" else effort,
+        max_output_tokens=plan_model.get("max_output_tokens"),
+        temperature=plan_model.get("temperature"),
+    )
+
+
+__all__ = [
+    "OFFLINE_NOTE",
+    "Api",
+    "ConfigError",
+    "OfflineModelWarning",
+    "Transport",
+    "get_limiter",
+    "get_model",
+    "get_settings",
+    "resolve_provider",
+]
