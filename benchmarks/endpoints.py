@@ -109,7 +109,7 @@ async def in_process(urls: list[str], count: int, concurrency: int) -> float:
         outcomes = await engine.run(calls(count))
         seconds = time.perf_counter() - started
     finally:
-        await spread.close()
+        await spread.aclose()
     assert all(o.ok for o in outcomes), "a call failed"
     return seconds
 
@@ -138,7 +138,7 @@ async def on_ray(urls: list[str], count: int, concurrency: int, workers: int) ->
         outcomes = await engine.run(calls(count))
         seconds = time.perf_counter() - started
     finally:
-        await driver.close()
+        await driver.aclose()
     assert all(o.ok for o in outcomes), "a call failed"
     return seconds
 

@@ -37,7 +37,7 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
 async def model(simulator: Simulator) -> AsyncIterator[OpenAIModel]:
     opened = OpenAIModel(api_key="test", base_url=simulator.base_url)
     yield opened
-    await opened.close()
+    await opened.aclose()
 
 
 class Recorder:
