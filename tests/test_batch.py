@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from fanwise import BadRequest, Engine, Request, RetryPolicy
+from fanwise import Engine, Request, RetryPolicy
 from fanwise.batch import LineError, parse_line, run_batch
+from fanwise.outcome import BadRequest
 from fanwise.workflow import ModelSettings
 from tests.scripted import Reply, ScriptedModel
 

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from fanwise import Call, CallTimeout, Fulfilled, Plan, Rejected, Request, RetryPolicy
+from fanwise import Call, Fulfilled, Plan, Rejected, Request, RetryPolicy
 from fanwise.batchapi import BatchClient, BatchEngine, BatchLimits, JournalLedger, Polling
 from fanwise.batchapi.files import request_line
 from fanwise.batchapi.results import read_files, read_result
 from fanwise.events import BatchProgress, CallRetrying, CallSettled, CallStarted, Event
 from fanwise.journal import Journal, JournalStore
 from fanwise.models.openai import OpenAIModel
-from fanwise.outcome import CallError, ErrorKind
+from fanwise.outcome import CallError, CallTimeout, ErrorKind
 from fanwise.prices import PriceTable
 from fanwise.retry import NoWait
 from fanwise.simulator import BatchTiming, Simulator

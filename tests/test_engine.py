@@ -8,22 +8,11 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from fanwise import (
-    BadRequest,
-    Call,
-    CallTimeout,
-    Engine,
-    ErrorKind,
-    Fulfilled,
-    RateLimited,
-    Rejected,
-    Request,
-    RetryBudget,
-    RetryPolicy,
-    ServerError,
-)
+from fanwise import Call, Engine, ErrorKind, Fulfilled, Rejected, Request, RetryPolicy
 from fanwise.events import CallRetrying, CallSettled, CallStarted, Event
 from fanwise.limits import Permit
+from fanwise.outcome import BadRequest, CallTimeout, RateLimited, ServerError
+from fanwise.retry import RetryBudget
 from tests.scripted import Reply, ScriptedModel
 
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from fanwise import BadRequest, Call, Engine, Fulfilled, Rejected, Request, RetryPolicy
+from fanwise import Call, Engine, Fulfilled, Rejected, Request, RetryPolicy
 from fanwise.events import CallSettled, Event
 from fanwise.journal import MIGRATIONS, Journal, JournalError, JournalStore
 from fanwise.models import OfflineModel, OfflineSettings
+from fanwise.outcome import BadRequest
 from fanwise.prices import Price, PriceTable
 from tests.scripted import Reply, ScriptedModel
 

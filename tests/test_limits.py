@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from fanwise import Call, Engine, Fulfilled, RateLimited, Request, RetryPolicy
+from fanwise import Call, Engine, Fulfilled, Request, RetryPolicy
 from fanwise.limits import (
     AdaptiveConcurrency,
     Bucket,
@@ -22,6 +22,7 @@ from fanwise.limits import (
     read_quotas,
 )
 from fanwise.models.base import Completion, DeltaSink, Model, Usage
+from fanwise.outcome import RateLimited
 from fanwise.retry import NoWait
 from tests.scripted import ScriptedModel
 

@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from fanwise import Attempt, Completion, Fulfilled, Plan, Rejected, Usage
+from fanwise import Completion, Fulfilled, Plan, Rejected, Usage
 from fanwise.console import LiveConsole, PlainConsole, choose_display, summary_table
 from fanwise.events import (
     CallRetrying,
@@ -17,7 +17,7 @@ from fanwise.events import (
     PhaseStarted,
 )
 from fanwise.live import render
-from fanwise.outcome import RateLimited, ServerError
+from fanwise.outcome import Attempt, RateLimited, ServerError
 from fanwise.progress import Progress
 from fanwise.workflow import Answer, Stats, Status, WorkflowResult
 

@@ -9,16 +9,8 @@ from contextlib import aclosing
 
 import pytest
 
-from fanwise import (
-    CallTimeout,
-    Cancelled,
-    ErrorKind,
-    Fulfilled,
-    Rejected,
-    as_settled,
-    gather_all,
-    settle,
-)
+from fanwise import ErrorKind, Fulfilled, Rejected, as_settled, gather_all, settle
+from fanwise.outcome import CallTimeout, Cancelled
 
 
 async def value_after(delay: float, value: str) -> str:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fanwise import Attempt, Completion, Fulfilled, Rejected
-from fanwise.outcome import RateLimited
+from fanwise import Completion, Fulfilled, Rejected
+from fanwise.outcome import Attempt, RateLimited
 from fanwise.timeline import TimelineRow, ascii_timeline, nice_step
 
 RATE_LIMITED = {"kind": "rate_limited", "message": "429"}

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from fanwise import (
-    AuthError,
-    BadRequest,
     Completion,
     Engine,
     Fulfilled,
@@ -15,6 +13,7 @@ from fanwise import (
     Status,
     run_workflow,
 )
+from fanwise.outcome import AuthError, BadRequest
 from fanwise.workflow import Answer, synthesis_prompt
 from tests.scripted import Reply, ScriptedModel
 

@@ -1,76 +1,62 @@
 """fanwise: parallel LLM workflows done right.
 
-Fan out independent calls (``settle``, ``gather_all``, ``as_settled``, or the ``Engine`` for model
-calls), keep every answer that arrives, and synthesize one result (``run_workflow``).
+``research`` fans out independent questions and synthesizes one answer from those that arrived;
+``ask_all`` is the fan-out alone (``aresearch`` and ``aask_all`` in async code). Underneath:
+``get_model`` picks the model as the CLI does, the ``Engine`` runs model calls, ``settle``,
+``gather_all`` and ``as_settled`` fan out any awaitables, and ``run_workflow`` runs a ``Plan``.
 """
 
-from fanwise.engine import Call, Engine, request_key
-from fanwise.limits import Limits, build_limiter
+from importlib import metadata as _metadata
+
+from fanwise.api import aask_all, aresearch, ask_all, research
+from fanwise.engine import Call, Engine
+from fanwise.factory import ConfigError, OfflineModelWarning, get_limiter, get_model
 from fanwise.models.base import Completion, Model, Request, Usage
 from fanwise.models.offline import OfflineModel, OfflineSettings
-from fanwise.outcome import (
-    Attempt,
-    AuthError,
-    BadRequest,
-    CallError,
-    CallTimeout,
-    Cancelled,
-    ErrorKind,
-    FanwiseError,
-    Fulfilled,
-    InvalidResponse,
-    NetworkError,
-    Outcome,
-    RateLimited,
-    Rejected,
-    ServerError,
-)
+from fanwise.outcome import CallError, ErrorKind, FanwiseError, Fulfilled, Outcome, Rejected
 from fanwise.plans import PlanError, load_plan
-from fanwise.retry import NoWait, RetryBudget, RetryPolicy
+from fanwise.retry import RetryPolicy
 from fanwise.settle import as_settled, gather_all, settle
 from fanwise.workflow import ModelSettings, Plan, Status, WorkflowResult, run_workflow
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("fanwise")
+except _metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
-    "Attempt",
-    "AuthError",
-    "BadRequest",
     "Call",
     "CallError",
-    "CallTimeout",
-    "Cancelled",
     "Completion",
+    "ConfigError",
     "Engine",
     "ErrorKind",
     "FanwiseError",
     "Fulfilled",
-    "InvalidResponse",
-    "Limits",
     "Model",
     "ModelSettings",
-    "NetworkError",
-    "NoWait",
     "OfflineModel",
+    "OfflineModelWarning",
     "OfflineSettings",
     "Outcome",
     "Plan",
     "PlanError",
-    "RateLimited",
     "Rejected",
     "Request",
-    "RetryBudget",
     "RetryPolicy",
-    "ServerError",
     "Status",
     "Usage",
     "WorkflowResult",
     "__version__",
+    "aask_all",
+    "aresearch",
     "as_settled",
-    "build_limiter",
+    "ask_all",
     "gather_all",
+    "get_limiter",
+    "get_model",
     "load_plan",
-    "request_key",
+    "research",
     "run_workflow",
     "settle",
 ]

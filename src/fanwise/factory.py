@@ -119,6 +119,15 @@ def get_model(
     raise ConfigError("transport", f"unknown transport {transport!r}: use aiohttp or sdk")
 
 
+def endpoint_label(
+    provider: str, *, api: str = "responses", base_url: str | None = None, seed: int = 0
+) -> str:
+    """Who answers, as the journal keys it: the cache reuses answers from the same endpoint only."""
+    if provider == "offline":
+        return f"offline/seed={seed}"
+    return f"openai/{api}@{base_url or 'https://api.openai.com/v1'}"
+
+
 def get_settings(
     model: str | None = None,
     reasoning_effort: str | None = None,
@@ -142,6 +151,7 @@ __all__ = [
     "ConfigError",
     "OfflineModelWarning",
     "Transport",
+    "endpoint_label",
     "get_limiter",
     "get_model",
     "get_settings",

@@ -21,6 +21,7 @@ import click
 from fanwise.budget import Budget
 from fanwise.cli.errors import InputError
 from fanwise.cli.options import RunOptions
+from fanwise.factory import endpoint_label
 from fanwise.journal import Content, CostStore, Journal, JournalError, JournalStore
 from fanwise.models import choose_provider
 from fanwise.models.base import Completion, Request
@@ -222,9 +223,7 @@ def open_journal(
 def endpoint(options: RunOptions, environ: Mapping[str, str] = os.environ) -> str:
     """Who answers: the cache reuses only answers from the same endpoint."""
     provider = choose_provider(options.provider, environ)
-    if provider == "offline":
-        return f"offline/seed={options.seed}"
-    return f"openai/{options.api}@{options.base_url or 'https://api.openai.com/v1'}"
+    return endpoint_label(provider, api=options.api, base_url=options.base_url, seed=options.seed)
 
 
 def options_spec(options: RunOptions, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:

@@ -1,0 +1,303 @@
+"""fanwise from Python in one call: ``research`` (fan out, then synthesize) and ``ask_all``
+(the fan-out alone), each with an ``a``-prefixed twin for async code.
+
+They pick the model as the CLI does (``fanwise.get_model``: OpenAI when ``OPENAI_API_KEY`` is
+set, else the offline model, with an ``OfflineModelWarning`` saying so), run the calls through
+one ``Engine`` and, with ``journal=True`` (or a path), record every call as it settles, so that
+``fanwise runs`` and ``fanwise show RUN`` see the run and ``cache=True`` answers repeats for free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import os
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+from fanwise.engine import Call, CallOutcome, Engine
+from fanwise.events import Observer
+from fanwise.factory import (
+    Api,
+    Transport,
+    endpoint_label,
+    get_limiter,
+    get_model,
+    get_settings,
+    resolve_provider,
+)
+from fanwise.journal import Journal, JournalStore
+from fanwise.limits import Limiter, Unlimited
+from fanwise.models.base import DeltaSink, Model, Request
+from fanwise.models.offline import OfflineSettings
+from fanwise.paths import journal_path
+from fanwise.prices import load_prices
+from fanwise.retry import RetryPolicy
+from fanwise.workflow import Plan, WorkflowResult, run_workflow
+
+T = TypeVar("T")
+P = ParamSpec("P")
+JournalChoice = bool | str | os.PathLike[str]
+"""``False``: no journal; ``True``: ``$FANWISE_HOME/journal.db``; a path: that file."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Setup:
+    """How to run: the keyword arguments ``research`` and ``ask_all`` share."""
+
+    model: str | Model | None
+    provider: str
+    concurrency: int
+    journal: JournalChoice
+    cache: bool
+    timeout: float | None
+    retries: int
+    reasoning_effort: str | None
+    base_url: str | None
+    api: Api
+    transport: Transport
+    offline: OfflineSettings | None
+    on_event: Observer | None
+    environ: Mapping[str, str]
+
+
+@dataclass(slots=True)
+class _Recording:
+    """A run in the journal: closed with its status when the run ends, however it ends."""
+
+    journal: Journal
+    run_id: int
+    store: JournalStore
+
+    def finish(self, status: str, reason: str | None, summary: dict[str, Any]) -> None:
+        summary = {**summary, "cost_usd": round(self.store.spent, 6)}
+        self.journal.finish_run(self.run_id, status, reason=reason, summary=summary)
+
+
+@asynccontextmanager
+async def _running(
+    setup: _Setup, *, kind: str, topic: str, spec: dict[str, Any], total: int | None
+) -> AsyncIterator[tuple[Engine, _Recording | None]]:
+    """The engine for ``setup``, recording into the journal if asked; the model closed after."""
+    given = setup.model if isinstance(setup.model, Model) else None
+    limiter: Limiter
+    if given is not None:  # the caller's model: its limits and its closing are the caller's
+        model, limiter, where = given, Unlimited(), given.name
+    else:
+        provider = resolve_provider(setup.provider, setup.environ)
+        model = get_model(
+            setup.provider,  # "auto" still, so that the offline model's warning is given
+            base_url=setup.base_url,
+            api=setup.api,
+            transport=setup.transport,
+            offline=setup.offline,
+            environ=setup.environ,
+        )
+        limiter = get_limiter(provider, environ=setup.environ)
+        seed = (setup.offline or OfflineSettings()).seed
+        where = endpoint_label(provider, api=setup.api, base_url=setup.base_url, seed=seed)
+    recording = None
+    if setup.journal is not False or setup.cache:
+        recording = _open_recording(setup, kind, topic, spec, total, where)
+    engine = Engine(
+        model,
+        concurrency=setup.concurrency,
+        timeout=setup.timeout,
+        retry=RetryPolicy(retries=setup.retries),
+        limiter=limiter,
+        store=recording.store if recording else None,
+        observer=setup.on_event,
+    )
+    try:
+        yield engine, recording
+    except BaseException:
+        if recording is not None:
+            recording.journal.finish_run(recording.run_id, "interrupted", reason="cancelled")
+        raise
+    finally:
+        if recording is not None:
+            recording.journal.close()
+        if given is None:
+            await model.aclose()
+
+
+def _open_recording(
+    setup: _Setup,
+    kind: str,
+    topic: str,
+    spec: dict[str, Any],
+    total: int | None,
+    endpoint: str,
+) -> _Recording:
+    explicit = None if isinstance(setup.journal, bool) else os.fspath(setup.journal)
+    journal = Journal.open(
+        journal_path(explicit, setup.environ), secrets=[setup.environ.get("OPENAI_API_KEY")]
+    )
+    run_id = journal.start_run(kind, topic, spec, endpoint=endpoint, total=total)
+    store = JournalStore(
+        journal, run_id, prices=load_prices(), endpoint=endpoint, cache=setup.cache
+    )
+    return _Recording(journal, run_id, store)
+
+
+def _options_spec(setup: _Setup) -> dict[str, Any]:
+    """What ``fanwise resume`` needs to run it again (never the key)."""
+    offline = setup.offline or OfflineSettings()
+    return {
+        "provider": setup.provider,
+        "base_url": setup.base_url,
+        "api": setup.api,
+        "transport": setup.transport,
+        "concurrency": setup.concurrency,
+        "timeout": setup.timeout,
+        "retries": setup.retries,
+        "seed": offline.seed,
+        "offline_latency": list(offline.latency),
+        "offline_fail_rate": offline.fail_rate,
+        "cache": setup.cache,
+    }
+
+
+async def aresearch(
+    topic: str,
+    questions: Sequence[str],
+    *,
+    instructions: str | None = None,
+    model: str | Model | None = None,
+    provider: str = "auto",
+    concurrency: int = 8,
+    journal: JournalChoice = False,
+    cache: bool = False,
+    timeout: float | None = None,
+    deadline: float | None = None,
+    retries: int = 3,
+    min_answers: int = 1,
+    fail_fast: bool = False,
+    reasoning_effort: str | None = None,
+    base_url: str | None = None,
+    api: Api = "responses",
+    transport: Transport = "aiohttp",
+    offline: OfflineSettings | None = None,
+    on_event: Observer | None = None,
+    on_delta: DeltaSink | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> WorkflowResult:
+    """Ask every question about ``topic`` at once, then synthesize one answer from those that
+    arrived (``result.text``); ``await`` it in async code, or call ``research`` elsewhere.
+
+    ``model`` is a model name (default ``gpt-5``) or a ready ``Model``. ``instructions`` are
+    added to the synthesis prompt. ``deadline`` bounds the research phase in seconds;
+    ``min_answers`` is the quorum for a synthesis; ``fail_fast`` stops at the first failure.
+    ``journal``/``cache``: see the module docstring (``cache`` alone uses the default journal).
+    """
+    plan = Plan(topic, questions)
+    if instructions:
+        prompt = f"{plan.synthesis_instructions}\n\n{instructions.strip()}"
+        plan = dataclasses.replace(plan, synthesis_instructions=prompt)
+    setup = _Setup(
+        *(model, provider, concurrency, journal, cache, timeout, retries, reasoning_effort),
+        *(base_url, api, transport, offline, on_event, environ),
+    )
+    settings = get_settings(model if isinstance(model, str) else None, reasoning_effort)
+    spec = {
+        "plan": dataclasses.asdict(plan),
+        "plan_model": {},
+        "settings": dataclasses.asdict(settings),
+        "options": {**_options_spec(setup), "min_answers": min_answers},
+    }
+    total = len(plan.questions) + 1
+    async with _running(setup, kind="workflow", topic=topic, spec=spec, total=total) as (
+        engine,
+        recording,
+    ):
+        result = await run_workflow(
+            plan,
+            engine,
+            settings=settings,
+            fail_fast=fail_fast,
+            min_answers=min_answers,
+            deadline=deadline,
+            on_delta=on_delta,
+        )
+        if recording is not None:
+            recording.finish(result.status.value, result.reason, {"stats": result.stats.to_dict()})
+    return result
+
+
+async def aask_all(
+    prompts: Iterable[str | Request],
+    *,
+    instructions: str | None = None,
+    model: str | Model | None = None,
+    provider: str = "auto",
+    concurrency: int = 8,
+    journal: JournalChoice = False,
+    cache: bool = False,
+    timeout: float | None = None,
+    deadline: float | None = None,
+    retries: int = 3,
+    fail_fast: bool = False,
+    reasoning_effort: str | None = None,
+    base_url: str | None = None,
+    api: Api = "responses",
+    transport: Transport = "aiohttp",
+    offline: OfflineSettings | None = None,
+    on_event: Observer | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> list[CallOutcome]:
+    """Send every prompt at once; one outcome per prompt, in the order given: ``Fulfilled``
+    (``.value.text``) or ``Rejected`` (``.kind``, ``.message``), never an exception for a call
+    that failed. A prompt is a string (sent with ``instructions`` as the system message) or a
+    ``Request``, sent as it is."""
+    setup = _Setup(
+        *(model, provider, concurrency, journal, cache, timeout, retries, reasoning_effort),
+        *(base_url, api, transport, offline, on_event, environ),
+    )
+    settings = get_settings(model if isinstance(model, str) else None, reasoning_effort)
+    calls = [
+        Call(p if isinstance(p, Request) else settings.request(p, instructions)) for p in prompts
+    ]
+    spec = {"settings": dataclasses.asdict(settings), "options": _options_spec(setup)}
+    topic = f"{len(calls)} prompts"
+    async with _running(setup, kind="ask_all", topic=topic, spec=spec, total=len(calls)) as (
+        engine,
+        recording,
+    ):
+        outcomes = await engine.run(calls, deadline=deadline, fail_fast=fail_fast)
+        if recording is not None:
+            fulfilled = sum(o.status == "fulfilled" for o in outcomes)
+            status = "complete" if fulfilled == len(outcomes) else "partial"
+            recording.finish(status if fulfilled else "no_result", None, {})
+    return outcomes
+
+
+def _blocking(twin: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
+    """``twin`` for code that is not async: the same arguments, run in an event loop of its own."""
+    name = twin.__name__.removeprefix("a")
+
+    @functools.wraps(twin)
+    def blocking(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(twin(*args, **kwargs))
+        raise RuntimeError(
+            f"fanwise.{name}() runs its own event loop, so it cannot run inside one: "
+            f"use `await fanwise.{twin.__name__}(...)` in async code"
+        )
+
+    blocking.__name__ = blocking.__qualname__ = name
+    blocking.__doc__ = (
+        f"``{twin.__name__}`` run to the end in its own event loop.\n\n{twin.__doc__}"
+    )
+    return blocking
+
+
+research = _blocking(aresearch)
+ask_all = _blocking(aask_all)
+
+
+__all__ = ["aask_all", "aresearch", "ask_all", "research"]
