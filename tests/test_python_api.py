@@ -64,9 +64,8 @@ def test_a_journaled_run_is_recorded_and_the_cache_answers_it_again(tmp_path: Pa
     """journal=PATH records the run; cache=True then answers the same calls from it."""
     path = tmp_path / "journal.db"
     prompts = ["Why is the sky blue?", "Why is the sea salty?"]
-    with pytest.warns(fanwise.OfflineModelWarning):
-        fanwise.ask_all(prompts, journal=path, offline=QUICK, environ=NO_KEY)
-        again = fanwise.ask_all(prompts, journal=path, cache=True, offline=QUICK, environ=NO_KEY)
+    fanwise.ask_all(prompts, provider="offline", journal=path, offline=QUICK)
+    again = fanwise.ask_all(prompts, provider="offline", journal=path, cache=True, offline=QUICK)
     assert all(isinstance(o, fanwise.Fulfilled) and o.cached for o in again)
     with Journal.open(path) as journal:
         assert [r.status for r in journal.runs()] == ["complete", "complete"]
