@@ -22,7 +22,7 @@ demo: $(VENV)/.installed
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests examples benchmarks
 	$(BIN)/ruff format --check src tests examples benchmarks
-	$(BIN)/mypy --strict src/fanwise
+	$(BIN)/mypy --strict src/fanwise tests
 
 test: lint browser
 	$(BIN)/pytest

@@ -76,10 +76,34 @@ def asks(*prompts: str) -> list[Call]:
     return [Call(Request(p, model="gpt-5-mini"), label=f"id-{p}") for p in prompts]
 
 
+class SteppingClock:
+    """A clock that moves ``step`` seconds each time it is read: a simulated batch then moves
+    on as often as it is looked at, however busy the machine is."""
+
+    def __init__(self, step: float) -> None:
+        self.step = step
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
 async def test_calls_go_out_in_files_within_the_limits_and_come_back_in_order(
-    simulator: Simulator, model: OpenAIModel, journal: Journal
+    start_simulator: StartSimulator, journal: Journal
 ) -> None:
     """Seven calls, three a file: three batches; every call fulfilled in input order, journaled."""
+    # A read of the clock is 18 simulated seconds: validation (60) spans several looks, so the
+    # first look always finds the batch `validating` (with the real clock, a slow look missed it).
+    simulator = await start_simulator(clock=SteppingClock(0.005))
+    model = OpenAIModel(api_key="test", base_url=simulator.base_url)
+    async with model:
+        await _seven_calls_in_three_files(simulator, model, journal)
+
+
+async def _seven_calls_in_three_files(
+    simulator: Simulator, model: OpenAIModel, journal: Journal
+) -> None:
     run_id = journal.start_run("batch", "t", {}, endpoint="sim")
     seen = Recorder()
     batch = engine(model, journal, run_id, limits=BatchLimits(max_requests=3), observer=seen)

@@ -153,7 +153,7 @@ def test_a_bad_plan_file_names_the_line(tmp_path: Path) -> None:
 
 def run_process(*args: str, **kwargs: object) -> subprocess.Popen[str]:
     env = {**os.environ, **NO_KEY, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
+    process: subprocess.Popen[str] = subprocess.Popen(
         [sys.executable, "-m", "fanwise", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -161,6 +161,7 @@ def run_process(*args: str, **kwargs: object) -> subprocess.Popen[str]:
         env=env,
         **kwargs,  # type: ignore[call-overload]
     )
+    return process
 
 
 def test_python_dash_m_runs_the_cli() -> None:

@@ -13,6 +13,7 @@ from fanwise.models.fast import FastOpenAIModel
 from fanwise.models.openai import OpenAIModel
 from fanwise.outcome import ServerError
 from tests.scripted import Reply, ScriptedModel
+from tests.test_fast_transport import open_session
 
 QUICK = fanwise.OfflineSettings(latency=(0, 0.01))
 NO_KEY: dict[str, str] = {}
@@ -95,8 +96,7 @@ def test_get_model_resolves_provider_and_transport_as_the_cli_does() -> None:
 async def test_a_model_closes_its_connections_at_the_end_of_async_with() -> None:
     """`async with model:` calls aclose(); the offline model inherits a no-op aclose."""
     async with FastOpenAIModel(api_key="k", base_url="http://127.0.0.1:1/v1") as model:
-        model._session()
-        assert model._http is not None
-    assert model._http is None
+        session = model._session()
+    assert session.closed and open_session(model) is None
     async with fanwise.OfflineModel() as offline:
         assert offline.name == "offline"

@@ -14,6 +14,7 @@ import openai
 import pytest
 from click.testing import CliRunner
 from openai import AsyncOpenAI
+from openai.types.responses import ResponseCompletedEvent
 
 from fanwise.simulator import (
     ConfigError,
@@ -94,7 +95,8 @@ async def test_chat_answer_parses_with_the_sdk(client: AsyncOpenAI) -> None:
             {"role": "user", "content": "hello there"},
         ],
     )
-    assert completion.choices[0].message.content.startswith("simulated answer to: hello there")
+    content = completion.choices[0].message.content
+    assert content is not None and content.startswith("simulated answer to: hello there")
     assert completion.choices[0].finish_reason == "stop"
     usage = completion.usage
     assert usage is not None
@@ -117,9 +119,11 @@ async def test_responses_stream_sends_openai_events(client: AsyncOpenAI) -> None
     assert kinds.count("response.output_text.delta") > 3
     assert [e.sequence_number for e in events] == list(range(len(events)))
     text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
-    final = events[-1].response
+    last = events[-1]
+    assert isinstance(last, ResponseCompletedEvent)
+    final = last.response
     assert text == final.output_text
-    assert final.usage.output_tokens > 0
+    assert final.usage is not None and final.usage.output_tokens > 0
 
 
 async def test_chat_stream_ends_with_a_usage_chunk(client: AsyncOpenAI) -> None:

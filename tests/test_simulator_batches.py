@@ -10,10 +10,17 @@ import openai
 import pytest
 from click.testing import CliRunner
 from openai import AsyncOpenAI, OpenAI
+from openai.types import Batch, BatchRequestCounts
 
 from fanwise.simulator import BatchTiming, ConfigError, Simulator
 from fanwise.simulator.command import simulate
 from tests.conftest import SimulatorProcess, StartSimulator
+
+
+def counts(batch: Batch) -> BatchRequestCounts:
+    """The batch's request counts (the SDK types them optional; the simulator always sends them)."""
+    assert batch.request_counts is not None
+    return batch.request_counts
 
 
 class FakeClock:
@@ -90,7 +97,7 @@ async def test_a_batch_moves_through_its_statuses_and_returns_every_line(
     assert batch.expires_at - batch.created_at == 24 * 3600
     advance(clock, 60 + 300)  # validated, half of the 600 s run
     batch = await client.batches.retrieve(batch.id)
-    assert (batch.status, batch.request_counts.completed) == ("in_progress", 2)
+    assert (batch.status, counts(batch).completed) == ("in_progress", 2)
     advance(clock, 300)
     batch = await client.batches.retrieve(batch.id)
     assert batch.status == "finalizing"
@@ -98,7 +105,7 @@ async def test_a_batch_moves_through_its_statuses_and_returns_every_line(
     advance(clock, 60)
     batch = await client.batches.retrieve(batch.id)
     assert batch.status == "completed"
-    assert batch.request_counts.completed == 4
+    assert counts(batch).completed == 4
     assert batch.error_file_id is None
     assert batch.usage is not None and batch.usage.output_tokens > 0
     lines = await read_lines(client, batch.output_file_id)
@@ -132,7 +139,7 @@ async def test_a_scripted_fault_fails_only_its_line(
     advance(clock, 1000)
     batch = await client.batches.retrieve(batch.id)
     assert batch.status == "completed"
-    assert (batch.request_counts.completed, batch.request_counts.failed) == (1, 1)
+    assert (counts(batch).completed, counts(batch).failed) == (1, 1)
     (error,) = await read_lines(client, batch.error_file_id)
     assert error["custom_id"] == "bad"
     assert error["response"]["status_code"] == 500
@@ -154,7 +161,7 @@ async def test_a_batch_past_its_window_expires_with_the_lines_it_ran(
         batch = await client.batches.retrieve(batch.id)
         assert batch.status == "expired"
         assert batch.expired_at == batch.expires_at
-        assert (batch.request_counts.completed, batch.request_counts.failed) == (2, 2)
+        assert (counts(batch).completed, counts(batch).failed) == (2, 2)
         done = await read_lines(client, batch.output_file_id)
         expired = await read_lines(client, batch.error_file_id)
     assert [line["custom_id"] for line in done] == ["q0", "q1"]
@@ -217,7 +224,7 @@ async def test_batch_lines_do_not_spend_the_live_rate_limits(
         batch = await submit(client, [request_line(f"q{i}", f"q {i}") for i in range(10)])
         advance(clock, 1000)
         batch = await client.batches.retrieve(batch.id)
-        assert batch.request_counts.completed == 10
+        assert counts(batch).completed == 10
         await client.responses.create(model="gpt-5", input="live")
     assert sim.stats().by_fault == {}
 

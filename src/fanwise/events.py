@@ -1,7 +1,8 @@
 """The event stream of a run: one sequence of plain records that every observer reads.
 
-The engine emits; the console, the journal and the report listen. Times are seconds on the
-run's clock (``Engine.clock``), so one timeline holds every call and every attempt.
+The engine emits; the displays (live view, plain lines), the streamed synthesis and the budget
+listen. The journal and the report do not: they read outcomes. Times are seconds on the run's
+clock (``Engine.clock``), so one timeline holds every call and every attempt.
 """
 
 from __future__ import annotations
@@ -22,17 +23,11 @@ class PhaseStarted:
     total: int
     at: float
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"event": "phase_started", "phase": self.phase, "total": self.total, "at": self.at}
-
 
 @dataclass(frozen=True, slots=True)
 class PhaseFinished:
     phase: Phase
     at: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"event": "phase_finished", "phase": self.phase, "at": self.at}
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,16 +39,6 @@ class CallStarted:
     label: str
     attempt: int
     at: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "event": "call_started",
-            "index": self.index,
-            "key": self.key,
-            "label": self.label,
-            "attempt": self.attempt,
-            "at": self.at,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,18 +53,6 @@ class CallRetrying:
     wait: float
     at: float
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "event": "call_retrying",
-            "index": self.index,
-            "key": self.key,
-            "label": self.label,
-            "attempt": self.attempt,
-            "error": self.error,
-            "wait": self.wait,
-            "at": self.at,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class CallSettled:
@@ -90,16 +63,6 @@ class CallSettled:
     label: str
     outcome: Fulfilled[Completion] | Rejected
     at: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "event": "call_settled",
-            "index": self.index,
-            "key": self.key,
-            "label": self.label,
-            "outcome": self.outcome.to_dict(),
-            "at": self.at,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,17 +76,6 @@ class BatchProgress:
     failed: int
     total: int
     at: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "event": "batch_progress",
-            "batch_id": self.batch_id,
-            "status": self.status,
-            "completed": self.completed,
-            "failed": self.failed,
-            "total": self.total,
-            "at": self.at,
-        }
 
 
 Event: TypeAlias = (

@@ -9,8 +9,8 @@ The errors form one tree; each kind says whether trying again can help::
     FanwiseError                 operational errors of fanwise itself
     └── CallError                a call that failed; ``kind`` and ``retryable`` classify it
         ├── RateLimited          rate_limited      retryable (429; may carry Retry-After)
-        ├── CallTimeout          timeout           retryable (also a builtin TimeoutError)
-        ├── ServerError          server            retryable (5xx, 408, 409)
+        ├── CallTimeout          timeout           retryable (408; also a builtin TimeoutError)
+        ├── ServerError          server            retryable (5xx, 409)
         ├── NetworkError         network           retryable (refused, reset, dropped)
         ├── InvalidResponse      invalid_response  retryable (a 2xx that is not what was promised)
         ├── BadRequest           bad_request       final (400, 404, 422, context length)
@@ -318,15 +318,6 @@ def _jsonable(value: object) -> Any:
     return value
 
 
-def fulfilled_values(outcomes: list[Fulfilled[T] | Rejected]) -> list[T]:
-    """The values of the fulfilled outcomes, in order: the seed's ``filter(status === ...)``."""
-    return [o.value for o in outcomes if isinstance(o, Fulfilled)]
-
-
-def replace(outcome: Fulfilled[T] | Rejected, **changes: Any) -> Fulfilled[T] | Rejected:
-    return dataclasses.replace(outcome, **changes)
-
-
 __all__ = [
     "RETRYABLE_KINDS",
     "Attempt",
@@ -347,8 +338,6 @@ __all__ = [
     "classify",
     "error_from_dict",
     "error_to_dict",
-    "fulfilled_values",
     "is_retryable",
     "outcome_from_dict",
-    "replace",
 ]

@@ -73,10 +73,6 @@ class RetryBudget:
         self.total = total
         self.spent = 0
 
-    @property
-    def remaining(self) -> int | None:
-        return None if self.total is None else self.total - self.spent
-
     def try_spend(self) -> bool:
         if self.total is not None and self.spent >= self.total:
             return False

@@ -107,8 +107,6 @@ class Limits:
         self.limits = limits
         self.clock = clock
         self.sleep = sleep
-        self.paused = 0.0
-        """Seconds the head of the line spent sleeping for the limits (not for free slots)."""
         self.extra_tokens = 0.0
         """What a call has lately cost beyond its estimate, on average: added to each ticket."""
         self._line = asyncio.Lock()
@@ -145,7 +143,6 @@ class Limits:
                 self._finished = asyncio.Event()
                 await self._finished.wait()
             else:
-                self.paused += wait
                 await self.sleep(wait)
 
     def _finish(self, ticket: Ticket, ending: Ending) -> None:

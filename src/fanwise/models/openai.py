@@ -15,12 +15,10 @@ from typing import Any, Literal
 import httpx2
 import openai
 from openai import AsyncOpenAI
-from openai._exceptions import SubjectTokenProviderError  # not re-exported by the SDK
 
 from fanwise.models.base import Completion, DeltaSink, Model, Request, Usage
 from fanwise.models.bodies import chat_usage, responses_usage
 from fanwise.models.compat import chat_body, responses_body, status_error
-from fanwise.models.compat import retry_after as retry_after  # re-exported: its old home
 from fanwise.outcome import (
     AuthError,
     BadRequest,
@@ -182,7 +180,7 @@ def classify_error(exc: BaseException) -> CallError:
         return BadRequest(message, code="content_filter")
     if isinstance(exc, openai.LengthFinishReasonError):
         return InvalidResponse(message, code="length")
-    if isinstance(exc, SubjectTokenProviderError):
+    if _named(exc, "SubjectTokenProviderError"):  # no workload-identity token could be had
         return AuthError(message)
     if isinstance(exc, openai.WebSocketConnectionClosedError | openai.WebSocketQueueFullError):
         return NetworkError(message)
@@ -194,3 +192,9 @@ def classify_error(exc: BaseException) -> CallError:
 
 def _from_status(exc: openai.APIStatusError, message: str) -> CallError:
     return status_error(exc.status_code, message, code=exc.code, headers=exc.response.headers)
+
+
+def _named(exc: BaseException, name: str) -> bool:
+    """``exc`` is of an SDK class the SDK does not export (matched by name, not imported from
+    the private ``openai._exceptions``)."""
+    return any(cls.__name__ == name for cls in type(exc).__mro__)
