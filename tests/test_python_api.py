@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 import fanwise
+from fanwise.cli import cli
 from fanwise.endpoints import EndpointPool
 from fanwise.journal import Journal
 from fanwise.models.fast import FastOpenAIModel
@@ -100,3 +102,17 @@ async def test_a_model_closes_its_connections_at_the_end_of_async_with() -> None
     assert session.closed and open_session(model) is None
     async with fanwise.OfflineModel() as offline:
         assert offline.name == "offline"
+
+
+def test_a_run_recorded_from_python_is_seen_by_the_cli(tmp_path: Path) -> None:
+    """`fanwise show` prints a journaled research(); `resume` of an ask_all run says why not."""
+    path = tmp_path / "journal.db"
+    result = fanwise.research(
+        "tea", ["Which leaves?"], provider="offline", journal=path, offline=QUICK
+    )
+    fanwise.ask_all(["Why?"], provider="offline", journal=path, offline=QUICK)
+    runner = CliRunner()
+    shown = runner.invoke(cli, ["show", "1", "--journal", str(path)])
+    assert shown.exit_code == 0 and shown.stdout.strip() == (result.text or "").strip()
+    refused = runner.invoke(cli, ["resume", "2", "--journal", str(path)])
+    assert refused.exit_code == 2 and "was made from Python" in refused.stderr

@@ -144,10 +144,13 @@ def _open_recording(
 
 
 def _options_spec(setup: _Setup) -> dict[str, Any]:
-    """What ``fanwise resume`` needs to run it again (never the key)."""
+    """What ``fanwise resume`` needs to run it again (never the key): the provider resolved, so
+    that a resume asks the same endpoint."""
     offline = setup.offline or OfflineSettings()
+    given = isinstance(setup.model, Model)
     return {
-        "provider": setup.provider,
+        "provider": setup.provider if given else resolve_provider(setup.provider, setup.environ),
+        "model": setup.model if isinstance(setup.model, str) else None,
         "base_url": setup.base_url,
         "api": setup.api,
         "transport": setup.transport,
