@@ -6,8 +6,6 @@
 ``gather_all`` and ``as_settled`` fan out any awaitables, and ``run_workflow`` runs a ``Plan``.
 """
 
-from importlib import metadata as _metadata
-
 from fanwise.api import aask_all, aresearch, ask_all, research
 from fanwise.engine import Call, Engine
 from fanwise.factory import ConfigError, OfflineModelWarning, get_limiter, get_model
@@ -19,10 +17,19 @@ from fanwise.retry import RetryPolicy
 from fanwise.settle import as_settled, gather_all, settle
 from fanwise.workflow import ModelSettings, Plan, Status, WorkflowResult, run_workflow
 
-try:
-    __version__ = _metadata.version("fanwise")
-except _metadata.PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0+unknown"
+
+def __getattr__(name: str) -> str:
+    """``__version__``, read from the installed package's metadata when first asked for
+    (importlib.metadata costs milliseconds that ``import fanwise`` need not pay)."""
+    if name != "__version__":
+        raise AttributeError(f"module 'fanwise' has no attribute {name!r}")
+    from importlib import metadata
+
+    try:
+        return metadata.version("fanwise")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
 
 __all__ = [
     "Call",

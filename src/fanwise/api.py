@@ -16,7 +16,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from fanwise.engine import Call, CallOutcome, Engine
 from fanwise.events import Observer
@@ -29,14 +29,14 @@ from fanwise.factory import (
     get_settings,
     resolve_provider,
 )
-from fanwise.journal import Journal, JournalStore
 from fanwise.limits import Limiter, Unlimited
 from fanwise.models.base import DeltaSink, Model, Request
 from fanwise.models.offline import OfflineSettings
-from fanwise.paths import journal_path
-from fanwise.prices import load_prices
 from fanwise.retry import RetryPolicy
 from fanwise.workflow import Plan, WorkflowResult, run_workflow
+
+if TYPE_CHECKING:
+    from fanwise.journal import Journal, JournalStore
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -132,6 +132,11 @@ def _open_recording(
     total: int | None,
     endpoint: str,
 ) -> _Recording:
+    # Imported here: a run without a journal does not load sqlite3 and the price table.
+    from fanwise.journal import Journal, JournalStore
+    from fanwise.paths import journal_path
+    from fanwise.prices import load_prices
+
     explicit = None if isinstance(setup.journal, bool) else os.fspath(setup.journal)
     journal = Journal.open(
         journal_path(explicit, setup.environ), secrets=[setup.environ.get("OPENAI_API_KEY")]

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import click
 
-from fanwise import __version__
 from fanwise.cli.journal_cmds import COMMANDS as JOURNAL_COMMANDS
 from fanwise.cli.simulate import simulate
 from fanwise.cli.workflows import research, run_plan, travel
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="fanwise")
+@click.version_option(package_name="fanwise", prog_name="fanwise")
 def cli() -> None:
     """fanwise: parallel LLM workflows. Fan out independent calls, keep every answer that
     arrives, synthesize one result.
