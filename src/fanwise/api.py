@@ -82,7 +82,7 @@ async def _running(
     setup: _Setup, *, kind: str, topic: str, spec: dict[str, Any], total: int | None
 ) -> AsyncIterator[tuple[Engine, _Recording | None]]:
     """The engine for ``setup``, recording into the journal if asked; the model closed after."""
-    given = setup.model if isinstance(setup.model, Model) else None
+    given = None if setup.model is None or isinstance(setup.model, str) else setup.model
     limiter: Limiter
     if given is not None:  # the caller's model: its limits and its closing are the caller's
         model, limiter, where = given, Unlimited(), given.name
@@ -152,7 +152,7 @@ def _options_spec(setup: _Setup) -> dict[str, Any]:
     """What ``fanwise resume`` needs to run it again (never the key): the provider resolved, so
     that a resume asks the same endpoint."""
     offline = setup.offline or OfflineSettings()
-    given = isinstance(setup.model, Model)
+    given = setup.model is not None and not isinstance(setup.model, str)
     return {
         "provider": setup.provider if given else resolve_provider(setup.provider, setup.environ),
         "model": setup.model if isinstance(setup.model, str) else None,
