@@ -134,13 +134,14 @@ def _open_recording(
 ) -> _Recording:
     # Imported here: a run without a journal does not load sqlite3 and the price table.
     from fanwise.journal import Journal, JournalStore
-    from fanwise.paths import journal_path
+    from fanwise.paths import journal_path, private_dir
     from fanwise.prices import load_prices
 
     explicit = None if isinstance(setup.journal, bool) else os.fspath(setup.journal)
-    journal = Journal.open(
-        journal_path(explicit, setup.environ), secrets=[setup.environ.get("OPENAI_API_KEY")]
-    )
+    path = journal_path(explicit, setup.environ)
+    if explicit is None:  # the fanwise home, private to its owner as the CLI keeps it
+        private_dir(path.parent)
+    journal = Journal.open(path, secrets=[setup.environ.get("OPENAI_API_KEY")])
     run_id = journal.start_run(kind, topic, spec, endpoint=endpoint, total=total)
     store = JournalStore(
         journal, run_id, prices=load_prices(), endpoint=endpoint, cache=setup.cache
