@@ -41,14 +41,15 @@ class SecondsRange(click.ParamType):  # type: ignore[type-arg]  # generic only i
         return low, high
 
 
-def model_options() -> list[Option]:
-    """Who answers: model, provider, server, API, transport, reasoning effort."""
+def model_options(default: str) -> list[Option]:
+    """Who answers: model, provider, server, API, transport, reasoning effort. ``default`` says
+    where the model and effort come from without the flag (a plan under it; a line over it)."""
     return [
         click.option(
             "--model",
             "-m",
             envvar="FANWISE_MODEL",
-            help=f"Model name [default: {DEFAULT_MODEL}, or the plan's].",
+            help=f"Model name [default: {DEFAULT_MODEL}{default}].",
         ),
         click.option(
             "--provider",
@@ -81,7 +82,7 @@ def model_options() -> list[Option]:
         click.option(
             "--reasoning-effort",
             type=click.Choice([*REASONING_EFFORTS, "unset"]),
-            help="Reasoning effort [default: minimal, or the plan's]; unset sends none.",
+            help=f"Reasoning effort [default: minimal{default}]; unset sends none.",
         ),
     ]
 
@@ -197,7 +198,7 @@ def workflow_options(command: F) -> F:
     return _attach(
         command,
         [
-            *model_options(),
+            *model_options(", or the plan's"),
             *pacing_options(
                 "Seconds the whole research phase may take; unfinished calls count as timeouts."
             ),
@@ -216,7 +217,7 @@ def batch_options(command: F) -> F:
     return _attach(
         command,
         [
-            *model_options(),
+            *model_options("; a line's own wins"),
             *pacing_options(
                 "Seconds the whole batch may take; unfinished calls count as timeouts."
             ),
