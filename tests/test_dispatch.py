@@ -7,12 +7,12 @@ from collections.abc import Iterable
 
 import pytest
 
-from fanwise import BadRequest, Call, Engine, ErrorKind, Fulfilled, Rejected, Request
+from fanwise import Call, Engine, ErrorKind, Fulfilled, Rejected, Request
 from fanwise.calls import CallOutcome
 from fanwise.dispatch import Dispatch, Run, Ticket
 from fanwise.events import CallSettled, CallStarted, Event
 from fanwise.models.base import Completion
-from fanwise.outcome import Cancelled
+from fanwise.outcome import BadRequest, Cancelled
 from tests.scripted import ScriptedModel
 
 

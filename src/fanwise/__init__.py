@@ -6,6 +6,8 @@
 ``gather_all`` and ``as_settled`` fan out any awaitables, and ``run_workflow`` runs a ``Plan``.
 """
 
+import typing as _typing
+
 from fanwise.api import aask_all, aresearch, ask_all, research
 from fanwise.engine import Call, Engine
 from fanwise.factory import ConfigError, OfflineModelWarning, get_limiter, get_model
@@ -17,18 +19,22 @@ from fanwise.retry import RetryPolicy
 from fanwise.settle import as_settled, gather_all, settle
 from fanwise.workflow import ModelSettings, Plan, Status, WorkflowResult, run_workflow
 
+if _typing.TYPE_CHECKING:
+    __version__: str
+else:
 
-def __getattr__(name: str) -> str:
-    """``__version__``, read from the installed package's metadata when first asked for
-    (importlib.metadata costs milliseconds that ``import fanwise`` need not pay)."""
-    if name != "__version__":
-        raise AttributeError(f"module 'fanwise' has no attribute {name!r}")
-    from importlib import metadata
+    def __getattr__(name: str) -> str:
+        """``__version__``, read from the installed package's metadata when first asked for
+        (importlib.metadata costs milliseconds that ``import fanwise`` need not pay). Hidden
+        from type checkers, which would otherwise take every unknown name for a string."""
+        if name != "__version__":
+            raise AttributeError(f"module 'fanwise' has no attribute {name!r}")
+        from importlib import metadata
 
-    try:
-        return metadata.version("fanwise")
-    except metadata.PackageNotFoundError:  # a source tree that was never installed
-        return "0+unknown"
+        try:
+            return metadata.version("fanwise")
+        except metadata.PackageNotFoundError:  # a source tree that was never installed
+            return "0+unknown"
 
 
 __all__ = [
