@@ -152,7 +152,12 @@ async def test_a_run_with_30_percent_transient_failures_loses_nothing(
     stats = sim.stats()
     failed = stats.requests - len(outcomes)
     assert 0.2 <= failed / stats.requests <= 0.4, stats
-    assert sum(len(o.attempts) for o in outcomes) == stats.requests
+    attempts = [a for o in outcomes for a in o.attempts]
+    timed_out = [a for a in attempts if a.error is not None and a.error["kind"] == "timeout"]
+    # Every request the server saw is an attempt on record. An attempt that timed out on a
+    # loaded machine may never have reached the server (its 0.3 s ran out while connecting),
+    # so only those may be attempts the server did not count.
+    assert stats.requests <= len(attempts) <= stats.requests + len(timed_out)
     retried = [o for o in outcomes if len(o.attempts) > 1]
     assert len(retried) >= 20
     for outcome in retried:
