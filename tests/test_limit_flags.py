@@ -21,9 +21,10 @@ def kinds(limiter: object) -> list[str]:
 
 
 def test_adaptive_limits_are_on_for_openai_and_off_on_request() -> None:
-    """OpenAI gets header pacing and AIMD by default; --no-adapt and the offline model do not."""
+    """OpenAI gets the adaptive limits by default; --no-adapt and the offline model do not."""
     assert kinds(get_limiter("openai", rpm=None, tpm=None, adapt=True)) == [
         "ServerPacing",
+        "LearnedRate",
         "AdaptiveConcurrency",
     ]
     assert isinstance(get_limiter("openai", rpm=None, tpm=None, adapt=False), Unlimited)
@@ -34,7 +35,13 @@ def test_client_buckets_apply_to_every_provider() -> None:
     """--rpm and --tpm become buckets for the offline model too, ahead of the adaptive limits."""
     assert kinds(get_limiter("offline", rpm=60, tpm=None, adapt=True)) == ["Bucket"]
     limiter = get_limiter("openai", rpm=60, tpm=10_000, adapt=True)
-    assert kinds(limiter) == ["Bucket", "Bucket", "ServerPacing", "AdaptiveConcurrency"]
+    assert kinds(limiter) == [
+        "Bucket",
+        "Bucket",
+        "ServerPacing",
+        "LearnedRate",
+        "AdaptiveConcurrency",
+    ]
 
 
 def fanwise(base_url: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -12,9 +12,12 @@ from fanwise.limits import (
     AdaptiveConcurrency,
     Bucket,
     Ending,
+    Evidence,
+    LearnedRate,
     Limits,
     Quota,
     ServerPacing,
+    Signal,
     Ticket,
     Unlimited,
     build_limiter,
@@ -46,17 +49,17 @@ class FakeClock:
 def quota_headers(
     requests: tuple[int, int], tokens: tuple[int, int] | None = None
 ) -> dict[str, str]:
-    headers = {
-        "x-ratelimit-limit-requests": str(requests[0]),
-        "x-ratelimit-remaining-requests": str(requests[1]),
-        "x-ratelimit-reset-requests": "1s",
-    }
-    if tokens is not None:
-        headers |= {
-            "x-ratelimit-limit-tokens": str(tokens[0]),
-            "x-ratelimit-remaining-tokens": str(tokens[1]),
-            "x-ratelimit-reset-tokens": "6m0s",
-        }
+    """OpenAI's headers for per-minute buckets: ``reset`` is the time a refill at limit / 60 a
+    second takes to make the bucket full."""
+    headers: dict[str, str] = {}
+    for unit, pair in (("requests", requests), ("tokens", tokens)):
+        if pair is not None:
+            limit, remaining = pair
+            headers |= {
+                f"x-ratelimit-limit-{unit}": str(limit),
+                f"x-ratelimit-remaining-{unit}": str(remaining),
+                f"x-ratelimit-reset-{unit}": f"{(limit - remaining) * 60 / limit:.3f}s",
+            }
     return headers
 
 
@@ -141,6 +144,7 @@ def test_bucket_settings_are_checked() -> None:
         ("6m0s", 360.0),
         ("20ms", 0.02),
         ("1h2m3.5s", 3723.5),
+        ("45.8s", 45.8),
         ("0.25", 0.25),
         ("250us", 0.00025),
         ("soon", None),
@@ -157,8 +161,8 @@ def test_quotas_are_read_from_headers_in_any_case() -> None:
     """Both units are read; a unit with a missing or broken header is left out."""
     headers = {k.upper(): v for k, v in quota_headers((600, 599), (30000, 29000)).items()}
     assert read_quotas(headers) == {
-        "requests": Quota(600, 599, 1.0),
-        "tokens": Quota(30000, 29000, 360.0),
+        "requests": Quota(600, 599, 0.1),
+        "tokens": Quota(30000, 29000, 2.0),
     }
     assert read_quotas({"x-ratelimit-limit-requests": "600"}) == {}
     broken = quota_headers((600, 1)) | {"x-ratelimit-remaining-requests": "many"}
@@ -172,7 +176,7 @@ async def test_header_pacing_spends_what_the_server_reports_then_waits_for_refil
     async with limits.permit(1) as permit:
         permit.record(tokens=10, headers=quota_headers((600, 3)))
     times = await start_times(limits, clock, 5)
-    assert times == pytest.approx([0.0, 0.0, 0.0, 0.1, 0.2])
+    assert times == pytest.approx([0.0, 0.0, 0.0, 0.1, 0.2], rel=1e-3)
 
 
 async def test_header_pacing_subtracts_attempts_the_report_could_not_see() -> None:
@@ -194,18 +198,44 @@ async def test_token_headers_pace_by_the_estimated_cost() -> None:
     async with limits.permit(0) as permit:
         permit.record(tokens=0, headers=quota_headers((600, 500), (6000, 100)))
     async with limits.permit(300):
-        assert clock.now == pytest.approx(2.0)
+        assert clock.now == pytest.approx(2.0, rel=1e-3)
 
 
-async def test_a_429_holds_every_new_attempt_for_its_retry_after() -> None:
-    """A 429 saying 'retry after 2.5 s' pauses the whole limiter, read from the error itself."""
+async def test_a_429_from_a_dry_bucket_holds_every_new_attempt_for_its_retry_after() -> None:
+    """A 429 whose headers leave no room and say 'retry after 2.5 s' pauses the whole limiter."""
+    clock = FakeClock()
+    limits = Limits(ServerPacing(), clock=clock, sleep=clock.sleep)
+    dry = quota_headers((600_000, 0))  # refills in 0.1 ms: only the hold can keep it waiting
+    with pytest.raises(RateLimited):
+        async with limits.permit(1):
+            raise RateLimited("slow down", status_code=429, retry_after=2.5, headers=dry)
+    async with limits.permit(1):
+        assert clock.now == pytest.approx(2.5)
+
+
+async def test_an_isolated_429_with_a_short_retry_after_holds_no_other_attempt() -> None:
+    """A lone 429 with 'retry after 1 s' and no headers is noise: the next attempt goes at once."""
+    clock = FakeClock()
+    limits = Limits(ServerPacing(), clock=clock, sleep=clock.sleep)
+    for _ in range(3):
+        async with limits.permit(1):
+            pass
+    with pytest.raises(RateLimited):
+        async with limits.permit(1):
+            raise RateLimited("busy", status_code=429, retry_after=1.0)
+    async with limits.permit(1):
+        assert clock.now == 0.0
+
+
+async def test_a_long_retry_after_holds_every_new_attempt() -> None:
+    """A 429 asking for a minute is a pause for the whole run, headers or not."""
     clock = FakeClock()
     limits = Limits(ServerPacing(), clock=clock, sleep=clock.sleep)
     with pytest.raises(RateLimited):
         async with limits.permit(1):
-            raise RateLimited("slow down", status_code=429, retry_after=2.5)
+            raise RateLimited("quota", status_code=429, retry_after=60.0)
     async with limits.permit(1):
-        assert clock.now == pytest.approx(2.5)
+        assert clock.now == pytest.approx(60.0)
 
 
 async def test_error_headers_update_the_mirror() -> None:
@@ -216,11 +246,33 @@ async def test_error_headers_update_the_mirror() -> None:
         async with limits.permit(1):
             raise RateLimited("slow down", status_code=429, headers=quota_headers((120, 0)))
     async with limits.permit(1):
-        assert clock.now == pytest.approx(0.5)
+        assert clock.now == pytest.approx(0.5, rel=1e-2)
+
+
+async def test_the_reset_header_sets_the_refill_rate() -> None:
+    """A bucket of 100 with 40 left that is full again in 30 s refills at 2 a second, whatever
+    its window: the 41st attempt waits 0.5 s, not the 0.6 s a per-minute guess would give."""
+    clock = FakeClock()
+    limits = Limits(ServerPacing(), clock=clock, sleep=clock.sleep)
+    report = {
+        "x-ratelimit-limit-requests": "100",
+        "x-ratelimit-remaining-requests": "40",
+        "x-ratelimit-reset-requests": "30s",
+    }
+    async with limits.permit(1) as permit:
+        permit.record(tokens=1, headers=report)
+    times = await start_times(limits, clock, 41)
+    assert times[39] == 0.0
+    assert times[40] == pytest.approx(30 / 59.5)  # half a unit of rounding: see Quota
+
+
+def ending(error: Exception | None = None) -> Ending:
+    """How an attempt ended, with the error's headers, as ``Limits`` reports it."""
+    return Ending(headers=error.headers if isinstance(error, RateLimited) else {}, error=error)
 
 
 def finish(aimd: AdaptiveConcurrency, ticket: Ticket, error: Exception | None = None) -> None:
-    aimd.finished(ticket, Ending(error=error), 0.0)
+    aimd.finished(ticket, ending(error), 0.0)
 
 
 def start(aimd: AdaptiveConcurrency, n: int) -> list[Ticket]:
@@ -231,95 +283,68 @@ def start(aimd: AdaptiveConcurrency, n: int) -> list[Ticket]:
     return tickets
 
 
-def start_on(limits: tuple[ServerPacing, AdaptiveConcurrency], n: int) -> list[Ticket]:
-    tickets = [Ticket(1) for _ in range(n)]
-    for ticket in tickets:
-        for limit in limits:
-            limit.started(ticket, 0.0)
-    return tickets
+def dry() -> RateLimited:
+    """A 429 whose headers say the request bucket is empty: evidence of a limit."""
+    return RateLimited("429", status_code=429, headers=quota_headers((600, 0)))
 
 
-def test_aimd_grows_fast_until_the_first_429_then_halves_once_per_window() -> None:
-    """Slow start adds 1 per success; a burst of 429s from one window cuts the cap once."""
-    aimd = AdaptiveConcurrency(initial=4)
-    tickets = start(aimd, 4)
+def test_aimd_starts_wide_open_and_keeps_its_window_through_isolated_429s() -> None:
+    """No slow start: the window is its maximum, and a few 429s among successes leave it be."""
+    assert AdaptiveConcurrency().limit == 1024
+    aimd = AdaptiveConcurrency(maximum=32)
+    tickets = start(aimd, 32)
     assert aimd.wait(Ticket(1), 0.0) == math.inf
-    for ticket in tickets:
-        finish(aimd, ticket)
-    assert aimd.limit == 8
+    for i, ticket in enumerate(tickets):
+        finish(aimd, ticket, RateLimited("busy", status_code=429) if i % 3 == 0 else None)
+    assert aimd.limit == 32 and aimd.decreases == 0
+
+
+def test_aimd_halves_once_per_window_on_evidence_then_grows_by_one_per_window() -> None:
+    """A burst of 429s reporting a dry bucket cuts the cap once; successes then add 1/limit."""
+    aimd = AdaptiveConcurrency(initial=8, maximum=64)
     tickets = start(aimd, 8)
     for ticket in tickets[:3]:
-        finish(aimd, ticket, RateLimited("429", status_code=429))
-    assert aimd.limit == 4 and aimd.decreases == 1 and not aimd.slow_start
+        finish(aimd, ticket, dry())
+    assert aimd.limit == 4 and aimd.decreases == 1
     for ticket in tickets[3:]:
         finish(aimd, ticket)
     # Congestion avoidance: +1/limit per success, so about +1 per window's worth (here 5).
     assert 5.0 < aimd.limit < 5.2
 
 
-def test_slow_start_reaches_1000_in_flight_in_log2_1000_over_8_windows() -> None:
-    """With no 429 and no headers, each full window of successes doubles it: 8 to 1,024 in 7."""
-    aimd = AdaptiveConcurrency(initial=8)
-    windows = []
-    while aimd.limit < 1000:
-        windows.append(int(aimd.limit))
-        for ticket in start(aimd, int(aimd.limit)):
-            finish(aimd, ticket)
-    assert windows == [8, 16, 32, 64, 128, 256, 512]
-    assert len(windows) <= math.ceil(math.log2(1000 / 8))
-    assert aimd.limit == 1024 and aimd.slow_start
+def test_429s_that_repeat_with_the_load_are_evidence_without_headers() -> None:
+    """Twenty 429s in the last 30 answers, with no headers, mark that and every later 429 a
+    limit's; 30 % at random never do."""
+    noisy = Evidence()
+    for i in range(1000):
+        ending = Ending(error=RateLimited("busy", status_code=429) if i % 10 < 3 else None)
+        assert noisy.judge(Ticket(1), ending) is not Signal.LIMIT
+    loaded = Evidence()
+    verdicts = [
+        loaded.judge(Ticket(1), Ending(error=RateLimited("busy", status_code=429)))
+        for _ in range(20)
+    ]
+    assert verdicts[:19] == [Signal.NOISE] * 19 and verdicts[19] is Signal.LIMIT
+    loaded.judge(Ticket(1), Ending())
+    assert loaded.judge(Ticket(1), Ending(error=RateLimited("x", status_code=429))) is Signal.LIMIT
 
 
-def test_the_first_429_ends_slow_start_even_with_room_reported() -> None:
-    """After one 429, a full window of successes reporting ample room adds about 1, not 2 x."""
-    pacing = ServerPacing()
-    aimd = AdaptiveConcurrency(initial=8, pacing=pacing)
-    tickets = start(aimd, 8)
-    finish(aimd, tickets[0], RateLimited("429", status_code=429))
-    assert aimd.limit == 4 and not aimd.slow_start
-    for ticket in tickets[1:]:  # +1/limit each: 7 successes add 1.5 (slow start would add 7)
-        finish(aimd, ticket)
-    assert 5.4 < aimd.limit < 5.6
-    for ticket in start(aimd, 5):
-        pacing.finished(ticket, Ending(1, quota_headers((10_000, 9_000))), 0.0)
-        finish(aimd, ticket)
-    assert 6.2 < aimd.limit < 6.5  # +1/limit per success: about +1 per window, room or not
+def test_headers_that_report_room_make_a_429_noise() -> None:
+    """A 429 whose headers show 500 requests left is not a quota (a concurrency cap, a hiccup)."""
+    evidence = Evidence()
+    roomy = RateLimited("busy", status_code=429, headers=quota_headers((600, 500)))
+    assert evidence.judge(Ticket(1), ending(roomy)) is Signal.NOISE
+    assert evidence.judge(Ticket(1), ending(dry())) is Signal.LIMIT
 
 
-def test_slow_start_opens_the_window_to_the_reported_room_and_pacing_holds_the_rest() -> None:
-    """A report of 100 requests left opens a window of 8 to 100 in flight, and not one more."""
-    pacing = ServerPacing()
-    aimd = AdaptiveConcurrency(initial=8, pacing=pacing)
-    limits = (pacing, aimd)
-    first = start_on(limits, 8)
-    for limit in limits:  # 7 more were sent after this one reached the server: 93 left
-        limit.finished(first[0], Ending(1, quota_headers((600, 100))), 0.0)
-    assert aimd.limit == 100 and aimd.slow_start
-    more = 0
-    while all(limit.wait(Ticket(1), 0.0) == 0.0 for limit in limits):
-        start_on(limits, 1)
-        more += 1
-    assert more == 93 and aimd.in_flight == 100
-    assert pacing.wait(Ticket(1), 0.0) == pytest.approx(0.1)  # the next waits for the refill
-
-
-def test_slow_start_doubles_as_before_when_the_server_reports_little_room() -> None:
-    """A drained server (2 requests left) adds no room: the window grows by 1 per success."""
-    pacing = ServerPacing()
-    aimd = AdaptiveConcurrency(initial=8, pacing=pacing)
-    tickets = start_on((pacing, aimd), 8)
-    for ticket in tickets:
-        for limit in (pacing, aimd):
-            limit.finished(ticket, Ending(1, quota_headers((600, 2))), 0.0)
-    assert aimd.limit == 16
-
-
-def test_build_limiter_gives_aimd_its_pacing() -> None:
-    """The adaptive pair is linked, so slow start can read the server's reports."""
+def test_build_limiter_shares_one_evidence_between_the_adaptive_limits() -> None:
+    """The three adaptive limits judge each answer once, together."""
     limiter = build_limiter(adaptive=True)
     assert isinstance(limiter, Limits)
-    pacing, aimd = limiter.limits
-    assert isinstance(aimd, AdaptiveConcurrency) and aimd.pacing is pacing
+    pacing, learned, aimd = limiter.limits
+    assert isinstance(pacing, ServerPacing) and isinstance(learned, LearnedRate)
+    assert isinstance(aimd, AdaptiveConcurrency)
+    assert pacing.evidence is learned.evidence is aimd.evidence
 
 
 def test_aimd_never_grows_a_window_it_does_not_use_and_never_drops_below_minimum() -> None:
@@ -331,8 +356,44 @@ def test_aimd_never_grows_a_window_it_does_not_use_and_never_drops_below_minimum
     assert aimd.limit == 8
     for _ in range(6):
         [ticket] = start(aimd, 1)
-        finish(aimd, ticket, RateLimited("429", status_code=429))
+        finish(aimd, ticket, dry())
     assert aimd.limit == 2
+
+
+async def test_a_silent_limit_is_paced_at_a_learned_rate() -> None:
+    """Against 429s with no headers that repeat with the load, attempts are spaced at the rate
+    the server answered at, and a 429 of the paced ones slows the pace by 0.7, once."""
+    clock = FakeClock()
+    learned = LearnedRate()
+    limits = Limits(learned, clock=clock, sleep=clock.sleep)
+    for _ in range(4):  # 4 answers in the last 2 s
+        async with limits.permit(1):
+            pass
+    for _ in range(20):
+        with pytest.raises(RateLimited):
+            async with limits.permit(1):
+                raise RateLimited("busy", status_code=429, retry_after=1.0)
+    assert learned.rate == 2.0  # 4 answers over 2 s
+    times = await start_times(limits, clock, 3)
+    assert times == pytest.approx([0.0, 0.5, 0.5 + 1 / 2.5])
+    rate = learned.rate
+    together = [Ticket(1), Ticket(1)]
+    for ticket in together:
+        learned.started(ticket, clock.now)
+    for ticket in together:
+        busy = RateLimited("busy", status_code=429, retry_after=1.0)
+        learned.finished(ticket, Ending(error=busy), clock.now)
+    assert learned.rate == pytest.approx(rate * 0.7) and learned.cuts == 1
+
+
+def test_a_reported_limit_leaves_the_learned_rate_off() -> None:
+    """429s that carry x-ratelimit-* headers are ServerPacing's to pace: LearnedRate stays off."""
+    learned = LearnedRate()
+    for _ in range(30):
+        ticket = Ticket(1)
+        learned.started(ticket, 0.0)
+        learned.finished(ticket, ending(dry()), 0.0)
+    assert learned.rate is None
 
 
 def test_aimd_settings_are_checked() -> None:
@@ -395,7 +456,7 @@ class ThrottledModel(Model):
 async def test_aimd_converges_near_an_unknown_concurrency_limit() -> None:
     """Against a server that takes 10 at a time and sends no headers, few requests are refused."""
     model = ThrottledModel(capacity=10)
-    aimd = AdaptiveConcurrency(initial=4)
+    aimd = AdaptiveConcurrency()
     engine = Engine(
         model,
         concurrency=64,
@@ -446,7 +507,7 @@ def test_build_limiter_assembles_only_what_was_asked_for() -> None:
     limiter = build_limiter(rpm=60, tpm=1000, adaptive=True)
     assert isinstance(limiter, Limits)
     kinds = [type(limit).__name__ for limit in limiter.limits]
-    assert kinds == ["Bucket", "Bucket", "ServerPacing", "AdaptiveConcurrency"]
+    assert kinds == ["Bucket", "Bucket", "ServerPacing", "LearnedRate", "AdaptiveConcurrency"]
 
 
 async def test_each_attempt_records_how_long_the_limiter_held_it() -> None:

@@ -2,8 +2,10 @@
 
 ``Limits`` runs any number of limits behind the engine's one ``permit()`` call: client buckets
 (``Bucket.rpm``, ``Bucket.tpm``), pacing by the server's ``x-ratelimit-*`` headers
-(``ServerPacing``) and AIMD concurrency (``AdaptiveConcurrency``). ``build_limiter`` assembles
-the usual set from ``--rpm``, ``--tpm`` and adaptive on or off. See docs/resilience.md.
+(``ServerPacing``), a rate learned from a silent server's 429s (``LearnedRate``) and AIMD
+concurrency (``AdaptiveConcurrency``); the last three act only on ``Evidence`` of a limit.
+``build_limiter`` assembles the usual set from ``--rpm``, ``--tpm`` and adaptive on or off.
+See docs/resilience.md.
 """
 
 from __future__ import annotations
@@ -11,13 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from fanwise.limits._adaptive import (
-    AdaptiveConcurrency,
-    Quota,
-    ServerPacing,
-    parse_duration,
-    read_quotas,
-)
+from fanwise.limits._adaptive import AdaptiveConcurrency, ServerPacing
 from fanwise.limits._buckets import Bucket
 from fanwise.limits._core import (
     Clock,
@@ -31,6 +27,9 @@ from fanwise.limits._core import (
     Unlimited,
     estimate_tokens,
 )
+from fanwise.limits._evidence import Evidence, Signal
+from fanwise.limits._learned import LearnedRate
+from fanwise.limits._quotas import Quota, parse_duration, read_quotas
 
 
 def build_limiter(
@@ -41,15 +40,20 @@ def build_limiter(
     clock: Clock = time.monotonic,
     sleep: Sleep = asyncio.sleep,
 ) -> Limits | Unlimited:
-    """The limiter for the given limits: client buckets first, then the adaptive pair."""
+    """The limiter for the given limits: client buckets first, then the adaptive three, which
+    share one ``Evidence``."""
     limits: list[Limit] = []
     if rpm is not None:
         limits.append(Bucket.rpm(rpm))
     if tpm is not None:
         limits.append(Bucket.tpm(tpm))
     if adaptive:
-        pacing = ServerPacing()
-        limits += [pacing, AdaptiveConcurrency(pacing=pacing)]
+        evidence = Evidence()
+        limits += [
+            ServerPacing(evidence),
+            LearnedRate(evidence),
+            AdaptiveConcurrency(evidence=evidence),
+        ]
     if not limits:
         return Unlimited()
     return Limits(*limits, clock=clock, sleep=sleep)
@@ -60,12 +64,15 @@ __all__ = [
     "Bucket",
     "Clock",
     "Ending",
+    "Evidence",
+    "LearnedRate",
     "Limit",
     "Limiter",
     "Limits",
     "Permit",
     "Quota",
     "ServerPacing",
+    "Signal",
     "Sleep",
     "Ticket",
     "Unlimited",

@@ -112,12 +112,13 @@ def error_from_body(status: int, raw: bytes, headers: Mapping[str, str]) -> Call
         body = json.loads(raw)
     except ValueError:
         body = None
-    error = body.get("error", body) if isinstance(body, dict) else None
+    first = body[0] if isinstance(body, list) and body else body  # Gemini wraps it in a list
+    error = first.get("error", first) if isinstance(first, dict) else None
     if isinstance(error, dict):
         if isinstance(error.get("message"), str) and error["message"]:
             message += f" - {error['message']}"
         code = str(error["code"]) if error.get("code") is not None else None
-    return status_error(status, redact(message)[:500], code=code, headers=headers)
+    return status_error(status, redact(message)[:500], code=code, headers=headers, body=body)
 
 
 def responses_completion(data: Any, headers: dict[str, str]) -> Completion:

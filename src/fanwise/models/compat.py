@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from fanwise.limits._quotas import parse_duration
 from fanwise.models.base import Request
 from fanwise.outcome import AuthError, BadRequest, CallError, CallTimeout, RateLimited, ServerError
 
@@ -48,26 +49,33 @@ def chat_body(request: Request) -> dict[str, Any]:
 
 
 def status_error(
-    status: int, message: str, *, code: str | None, headers: Mapping[str, str]
+    status: int,
+    message: str,
+    *,
+    code: str | None,
+    headers: Mapping[str, str],
+    body: object = None,
 ) -> CallError:
-    """An HTTP error status as a classified error; ``headers`` are kept for the limiter."""
+    """An HTTP error status as a classified error; ``headers`` are kept for the limiter.
+
+    The wait is the headers' (``retry_after``), else the ``RetryInfo`` of the parsed ``body``
+    (Gemini says how long only there)."""
     kept = dict(headers)  # the limiter reads x-ratelimit-* from errors too
+    wait = retry_after(headers)
+    if wait is None and status in (429, 503):
+        wait = retry_delay(body)
     if status == 429:
         if code == "insufficient_quota":
             return AuthError(
                 f"{message} (out of quota: check the account's billing)", status_code=429, code=code
             )
-        return RateLimited(
-            message, status_code=429, retry_after=retry_after(headers), code=code, headers=kept
-        )
+        return RateLimited(message, status_code=429, retry_after=wait, code=code, headers=kept)
     if status in (401, 403):
         return AuthError(message, status_code=status, code=code)
     if status == 408:
         return CallTimeout(message, status_code=status, code=code)
     if status == 409 or status >= 500:
-        return ServerError(
-            message, status_code=status, retry_after=retry_after(headers), code=code, headers=kept
-        )
+        return ServerError(message, status_code=status, retry_after=wait, code=code, headers=kept)
     return BadRequest(message, status_code=status, code=code)
 
 
@@ -93,4 +101,26 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-__all__ = ["chat_body", "responses_body", "retry_after", "status_error"]
+RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+
+
+def retry_delay(body: object, depth: int = 0) -> float | None:
+    """Google's ``RetryInfo.retryDelay`` (``"45.8s"``) anywhere in an error body, in seconds."""
+    if depth > 4:
+        return None
+    if isinstance(body, Mapping):
+        if body.get("@type") == RETRY_INFO and isinstance(body.get("retryDelay"), str):
+            return parse_duration(body["retryDelay"])
+        children: Iterable[object] = body.values()
+    elif isinstance(body, list):
+        children = body
+    else:
+        return None
+    for child in children:
+        found = retry_delay(child, depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
+__all__ = ["chat_body", "responses_body", "retry_after", "retry_delay", "status_error"]

@@ -191,7 +191,9 @@ def classify_error(exc: BaseException) -> CallError:
 
 
 def _from_status(exc: openai.APIStatusError, message: str) -> CallError:
-    return status_error(exc.status_code, message, code=exc.code, headers=exc.response.headers)
+    return status_error(
+        exc.status_code, message, code=exc.code, headers=exc.response.headers, body=exc.body
+    )
 
 
 def _named(exc: BaseException, name: str) -> bool:

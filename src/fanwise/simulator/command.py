@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from fanwise.simulator import ConfigError, Latency, ScriptRule, Simulator, SimulatorConfig
-from fanwise.simulator.config import BatchTiming, parse_fault
+from fanwise.simulator.config import BatchTiming, parse_fault, parse_rpm_change
 
 
 class _Spec(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click stubs
@@ -67,7 +67,20 @@ class _Spec(click.ParamType):  # type: ignore[type-arg]  # generic only in newer
     "(429, 500, 503, 400, 401...), drop, hang, garbage or empty.",
 )
 @click.option("--rpm", type=click.IntRange(min=1), help="Requests per minute (token bucket).")
+@click.option(
+    "--rpm-change",
+    type=_Spec("SECONDS=RPM", parse_rpm_change),
+    help="Change the request limit mid-run: e.g. 10=200 makes it 200 rpm 10 s after start.",
+)
 @click.option("--tpm", type=click.IntRange(min=1), help="Tokens per minute (token bucket).")
+@click.option(
+    "--limit-style",
+    type=click.Choice(["openai", "proxy", "gemini"]),
+    default="openai",
+    show_default=True,
+    help="How limits are told: x-ratelimit-* headers and Retry-After (openai), a bare "
+    "whole-second Retry-After (proxy), or RetryInfo in the 429's body (gemini).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for latency and faults.")
 @click.option(
     "--retry-after",
@@ -114,7 +127,9 @@ def simulate(
     latency: Latency,
     faults: tuple[tuple[str, float], ...],
     rpm: int | None,
+    rpm_change: tuple[float, int] | None,
     tpm: int | None,
+    limit_style: str,
     seed: int,
     retry_after: float,
     context_window: int,
@@ -138,6 +153,8 @@ def simulate(
             seed=seed,
             retry_after=retry_after,
             context_window=context_window,
+            limit_style=limit_style,
+            rpm_change=rpm_change,
             script=_load_script(script_file) if script_file else (),
             batch=BatchTiming(
                 speed=batch_speed, duration=batch_duration, queue_tokens=batch_queue_tokens

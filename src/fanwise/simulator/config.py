@@ -47,6 +47,18 @@ def parse_fault(spec: str) -> tuple[str, float]:
     return check_fault(kind), _probability(probability, spec)
 
 
+def parse_rpm_change(spec: str) -> tuple[float, int]:
+    """``"10=200"`` -> ``(10.0, 200)``: after 10 s (from start or the last reset), 200 rpm."""
+    after, sep, rpm = spec.partition("=")
+    try:
+        change = (float(after), int(rpm))
+    except ValueError:
+        change = (-1.0, 0)
+    if not sep or not 0 <= change[0] < math.inf or change[1] < 1:
+        raise ConfigError(f"rpm change {spec!r} needs SECONDS=RPM, e.g. 10=200")
+    return change
+
+
 def _probability(value: float, spec: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise ConfigError(f"fault {spec!r}: a probability must be between 0 and 1, e.g. 429=0.05")
@@ -211,6 +223,9 @@ class SimulatorConfig:
     runs them; ``None`` means unlimited. ``retry_after`` is what random 429s and 503s advertise.
     Draws depend only on ``seed``, the prompt and its attempt number, so a run is reproducible
     whatever order concurrent requests arrive in. ``batch`` sets the pace of the Batch API.
+    ``limit_style`` is how limits are told (``ratelimit.LIMIT_STYLES``: OpenAI's headers, a
+    proxy's bare ``Retry-After``, Gemini's ``RetryInfo``); ``rpm_change`` is ``(seconds, rpm)``:
+    the request limit becomes ``rpm`` that long after start (or the last reset).
     """
 
     latency: Latency = field(default_factory=Latency)
@@ -222,8 +237,16 @@ class SimulatorConfig:
     context_window: int = 400_000
     script: tuple[ScriptRule, ...] = ()
     batch: BatchTiming = field(default_factory=BatchTiming)
+    limit_style: str = "openai"
+    rpm_change: tuple[float, int] | None = None
 
     def __post_init__(self) -> None:
+        if self.limit_style not in ("openai", "proxy", "gemini"):
+            raise ConfigError(
+                f"limit style {self.limit_style!r}: use openai, proxy or gemini, e.g. proxy"
+            )
+        if self.rpm_change is not None:
+            parse_rpm_change(f"{self.rpm_change[0]}={self.rpm_change[1]}")
         if not isinstance(self.latency, Latency):
             raise ConfigError(
                 f"latency must be a Latency, e.g. Latency.fixed(0.2); got {self.latency!r}"
@@ -251,4 +274,5 @@ __all__ = [
     "SimulatorConfig",
     "check_fault",
     "parse_fault",
+    "parse_rpm_change",
 ]

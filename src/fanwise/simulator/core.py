@@ -28,7 +28,8 @@ from fanwise.simulator.ratelimit import (
     UNLIMITED,
     TokenBucket,
     format_duration,
-    format_retry_after,
+    retry_headers,
+    styled_error,
 )
 from fanwise.simulator.reply import SSE, Fate, Reply
 from fanwise.simulator.request import Api, ApiRequest, RequestError, parse_request
@@ -55,6 +56,7 @@ class SimulatorCore:
     def reset(self) -> None:
         """Clear scripts and statistics, refill the buckets, then load the configured script."""
         now = self.clock()
+        self.started = now
         self.requests = TokenBucket(self.config.rpm or UNLIMITED, now)
         self.tokens = TokenBucket(self.config.tpm or UNLIMITED, now)
         self.recorder.reset()
@@ -114,7 +116,13 @@ class SimulatorCore:
             self.recorder.by_fault[str(fate.fault)] += 1
             retry_after = self.config.retry_after if fate.retry_after is None else fate.retry_after
             return fault_reply(
-                req, fate, self._limit_headers(), rid=rid, latency=latency, retry_after=retry_after
+                req,
+                fate,
+                self._limit_headers(),
+                rid=rid,
+                latency=latency,
+                retry_after=retry_after,
+                style=self.config.limit_style,
             )
         self.recorder.input_tokens += answer.input_tokens
         self.recorder.output_tokens += answer.output_tokens
@@ -175,6 +183,7 @@ class SimulatorCore:
             return None
         cost = input_tokens + (req.max_output_tokens or output_tokens)
         now = self.clock()
+        self._change_limit(now)
         self.requests.refill(now)
         self.tokens.refill(now)
         waits = {"requests": self.requests.wait_for(1), "tokens": self.tokens.wait_for(cost)}
@@ -193,12 +202,13 @@ class SimulatorCore:
             f"Requested {1 if unit == 'requests' else cost}. Please try again in "
             f"{format_duration(wait)}. Visit https://platform.openai.com/account/rate-limits."
         )
-        return self._error(
-            429, message, kind=unit, code="rate_limit_exceeded", extra=format_retry_after(wait)
-        )
+        return self._error(429, message, kind=unit, code="rate_limit_exceeded", retry_after=wait)
 
     def _limit_headers(self) -> dict[str, str]:
         now = self.clock()
+        self._change_limit(now)
+        if self.config.limit_style != "openai":
+            return {}
         self.requests.refill(now)
         self.tokens.refill(now)
         return {**self.requests.headers("requests"), **self.tokens.headers("tokens")}
@@ -211,11 +221,29 @@ class SimulatorCore:
         kind: str | None = None,
         param: str | None = None,
         code: str | None = None,
-        extra: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
     ) -> Reply:
+        style = self.config.limit_style
         body = bodies.error_body(status, message, kind=kind, param=param, code=code)
-        headers = {**self._limit_headers(), **(extra or {})}
-        return Reply(status=status, body=bodies.dumps(body), headers=headers)
+        headers = self._limit_headers()
+        if retry_after is not None:
+            headers |= retry_headers(retry_after, style)
+        return Reply(
+            status=status,
+            body=bodies.dumps(styled_error(body, retry_after, style)),
+            headers=headers,
+        )
+
+    def _change_limit(self, now: float) -> None:
+        """Apply ``rpm_change`` once its time has come: the bucket keeps what it holds, up to
+        the new limit."""
+        change = self.config.rpm_change
+        if change is None or now - self.started < change[0] or self.requests.limit == change[1]:
+            return
+        self.requests.refill(now)
+        level = min(self.requests.level, float(change[1]))
+        self.requests = TokenBucket(change[1], now)
+        self.requests.level = level
 
 
 def _seconds(value: str | None, name: str) -> float | None:

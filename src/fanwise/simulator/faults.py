@@ -8,7 +8,7 @@ the connection after the latency; ``hang`` holds it open until the client gives 
 from __future__ import annotations
 
 from fanwise.simulator import bodies
-from fanwise.simulator.ratelimit import format_duration, format_retry_after
+from fanwise.simulator.ratelimit import format_duration, retry_headers, styled_error
 from fanwise.simulator.reply import JSON, SSE, Fate, Reply
 from fanwise.simulator.request import ApiRequest
 
@@ -21,6 +21,7 @@ def fault_reply(
     rid: str,
     latency: float,
     retry_after: float,
+    style: str = "openai",
 ) -> Reply:
     """The reply that serves ``fate.fault`` (a status such as ``"429"``, or a fault word)."""
     fault = str(fate.fault)
@@ -35,9 +36,10 @@ def fault_reply(
         )
     status = int(fault)
     extra: dict[str, str] = {}
-    if status in (429, 503):
-        extra = format_retry_after(retry_after)
-    body = bodies.dumps(_error(req, status, retry_after))
+    hint = retry_after if status in (429, 503) else None
+    if hint is not None:
+        extra = retry_headers(hint, style)
+    body = bodies.dumps(styled_error(_error(req, status, retry_after), hint, style))
     delay = latency if status >= 500 else 0.0
     return Reply(status=status, body=body, headers={**headers, **extra}, delay=delay)
 

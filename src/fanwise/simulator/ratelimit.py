@@ -8,6 +8,7 @@ bucket has refilled enough for its request.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 UNLIMITED = 1_000_000_000
 """The nominal limit reported when none is configured; never reached in practice."""
@@ -76,4 +77,40 @@ def format_retry_after(seconds: float) -> dict[str, str]:
     }
 
 
-__all__ = ["UNLIMITED", "TokenBucket", "format_duration", "format_retry_after"]
+LIMIT_STYLES = ("openai", "proxy", "gemini")
+"""How a server says it is limiting: OpenAI's ``x-ratelimit-*`` headers with ``Retry-After`` and
+``retry-after-ms``; a proxy's bare whole-second ``Retry-After``; Gemini's ``RetryInfo`` in the
+429's body and no header at all."""
+
+RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+
+
+def retry_headers(seconds: float, style: str) -> dict[str, str]:
+    """The headers that ask a client to wait ``seconds``, as a server of ``style`` sends them."""
+    if style == "openai":
+        return format_retry_after(seconds)
+    if style == "proxy":
+        return {"retry-after": str(max(0, math.ceil(seconds)))}
+    return {}
+
+
+def styled_error(body: dict[str, Any], seconds: float | None, style: str) -> Any:
+    """An error body as a server of ``style`` shapes it: Gemini wraps it in a list and says
+    how long to wait in ``details``."""
+    if style != "gemini":
+        return body
+    error = dict(body["error"])
+    if seconds is not None:
+        error["details"] = [{"@type": RETRY_INFO, "retryDelay": f"{seconds:.3f}s"}]
+    return [{"error": error}]
+
+
+__all__ = [
+    "LIMIT_STYLES",
+    "UNLIMITED",
+    "TokenBucket",
+    "format_duration",
+    "format_retry_after",
+    "retry_headers",
+    "styled_error",
+]
