@@ -2,16 +2,19 @@
 
 ::
 
-    make bench                                  # the full run (~5 minutes), writes the docs
+    make bench                                  # the full run (~6 minutes), writes the docs
     python benchmarks/fanout.py --quick         # N = 3, 100, 1,000 only (~1 minute)
     python benchmarks/fanout.py --only fanwise-api,aiohttp-floor --sizes 10000
+    python benchmarks/fanout.py --sizes 5000 --no-write   # issue 13's plain-server case only
 
 The simulator runs as ``python -m fanwise.simulator`` in a separate process with a fixed latency
 (0.2 s). Each contender (see ``fanout_contenders.py``; the CLI is a real ``fanwise batch``
 process) runs in a fresh child process; its CPU time and peak RSS come from ``getrusage`` and
 ``wait4``, so the simulator's CPU is never counted. Prints, per size and concurrency: wall time,
 its ratio to the ideal ``ceil(N / concurrency) × latency``, calls per second, CPU per call, peak
-RSS and the ratios to the aiohttp floor of the same case; then checks issue 6's targets. Writes
+RSS and the ratios to the aiohttp floor of the same case; then checks issue 6's targets, and issue
+13's: the CLI with its default flags at N = 5,000, concurrency 500, against a second simulator
+that sends no rate-limit headers (a plain server: vLLM, Ollama, a proxy). Writes
 the table between the markers of ``docs/benchmarks.md`` and the plot ``docs/benchmarks.png``.
 """
 
@@ -30,7 +33,15 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from fanout_report import Case, Result, check_targets, render_markdown, render_plot, text_table
+from fanout_report import (
+    PLAIN,
+    Case,
+    Result,
+    check_targets,
+    render_markdown,
+    render_plot,
+    text_table,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENDERS_SCRIPT = Path(__file__).resolve().parent / "fanout_contenders.py"
@@ -51,11 +62,13 @@ ORDER = (
 )
 
 
-def cases(sizes: list[int], quick: bool, only: set[str] | None) -> list[Case]:
+def cases(sizes: list[int], quick: bool, only: set[str] | None, plain: bool) -> list[Case]:
     """Every run, the floor first in each (N, concurrency) so the ratios have their base."""
     chosen = [c for c in ORDER if only is None or c in only]
     result: list[Case] = []
     for n in sizes:
+        if n == PLAIN[0]:
+            continue  # the plain server's size: below
         if "sdk-sequential" in chosen and n <= (3 if quick else 100):
             result.append(Case("sdk-sequential", n, 1))  # one at a time: only small N fit
         for concurrency in (QUICK_GRID if quick else GRID).get(n, (min(n, 1000),)):
@@ -64,6 +77,9 @@ def cases(sizes: list[int], quick: bool, only: set[str] | None) -> list[Case]:
                 for c in chosen
                 if c != "sdk-sequential" and (c != "fanwise-cli-no-adapt" or n >= 1000)
             ]
+    if plain:  # issue 13: the default flags against a server that sends no headers
+        plain = ("aiohttp-floor", "fanwise-cli", "fanwise-cli-no-adapt")
+        result += [Case(c, *PLAIN, "plain") for c in plain if c in chosen]
     return result
 
 
@@ -106,9 +122,9 @@ def run_child(command: list[str], env: dict[str, str], timeout: float = CHILD_TI
 class Simulator:
     """``python -m fanwise.simulator`` in its own process, and its control endpoints."""
 
-    def __init__(self, latency: float) -> None:
+    def __init__(self, latency: float, *flags: str) -> None:
         command = [sys.executable, "-m", "fanwise.simulator", "--port", "0"]
-        command += ["--latency", str(latency)]
+        command += ["--latency", str(latency), *flags]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         assert self.process.stdout is not None
         line = self.process.stdout.readline().decode()
@@ -226,13 +242,16 @@ def main() -> None:
             "LangChain skipped: langchain-openai is not installed (pip install '.[bench]')."
         )
         only = (only or set(ORDER)) - {"langchain-abatch"}
-    todo = cases(sizes, args.quick, only)
+    plain = not args.quick and (args.sizes is None or PLAIN[0] in sizes)
+    todo = cases(sizes, args.quick, only, plain)
     load_before = os.getloadavg()
     env = {**os.environ, "OPENAI_API_KEY": "bench", "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("OPENAI_BASE_URL", None)
     print(f"{len(todo)} runs; simulator latency {LATENCY} s; load average {load_before[0]:.2f}")
     started = time.perf_counter()
     sim = Simulator(LATENCY)
+    plain = Simulator(LATENCY, "--limit-style", "proxy")  # no x-ratelimit-* headers
+    servers = {"openai": sim, "plain": plain}
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="fanwise-bench-") as tmp:
         workdir = Path(tmp)
@@ -241,7 +260,7 @@ def main() -> None:
             seeds = {t: seed_phase(sim, workdir, env, t) for t in ("aiohttp", "sdk")}
             for case in todo:
                 try:
-                    results.append(measure(case, sim, workdir, env))
+                    results.append(measure(case, servers[case.server], workdir, env))
                 except Failed as failure:
                     notes.append(f"N = {case.n:,}, concurrency {case.concurrency:,}: {failure}")
                     print(notes[-1], flush=True)
@@ -249,6 +268,7 @@ def main() -> None:
                 print(text_table(results[-1:], results, header=len(results) == 1), flush=True)
         finally:
             sim.stop()
+            plain.stop()
     elapsed = time.perf_counter() - started
     load_after = os.getloadavg()
     notes.append(

@@ -35,6 +35,7 @@ class Case:
     contender: str
     n: int
     concurrency: int
+    server: str = "openai"  # "plain": no x-ratelimit-* headers (vLLM, Ollama, a proxy)
 
 
 @dataclass(frozen=True)
@@ -65,18 +66,20 @@ class Result:
 
 def floor_of(result: Result, results: Iterable[Result]) -> Result | None:
     for other in results:
-        if other.case.contender == FLOOR and (other.case.n, other.case.concurrency) == (
-            result.case.n,
-            result.case.concurrency,
-        ):
+        if other.case.contender == FLOOR and (
+            other.case.n,
+            other.case.concurrency,
+            other.case.server,
+        ) == (result.case.n, result.case.concurrency, result.case.server):
             return other
     return None
 
 
 def _cells(result: Result, results: Iterable[Result]) -> list[str]:
     floor = floor_of(result, results)
+    plain = " (no headers)" if result.case.server == "plain" else ""
     return [
-        result.case.contender,
+        result.case.contender + plain,
         f"{result.case.n:,}",
         f"{result.case.concurrency:,}",
         f"{result.wall:.2f}",
@@ -105,7 +108,7 @@ HEADER = [
     "in flight",
     "answered",
 ]
-WIDTHS = [20, 7, 6, 8, 8, 8, 12, 12, 13, 12, 10, 14]
+WIDTHS = [33, 7, 6, 8, 8, 8, 12, 12, 13, 12, 10, 14]
 
 
 def text_table(rows: list[Result], results: list[Result], *, header: bool) -> str:
@@ -146,9 +149,11 @@ def render_markdown(
     return "\n".join(lines) + "\n"
 
 
-def _find(results: Iterable[Result], contender: str, n: int, concurrency: int) -> Result | None:
+def _find(
+    results: Iterable[Result], contender: str, n: int, concurrency: int, server: str = "openai"
+) -> Result | None:
     for result in results:
-        if result.case == Case(contender, n, concurrency):
+        if result.case == Case(contender, n, concurrency, server):
             return result
     return None
 
@@ -169,6 +174,7 @@ def check_targets(results: list[Result], seeds: Mapping[str, Mapping[str, float]
             f"({seed['slowest'] * 1000:.0f} ms) and {seed['research'] / seed['latency']:.2f} × "
             f"the server's latency: ≤ 1.1 × {verdict}"
         )
+    lines += _plain_targets(results)
     floor = _find(results, FLOOR, 10_000, 1000)
     gather = _find(results, "sdk-gather", 10_000, 1000)
     for contender in ("fanwise-api", "fanwise-cli", "fanwise-cli-no-adapt"):
@@ -210,6 +216,30 @@ def check_targets(results: list[Result], seeds: Mapping[str, Mapping[str, float]
     return lines
 
 
+PLAIN = (5000, 500)
+"""Issue 13's overhead case: N and concurrency against a server that sends no rate-limit
+headers, where the default flags must cost no more than ``--no-adapt``."""
+
+
+def _plain_targets(results: list[Result]) -> list[str]:
+    floor = _find(results, FLOOR, *PLAIN, "plain")
+    lines = []
+    for contender, flags in (("fanwise-cli", "default flags"), ("fanwise-cli-no-adapt", "")):
+        mine = _find(results, contender, *PLAIN, "plain")
+        what = f"`fanwise batch` ({flags or '--no-adapt'}), N = {PLAIN[0]:,} at concurrency"
+        if mine is None or floor is None:
+            lines.append(f"{what} {PLAIN[1]} against a plain server: not measured")
+            continue
+        ratio = mine.wall / floor.wall
+        verdict = _verdict(ratio <= 2) if contender == "fanwise-cli" else "(for comparison)"
+        lines.append(
+            f"{what} {PLAIN[1]} against a server without rate-limit headers: whole-process "
+            f"wall {mine.wall:.2f} s = {ratio:.2f} × the aiohttp floor's {floor.wall:.2f} s "
+            f"(≤ 2 × {verdict})"
+        )
+    return lines
+
+
 def render_plot(results: list[Result], path: Path) -> None:
     """Calls per second and CPU per call against N, one line per contender, log-log.
 
@@ -223,6 +253,8 @@ def render_plot(results: list[Result], path: Path) -> None:
     figure, (speed, cost) = plt.subplots(1, 2, figsize=(13, 6.2), constrained_layout=True)
     widest: dict[tuple[str, int], Result] = {}
     for result in results:
+        if result.case.server != "openai":
+            continue
         key = (result.case.contender, result.case.n)
         if key not in widest or result.case.concurrency > widest[key].case.concurrency:
             widest[key] = result

@@ -201,7 +201,7 @@ def test_the_summary_table_gives_the_reasons_for_each_rejection() -> None:
         (Answer("sights?", ok()), Answer("culture?", limited)),
         None,
         Status.NO_RESULT,
-        Stats(1, 1, 3.0, 4.0, 0.0, Usage(10, 5)),
+        Stats(1, 1, 3.0, 4.0, 0.0, Usage(10, 5), service_time=4.0, sent=2),
     )
     text = io.StringIO()
     Console(file=text, width=100, color_system=None).print(summary_table(result, cost=0.0123))

@@ -102,6 +102,7 @@ async def test_research_runs_in_parallel_on_the_offline_model() -> None:
     slowest = max(a.outcome.latency for a in result.answers)
     assert result.stats.wall_time < slowest + 0.1
     assert result.stats.sum_of_latencies > result.stats.wall_time
+    assert result.stats.service_time > result.stats.wall_time and result.stats.queue_time < 0.01
     assert result.text is not None and "Kyoto" in result.text
 
 
@@ -120,5 +121,7 @@ async def test_json_shape_holds_questions_synthesis_and_stats() -> None:
         "rejected",
         "wall_time",
         "sum_of_latencies",
+        "service_time",
+        "queue_time",
         "speedup",
     }

@@ -20,7 +20,7 @@ from fanwise.models.base import Completion
 from fanwise.outcome import Fulfilled, Rejected
 from fanwise.prices import format_usd
 from fanwise.timeline import TimelineRow, rows_of, span
-from fanwise.workflow import WorkflowResult
+from fanwise.workflow import Stats, WorkflowResult
 
 BIG_RUN = 60
 MAX_ANSWERS = 1000
@@ -59,8 +59,9 @@ def to_html(
         ("fulfilled", f"{stats.fulfilled}"),
         ("rejected", f"{stats.rejected}"),
         ("research wall time", f"{stats.wall_time:.2f} s"),
-        ("sum of call times", f"{stats.sum_of_latencies:.2f} s"),
-        ("speedup", f"{stats.speedup:.1f}×"),
+        ("service time", f"{stats.service_time:.2f} s"),
+        ("queued in the limiter", f"{stats.queue_time:.2f} s"),
+        ("speedup", _speedup(stats)),
         ("synthesis", f"{stats.synthesis_time:.2f} s" if result.synthesis else "none"),
         ("tokens", f"{stats.usage.total_tokens:,}"),
         ("cost", format_usd(cost) if cost is not None else "unknown"),
@@ -74,6 +75,11 @@ def to_html(
         _synthesis(result),
         _answers([(a.question, a.outcome) for a in result.answers]),
     )
+
+
+def _speedup(stats: Stats) -> str:
+    """The card's figure: "3.1×", or in words why there is none."""
+    return f"{stats.speedup:.1f}×" if stats.speedup is not None else stats.speedup_text()
 
 
 def calls_to_html(
@@ -90,7 +96,7 @@ def calls_to_html(
     done = [r.outcome for r in rows if isinstance(r.outcome, Fulfilled)]
     first, last = span(rows)
     wall = last - first
-    busy = sum(r.outcome.latency for r in rows)
+    stats = Stats.of([r.outcome for r in rows], wall_time=wall)
     tokens = sum(
         o.value.usage.total_tokens for o in done if not o.cached and isinstance(o.value, Completion)
     )
@@ -98,8 +104,9 @@ def calls_to_html(
         ("fulfilled", f"{len(done)}"),
         ("rejected", f"{len(rows) - len(done)}"),
         ("wall time", f"{wall:.2f} s"),
-        ("sum of call times", f"{busy:.2f} s"),
-        ("speedup", f"{busy / wall:.1f}×" if wall > 0 else "–"),
+        ("service time", f"{stats.service_time:.2f} s"),
+        ("queued in the limiter", f"{stats.queue_time:.2f} s"),
+        ("speedup", _speedup(stats)),
         ("tokens", f"{tokens:,}"),
         ("cost", format_usd(cost) if cost is not None else "unknown"),
     ]

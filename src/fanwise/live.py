@@ -148,8 +148,11 @@ def summary_table(result: WorkflowResult, cost: float | None = None) -> Table:
         reasons.append(f"\n… and {len(rejected) - 5} more")
     table.add_row("rejected", reasons)
     table.add_row("wall time", f"{seconds(stats.wall_time)} (research)")
-    table.add_row("sum of call times", seconds(stats.sum_of_latencies))
-    table.add_row("speedup", f"{stats.speedup:.1f}× faster than one after another")
+    held = f" (+ {seconds(stats.queue_time)} queued in fanwise's limiter)"
+    table.add_row(
+        "service time", seconds(stats.service_time) + (held if stats.queue_time >= 0.05 else "")
+    )
+    table.add_row("speedup", stats.speedup_text())
     if result.synthesis is not None:
         table.add_row("synthesis", seconds(stats.synthesis_time))
     usage = stats.usage

@@ -201,6 +201,11 @@ class Attempt:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def service(self) -> float:
+        """Seconds the request was out with the server: the duration less the limiter's hold."""
+        return max(0.0, self.duration - self.queued)
+
     def to_dict(self) -> dict[str, Any]:
         # Field by field: dataclasses.asdict's deep copy cost ~10 µs per call in the journal's
         # hot path (docs/benchmarks.md). ``error`` holds scalars only, so a shallow copy is one.
@@ -240,6 +245,17 @@ class Fulfilled(Generic[T]):
     def ok(self) -> Literal[True]:
         return True
 
+    @property
+    def service_time(self) -> float:
+        """Seconds its requests were out with the server, every attempt's (``Attempt.service``):
+        what the call cost the server, without fanwise's own waits."""
+        return sum(a.service for a in self.attempts)
+
+    @property
+    def queue_time(self) -> float:
+        """Seconds its attempts were held by fanwise's own limiter before going out."""
+        return sum(a.queued for a in self.attempts)
+
     def to_dict(self, value_to_json: Callable[[T], Any] | None = None) -> dict[str, Any]:
         value = value_to_json(self.value) if value_to_json else _jsonable(self.value)
         return {
@@ -265,6 +281,17 @@ class Rejected:
     @property
     def ok(self) -> Literal[False]:
         return False
+
+    @property
+    def service_time(self) -> float:
+        """Seconds its requests were out with the server, every attempt's (``Attempt.service``):
+        what the call cost the server, without fanwise's own waits."""
+        return sum(a.service for a in self.attempts)
+
+    @property
+    def queue_time(self) -> float:
+        """Seconds its attempts were held by fanwise's own limiter before going out."""
+        return sum(a.queued for a in self.attempts)
 
     @property
     def kind(self) -> ErrorKind:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import IO
+from typing import IO, Any
 
 from fanwise.events import (
     BatchProgress,
@@ -18,7 +18,7 @@ from fanwise.events import (
     Event,
     PhaseStarted,
 )
-from fanwise.outcome import Fulfilled
+from fanwise.outcome import Fulfilled, Rejected
 from fanwise.prices import format_usd
 from fanwise.workflow import Stats, WorkflowResult
 
@@ -70,7 +70,7 @@ class PlainConsole:
                 if outcome.cached:
                     return f"♻️  Cached: {shorten(label)}"
                 tries = f", {len(outcome.attempts)} attempts" if len(outcome.attempts) > 1 else ""
-                return f"✅ Answered: {shorten(label)} ({outcome.latency:.1f} s{tries})"
+                return f"✅ Answered: {shorten(label)} ({call_time(outcome)}{tries})"
             case CallSettled(label=label, outcome=outcome):
                 assert not isinstance(outcome, Fulfilled)
                 return (
@@ -83,12 +83,29 @@ class PlainConsole:
         return None
 
 
+def call_time(outcome: Fulfilled[Any] | Rejected) -> str:
+    """A call's time with the server, and apart from it the limiter's hold: "1.0 s, queued 26 s"
+    (an outcome without attempts, built by hand, shows its latency)."""
+    if not outcome.attempts:
+        return f"{outcome.latency:.1f} s"
+    queued = outcome.queue_time
+    held = f", queued {queued:.1f} s" if queued >= 0.05 else ""
+    return f"{outcome.service_time:.1f} s{held}"
+
+
 def summary_line(stats: Stats, cost: float | None = None) -> str:
-    """Counts, wall time, the sum of the call times and the speedup against one-at-a-time."""
+    """Counts, wall time, the server's time apart from the limiter's, and the speed-up."""
     tokens = stats.usage.total_tokens
     price = f" · {format_usd(cost)}" if cost is not None else ""
     return (
         f"📊 {stats.fulfilled} fulfilled, {stats.rejected} rejected · research wall time "
-        f"{stats.wall_time:.1f} s · sum of call times {stats.sum_of_latencies:.1f} s · "
-        f"{stats.speedup:.1f}× faster than one after another · {tokens:,} tokens{price}"
+        f"{stats.wall_time:.1f} s · {service_text(stats)} · {stats.speedup_text()} · "
+        f"{tokens:,} tokens{price}"
     )
+
+
+def service_text(stats: Stats) -> str:
+    """Time with the server, and apart from it the time fanwise's own limiter held calls."""
+    queued = stats.queue_time
+    held = f" (+ {queued:.1f} s queued in fanwise's limiter)" if queued >= 0.05 else ""
+    return f"service time {stats.service_time:.1f} s{held}"

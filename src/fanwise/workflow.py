@@ -91,7 +91,13 @@ class Answer:
 
 @dataclass(frozen=True, slots=True)
 class Stats:
-    """The research phase's timings: its wall time against the sum of its calls' latencies."""
+    """The research phase's timings.
+
+    ``sum_of_latencies`` adds up each call's whole time, waits included; ``service_time`` only
+    the time its requests were out with the server, and ``queue_time`` the time fanwise's own
+    limiter held them. ``sent`` counts the calls that made a request in this run (not answered
+    from the journal); ``aborted`` says the run was cut short (fail-fast).
+    """
 
     fulfilled: int
     rejected: int
@@ -99,18 +105,68 @@ class Stats:
     sum_of_latencies: float
     synthesis_time: float
     usage: Usage
+    service_time: float = 0.0
+    queue_time: float = 0.0
+    sent: int = 0
+    aborted: bool = False
+
+    @classmethod
+    def of(
+        cls,
+        outcomes: Sequence[CallOutcome],
+        *,
+        wall_time: float,
+        synthesis: CallOutcome | None = None,
+        usage: Usage | None = None,
+    ) -> Stats:
+        """The stats of ``outcomes`` (the research calls) run in ``wall_time`` seconds."""
+        return cls(
+            fulfilled=sum(isinstance(o, Fulfilled) for o in outcomes),
+            rejected=sum(isinstance(o, Rejected) for o in outcomes),
+            wall_time=wall_time,
+            sum_of_latencies=sum(o.latency for o in outcomes),
+            synthesis_time=synthesis.latency if synthesis is not None else 0.0,
+            usage=usage if usage is not None else Usage(),
+            service_time=sum(o.service_time for o in outcomes),
+            queue_time=sum(o.queue_time for o in outcomes),
+            sent=sum(1 for o in outcomes if o.attempts),
+            aborted=any(
+                isinstance(o, Rejected) and o.kind is ErrorKind.CANCELLED for o in outcomes
+            ),
+        )
 
     @property
-    def speedup(self) -> float:
-        return self.sum_of_latencies / self.wall_time if self.wall_time > 0 else 1.0
+    def speedup(self) -> float | None:
+        """Service time over wall time: how much sooner than the same requests one after
+        another. None where that would mislead: nothing was sent (every answer came from the
+        journal) or the run was aborted (its wall time is not the work's)."""
+        if self.aborted or self.sent == 0 or self.wall_time <= 0 or self.service_time <= 0:
+            return None
+        return self.service_time / self.wall_time
+
+    def speedup_text(self) -> str:
+        """The speed-up as a person reads it, or why there is none."""
+        speedup = self.speedup
+        if speedup is not None:
+            return f"{speedup:.1f}× faster than one after another"
+        if self.aborted:
+            return "no speed-up: the run was aborted"
+        if self.sent == 0:
+            return "no speed-up: every answer came from the journal"
+        return "no speed-up to show"
 
     def to_dict(self) -> dict[str, Any]:
+        speedup = self.speedup
         return {
             "fulfilled": self.fulfilled,
             "rejected": self.rejected,
             "wall_time": round(self.wall_time, 4),
             "sum_of_latencies": round(self.sum_of_latencies, 4),
-            "speedup": round(self.speedup, 2),
+            "service_time": round(self.service_time, 4),
+            "queue_time": round(self.queue_time, 4),
+            "sent": self.sent,
+            "aborted": self.aborted,
+            "speedup": None if speedup is None else round(speedup, 2),
             "synthesis_time": round(self.synthesis_time, 4),
             "usage": self.usage.to_dict(),
         }
@@ -234,13 +290,8 @@ async def run_workflow(
         ),
         Usage(),
     )
-    stats = Stats(
-        fulfilled=len(arrived),
-        rejected=len(failed),
-        wall_time=research_end - research_start,
-        sum_of_latencies=sum(a.outcome.latency for a in answers),
-        synthesis_time=synthesis.latency if synthesis is not None else 0.0,
-        usage=usage,
+    stats = Stats.of(
+        outcomes, wall_time=research_end - research_start, synthesis=synthesis, usage=usage
     )
     return WorkflowResult(plan, answers, synthesis, status, stats, reason, settings)
 

@@ -25,7 +25,9 @@ Cost = Callable[[Call, CallOutcome], float | None]
 
 @dataclass(slots=True)
 class BatchSummary:
-    """What a batch did: counts by outcome, the bad lines, tokens and wall time."""
+    """What a batch did: counts by outcome, the bad lines, tokens and wall time; the calls'
+    time with the server (``service_time``) apart from fanwise's limiter's hold
+    (``queue_time``)."""
 
     fulfilled: int = 0
     rejected: int = 0
@@ -33,6 +35,8 @@ class BatchSummary:
     cached: int = 0
     usage: Usage = field(default_factory=Usage)
     wall_time: float = 0.0
+    service_time: float = 0.0
+    queue_time: float = 0.0
 
     @property
     def requests(self) -> int:
@@ -46,6 +50,8 @@ class BatchSummary:
             "cached": self.cached,
             "usage": self.usage.to_dict(),
             "wall_time": round(self.wall_time, 4),
+            "service_time": round(self.service_time, 4),
+            "queue_time": round(self.queue_time, 4),
         }
 
 
@@ -79,6 +85,8 @@ def output_record(
             "line": line,
             "attempts": len(outcome.attempts),
             "latency": round(outcome.latency, 4),
+            "service_time": round(outcome.service_time, 4),
+            "queued": round(outcome.queue_time, 4),
             "cached": isinstance(outcome, Fulfilled) and outcome.cached,
             "cost_usd": None if cost is None else round(cost, 8),
         },
@@ -131,6 +139,8 @@ async def run_batch(
     def settled(index: int, call: Call, outcome: CallOutcome) -> None:
         price = cost(call, outcome) if cost is not None else None
         write(output_record(call.label, outcome, line=line_of.pop(index), cost=price))
+        summary.service_time += outcome.service_time
+        summary.queue_time += outcome.queue_time
         if isinstance(outcome, Rejected):
             summary.rejected += 1
             return

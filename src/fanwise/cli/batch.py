@@ -98,9 +98,12 @@ def count_lines(path: Path) -> int:
 def summary_line(summary: BatchSummary, session: Session) -> str:
     bad = f", {summary.bad_lines} bad lines" if summary.bad_lines else ""
     cached = f" ({summary.cached} from the journal)" if summary.cached else ""
+    queued = summary.queue_time
+    held = f" (+ {queued:.1f} s queued in fanwise's limiter)" if queued >= 0.05 else ""
     return (
         f"📊 {summary.fulfilled} fulfilled{cached}, {summary.rejected} rejected{bad} · "
-        f"wall time {summary.wall_time:.1f} s · {summary.usage.total_tokens:,} tokens · "
+        f"wall time {summary.wall_time:.1f} s · service time {summary.service_time:.1f} s"
+        f"{held} · {summary.usage.total_tokens:,} tokens · "
         f"{format_usd(session.cost)}"
         + ("" if session.run_id is None else f" · run {session.run_id}")
     )

@@ -35,6 +35,7 @@ def limit_options() -> list[Callable[[Any], Any]]:
             "--adapt/--no-adapt",
             default=True,
             show_default=True,
-            help="With OpenAI: pace by the x-ratelimit-* headers and shrink concurrency on 429s.",
+            help="With OpenAI: on evidence of a limit (not an isolated 429), pace by its "
+            "x-ratelimit-* headers or a learned rate and shrink concurrency.",
         ),
     ]

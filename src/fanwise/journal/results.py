@@ -49,22 +49,26 @@ def rebuild_workflow(run: RunRecord, calls: Iterable[CallRecord]) -> WorkflowRes
 def _stats(
     stored: Mapping[str, Any] | None, answers: tuple[Answer, ...], synthesis: CallOutcome | None
 ) -> Stats:
-    if stored:
-        return Stats(
-            fulfilled=int(stored["fulfilled"]),
-            rejected=int(stored["rejected"]),
-            wall_time=float(stored["wall_time"]),
-            sum_of_latencies=float(stored["sum_of_latencies"]),
-            synthesis_time=float(stored["synthesis_time"]),
-            usage=Usage.from_dict(stored.get("usage")),
-        )
     outcomes = [a.outcome for a in answers]
     done = [o for o in (*outcomes, synthesis) if isinstance(o, Fulfilled) and not o.cached]
-    return Stats(
-        fulfilled=sum(isinstance(o, Fulfilled) for o in outcomes),
-        rejected=sum(isinstance(o, Rejected) for o in outcomes),
+    computed = Stats.of(
+        outcomes,
         wall_time=0.0,
-        sum_of_latencies=sum(o.latency for o in outcomes),
-        synthesis_time=synthesis.latency if synthesis is not None else 0.0,
+        synthesis=synthesis,
         usage=sum((o.value.usage for o in done), Usage()),
+    )
+    if not stored:
+        return computed
+    return Stats(
+        fulfilled=int(stored["fulfilled"]),
+        rejected=int(stored["rejected"]),
+        wall_time=float(stored["wall_time"]),
+        sum_of_latencies=float(stored["sum_of_latencies"]),
+        synthesis_time=float(stored["synthesis_time"]),
+        usage=Usage.from_dict(stored.get("usage")),
+        # Runs journaled before these were kept: read them off the calls' attempts.
+        service_time=float(stored.get("service_time", computed.service_time)),
+        queue_time=float(stored.get("queue_time", computed.queue_time)),
+        sent=int(stored.get("sent", computed.sent)),
+        aborted=bool(stored.get("aborted", computed.aborted)),
     )
