@@ -10,8 +10,8 @@ the default flags and once with ``--no-adapt``, both with ``--retries 10``::
 
 (a) no limit, no headers; (b) an rpm limit with OpenAI's ``x-ratelimit-*`` headers; (c) an rpm
 limit told only by 429 + a whole-second ``Retry-After`` (a proxy); (d) a random 30 % of 429s with
-``retry-after: 1`` and no limit; (e) a random 20 % of 503s; (f) a limit that drops from 1,200 to
-400 rpm 10 s in; (g) a token-per-minute limit with prompts of about 1,000 tokens.
+``retry-after: 1`` and no limit; (e) a random 20 % of 503s; (f) a limit that drops from 600 to
+200 rpm 10 s in; (g) a token-per-minute limit with prompts of about 1,000 tokens.
 
 The ideal: a server bucket that holds ``B`` units at the start and refills at ``r`` a second
 cannot let calls that need ``S`` units finish before ``(S - B) / r`` seconds (plus one latency
@@ -91,11 +91,11 @@ SCENARIOS = [
     Scenario("e", "random 20 % 503s, retry-after 1", ("--fail", "503=0.2"), 500, 50),
     Scenario(
         "f",
-        "1,200 rpm dropping to 400 rpm 10 s in",
-        ("--rpm", "1200", "--rpm-change", "10=400"),
-        300,
+        "600 rpm dropping to 200 rpm 10 s in",
+        ("--rpm", "600", "--rpm-change", "10=200"),
+        150,
         32,
-        rpm=(1200, 10, 400),
+        rpm=(600, 10, 200),
     ),
     Scenario(
         "g",
