@@ -85,17 +85,6 @@ class ServerPacing:
         if ending.retry_after is not None and signal is Signal.LIMIT:
             self.hold_until = max(self.hold_until, now + ending.retry_after)
 
-    def room(self, ticket: Ticket, now: float) -> float:
-        """How many more attempts like ``ticket`` the server's reports leave room for now
-        (infinite before the first report)."""
-        room = math.inf
-        for unit, mirror in self.mirrors.items():
-            cost = self._cost(ticket, unit)
-            if cost > 0:
-                mirror.refill(now)
-                room = min(room, mirror.level / cost)
-        return max(0.0, room)
-
     def __repr__(self) -> str:
         known = ", ".join(
             f"{u}={m.level:.0f}/{m.limit:.0f} +{m.rate:.3g}/s" for u, m in self.mirrors.items()
