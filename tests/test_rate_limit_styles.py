@@ -50,7 +50,7 @@ async def test_gemini_says_how_long_to_wait_in_the_body_and_both_transports_read
         with pytest.raises(RateLimited) as caught:
             await model.complete(Request("hello"))
     finally:
-        await model.close()
+        await model.aclose()
     assert caught.value.retry_after == pytest.approx(45.8)
 
 
@@ -85,7 +85,7 @@ async def test_random_429s_without_headers_leave_the_adaptive_limits_alone(
     try:
         outcomes = await engine.run(Call(Request(f"q{i}")) for i in range(200))
     finally:
-        await model.close()
+        await model.aclose()
     assert all(isinstance(o, Fulfilled) for o in outcomes)
     assert sim.stats().by_status.get(429, 0) > 40  # the noise was there
     assert aimd.decreases == 0 and learned.rate is None

@@ -13,10 +13,11 @@ The error's kind decides whether to retry (the models classify every failure; se
 
 The wait is the server's ``retry-after-ms`` or ``Retry-After`` (or, from Gemini, the
 ``RetryInfo.retryDelay`` in the 429's body: ``models.compat.retry_delay``) exactly when it sent
-one, else exponential backoff with full jitter: uniform in ``[0, min(max_delay, base_delay * 2**(n-1))]``
-after attempt ``n``. The wait holds only the call that failed: whether the others slow down is
-the limiter's decision, on evidence of a limit (``fanwise.limits``). ``retries`` caps the
-attempts of one call; a ``RetryBudget`` caps the retries of a whole run.
+one, else exponential backoff with full jitter: uniform in
+``[0, min(max_delay, base_delay * 2**(n-1))]`` after attempt ``n``. The wait holds only the call
+that failed: whether the others slow down is the limiter's decision, on evidence of a limit
+(``fanwise.limits``). ``retries`` caps the attempts of one call; a ``RetryBudget`` caps the
+retries of a whole run.
 """
 
 from __future__ import annotations
