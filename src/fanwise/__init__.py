@@ -6,35 +6,105 @@
 ``gather_all`` and ``as_settled`` fan out any awaitables, and ``run_workflow`` runs a ``Plan``.
 """
 
+import sys as _sys
+import types as _types
 import typing as _typing
 
-from fanwise.api import aask_all, aresearch, ask_all, research
-from fanwise.engine import Call, Engine
-from fanwise.factory import ConfigError, OfflineModelWarning, get_limiter, get_model
-from fanwise.models.base import Completion, Model, Request, Usage
-from fanwise.models.offline import OfflineModel, OfflineSettings
-from fanwise.outcome import CallError, ErrorKind, FanwiseError, Fulfilled, Outcome, Rejected
-from fanwise.plans import PlanError, load_plan
-from fanwise.retry import RetryPolicy
-from fanwise.settle import as_settled, gather_all, settle
-from fanwise.workflow import ModelSettings, Plan, Status, WorkflowResult, run_workflow
+_EXPORTS = {
+    "Call": "fanwise.engine",
+    "CallError": "fanwise.outcome",
+    "Completion": "fanwise.models.base",
+    "ConfigError": "fanwise.factory",
+    "Engine": "fanwise.engine",
+    "ErrorKind": "fanwise.outcome",
+    "FanwiseError": "fanwise.outcome",
+    "Fulfilled": "fanwise.outcome",
+    "Model": "fanwise.models.base",
+    "ModelSettings": "fanwise.workflow",
+    "OfflineModel": "fanwise.models.offline",
+    "OfflineModelWarning": "fanwise.factory",
+    "OfflineSettings": "fanwise.models.offline",
+    "Outcome": "fanwise.outcome",
+    "Plan": "fanwise.workflow",
+    "PlanError": "fanwise.plans",
+    "Rejected": "fanwise.outcome",
+    "Request": "fanwise.models.base",
+    "RetryPolicy": "fanwise.retry",
+    "Status": "fanwise.workflow",
+    "Usage": "fanwise.models.base",
+    "WorkflowResult": "fanwise.workflow",
+    "aask_all": "fanwise.api",
+    "aresearch": "fanwise.api",
+    "as_settled": "fanwise.settle",
+    "ask_all": "fanwise.api",
+    "gather_all": "fanwise.settle",
+    "get_limiter": "fanwise.factory",
+    "get_model": "fanwise.factory",
+    "load_plan": "fanwise.plans",
+    "research": "fanwise.api",
+    "run_workflow": "fanwise.workflow",
+    "settle": "fanwise.settle",
+}
+"""Each public name and the module it comes from: imported on first use, so that ``import
+fanwise`` (and every ``fanwise`` command, ``--help`` first) pays only for what it touches."""
 
 if _typing.TYPE_CHECKING:
+    from fanwise.api import aask_all, aresearch, ask_all, research
+    from fanwise.engine import Call, Engine
+    from fanwise.factory import ConfigError, OfflineModelWarning, get_limiter, get_model
+    from fanwise.models.base import Completion, Model, Request, Usage
+    from fanwise.models.offline import OfflineModel, OfflineSettings
+    from fanwise.outcome import (
+        CallError,
+        ErrorKind,
+        FanwiseError,
+        Fulfilled,
+        Outcome,
+        Rejected,
+    )
+    from fanwise.plans import PlanError, load_plan
+    from fanwise.retry import RetryPolicy
+    from fanwise.settle import as_settled, gather_all, settle
+    from fanwise.workflow import ModelSettings, Plan, Status, WorkflowResult, run_workflow
+
     __version__: str
 else:
 
-    def __getattr__(name: str) -> str:
-        """``__version__``, read from the installed package's metadata when first asked for
-        (importlib.metadata costs milliseconds that ``import fanwise`` need not pay). Hidden
-        from type checkers, which would otherwise take every unknown name for a string."""
-        if name != "__version__":
-            raise AttributeError(f"module 'fanwise' has no attribute {name!r}")
-        from importlib import metadata
+    def __getattr__(name: str) -> object:
+        """A public name, imported from its module when first asked for; ``__version__``, read
+        from the installed package's metadata (importlib.metadata costs milliseconds that
+        ``import fanwise`` need not pay). Hidden from type checkers, which would otherwise
+        take every unknown name for an ``object``."""
+        if name == "__version__":
+            from importlib import metadata
 
-        try:
-            return metadata.version("fanwise")
-        except metadata.PackageNotFoundError:  # a source tree that was never installed
-            return "0+unknown"
+            try:
+                return metadata.version("fanwise")
+            except metadata.PackageNotFoundError:  # a source tree that was never installed
+                return "0+unknown"
+        module = _EXPORTS.get(name)
+        if module is None:
+            raise AttributeError(f"module 'fanwise' has no attribute {name!r}")
+        import importlib
+
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__})
+
+    class _Package(_types.ModuleType):
+        """The package, except that importing the submodule ``fanwise.settle`` does not hide
+        the function ``fanwise.settle`` (as the eager ``from fanwise.settle import settle``
+        never let it)."""
+
+        def __setattr__(self, name: str, value: object) -> None:
+            if name in _EXPORTS and isinstance(value, _types.ModuleType):
+                return
+            super().__setattr__(name, value)
+
+    _sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [

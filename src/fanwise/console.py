@@ -11,15 +11,15 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import IO, Protocol
-
-from rich.console import Console
+from typing import IO, TYPE_CHECKING, Protocol
 
 from fanwise.events import Event
-from fanwise.live import LiveConsole, summary_table
 from fanwise.plain import PlainConsole, shorten, summary_line
 from fanwise.progress import Price
 from fanwise.workflow import WorkflowResult
+
+if TYPE_CHECKING:  # rich loads only for a live view
+    from fanwise.live import LiveConsole, summary_table
 
 
 class Display(Protocol):
@@ -49,8 +49,21 @@ def choose_display(
     """The live view on a terminal; the plain lines with ``plain`` or when not a terminal."""
     if plain or not is_live_terminal(stream, environ):
         return PlainConsole(stream)
+    from rich.console import Console
+
+    from fanwise.live import LiveConsole
+
     console = Console(file=stream, no_color=bool(environ.get("NO_COLOR")), highlight=False)
     return LiveConsole(console, clock=clock, price=price)
+
+
+def __getattr__(name: str) -> object:
+    """``LiveConsole`` and ``summary_table``, from ``fanwise.live`` when first asked for."""
+    if name in ("LiveConsole", "summary_table"):
+        from fanwise import live
+
+        return getattr(live, name)
+    raise AttributeError(f"module 'fanwise.console' has no attribute {name!r}")
 
 
 __all__ = [

@@ -1,15 +1,66 @@
-"""The ``fanwise`` command: a click group whose docstrings are the ``--help``."""
+"""The ``fanwise`` command: a click group whose docstrings are the ``--help``.
+
+Each command is imported only when it runs (``LazyGroup``): ``fanwise --help`` loads click and
+this table, not the simulator, the journal, aiohttp or rich. ``tests/test_startup.py`` checks
+the table against the commands themselves.
+"""
 
 from __future__ import annotations
 
 import click
 
-from fanwise.cli.journal_cmds import COMMANDS as JOURNAL_COMMANDS
-from fanwise.cli.simulate import simulate
-from fanwise.cli.workflows import research, run_plan, travel
+from fanwise.cli.lazy import LazyCommand, LazyGroup
+
+COMMANDS = {
+    "batch": LazyCommand(
+        "fanwise.cli.batch:batch",
+        "Send one request per line of INPUT.jsonl in parallel; write one result line for each.",
+    ),
+    "report": LazyCommand(
+        "fanwise.cli.report_cmd:report",
+        "Write run RUN's HTML report from the journal, with no API call: a timeline of every "
+        "call and attempt, the answers, the synthesis and the stats, in one file that works "
+        "offline.",
+    ),
+    "research": LazyCommand(
+        "fanwise.cli.workflows:research",
+        "Ask every -q QUESTION about TOPIC at once, then synthesize one answer.",
+    ),
+    "resume": LazyCommand(
+        "fanwise.cli.journal_cmds:resume",
+        "Finish run RUN: send only its missing or failed calls, reuse the answered ones (no "
+        "request for them), then synthesize.",
+    ),
+    "run": LazyCommand(
+        "fanwise.cli.workflows:run_plan",
+        "Run a plan: a TOML file of questions and synthesis instructions (or a built-in plan "
+        "name).",
+    ),
+    "runs": LazyCommand(
+        "fanwise.cli.journal_cmds:runs",
+        "List recent runs: id, when, topic, calls answered and failed, cost and status.",
+    ),
+    "show": LazyCommand(
+        "fanwise.cli.journal_cmds:show",
+        "Print run RUN's results again from the journal, with no API call.",
+    ),
+    "simulate": LazyCommand(
+        "fanwise.simulator.command:simulate",
+        "Run an OpenAI-compatible API on HOST:PORT with simulated latency, faults and rate limits.",
+    ),
+    "travel": LazyCommand(
+        "fanwise.cli.workflows:travel",
+        "Research DESTINATION in parallel and write a travel guide (the seed's workflow).",
+    ),
+}
+"""Every command of the group: where it lives and the first sentence of its help."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="fanwise", prog_name="fanwise")
 def cli() -> None:
     """fanwise: parallel LLM workflows. Fan out independent calls, keep every answer that
@@ -17,10 +68,6 @@ def cli() -> None:
 
     With no OPENAI_API_KEY, every command runs on the built-in offline model.
     """
-
-
-for command in (travel, research, run_plan, simulate, *JOURNAL_COMMANDS):
-    cli.add_command(command)
 
 
 def main() -> None:

@@ -12,16 +12,13 @@ import logging
 import os
 from collections.abc import Mapping
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from fanwise.cli.errors import InputError, flag_for
 from fanwise.cli.options import RunOptions
 from fanwise.cli.session import Session
-from fanwise.cluster import RayEngine, RayMissing, WorkerPlan, import_ray
-from fanwise.cluster.models import OfflineModels, OpenAIModels
-from fanwise.cluster.worker import RUN_LIMITER, endpoint_limiter
 from fanwise.endpoints import EndpointPool
 from fanwise.engine import Engine
 from fanwise.events import Observer
@@ -31,6 +28,9 @@ from fanwise.models import OfflineSettings, Provider
 from fanwise.models.base import Model
 from fanwise.retry import RetryBudget, RetryPolicy
 from fanwise.workflow import ModelSettings
+
+if TYPE_CHECKING:  # fanwise.cluster loads only for --engine ray
+    from fanwise.cluster import WorkerPlan
 
 OFFLINE_NOTE = (
     "fanwise: OPENAI_API_KEY is not set, so this runs on the built-in offline model: its answers "
@@ -100,6 +100,8 @@ def model_settings(
 def check_engine(options: RunOptions, provider: str) -> None:
     """Refuse, with the reason, the combinations an engine cannot run (exit code 2)."""
     if options.engine == "ray":
+        from fanwise.cluster import RayMissing, import_ray
+
         try:
             import_ray()
         except RayMissing as exc:
@@ -153,6 +155,8 @@ def build_engine(
             **common,
         )
     if options.engine == "ray":
+        from fanwise.cluster import RayEngine
+
         start_ray(options)
         return RayEngine(
             model,
@@ -167,6 +171,9 @@ def build_engine(
 
 def worker_plan(options: RunOptions, environ: Mapping[str, str] = os.environ) -> WorkerPlan:
     """What each Ray worker builds; the API key is not in it (see ``start_ray``)."""
+    from fanwise.cluster import WorkerPlan
+    from fanwise.cluster.models import OfflineModels, OpenAIModels
+
     if provider(options, environ) == "offline":
         settings = OfflineSettings(options.seed, options.offline_latency, options.offline_fail_rate)
         models: Any = OfflineModels(settings)
@@ -186,6 +193,8 @@ def worker_plan(options: RunOptions, environ: Mapping[str, str] = os.environ) ->
 
 def shared_limits(options: RunOptions, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """The limiters the workers share: one for the run, or one per endpoint."""
+    from fanwise.cluster.worker import RUN_LIMITER, endpoint_limiter
+
     # The resolved provider, not the environment: this goes to Ray pickled, so no key in it.
     build = partial(
         get_limiter,
@@ -203,6 +212,8 @@ def start_ray(options: RunOptions, environ: Mapping[str, str] = os.environ) -> N
 
     The workers get the API key through the job's environment, never through a pickled value.
     """
+    from fanwise.cluster import RayMissing, import_ray
+
     try:
         ray = import_ray()
     except RayMissing as exc:

@@ -15,7 +15,6 @@ import click
 from fanwise.cli.errors import InputError
 from fanwise.cli.journal_flags import journal_option
 from fanwise.cli.session import open_journal
-from fanwise.html_report import calls_to_html, to_html
 from fanwise.journal import CallRecord, RunRecord
 from fanwise.journal.results import rebuild_workflow
 from fanwise.timeline import TimelineRow, rows_of
@@ -30,6 +29,8 @@ def timeline_rows(record: RunRecord, calls: Iterable[CallRecord]) -> list[Timeli
 
 def report_html(record: RunRecord, calls: Iterable[CallRecord]) -> str:
     """The HTML report of a recorded run."""
+    from fanwise.html_report import calls_to_html, to_html  # markdown-it: only for a report
+
     created = datetime.fromtimestamp(record.started_at).strftime("%Y-%m-%d %H:%M")
     cost = None if record.totals.unpriced else record.totals.cost
     if record.kind == "workflow":
