@@ -116,11 +116,12 @@ class Limits:
     async def permit(self, estimated_tokens: int) -> AsyncIterator[Permit]:
         estimate = max(0, estimated_tokens)
         ticket = Ticket(estimate + round(self.extra_tokens))
-        async with self._line:
-            await self._wait_for_turn(ticket)
-            now = self.clock()
-            for limit in self.limits:
-                limit.started(ticket, now)
+        if self._line.locked() or self._wait(ticket, self.clock()) > _EPSILON:
+            async with self._line:
+                await self._wait_for_turn(ticket)
+                self._start(ticket)
+        else:  # nobody in line and nothing to wait for: the usual case, without the lock
+            self._start(ticket)
         recorder = Recorder()
         try:
             yield recorder
@@ -133,10 +134,20 @@ class Limits:
             beyond = max(0, recorder.tokens - estimate)
             self.extra_tokens += self.LEARNING_RATE * (beyond - self.extra_tokens)
 
+    def _wait(self, ticket: Ticket, now: float) -> float:
+        wait = 0.0
+        for limit in self.limits:
+            wait = max(wait, limit.wait(ticket, now))
+        return wait
+
+    def _start(self, ticket: Ticket) -> None:
+        now = self.clock()
+        for limit in self.limits:
+            limit.started(ticket, now)
+
     async def _wait_for_turn(self, ticket: Ticket) -> None:
         while True:
-            now = self.clock()
-            wait = max((limit.wait(ticket, now) for limit in self.limits), default=0.0)
+            wait = self._wait(ticket, self.clock())
             if wait <= _EPSILON:
                 return
             if math.isinf(wait):
@@ -156,8 +167,7 @@ class Limits:
         """Seconds until an attempt of this size could start: 0 now, ``math.inf`` until an
         attempt finishes. Asks without taking anything (``EndpointPool`` picks by it)."""
         ticket = Ticket(max(0, estimated_tokens) + round(self.extra_tokens))
-        now = self.clock()
-        wait = max((limit.wait(ticket, now) for limit in self.limits), default=0.0)
+        wait = self._wait(ticket, self.clock())
         if self._line.locked():  # someone is already waiting in line: they go first
             wait = max(wait, _EPSILON * 2)
         return wait if wait > _EPSILON else 0.0

@@ -51,7 +51,8 @@ def read_quotas(headers: Mapping[str, str]) -> dict[str, Quota]:
     are left out."""
     if not headers:
         return {}
-    lowered = {k.lower(): v for k, v in headers.items()}
+    # Every answer passes here: lower-case only the few names that can be ours.
+    lowered = {k.lower(): v for k, v in headers.items() if k[:2] in ("x-", "X-")}
     quotas: dict[str, Quota] = {}
     for unit in UNITS:
         try:
