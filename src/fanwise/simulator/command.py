@@ -4,7 +4,7 @@ Wiring only: the specs are parsed by ``fanwise.simulator.config`` and every beha
 the library. The first line on stdout is the API URL, flushed, so a parent process can read it.
 The command lives beside the simulator, not in ``fanwise.cli``, so that starting a simulator
 process never depends on the rest of the command line importing cleanly;
-``fanwise.cli.simulate`` re-exports it for the ``fanwise`` group.
+the ``fanwise`` group (``fanwise.cli``) loads it from here when ``fanwise simulate`` runs.
 """
 
 from __future__ import annotations
