@@ -29,7 +29,7 @@ from fanwise.prices import PriceTable
 
 async def round_trip(url: str, count: int, per_file: int, journal_path: Path) -> float:
     model = OpenAIModel(api_key="test", base_url=url)
-    calls = [Call(Request(f"question {i}", model="gpt-5-mini")) for i in range(count)]
+    calls = [Call(Request.text(f"question {i}", model="gpt-5-mini")) for i in range(count)]
     with Journal.open(journal_path) as journal:
         run_id = journal.start_run("batch", "bench", {}, endpoint="sim")
         engine = BatchEngine(

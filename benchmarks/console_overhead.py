@@ -38,7 +38,7 @@ class Instant(Model):
 
 async def run(calls: int, concurrency: int, display: Display | None) -> float:
     engine = Engine(Instant(), concurrency=concurrency, observer=display)
-    work = (Call(Request(f"question {n}")) for n in range(calls))
+    work = (Call(Request.text(f"question {n}")) for n in range(calls))
     started = time.process_time()
     if display is None:
         await engine.run(work, keep=False)

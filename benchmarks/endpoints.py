@@ -85,7 +85,7 @@ def refused(url: str) -> int:
 
 
 def calls(count: int) -> list[Call]:
-    return [Call(Request(f"question {i}", model="gpt-5-mini")) for i in range(count)]
+    return [Call(Request.text(f"question {i}", model="gpt-5-mini")) for i in range(count)]
 
 
 def pool(urls: list[str]) -> EndpointPool:

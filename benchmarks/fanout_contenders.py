@@ -128,7 +128,7 @@ async def _engine(model: Any, n: int, concurrency: int) -> int:
         ok += isinstance(outcome, Fulfilled) and bool(outcome.value.text)
 
     engine = Engine(model, concurrency=concurrency)
-    calls = (Call(Request(p, model=MODEL, reasoning_effort=EFFORT)) for p in prompts(n))
+    calls = (Call(Request.text(p, model=MODEL, reasoning_effort=EFFORT)) for p in prompts(n))
     try:
         await engine.run(calls, keep=False, on_outcome=count)
     finally:

@@ -78,7 +78,7 @@ async def aiosqlite_write(folder: Path) -> float | None:
 def journal_write(folder: Path) -> float:
     with Journal.open(fresh(folder, "journal")) as journal:
         run_id = journal.start_run("batch", "bench", {}, endpoint="bench")
-        calls = [Call(Request(f"question {n}")) for n in range(WRITES)]
+        calls = [Call(Request.text(f"question {n}")) for n in range(WRITES)]
         started = time.perf_counter()
         for index, call in enumerate(calls):
             journal.record_call(run_id, index, call, OUTCOME, cost=0.001)

@@ -128,7 +128,7 @@ async def measure(url: str, scenario: Scenario, args: argparse.Namespace) -> Res
             retry=RetryPolicy(retries=20),
             timeout=30,
         )
-        calls = [Call(Request(f"Question {i} about Kyoto")) for i in range(args.calls)]
+        calls = [Call(Request.text(f"Question {i} about Kyoto")) for i in range(args.calls)]
         started = time.perf_counter()
         outcomes = await engine.run(calls)
         wall = time.perf_counter() - started

@@ -29,7 +29,7 @@ def make_model() -> Model:
 # Step 1: one research question -> one (question, answer) pair, logging as it goes.
 async def ask(model: Model, question: str) -> tuple[str, str]:
     print(f"🔄 Asking: {question}")
-    request = Request(question, model="gpt-5", reasoning_effort="minimal")
+    request = Request.text(question, model="gpt-5", reasoning_effort="minimal")
     completion = await model.complete(request)
     print(f"✅ Answered: {question}")
     return question, completion.text
@@ -72,7 +72,7 @@ async def main(destination: str, model: Model | None = None) -> str | None:
     )
     if missing:
         prompt += "\n## Missing\n" + "\n".join(f"- {q}" for q in missing) + "\n"
-    guide = await model.complete(Request(prompt, model="gpt-5", reasoning_effort="minimal"))
+    guide = await model.complete(Request.text(prompt, model="gpt-5", reasoning_effort="minimal"))
     print("\n" + guide.text)
     return guide.text
 

@@ -121,3 +121,41 @@ def spawn_simulator() -> Iterator[Callable[..., SimulatorProcess]]:
 def simulator_process(spawn_simulator: Callable[..., SimulatorProcess]) -> str:
     """The API URL of a simulator subprocess with the default flags."""
     return spawn_simulator().base_url
+
+
+class OnApi:
+    """A model that sends each prompt-style request to ``api``'s endpoint instead.
+
+    A request now names its own endpoint; tests written once for both APIs build their
+    requests with ``Request.text`` and pick the API here, as ``--api chat`` does for the CLI.
+    """
+
+    def __init__(self, model: Any, api: str) -> None:
+        self.model = model
+        self.api = api
+
+    @property
+    def name(self) -> str:
+        return str(self.model.name)
+
+    @property
+    def client(self) -> Any:
+        return self.model.client
+
+    async def complete(self, request: Any, *, on_delta: Any = None) -> Any:
+        from fanwise.models.base import Endpoint, Request
+
+        if self.api != "responses":
+            request = Request.text(
+                request.prompt,
+                model=request.model,
+                instructions=request.instructions,
+                reasoning_effort=request.reasoning_effort,
+                max_output_tokens=request.max_output_tokens,
+                temperature=request.body.get("temperature"),
+                endpoint=Endpoint.parse(self.api),
+            )
+        return await self.model.complete(request, on_delta=on_delta)
+
+    async def aclose(self) -> None:
+        await self.model.aclose()

@@ -10,6 +10,7 @@ import pytest
 
 from fanwise import Engine, Request, RetryPolicy
 from fanwise.batch import LineError, parse_line, run_batch
+from fanwise.models.base import Endpoint
 from fanwise.outcome import BadRequest
 from fanwise.workflow import ModelSettings
 from tests.scripted import Reply, ScriptedModel
@@ -21,8 +22,8 @@ def line(data: Any) -> str:
     return json.dumps(data)
 
 
-def test_a_responses_batch_line_becomes_the_same_request() -> None:
-    """custom_id, model, input, instructions, reasoning and limits are honoured exactly."""
+def test_a_responses_batch_line_keeps_its_whole_body() -> None:
+    """custom_id, url and the body (input items, reasoning, metadata) come through unchanged."""
     body = {
         "model": "gpt-5-mini",
         "input": [
@@ -31,7 +32,7 @@ def test_a_responses_batch_line_becomes_the_same_request() -> None:
         ],
         "reasoning": {"effort": "minimal"},
         "max_output_tokens": 200,
-        "metadata": {"ignored": "yes"},
+        "metadata": {"kept": "yes"},
     }
     item = parse_line(
         line({"custom_id": "r1", "method": "POST", "url": "/v1/responses", "body": body}),
@@ -39,43 +40,33 @@ def test_a_responses_batch_line_becomes_the_same_request() -> None:
         DEFAULTS,
     )
     assert item.custom_id == "r1"
-    assert item.request == Request(
-        "Why is the sky blue?",
-        model="gpt-5-mini",
-        instructions="Be brief.",
-        reasoning_effort="minimal",
-        max_output_tokens=200,
-    )
+    assert item.request == Request(Endpoint.RESPONSES, body)
+    assert (item.request.prompt, item.request.instructions) == ("Why is the sky blue?", "Be brief.")
 
 
-def test_a_chat_batch_line_becomes_a_request_with_its_system_message() -> None:
-    """Chat bodies map system to instructions, user to prompt, and keep an unset effort unset."""
-    body = {
-        "model": "gpt-4o-mini",
-        "messages": [{"role": "system", "content": "Sys"}, {"role": "user", "content": "Hi"}],
-        "max_tokens": 50,
-        "temperature": 0.2,
-    }
+def test_a_body_without_a_model_gets_the_flags_model_and_nothing_else() -> None:
+    """fanwise adds only what is left out: the model; every other field stays as written."""
+    body = {"messages": [{"role": "user", "content": "Hi"}], "seed": 7}
     item = parse_line(
         line({"custom_id": "c", "method": "POST", "url": "/v1/chat/completions", "body": body}),
         3,
         DEFAULTS,
     )
-    assert item.request == Request(
-        "Hi",
-        model="gpt-4o-mini",
-        instructions="Sys",
-        reasoning_effort=None,
-        max_output_tokens=50,
-        temperature=0.2,
-    )
+    assert item.request == Request(Endpoint.CHAT, {**body, "model": "gpt-5-nano"})
+
+
+def test_a_plain_line_takes_system_or_the_instructions_flag() -> None:
+    """ "system" (or "instructions") is the line's system text; --instructions fills the rest."""
+    own = parse_line(line({"prompt": "Hi", "system": "Be brief."}), 1, DEFAULTS, "Flag.")
+    other = parse_line(line({"prompt": "Hi"}), 2, DEFAULTS, "Flag.")
+    assert (own.request.instructions, other.request.instructions) == ("Be brief.", "Flag.")
 
 
 def test_a_plain_line_takes_the_commands_settings_for_what_it_leaves_out() -> None:
     """{"prompt": ...} gets the flags' model and effort and a custom_id from its line number."""
     item = parse_line(line({"prompt": "Hello"}), 7, DEFAULTS)
     assert item.custom_id == "line-7"
-    assert item.request == Request("Hello", model="gpt-5-nano", reasoning_effort="low")
+    assert item.request == Request.text("Hello", model="gpt-5-nano", reasoning_effort="low")
     mine = parse_line(line({"prompt": "Hi", "model": "o3", "custom_id": "x"}), 8, DEFAULTS)
     assert (mine.custom_id, mine.request.model) == ("x", "o3")
 
@@ -84,34 +75,22 @@ def test_a_plain_line_takes_the_commands_settings_for_what_it_leaves_out() -> No
     ("text", "message"),
     [
         ('{"prompt": ', "not valid JSON"),
+        (b'{"prompt": "caf\xff"}', r"not UTF-8 text \(byte 0xff at column 16\)"),
         ("[1, 2]", "expected a JSON object"),
         ('{"question": "x"}', "OpenAI batch format"),
         ('{"prompt": ""}', "prompt must be a non-empty string"),
-        ('{"prompt": "x", "tools": []}', "field 'tools' is not supported"),
-        ('{"url": "/v1/responses", "body": {}}', "needs a custom_id"),
-        ('{"custom_id": "a", "url": "/v1/embeddings", "body": {}}', "url must be one of"),
-        ('{"custom_id": "a", "method": "GET", "url": "/v1/responses"}', "method must be POST"),
-        ('{"custom_id": "a", "url": "/v1/responses", "body": {"input": "x"}}', "body.model"),
-        (
-            '{"custom_id": "a", "url": "/v1/responses", "body": {"model": "m", "input": "x", '
-            '"tools": [1]}}',
-            "body field 'tools' is not supported",
-        ),
-        (
-            '{"custom_id": "a", "url": "/v1/chat/completions", "body": {"model": "m", '
-            '"messages": [{"role": "user", "content": "a"}, {"role": "assistant", '
-            '"content": "b"}]}}',
-            "role 'assistant' is not supported",
-        ),
-        (
-            '{"custom_id": "a", "url": "/v1/responses", "body": {"model": "m", "input": '
-            '[{"role": "user", "content": [{"type": "input_image"}]}]}}',
-            "'input_image' is not supported",
-        ),
+        ('{"prompt": "x", "tools": []}', "field 'tools' is not one of a plain line's"),
+        ('{"method": "POST", "url": "/v1/responses", "body": {}}', "custom_id is missing"),
+        ('{"custom_id": 3, "url": "/v1/responses", "body": {}}', "custom_id must be a string"),
+        ('{"custom_id": "a", "method": "POST", "url": "/v1/files", "body": {}}', "url must be"),
+        ('{"custom_id": "a", "method": "GET", "url": "/v1/responses"}', 'must be "POST"'),
+        ('{"prompt": "x", "method": "GET"}', 'method must be "POST"'),
+        ('{"custom_id": "a", "url": "/v1/responses", "body": {}}', 'method must be "POST"'),
+        ('{"custom_id": "a", "method": "POST", "url": "/v1/responses", "body": []}', "body must"),
         ('{"prompt": "x", "max_output_tokens": 0}', "positive whole number"),
     ],
 )
-def test_a_bad_line_says_which_line_and_what_is_wrong(text: str, message: str) -> None:
+def test_a_bad_line_says_which_line_and_what_is_wrong(text: str | bytes, message: str) -> None:
     """Every kind of bad line is a LineError naming its line number and the problem."""
     with pytest.raises(LineError, match=message) as info:
         parse_line(text, 42, DEFAULTS)
@@ -123,6 +102,7 @@ async def test_output_lines_are_written_as_calls_settle_and_bad_lines_do_not_sto
     model = ScriptedModel()
     model.enqueue("slow", Reply(delay=0.05))
     model.enqueue("broken", Reply(error=BadRequest("no", status_code=400)))
+    model.enqueue("lost", Reply(error=BadRequest("gone", code="x")))
     written: list[dict[str, Any]] = []
     lines = [
         line({"prompt": "slow", "custom_id": "s"}),
@@ -130,23 +110,27 @@ async def test_output_lines_are_written_as_calls_settle_and_bad_lines_do_not_sto
         line({"prompt": "fast", "custom_id": "f"}),
         "",
         line({"prompt": "broken", "custom_id": "b"}),
+        line({"prompt": "fast", "custom_id": "f"}),
     ]
     bad: list[LineError] = []
     summary = await run_batch(
         lines,
         Engine(model, concurrency=4, retry=RetryPolicy(0)),
-        written.append,
+        lambda text: written.append(json.loads(text)),
         defaults=DEFAULTS,
         on_bad_line=bad.append,
     )
-    assert [r["custom_id"] for r in written] == [None, "f", "b", "s"], "completion order"
+    assert [r["custom_id"] for r in written] == [None, "f", "f", "b", "s"], "completion order"
     assert written[0]["error"]["code"] == "invalid_line" and written[0]["fanwise"]["line"] == 2
-    assert [e.line for e in bad] == [2]
-    fast = written[1]
-    assert fast["response"]["body"]["output_text"] == "answer to fast"
+    assert [e.line for e in bad] == [2, 6], "the repeated custom_id, by its line"
+    assert "duplicate custom_id 'f'" in written[1]["error"]["message"]
+    fast = written[2]
+    assert set(fast) == {"id", "custom_id", "response", "error", "fanwise"}
+    assert fast["response"]["body"]["output"][0]["content"][0]["text"] == "answer to fast"
     assert fast["fanwise"]["line"] == 3 and fast["error"] is None
-    assert written[2]["error"] == {"code": "bad_request", "message": "no", "status_code": 400}
-    assert (summary.fulfilled, summary.rejected, summary.bad_lines) == (2, 1, 1)
+    assert written[3]["response"] is None
+    assert written[3]["error"] == {"code": "bad_request", "message": "no"}
+    assert (summary.fulfilled, summary.rejected, summary.bad_lines) == (2, 1, 2)
 
 
 async def test_a_long_file_is_streamed_never_held() -> None:
@@ -162,7 +146,7 @@ async def test_a_long_file_is_streamed_never_held() -> None:
             most_pending = max(most_pending, read - written)
             yield line({"prompt": f"question {n}"})
 
-    def write(record: dict[str, Any]) -> None:
+    def write(record: str) -> None:
         nonlocal written
         written += 1
 

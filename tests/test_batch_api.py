@@ -16,6 +16,7 @@ from fanwise.batchapi.files import request_line
 from fanwise.batchapi.results import read_files, read_result
 from fanwise.events import BatchProgress, CallRetrying, CallSettled, CallStarted, Event
 from fanwise.journal import Journal, JournalStore
+from fanwise.models.base import Endpoint
 from fanwise.models.openai import OpenAIModel
 from fanwise.outcome import CallError, CallTimeout, ErrorKind
 from fanwise.prices import PriceTable
@@ -73,7 +74,7 @@ def engine(
 
 
 def asks(*prompts: str) -> list[Call]:
-    return [Call(Request(p, model="gpt-5-mini"), label=f"id-{p}") for p in prompts]
+    return [Call(Request.text(p, model="gpt-5-mini"), label=f"id-{p}") for p in prompts]
 
 
 class SteppingClock:
@@ -126,7 +127,9 @@ async def _seven_calls_in_three_files(
 
 async def test_files_are_split_by_bytes_too(simulator: Simulator, model: OpenAIModel) -> None:
     """A byte limit a little over two lines makes a file per two calls."""
-    line = len(request_line(0, "k" * 24, Request("question 0", model="gpt-5-mini"), "responses"))
+    line = len(
+        request_line(0, "k" * 24, Request.text("question 0", model="gpt-5-mini"), "responses")
+    )
     limits = BatchLimits(max_bytes=2 * line + 10)
     outcomes = await engine(model, limits=limits).run(asks(*(f"question {i}" for i in range(5))))
     assert all(o.ok for o in outcomes)
@@ -364,3 +367,34 @@ async def test_a_batch_refused_for_the_enqueued_token_limit_goes_again_later(
     kinds = [[a.error["kind"] if a.error else "ok" for a in o.attempts] for o in outcomes]
     assert kinds == [["ok"], ["ok"], ["rate_limited", "ok"], ["rate_limited", "ok"]]
     assert [b.status for b in sim.batches.batches.values()] == ["completed", "failed", "completed"]
+
+
+async def test_a_mixed_file_goes_out_as_one_batch_per_endpoint(
+    simulator: Simulator, model: OpenAIModel
+) -> None:
+    """Chat, Responses and embeddings calls make three batches, each to its own endpoint."""
+    calls = [
+        *asks("question 0"),
+        Call(Request(Endpoint.EMBEDDINGS, {"model": "e", "input": ["a", "b"]}), label="vec"),
+        Call(Request.text("question 1", endpoint=Endpoint.CHAT), label="chat"),
+        *asks("question 2"),
+    ]
+    outcomes = await engine(model).run(calls)
+    assert all(isinstance(o, Fulfilled) for o in outcomes)
+    endpoints = sorted(b.endpoint for b in simulator.batches.batches.values())
+    assert endpoints == ["/v1/chat/completions", "/v1/embeddings", "/v1/responses"]
+    vectors = outcomes[1]
+    assert isinstance(vectors, Fulfilled) and len(vectors.value.embeddings) == 2
+    chat = outcomes[2]
+    assert isinstance(chat, Fulfilled) and chat.value.body["object"] == "chat.completion"
+
+
+async def test_a_batch_refused_as_a_whole_is_a_bad_request_not_retried(
+    simulator: Simulator, model: OpenAIModel
+) -> None:
+    """A file the Batch API fails in validation rejects its calls once, with the API's words."""
+    streamed = {"model": "gpt-5-mini", "input": "x", "stream": True}  # the Batch API refuses it
+    [outcome] = await engine(model).run([Call(Request(Endpoint.RESPONSES, streamed))])
+    assert isinstance(outcome, Rejected) and outcome.kind is ErrorKind.BAD_REQUEST
+    assert "failed validation" in outcome.message and "without stream" in outcome.message
+    assert len(simulator.batches.batches) == 1, "not sent again"

@@ -217,7 +217,7 @@ def test_a_writer_waits_for_another_processes_write_instead_of_failing(
         )
         assert holder.stdout is not None
         assert holder.stdout.readline() == "locked\n"
-        call = Call(Request("q"))
+        call = Call(Request.text("q"))
         journal.record_call(run_id, 0, call, Fulfilled(Completion("a")), cost=0.0)
         holder.wait(timeout=10)
         assert holder.returncode == 0

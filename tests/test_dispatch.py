@@ -74,7 +74,7 @@ class Stalled(Dispatch):
 
 
 def calls(*prompts: str) -> list[Call]:
-    return [Call(Request(p)) for p in prompts]
+    return [Call(Request.text(p)) for p in prompts]
 
 
 async def test_outcomes_come_back_in_input_order_each_settled_and_journaled_once() -> None:

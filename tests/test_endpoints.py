@@ -41,7 +41,7 @@ async def pool() -> AsyncIterator[Pool]:
 
 
 def asks(count: int) -> list[Call]:
-    return [Call(Request(f"question {i}", model="gpt-5-mini")) for i in range(count)]
+    return [Call(Request.text(f"question {i}", model="gpt-5-mini")) for i in range(count)]
 
 
 def engine(pool: EndpointPool, **options: object) -> Engine:

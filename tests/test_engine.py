@@ -27,7 +27,7 @@ class Waits:
 
 
 def calls(*prompts: str) -> list[Call]:
-    return [Call(Request(p)) for p in prompts]
+    return [Call(Request.text(p)) for p in prompts]
 
 
 async def test_retryable_errors_are_retried_and_every_attempt_is_recorded() -> None:
@@ -107,7 +107,9 @@ async def test_events_tell_the_story_of_each_call() -> None:
     model = ScriptedModel()
     model.enqueue("q", Reply(error=ServerError("x", status_code=500)), Reply("y"))
     events: list[Event] = []
-    await Engine(model, observer=events.append, sleep=Waits()).run([Call(Request("q"), label="Q")])
+    await Engine(model, observer=events.append, sleep=Waits()).run(
+        [Call(Request.text("q"), label="Q")]
+    )
     kinds = [type(e).__name__ for e in events]
     assert kinds == ["CallStarted", "CallRetrying", "CallStarted", "CallSettled"]
     assert all(getattr(e, "label", None) == "Q" for e in events)
@@ -153,10 +155,10 @@ async def test_unexpected_exceptions_in_a_model_are_kept_not_retried() -> None:
 
 async def test_call_keys_are_stable_and_depend_on_every_setting() -> None:
     """Same request, same key; another model or effort, another key."""
-    a = Call(Request("q", model="gpt-5"))
-    assert a.key == Call(Request("q", model="gpt-5")).key
-    assert a.key != Call(Request("q", model="gpt-4.1")).key
-    assert a.key != Call(Request("q", reasoning_effort="high")).key
+    a = Call(Request.text("q", model="gpt-5"))
+    assert a.key == Call(Request.text("q", model="gpt-5")).key
+    assert a.key != Call(Request.text("q", model="gpt-4.1")).key
+    assert a.key != Call(Request.text("q", reasoning_effort="high")).key
     assert a.label == "q"
 
 

@@ -84,7 +84,9 @@ def test_batch_engine_does_the_whole_round_trip(simulator_process: str, tmp_path
     assert "📦 Batch batch_" in result.output and "completed, 6/6 done" in result.output
     lines = read_output(out)
     assert sorted(lines) == [f"q{i}" for i in range(6)]
-    assert lines["q0"]["response"]["body"]["output_text"].startswith("simulated answer")
+    assert lines["q0"]["response"]["body"]["output"][0]["content"][0]["text"].startswith(
+        "simulated"
+    )
     assert len(batches(simulator_process)) == 1
     assert stats(simulator_process)["requests"] == 0  # no live call at all
     live = fanwise("batch", str(source), "-o", str(tmp_path / "live.jsonl"), url=simulator_process)

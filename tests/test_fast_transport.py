@@ -25,7 +25,7 @@ from fanwise.models.sse import SseLines
 from fanwise.outcome import CallError
 from fanwise.retry import NoWait
 from fanwise.simulator import Simulator
-from tests.conftest import StartSimulator
+from tests.conftest import OnApi, StartSimulator
 
 PROMPT = "What are the top attractions to visit in Kyoto?"
 TRANSPORTS = ["sdk", "aiohttp"]
@@ -56,13 +56,16 @@ def open_session(model: FastOpenAIModel) -> aiohttp.ClientSession | None:
 
 def build(transport: str, sim: Simulator, api: str = "responses") -> Any:
     if transport == "sdk":
-        return OpenAIModel(api_key="test-key", base_url=sim.base_url, api=api)  # type: ignore[arg-type]
-    return FastOpenAIModel(api_key="test-key", base_url=sim.base_url, api=api)  # type: ignore[arg-type]
+        return OnApi(OpenAIModel(api_key="test-key", base_url=sim.base_url), api)
+    return OnApi(FastOpenAIModel(api_key="test-key", base_url=sim.base_url), api)
 
 
 async def outcome_of(model: Any, prompt: str, *, stream: bool) -> Completion | CallError:
     try:
-        return await model.complete(Request(prompt), on_delta=(lambda _: None) if stream else None)  # type: ignore[no-any-return]
+        completion: Completion = await model.complete(
+            Request.text(prompt), on_delta=(lambda _: None) if stream else None
+        )
+        return completion
     except CallError as error:
         return error
 
@@ -81,7 +84,7 @@ async def test_each_transport_answers_with_text_usage_and_headers(
 ) -> None:
     """Text, token usage, model, id and lower-cased response headers, on both APIs."""
     model = build(transport, simulator, api)
-    completion = await model.complete(Request(PROMPT, instructions="Be brief."))
+    completion = await model.complete(Request.text(PROMPT, instructions="Be brief."))
     await model.aclose()
     assert isinstance(model, Model)
     assert PROMPT[:40] in completion.text
@@ -96,7 +99,7 @@ async def test_both_transports_return_the_same_completion(
     simulator: Simulator, api: str, stream: bool
 ) -> None:
     """Same request, same answer: text, usage, model and id agree between the transports."""
-    request = Request(PROMPT, reasoning_effort="low", max_output_tokens=500, temperature=0.5)
+    request = Request.text(PROMPT, reasoning_effort="low", max_output_tokens=500, temperature=0.5)
     completions = []
     for transport in TRANSPORTS:
         model = build(transport, simulator, api)
@@ -106,6 +109,8 @@ async def test_both_transports_return_the_same_completion(
         await model.aclose()
     sdk, fast = completions
     assert fast.text == sdk.text and fast.usage == sdk.usage and fast.model == sdk.model
+    assert fast.finish_reason == sdk.finish_reason and fast.endpoint is sdk.endpoint
+    assert fast.raw and sdk.raw and fast.body.keys() == sdk.body.keys(), "the whole body, both"
     assert fast.usage.reasoning_tokens > 0, "reasoning.effort reached the server"
     assert simulator.stats().attempts[PROMPT] == 2
 
@@ -118,8 +123,8 @@ async def test_streaming_hands_over_the_text_piece_by_piece(
     """The pieces given to on_delta join up to the text of a non-streaming call."""
     model = build(transport, simulator, api)
     pieces: list[str] = []
-    streamed = await model.complete(Request(PROMPT), on_delta=pieces.append)
-    whole = await model.complete(Request(PROMPT))
+    streamed = await model.complete(Request.text(PROMPT), on_delta=pieces.append)
+    whole = await model.complete(Request.text(PROMPT))
     await model.aclose()
     assert len(pieces) > 1 and "".join(pieces) == streamed.text == whole.text
     assert streamed.usage.output_tokens > 0
@@ -157,7 +162,7 @@ async def test_the_engine_retries_what_is_retryable_on_each_transport(
     simulator.script(PROMPT, [fault, "ok"], retry_after=0.01)
     model = build(transport, simulator)
     engine = Engine(model, retry=RetryPolicy(retries=2), sleep=NoWait(), timeout=10)
-    [outcome] = await engine.run([Call(Request(PROMPT))])
+    [outcome] = await engine.run([Call(Request.text(PROMPT))])
     await model.aclose()
     first = outcome.attempts[0].error
     assert first is not None and first["kind"] == FAULTS[fault].value
@@ -174,7 +179,7 @@ async def test_a_hang_is_cut_by_the_attempt_timeout(start_simulator: StartSimula
     for transport in TRANSPORTS:
         model = build(transport, sim)
         engine = Engine(model, timeout=0.2, retry=RetryPolicy(retries=0))
-        [outcome] = await engine.run([Call(Request(PROMPT))])
+        [outcome] = await engine.run([Call(Request.text(PROMPT))])
         await model.aclose()
         assert isinstance(outcome, Rejected) and outcome.kind is ErrorKind.TIMEOUT, transport
 
@@ -183,7 +188,7 @@ async def test_a_refused_connection_is_a_network_error() -> None:
     """Nothing listening on the port: network, retryable, on the lean transport as on the SDK."""
     model = FastOpenAIModel(api_key="k", base_url="http://127.0.0.1:9/v1")
     with pytest.raises(CallError) as caught:
-        await model.complete(Request(PROMPT))
+        await model.complete(Request.text(PROMPT))
     await model.aclose()
     assert caught.value.kind is ErrorKind.NETWORK and caught.value.retryable
 
@@ -193,13 +198,13 @@ async def test_one_session_serves_many_calls_and_close_releases_it(simulator: Si
     which ``async with`` closes again."""
     model = FastOpenAIModel(api_key="k", base_url=simulator.base_url)
     engine = Engine(model, concurrency=50)
-    outcomes = await engine.run(Call(Request(f"Question {i}")) for i in range(50))
+    outcomes = await engine.run(Call(Request.text(f"Question {i}")) for i in range(50))
     session = model._http
     await model.aclose()
     assert all(isinstance(o, Fulfilled) for o in outcomes)
     assert session is not None and session.closed and open_session(model) is None
     async with model:
-        await model.complete(Request(PROMPT))
+        await model.complete(Request.text(PROMPT))
         assert open_session(model) not in (None, session)
     assert open_session(model) is None
 
@@ -209,11 +214,9 @@ def test_the_key_comes_from_the_environment_or_is_refused() -> None:
     with pytest.raises(ValueError, match="API key"):
         FastOpenAIModel(environ={})
     model = FastOpenAIModel(
-        environ={"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": "http://127.0.0.1:1/v1/"}, api="chat"
+        environ={"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": "http://127.0.0.1:1/v1/"}
     )
-    assert model.url == "http://127.0.0.1:1/v1/chat/completions" and model.name == "openai-chat"
-    with pytest.raises(ValueError, match="api must be"):
-        FastOpenAIModel(api_key="k", api="completions")  # type: ignore[arg-type]
+    assert model.base_url == "http://127.0.0.1:1/v1" and model.name == "openai"
 
 
 def test_sse_events_survive_any_chunking() -> None:

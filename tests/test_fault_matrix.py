@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from fanwise import Call, Engine, ErrorKind, Fulfilled, Rejected, Request, Retry
 from fanwise.models.openai import OpenAIModel
 from fanwise.retry import NoWait
 from fanwise.simulator import Simulator
-from tests.conftest import StartSimulator
+from tests.conftest import OnApi, StartSimulator
 
 PROMPT = "What are the top attractions to visit in Kyoto?"
 RETRY_AFTER = 0.05  # seconds the scripted 429s and 503s ask for
@@ -60,7 +61,7 @@ MATRIX = [
 def engine_for(
     sim: Simulator, api: str, sleep: NoWait, timeout: float = TIMEOUT
 ) -> tuple[Engine, OpenAIModel]:
-    model = OpenAIModel(api_key="test", base_url=sim.base_url, api=api)  # type: ignore[arg-type]
+    model: Any = OnApi(OpenAIModel(api_key="test", base_url=sim.base_url), api)
     return Engine(model, retry=POLICY, timeout=timeout, sleep=sleep, seed=3), model
 
 
@@ -85,7 +86,7 @@ async def test_a_fault_once_then_success(simulator: Simulator, row: Row, api: st
     simulator.script(PROMPT, [row.fault, "ok"], retry_after=RETRY_AFTER)
     sleep = NoWait()
     engine, model = engine_for(simulator, api, sleep, timeout_for(row))
-    [outcome] = await engine.run([Call(Request(PROMPT))])
+    [outcome] = await engine.run([Call(Request.text(PROMPT))])
     await model.aclose()
 
     first = outcome.attempts[0]
@@ -109,7 +110,7 @@ async def test_a_fault_that_never_clears(simulator: Simulator, row: Row, api: st
     simulator.script(PROMPT, [row.fault] * POLICY.max_attempts, retry_after=RETRY_AFTER)
     sleep = NoWait()
     engine, model = engine_for(simulator, api, sleep, timeout_for(row))
-    [outcome] = await engine.run([Call(Request(PROMPT))])
+    [outcome] = await engine.run([Call(Request.text(PROMPT))])
     await model.aclose()
 
     assert isinstance(outcome, Rejected) and outcome.kind is row.kind
@@ -127,7 +128,7 @@ async def test_a_real_context_length_error_is_final(start_simulator: StartSimula
     sim = await start_simulator(context_window=200)
     sleep = NoWait()
     engine, model = engine_for(sim, "responses", sleep)
-    [outcome] = await engine.run([Call(Request("Tell me about Kyoto. " * 200))])
+    [outcome] = await engine.run([Call(Request.text("Tell me about Kyoto. " * 200))])
     await model.aclose()
     assert isinstance(outcome, Rejected) and outcome.kind is ErrorKind.BAD_REQUEST
     assert outcome.attempts[0].error is not None
@@ -145,7 +146,7 @@ async def test_a_run_with_30_percent_transient_failures_loses_nothing(
     engine = Engine(
         model, concurrency=16, timeout=0.3, retry=RetryPolicy(retries=8), sleep=NoWait(), seed=1
     )
-    outcomes = await engine.run(Call(Request(f"Question {i} about Kyoto")) for i in range(120))
+    outcomes = await engine.run(Call(Request.text(f"Question {i} about Kyoto")) for i in range(120))
     await model.aclose()
 
     assert all(isinstance(o, Fulfilled) for o in outcomes)

@@ -31,7 +31,7 @@ EXPECTED_SCHEMA = {
         "INTEGER NOT NULL, latency REAL NOT NULL, input_tokens INTEGER NOT NULL DEFAULT 0, "
         "cached_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0, "
         "reasoning_tokens INTEGER NOT NULL DEFAULT 0, cost REAL, cached INTEGER NOT NULL "
-        "DEFAULT 0, recorded_at REAL NOT NULL )"
+        "DEFAULT 0, recorded_at REAL NOT NULL , request_body BLOB, response_body BLOB)"
     ),
     ("index", "calls_by_run"): "CREATE INDEX calls_by_run ON calls(run_id, idx)",
     ("index", "calls_by_key"): (
@@ -54,7 +54,7 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
 
 
 def calls(*prompts: str) -> list[Call]:
-    return [Call(Request(p)) for p in prompts]
+    return [Call(Request.text(p)) for p in prompts]
 
 
 def written_bytes(folder: Path) -> bytes:
@@ -198,7 +198,9 @@ async def test_usage_and_cost_are_recorded_per_call_and_totalled_per_run(
 async def test_a_model_without_a_price_is_counted_not_guessed(journal: Journal) -> None:
     """An unpriced model's calls have no cost (NULL) and are counted as unpriced."""
     run_id = journal.start_run("workflow", "t", {}, endpoint="scripted")
-    await Engine(ScriptedModel(), store=store(journal, run_id)).run([Call(Request("a", "llama"))])
+    await Engine(ScriptedModel(), store=store(journal, run_id)).run(
+        [Call(Request.text("a", "llama"))]
+    )
     totals = journal.totals(run_id)
     assert (totals.cost, totals.unpriced) == (0.0, 1)
 
@@ -229,4 +231,4 @@ async def test_latest_calls_rebuild_every_outcome(journal: Journal) -> None:
     first, second = records[0].outcome, records[1].outcome
     assert isinstance(first, Fulfilled) and first.value.text == "answer to a"
     assert isinstance(second, Rejected) and second.kind == "bad_request"
-    assert records[0].request == Request("a")
+    assert records[0].request == Request.text("a")

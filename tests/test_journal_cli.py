@@ -229,8 +229,10 @@ def test_batch_writes_every_line_and_resume_resends_only_failures(
     assert f"{source}:3: not valid JSON" in first.stderr
     records = [json.loads(x) for x in out.read_text().splitlines()]
     by_id = {r["custom_id"]: r for r in records}
-    assert len(records) == 7 and by_id["r4"]["error"]["status_code"] == 500
-    assert by_id["r0"]["response"]["body"]["output_text"].startswith("simulated answer to")
+    assert len(records) == 7 and by_id["r4"]["response"]["status_code"] == 500
+    assert by_id["r4"]["response"]["body"]["error"]["type"] == "server_error"
+    [message] = by_id["r0"]["response"]["body"]["output"]
+    assert message["content"][0]["text"].startswith("simulated answer to")
     assert by_id[None]["error"]["code"] == "invalid_line"
 
     resumed = fanwise(None, "resume", "1")
@@ -238,7 +240,10 @@ def test_batch_writes_every_line_and_resume_resends_only_failures(
     counts = stats(simulator_process)["attempts"]
     assert counts == {f"Say hi to {n}": 2 if n == 4 else 1 for n in range(6)}
     records = [json.loads(x) for x in out.read_text().splitlines()]
-    assert sorted(r["custom_id"] for r in records if r["response"]) == [f"r{n}" for n in range(6)]
+    ok = [r["custom_id"] for r in records if r["response"] and r["response"]["status_code"] == 200]
+    assert sorted(ok) == [f"r{n}" for n in range(6)]
+    again = {r["custom_id"]: r for r in records}
+    assert again["r0"]["response"] == by_id["r0"]["response"], "reused whole from the journal"
 
 
 def test_resume_writes_to_the_runs_own_files_from_any_directory(

@@ -23,7 +23,7 @@ async def test_a_failed_journal_write_keeps_the_outcome_and_is_counted(tmp_path:
     with sqlite3.connect(tmp_path / "journal.db") as other:
         other.execute("DROP TABLE calls")
     outcomes = await Engine(ScriptedModel(), store=store).run(
-        [Call(Request("a")), Call(Request("b"))]
+        [Call(Request.text("a")), Call(Request.text("b"))]
     )
     journal.close()
     assert all(isinstance(o, Fulfilled) for o in outcomes)

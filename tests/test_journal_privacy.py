@@ -284,7 +284,7 @@ def test_a_meta_run_still_lists_times_and_costs_but_shows_no_text(simulator_proc
 async def test_the_cache_never_answers_from_a_meta_run(tmp_path: Path) -> None:
     """A meta run's rows hold no answer, so neither resume nor --cache may reuse them."""
     prices = load_prices()
-    call = Call(Request("same question"))
+    call = Call(Request.text("same question"))
     with Journal.open(tmp_path / "j.db", content=Content.META) as journal:
         run = journal.start_run("workflow", "t", {}, endpoint="e")
         outcome = Fulfilled(await ScriptedModel().complete(call.request))

@@ -464,7 +464,7 @@ async def test_aimd_converges_near_an_unknown_concurrency_limit() -> None:
         retry=RetryPolicy(retries=20, base_delay=0.0),
         sleep=NoWait(),
     )
-    outcomes = await engine.run(Call(Request(f"q{i}")) for i in range(400))
+    outcomes = await engine.run(Call(Request.text(f"q{i}")) for i in range(400))
     assert all(isinstance(o, Fulfilled) for o in outcomes)
     assert model.refused <= 0.1 * model.answered, (model.refused, aimd)
     assert 5 <= aimd.limit <= 16, aimd
@@ -492,8 +492,8 @@ async def test_one_limiter_shared_by_two_engines_paces_their_sum() -> None:
 
     first, second = engine(), engine()
     async with asyncio.TaskGroup() as group:
-        a = group.create_task(first.run(Call(Request(f"a{i}")) for i in range(15)))
-        b = group.create_task(second.run(Call(Request(f"b{i}")) for i in range(15)))
+        a = group.create_task(first.run(Call(Request.text(f"a{i}")) for i in range(15)))
+        b = group.create_task(second.run(Call(Request.text(f"b{i}")) for i in range(15)))
     assert all(isinstance(o, Fulfilled) for o in [*a.result(), *b.result()])
     assert model.peak <= 3
     # 30 requests at 600/min with a burst of 10: the last may start no sooner than 2 s in.
@@ -515,7 +515,7 @@ async def test_each_attempt_records_how_long_the_limiter_held_it() -> None:
     clock = FakeClock()
     limiter = Limits(Bucket.rpm(60), clock=clock, sleep=clock.sleep)
     engine = Engine(ScriptedModel(), concurrency=3, limiter=limiter, clock=clock)
-    outcomes = await engine.run(Call(Request(f"q{i}")) for i in range(3))
+    outcomes = await engine.run(Call(Request.text(f"q{i}")) for i in range(3))
     queued = sorted(a.queued for o in outcomes for a in o.attempts)
     assert queued == pytest.approx([0.0, 1.0, 2.0])
     assert all(a.duration >= a.queued for o in outcomes for a in o.attempts)

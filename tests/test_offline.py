@@ -20,7 +20,7 @@ class Clock:
 
 async def test_same_seed_same_answer_other_seed_other_answer() -> None:
     """Answers depend only on the seed and the prompt."""
-    request = Request("What are the top attractions to visit in Kyoto?")
+    request = Request.text("What are the top attractions to visit in Kyoto?")
     a = await OfflineModel(OfflineSettings(seed=7), sleep=Clock()).complete(request)
     b = await OfflineModel(OfflineSettings(seed=7), sleep=Clock()).complete(request)
     c = await OfflineModel(OfflineSettings(seed=8), sleep=Clock()).complete(request)
@@ -30,7 +30,7 @@ async def test_same_seed_same_answer_other_seed_other_answer() -> None:
 async def test_answers_are_labelled_and_about_the_prompt() -> None:
     """Every answer says it is offline and mentions the question's subject."""
     completion = await OfflineModel(sleep=Clock()).complete(
-        Request("What cultural customs should a visitor to Marrakesh know?")
+        Request.text("What cultural customs should a visitor to Marrakesh know?")
     )
     assert LABEL in completion.text and "Marrakesh" in completion.text
     assert completion.usage.input_tokens > 0 and completion.usage.output_tokens > 0
@@ -41,7 +41,7 @@ async def test_latency_is_drawn_within_the_configured_range() -> None:
     clock = Clock()
     model = OfflineModel(OfflineSettings(latency=(0.5, 3.0)), sleep=clock)
     for i in range(30):
-        await model.complete(Request(f"question {i}?"))
+        await model.complete(Request.text(f"question {i}?"))
     assert all(0.5 <= s <= 3.0 for s in clock.slept)
     assert len(set(clock.slept)) == 30
 
@@ -52,7 +52,7 @@ async def test_fail_rate_injects_classified_faults_and_retries_can_succeed() -> 
     kinds = set()
     for i in range(40):
         try:
-            await model.complete(Request(f"q{i}"))
+            await model.complete(Request.text(f"q{i}"))
         except CallError as error:
             kinds.add(error.kind.value)
     assert kinds == {"rate_limited", "server", "bad_request"}
@@ -65,7 +65,7 @@ async def test_synthesis_prompts_are_really_synthesised() -> None:
         "### Q1: Where to eat?\nNishiki market.\n\n## Missing\nThese questions could not be "
         "answered; say what is missing:\n- How to get around?\n"
     )
-    text = (await OfflineModel(sleep=Clock()).complete(Request(prompt))).text
+    text = (await OfflineModel(sleep=Clock()).complete(Request.text(prompt))).text
     assert text.startswith("# Kyoto: a guide")
     assert "## Where to eat?\n\nNishiki market." in text
     assert "## What this guide is missing" in text and "- How to get around?" in text
@@ -76,7 +76,7 @@ async def test_streaming_delivers_the_whole_text_in_pieces() -> None:
     """With on_delta, the pieces join up to exactly the returned text."""
     pieces: list[str] = []
     completion = await OfflineModel(sleep=Clock()).complete(
-        Request("Why tea?"), on_delta=pieces.append
+        Request.text("Why tea?"), on_delta=pieces.append
     )
     assert len(pieces) > 3 and "".join(pieces) == completion.text
 
@@ -95,7 +95,7 @@ async def test_memory_does_not_grow_with_the_number_of_prompts_answered() -> Non
     for i in range(500):
         for _ in range(10):
             try:
-                await model.complete(Request(f"q{i}"))
+                await model.complete(Request.text(f"q{i}"))
                 break
             except CallError:
                 continue
@@ -104,5 +104,7 @@ async def test_memory_does_not_grow_with_the_number_of_prompts_answered() -> Non
 
 async def test_a_question_without_a_name_gets_advice_that_reads_right() -> None:
     """With no capitalised subject, the answer does not invent one ('the topic')."""
-    text = (await OfflineModel(sleep=Clock()).complete(Request("which grinder should i buy?"))).text
+    text = (
+        await OfflineModel(sleep=Clock()).complete(Request.text("which grinder should i buy?"))
+    ).text
     assert "On this question:" in text and "the topic" not in text and "None" not in text

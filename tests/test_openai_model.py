@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from typing import Any
 
 import pytest
 
@@ -11,21 +12,21 @@ from fanwise import Call, Engine, ErrorKind, Fulfilled, Rejected, Request, Retry
 from fanwise.models.openai import OpenAIModel
 from fanwise.outcome import CallError
 from fanwise.simulator import Simulator
-from tests.conftest import SimulatorProcess, StartSimulator
+from tests.conftest import OnApi, SimulatorProcess, StartSimulator
 from tests.processes import run_fanwise
 
 PROMPT = "What are the top attractions to visit in Kyoto?"
 
 
-def model_for(sim: Simulator, api: str = "responses") -> OpenAIModel:
-    return OpenAIModel(api_key="test-key", base_url=sim.base_url, api=api)  # type: ignore[arg-type]
+def model_for(sim: Simulator, api: str = "responses") -> Any:
+    return OnApi(OpenAIModel(api_key="test-key", base_url=sim.base_url), api)
 
 
 @pytest.mark.parametrize("api", ["responses", "chat"])
 async def test_both_apis_answer_with_text_usage_and_headers(simulator: Simulator, api: str) -> None:
     """Responses and Chat Completions both give text, token usage and the response headers."""
     model = model_for(simulator, api)
-    completion = await model.complete(Request(PROMPT, model="gpt-5", instructions="Be brief."))
+    completion = await model.complete(Request.text(PROMPT, model="gpt-5", instructions="Be brief."))
     await model.aclose()
     assert PROMPT[:40] in completion.text
     assert completion.usage.input_tokens > 0 and completion.usage.output_tokens > 0
@@ -39,8 +40,8 @@ async def test_both_apis_stream_the_same_text(simulator: Simulator, api: str) ->
     """Streaming hands over pieces that join up to the text the non-streaming call returns."""
     model = model_for(simulator, api)
     pieces: list[str] = []
-    streamed = await model.complete(Request(PROMPT), on_delta=pieces.append)
-    whole = await model.complete(Request(PROMPT))
+    streamed = await model.complete(Request.text(PROMPT), on_delta=pieces.append)
+    whole = await model.complete(Request.text(PROMPT))
     await model.aclose()
     assert len(pieces) > 1 and "".join(pieces) == streamed.text == whole.text
     assert streamed.usage.output_tokens > 0
@@ -66,7 +67,7 @@ async def test_http_faults_become_classified_errors(
     simulator.script(PROMPT, [fault], retry_after=0.25)
     model = model_for(simulator, api)
     with pytest.raises(CallError) as caught:
-        await model.complete(Request(PROMPT))
+        await model.complete(Request.text(PROMPT))
     await model.aclose()
     assert caught.value.kind is kind
     assert caught.value.status_code == status
@@ -79,7 +80,7 @@ async def test_the_engine_retries_a_429_through_the_real_sdk(simulator: Simulato
     simulator.script(PROMPT, ["429", "429", "ok"], retry_after=0.01)
     model = model_for(simulator)
     engine = Engine(model, retry=RetryPolicy(retries=3))
-    [outcome] = await engine.run([Call(Request(PROMPT))])
+    [outcome] = await engine.run([Call(Request.text(PROMPT))])
     await model.aclose()
     assert isinstance(outcome, Fulfilled)
     assert simulator.stats().attempts[PROMPT] == 3
@@ -92,7 +93,7 @@ async def test_a_hang_is_cut_by_the_attempt_timeout(start_simulator: StartSimula
     sim.script(PROMPT, ["hang"])
     model = model_for(sim)
     [outcome] = await Engine(model, timeout=0.2, retry=RetryPolicy(retries=0)).run(
-        [Call(Request(PROMPT))]
+        [Call(Request.text(PROMPT))]
     )
     await model.aclose()
     assert isinstance(outcome, Rejected) and outcome.kind is ErrorKind.TIMEOUT

@@ -48,7 +48,7 @@ def test_the_travel_workflow_is_a_builtin_plan() -> None:
     """`travel` ships in the package and asks about attractions, transportation and culture."""
     assert "travel" in builtin_plans()
     loaded = load_plan("travel", {"destination": "Kyoto"})
-    questions = " ".join(loaded.plan.questions).lower()
+    questions = " ".join(loaded.plan.texts).lower()
     assert len(loaded.plan.questions) == 3
     assert all(w in questions for w in ("attractions", "transportation", "cultur"))
     assert loaded.plan.topic == "Kyoto" and "Kyoto" in loaded.plan.synthesis_instructions

@@ -72,7 +72,7 @@ async def test_the_budget_stops_launching_calls_before_it_would_be_passed() -> N
     budget = Budget(0.05, prices)
     model = ScriptedModel()
     engine = Engine(model, concurrency=1, admit=budget.admit, observer=budget)
-    requests = [Request(f"q{n}", "m", max_output_tokens=5) for n in range(20)]
+    requests = [Request.text(f"q{n}", "m", max_output_tokens=5) for n in range(20)]
     outcomes = await engine.run([Call(r) for r in requests])
     sent = len(model.history)
     assert 0 < sent < 20
@@ -91,7 +91,7 @@ async def test_a_budget_cannot_bound_an_unpriced_model_so_it_refuses() -> None:
     budget = Budget(10.0, PriceTable({}))
     model = ScriptedModel()
     [outcome] = await Engine(model, admit=budget.admit, observer=budget).run(
-        [Call(Request("q", "mystery"))]
+        [Call(Request.text("q", "mystery"))]
     )
     assert isinstance(outcome, Rejected) and "'mystery' has no price" in outcome.message
     assert not model.history
@@ -102,7 +102,7 @@ async def test_an_unpriced_call_is_refused_alone() -> None:
     budget = Budget(10.0, PriceTable({"m": Price(1.0, 1.0)}))
     model = ScriptedModel()
     engine = Engine(model, concurrency=1, admit=budget.admit, observer=budget)
-    outcomes = await engine.run([Call(Request("a", "mystery")), Call(Request("b", "m"))])
+    outcomes = await engine.run([Call(Request.text("a", "mystery")), Call(Request.text("b", "m"))])
     assert [o.status for o in outcomes] == ["rejected", "fulfilled"]
     assert not budget.stopped and budget.refused == 1
 
@@ -113,5 +113,5 @@ async def test_calls_in_flight_count_against_the_budget() -> None:
     budget = Budget(0.0105, prices)  # room for ~2 calls of 5 output tokens at $0.005
     model = ScriptedModel()
     engine = Engine(model, concurrency=8, admit=budget.admit, observer=budget)
-    await engine.run([Call(Request(f"q{n}", "m", max_output_tokens=5)) for n in range(8)])
+    await engine.run([Call(Request.text(f"q{n}", "m", max_output_tokens=5)) for n in range(8)])
     assert len(model.history) == 2, "the third launch would pass the budget while two run"

@@ -55,7 +55,7 @@ def test_ask_all_returns_one_outcome_per_prompt_in_input_order() -> None:
     model.enqueue("slow", Reply("slow answer", delay=0.05))
     model.enqueue("broken", Reply("", error=ServerError("down", status_code=500)))
     outcomes = fanwise.ask_all(
-        ["slow", fanwise.Request("fast", model="gpt-5-mini"), "broken"], model=model, retries=0
+        ["slow", fanwise.Request.text("fast", model="gpt-5-mini"), "broken"], model=model, retries=0
     )
     assert [o.status for o in outcomes] == ["fulfilled", "fulfilled", "rejected"]
     first, second, _ = outcomes

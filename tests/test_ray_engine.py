@@ -50,7 +50,7 @@ unlimited = Unlimited
 
 
 def asks(count: int) -> list[Call]:
-    return [Call(Request(f"question {i}", model="gpt-5-mini")) for i in range(count)]
+    return [Call(Request.text(f"question {i}", model="gpt-5-mini")) for i in range(count)]
 
 
 def engine(base_url: str, *, endpoints: tuple[str, ...] = (), **options: Any) -> RayEngine:

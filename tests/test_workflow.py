@@ -52,7 +52,7 @@ async def test_a_failed_question_makes_a_partial_result_that_names_the_gap() -> 
 async def test_when_everything_fails_no_synthesis_call_is_made() -> None:
     """All research failed: a clear reason, no synthesis request, no result."""
     model = ScriptedModel()
-    for question in PLAN.questions:
+    for question in PLAN.texts:
         model.enqueue(question, Reply(error=AuthError("bad key", status_code=401)))
     result = await run_workflow(PLAN, Engine(model))
     assert result.status is Status.NO_RESULT and result.synthesis is None

@@ -210,7 +210,7 @@ async def aresearch(
         *(model, provider, concurrency, journal, cache, timeout, retries, reasoning_effort),
         *(base_url, api, transport, offline, on_event, environ),
     )
-    settings = get_settings(model if isinstance(model, str) else None, reasoning_effort)
+    settings = get_settings(model if isinstance(model, str) else None, reasoning_effort, api=api)
     spec = {
         "plan": dataclasses.asdict(plan),
         "plan_model": {},
@@ -265,7 +265,7 @@ async def aask_all(
         *(model, provider, concurrency, journal, cache, timeout, retries, reasoning_effort),
         *(base_url, api, transport, offline, on_event, environ),
     )
-    settings = get_settings(model if isinstance(model, str) else None, reasoning_effort)
+    settings = get_settings(model if isinstance(model, str) else None, reasoning_effort, api=api)
     calls = [
         Call(p if isinstance(p, Request) else settings.request(p, instructions)) for p in prompts
     ]

@@ -17,6 +17,7 @@ from fanwise.endpoints import Endpoint, EndpointPool
 from fanwise.limits import Limiter, build_limiter
 from fanwise.models import Provider, choose_provider
 from fanwise.models.base import DEFAULT_MODEL, Model
+from fanwise.models.base import Endpoint as ModelEndpoint
 from fanwise.models.offline import OfflineModel, OfflineSettings
 from fanwise.outcome import FanwiseError
 from fanwise.workflow import ModelSettings
@@ -81,7 +82,9 @@ def get_model(
     ``endpoints`` spreads the calls over several OpenAI-compatible servers, each under its own
     limiter (``limiter()`` makes one; by default ``get_limiter(provider)``): pass the returned
     pool to the engine as its limiter too. With ``provider="auto"`` and no key, this warns
-    (``OfflineModelWarning``) that the answers are the offline model's.
+    (``OfflineModelWarning``) that the answers are the offline model's. A model sends each
+    request to the endpoint the request names; ``api`` (where prompt-style requests go) is
+    ``get_settings``'s to apply, and is accepted here so that callers can pass both the same.
     """
     resolved = resolve_provider(provider, environ)
     if resolved == "offline" and provider in (None, "", "auto"):
@@ -111,11 +114,11 @@ def get_model(
     if transport == "aiohttp":  # docs/benchmarks.md: the SDK costs ~10x the CPU per call
         from fanwise.models.fast import FastOpenAIModel
 
-        return FastOpenAIModel(api_key=key or "not-needed", base_url=base_url, api=api)
+        return FastOpenAIModel(api_key=key or "not-needed", base_url=base_url)
     if transport == "sdk":
         from fanwise.models.openai import OpenAIModel  # the SDK loads only when it is used
 
-        return OpenAIModel(api_key=key or "not-needed", base_url=base_url, api=api)
+        return OpenAIModel(api_key=key or "not-needed", base_url=base_url)
     raise ConfigError("transport", f"unknown transport {transport!r}: use aiohttp or sdk")
 
 
@@ -132,9 +135,11 @@ def get_settings(
     model: str | None = None,
     reasoning_effort: str | None = None,
     plan_model: Mapping[str, Any] | None = None,
+    api: str = "responses",
 ) -> ModelSettings:
     """What every call of a run asks with: the arguments win over a plan's ``[model]`` table,
-    which wins over the defaults. ``reasoning_effort="unset"`` sends none."""
+    which wins over the defaults. ``reasoning_effort="unset"`` sends none. ``api`` is the
+    endpoint a prompt-style request goes to (a ``Request`` names its own)."""
     plan_model = plan_model or {}
     effort = reasoning_effort or plan_model.get("reasoning_effort", "minimal")
     return ModelSettings(
@@ -142,6 +147,7 @@ def get_settings(
         reasoning_effort=None if effort == "unset" else effort,
         max_output_tokens=plan_model.get("max_output_tokens"),
         temperature=plan_model.get("temperature"),
+        endpoint=ModelEndpoint.parse(api),
     )
 
 

@@ -63,7 +63,8 @@ class CallError(FanwiseError):
     """A call that failed, classified. ``retry_after`` is the server's own wait, in seconds.
 
     ``headers`` keeps the error response's headers (``x-ratelimit-*``) for the limiter to read;
-    they are not serialised.
+    they are not serialised. ``body`` is the server's error body as it came, when there was one
+    (a batch output line gives it whole).
     """
 
     kind: ClassVar[ErrorKind] = ErrorKind.EXCEPTION
@@ -76,6 +77,7 @@ class CallError(FanwiseError):
         retry_after: float | None = None,
         code: str | None = None,
         headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -83,6 +85,7 @@ class CallError(FanwiseError):
         self.retry_after = retry_after
         self.code = code
         self.headers: Mapping[str, str] = dict(headers or {})
+        self.body = body
 
     @property
     def retryable(self) -> bool:
@@ -167,6 +170,8 @@ def error_to_dict(error: BaseException) -> dict[str, Any]:
             data["retry_after"] = error.retry_after
         if error.code is not None:
             data["code"] = error.code
+        if error.body is not None:
+            data["body"] = error.body.decode(errors="replace")
     return data
 
 
@@ -179,6 +184,7 @@ def error_from_dict(data: Mapping[str, Any]) -> CallError:
         status_code=data.get("status_code"),
         retry_after=data.get("retry_after"),
         code=data.get("code"),
+        body=data["body"].encode() if isinstance(data.get("body"), str) else None,
     )
 
 

@@ -7,13 +7,13 @@ answers than the caller requires, no synthesis call is made and the result says 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from fanwise.engine import Call, CallOutcome, Engine
 from fanwise.events import PhaseFinished, PhaseStarted
-from fanwise.models.base import DEFAULT_MODEL, DeltaSink, Request, Usage
+from fanwise.models.base import DEFAULT_MODEL, DeltaSink, Endpoint, Request, Usage
 from fanwise.outcome import ErrorKind, Fulfilled, Rejected
 
 DEFAULT_SYNTHESIS = (
@@ -27,22 +27,49 @@ DEFAULT_SYNTHESIS = (
 class Plan:
     """What to ask and how to combine it: the questions are independent of each other.
 
-    ``questions`` may be any sequence of strings (kept as a tuple). ``synthesis_instructions``
-    is the fan-in prompt; ``research_instructions``, if any, goes with every question.
+    ``questions`` may be any sequence (kept as a tuple) of texts or whole ``Request``s (any
+    endpoint and body: fanwise adds only the model it lacks). ``synthesis_instructions`` is the
+    fan-in prompt; ``research_instructions``, if any, goes with every question. ``research_body``
+    adds API body fields to every research call (say ``{"tools": [{"type": "web_search"}]}``),
+    ``question_bodies`` to one question each (in question order, over ``research_body``), and
+    ``synthesis_body`` to the synthesis call.
     """
 
     topic: str
-    questions: Sequence[str]
+    questions: Sequence[str | Request]
     synthesis_instructions: str = DEFAULT_SYNTHESIS
     research_instructions: str | None = None
     title: str = "research"
+    research_body: Mapping[str, Any] = field(default_factory=dict)
+    question_bodies: tuple[Mapping[str, Any], ...] = ()
+    synthesis_body: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.questions, str):
-            raise TypeError("questions must be a sequence of strings, not one string")
+            raise TypeError("questions must be a sequence of questions, not one string")
         object.__setattr__(self, "questions", tuple(self.questions))
         if not self.questions:
             raise ValueError("a plan needs at least one question")
+        if self.question_bodies and len(self.question_bodies) != len(self.questions):
+            raise ValueError("question_bodies needs one body (maybe empty) per question")
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """Each question as text: a request's user text stands for it."""
+        return tuple(q if isinstance(q, str) else q.prompt for q in self.questions)
+
+    def research_calls(self, settings: ModelSettings) -> list[Call]:
+        """The research phase's calls, each with its own body."""
+        calls = []
+        for index, (question, text) in enumerate(zip(self.questions, self.texts, strict=True)):
+            if isinstance(question, Request):
+                request = question.with_defaults(model=settings.model)
+            else:
+                own = self.question_bodies[index] if self.question_bodies else {}
+                extra = {**self.research_body, **own}
+                request = settings.request(question, self.research_instructions, extra=extra)
+            calls.append(Call(request, label=text))
+        return calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,15 +80,30 @@ class ModelSettings:
     reasoning_effort: str | None = "minimal"
     max_output_tokens: int | None = None
     temperature: float | None = None
+    endpoint: Endpoint = Endpoint.RESPONSES
 
-    def request(self, prompt: str, instructions: str | None = None) -> Request:
-        return Request(
-            prompt=prompt,
+    def __post_init__(self) -> None:
+        endpoint: object = self.endpoint  # a journaled spec holds its name
+        if not isinstance(endpoint, Endpoint):
+            object.__setattr__(self, "endpoint", Endpoint.parse(str(endpoint)))
+
+    def request(
+        self,
+        prompt: str,
+        instructions: str | None = None,
+        *,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Request:
+        """A prompt-style request with these settings; ``extra`` body fields are added."""
+        return Request.text(
+            prompt,
             model=self.model,
             instructions=instructions,
             reasoning_effort=self.reasoning_effort,
             max_output_tokens=self.max_output_tokens,
             temperature=self.temperature,
+            endpoint=self.endpoint,
+            extra=extra,
         )
 
 
@@ -254,13 +296,13 @@ async def run_workflow(
     if min_answers < 1:
         raise ValueError(f"min_answers must be at least 1, got {min_answers}")
     settings = settings or ModelSettings()
-    calls = [Call(settings.request(q, plan.research_instructions), label=q) for q in plan.questions]
+    calls = plan.research_calls(settings)
     research_start = engine.now()
     engine.emit(PhaseStarted("research", len(calls), research_start))
     outcomes = await engine.run(calls, deadline=deadline, fail_fast=fail_fast)
     research_end = engine.now()
     engine.emit(PhaseFinished("research", research_end))
-    answers = tuple(Answer(q, o) for q, o in zip(plan.questions, outcomes, strict=True))
+    answers = tuple(Answer(q, o) for q, o in zip(plan.texts, outcomes, strict=True))
 
     arrived = [a for a in answers if isinstance(a.outcome, Fulfilled)]
     failed = [a for a in answers if isinstance(a.outcome, Rejected)]
@@ -271,7 +313,10 @@ async def run_workflow(
         prompt = synthesis_prompt(plan, answers)
         engine.emit(PhaseStarted("synthesis", 1, engine.now()))
         synthesis = await engine.complete(
-            Call(settings.request(prompt), label=f"{plan.title} for {plan.topic}"),
+            Call(
+                settings.request(prompt, extra=plan.synthesis_body),
+                label=f"{plan.title} for {plan.topic}",
+            ),
             index=len(calls),
             on_delta=on_delta,
         )

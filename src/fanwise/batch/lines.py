@@ -1,45 +1,43 @@
 """Input lines of a batch file, read one at a time into requests; a bad line says what and where.
 
-Two shapes are accepted. OpenAI's batch-file format::
+Two shapes are accepted. OpenAI's batch-file format, every line the Batch API takes::
 
     {"custom_id": "r1", "method": "POST", "url": "/v1/responses",
      "body": {"model": "gpt-5-mini", "input": "Why is the sky blue?"}}
     {"custom_id": "r2", "method": "POST", "url": "/v1/chat/completions",
-     "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}}
+     "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}],
+              "tools": [...], "response_format": {...}, "seed": 7}}
+    {"custom_id": "r3", "method": "POST", "url": "/v1/embeddings",
+     "body": {"model": "text-embedding-3-small", "input": ["a", "b"]}}
 
-and a plain line, whose missing settings come from the command's flags::
+Its body goes to its url exactly as written (fanwise adds only a missing ``model``, from
+``--model``). A line is refused, by number, for what the Batch API refuses: not UTF-8, not
+JSON, not an object, a missing or duplicate ``custom_id``, a ``method`` other than POST, a
+``url`` other than ``/v1/responses``, ``/v1/chat/completions``, ``/v1/embeddings`` or
+``/v1/completions``, a ``body`` that is not an object. Anything else in the body is for the
+endpoint to judge, as it would be in a real batch.
 
-    {"prompt": "Why is the sky blue?", "custom_id": "r3", "model": "gpt-5-nano"}
+And a plain line, whose missing settings come from the command's flags::
 
-A body is honoured exactly: a field fanwise cannot send (tools, images, several turns) makes the
-line bad rather than silently changing the question.
+    {"prompt": "Why is the sky blue?", "custom_id": "r4", "model": "gpt-5-nano",
+     "system": "Answer in one sentence."}
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from fanwise.models.base import Request
+from fanwise.models.base import Endpoint, Request
 from fanwise.workflow import ModelSettings
 
-URLS = ("/v1/responses", "/v1/chat/completions")
+URLS = tuple(e.url for e in Endpoint)
+BATCH_FIELDS = frozenset({"custom_id", "method", "url", "body"})
 PLAIN_FIELDS = frozenset(
-    {"prompt", "custom_id", "model", "instructions", "reasoning_effort", "max_output_tokens"}
-    | {"temperature"}
-)
-IGNORED_BODY_FIELDS = frozenset(
-    {"metadata", "store", "user", "stream", "service_tier", "prompt_cache_key"}
-    | {"safety_identifier"}
-)
-_RESPONSES_FIELDS = frozenset(
-    {"model", "input", "instructions", "reasoning", "max_output_tokens", "temperature"}
-)
-_CHAT_FIELDS = frozenset(
-    {"model", "messages", "reasoning_effort", "max_completion_tokens", "max_tokens"}
-    | {"temperature", "n"}
+    {"prompt", "custom_id", "model", "instructions", "system", "reasoning_effort"}
+    | {"max_output_tokens", "temperature"}
 )
 
 
@@ -64,159 +62,108 @@ class BatchLine:
     line: int
 
 
-def parse_line(text: str, line: int, defaults: ModelSettings) -> BatchLine:
-    """One line of the input file as a request, or ``LineError``."""
+@dataclass(slots=True)
+class LineReader:
+    """Reads a file's lines in order; it remembers the custom_ids seen, to refuse a repeat.
+
+    ``instructions`` (``--instructions``) is the system text of every plain line that has none.
+    """
+
+    defaults: ModelSettings = field(default_factory=ModelSettings)
+    instructions: str | None = None
+    seen: set[str] = field(default_factory=set)
+
+    def read(self, raw: bytes | str, line: int) -> BatchLine:
+        """One line as a request, or ``LineError``."""
+        data = _object(raw, line)
+        custom_id = data.get("custom_id")
+        if custom_id is not None and not isinstance(custom_id, str):
+            raise LineError(line, f"custom_id must be a string, got {json.dumps(custom_id)}")
+        try:
+            if "prompt" in data and not {"url", "body", "method"} & data.keys():
+                request = self._plain(data)
+            else:
+                request = self._batch(data, custom_id)
+        except _Bad as exc:
+            raise LineError(line, str(exc), custom_id) from None
+        if custom_id is not None:
+            if custom_id in self.seen:
+                raise LineError(
+                    line, f"duplicate custom_id {custom_id!r}: each line needs its own", custom_id
+                )
+            self.seen.add(custom_id)
+        return BatchLine(custom_id or f"line-{line}", request, line)
+
+    def _batch(self, data: Mapping[str, Any], custom_id: str | None) -> Request:
+        if not BATCH_FIELDS & data.keys():
+            raise _Bad(
+                'expected {"custom_id", "method": "POST", "url", "body"} (OpenAI batch format) '
+                'or {"prompt": "..."}'
+            )
+        method = data.get("method")
+        if method != "POST":
+            got = "missing" if method is None else f"got {json.dumps(method)}"
+            raise _Bad(f'method must be "POST" (the only one the Batch API takes), {got}')
+        endpoint = Endpoint.from_url(data.get("url"))
+        if endpoint is None:
+            got = json.dumps(data["url"]) if "url" in data else "missing"
+            raise _Bad(f"url must be one of {', '.join(URLS)}; {got}")
+        body = data.get("body")
+        if not isinstance(body, dict):
+            raise _Bad("body must be a JSON object: the request the url is sent")
+        if custom_id is None:
+            raise _Bad("custom_id is missing: every batch request line needs one")
+        return Request(endpoint, body).with_defaults(model=self.defaults.model)
+
+    def _plain(self, data: Mapping[str, Any]) -> Request:
+        unknown = sorted(set(data) - PLAIN_FIELDS)
+        if unknown:
+            raise _Bad(
+                f"field {unknown[0]!r} is not one of a plain line's "
+                f"({', '.join(sorted(PLAIN_FIELDS))}); for a whole API body use OpenAI's batch "
+                'format: {"custom_id", "method": "POST", "url", "body"}'
+            )
+        if "instructions" in data and "system" in data:
+            raise _Bad("give instructions or system, not both (they are the same thing)")
+        defaults = self.defaults
+        effort = _optional(data, "reasoning_effort") if "reasoning_effort" in data else None
+        return Request.text(
+            _text(data, "prompt"),
+            model=_optional(data, "model") or defaults.model,
+            instructions=(
+                _optional(data, "instructions") or _optional(data, "system") or self.instructions
+            ),
+            reasoning_effort=effort if "reasoning_effort" in data else defaults.reasoning_effort,
+            max_output_tokens=_tokens(data, "max_output_tokens") or defaults.max_output_tokens,
+            temperature=(
+                _number(data, "temperature") if "temperature" in data else defaults.temperature
+            ),
+            endpoint=defaults.endpoint,
+        )
+
+
+def parse_line(
+    text: bytes | str, line: int, defaults: ModelSettings, instructions: str | None = None
+) -> BatchLine:
+    """One line read on its own (no duplicate check across lines): a request or ``LineError``."""
+    return LineReader(defaults, instructions).read(text, line)
+
+
+def _object(raw: bytes | str, line: int) -> dict[str, Any]:
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise LineError(
+                line, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+            ) from None
     try:
-        data = json.loads(text)
+        data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise LineError(line, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(data, dict):
         raise LineError(line, 'expected a JSON object, e.g. {"prompt": "..."}')
-    custom_id = data.get("custom_id")
-    if custom_id is not None and not isinstance(custom_id, str):
-        raise LineError(line, "custom_id must be a string")
-    try:
-        request = _request(data, custom_id, defaults)
-    except _Bad as exc:
-        raise LineError(line, str(exc), custom_id) from None
-    return BatchLine(custom_id or f"line-{line}", request, line)
-
-
-def _request(data: Mapping[str, Any], custom_id: str | None, defaults: ModelSettings) -> Request:
-    if {"body", "url", "method"} & data.keys():
-        if custom_id is None:
-            raise _Bad("a batch request line needs a custom_id")
-        return _batch_request(data)
-    if "prompt" in data:
-        return _plain_request(data, defaults)
-    raise _Bad(
-        'expected {"custom_id", "method", "url", "body"} (OpenAI batch format) or {"prompt": "..."}'
-    )
-
-
-def _plain_request(data: Mapping[str, Any], defaults: ModelSettings) -> Request:
-    _no_unknown(data, PLAIN_FIELDS, "field")
-    return Request(
-        prompt=_text(data, "prompt"),
-        model=_optional(data, "model", str) or defaults.model,
-        instructions=_optional(data, "instructions", str),
-        reasoning_effort=(
-            _optional(data, "reasoning_effort", str)
-            if "reasoning_effort" in data
-            else defaults.reasoning_effort
-        ),
-        max_output_tokens=_tokens(data, "max_output_tokens") or defaults.max_output_tokens,
-        temperature=(
-            _number(data, "temperature") if "temperature" in data else defaults.temperature
-        ),
-    )
-
-
-def _batch_request(data: Mapping[str, Any]) -> Request:
-    _no_unknown(data, {"custom_id", "method", "url", "body"}, "field")
-    method = data.get("method", "POST")
-    if method != "POST":
-        raise _Bad(f"method must be POST, got {method!r}")
-    url = data.get("url")
-    if url not in URLS:
-        raise _Bad(f"url must be one of {', '.join(URLS)}, got {url!r}")
-    body = data.get("body")
-    if not isinstance(body, dict):
-        raise _Bad("body must be a JSON object with the request")
-    if "model" not in body or not isinstance(body["model"], str):
-        raise _Bad("body.model must name the model, e.g. gpt-5-mini")
-    if url == "/v1/responses":
-        return _responses_request(body)
-    return _chat_request(body)
-
-
-def _responses_request(body: Mapping[str, Any]) -> Request:
-    _no_unknown(body, _RESPONSES_FIELDS | IGNORED_BODY_FIELDS, "body field")
-    if "input" not in body:
-        raise _Bad("body.input is missing: the prompt to send")
-    reasoning = body.get("reasoning") or {}
-    if not isinstance(reasoning, dict):
-        raise _Bad('body.reasoning must be an object, e.g. {"effort": "low"}')
-    extra, prompt = _messages(body["input"], "body.input")
-    instructions = _join(_optional(body, "instructions", str), extra)
-    return Request(
-        prompt=prompt,
-        model=body["model"],
-        instructions=instructions,
-        reasoning_effort=_optional(reasoning, "effort", str),
-        max_output_tokens=_tokens(body, "max_output_tokens"),
-        temperature=_number(body, "temperature") if "temperature" in body else None,
-    )
-
-
-def _chat_request(body: Mapping[str, Any]) -> Request:
-    _no_unknown(body, _CHAT_FIELDS | IGNORED_BODY_FIELDS, "body field")
-    if body.get("n", 1) != 1:
-        raise _Bad("body.n must be 1: one answer per line")
-    if "messages" not in body:
-        raise _Bad("body.messages is missing")
-    instructions, prompt = _messages(body["messages"], "body.messages")
-    return Request(
-        prompt=prompt,
-        model=body["model"],
-        instructions=instructions,
-        reasoning_effort=_optional(body, "reasoning_effort", str),
-        max_output_tokens=_tokens(body, "max_completion_tokens") or _tokens(body, "max_tokens"),
-        temperature=_number(body, "temperature") if "temperature" in body else None,
-    )
-
-
-def _messages(value: Any, where: str) -> tuple[str | None, str]:
-    """System/developer text and the user's text; a conversation with answers is refused."""
-    if isinstance(value, str):
-        if not value.strip():
-            raise _Bad(f"{where} is empty")
-        return None, value
-    if not isinstance(value, list) or not value:
-        raise _Bad(f"{where} must be a string or a list of messages")
-    system: list[str] = []
-    user: list[str] = []
-    for n, message in enumerate(value):
-        if not isinstance(message, dict):
-            raise _Bad(f"{where}[{n}] must be a message object with role and content")
-        role = message.get("role")
-        if role in ("system", "developer"):
-            system.append(_content(message.get("content"), f"{where}[{n}]"))
-        elif role == "user":
-            user.append(_content(message.get("content"), f"{where}[{n}]"))
-        else:
-            raise _Bad(
-                f"{where}[{n}]: role {role!r} is not supported (one user turn, with optional "
-                "system or developer messages)"
-            )
-    if not user:
-        raise _Bad(f"{where} has no user message")
-    return _join(*system), "\n\n".join(user)
-
-
-def _content(content: Any, where: str) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if not isinstance(part, dict) or part.get("type") not in ("text", "input_text"):
-                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                raise _Bad(f"{where}: content of type {kind!r} is not supported: text only")
-            parts.append(str(part.get("text", "")))
-        return "".join(parts)
-    raise _Bad(f"{where}: content must be text or a list of text parts")
-
-
-def _join(*texts: str | None) -> str | None:
-    kept = [t for t in texts if t]
-    return "\n\n".join(kept) if kept else None
-
-
-def _no_unknown(data: Mapping[str, Any], known: frozenset[str] | set[str], what: str) -> None:
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise _Bad(f"{what} {unknown[0]!r} is not supported by fanwise batch")
+    return data
 
 
 def _text(data: Mapping[str, Any], key: str) -> str:
@@ -226,9 +173,9 @@ def _text(data: Mapping[str, Any], key: str) -> str:
     return value
 
 
-def _optional(data: Mapping[str, Any], key: str, kind: type[str]) -> str | None:
+def _optional(data: Mapping[str, Any], key: str) -> str | None:
     value = data.get(key)
-    if value is not None and not isinstance(value, kind):
+    if value is not None and not isinstance(value, str):
         raise _Bad(f"{key} must be a string")
     return value
 

@@ -2,24 +2,28 @@
 
 Input lines are read lazily, as the engine has room for another call, and each output line is
 written the moment its call settles, so memory stays flat however long the file is: at any time
-only the calls in flight (``concurrency`` of them) are held. Output lines follow OpenAI's batch
-output shape, keyed by ``custom_id``, in completion order.
+only the calls in flight (``concurrency`` of them) are held. Output lines are OpenAI's batch
+output lines (the server's whole body under ``response.body``), keyed by ``custom_id``, in
+completion order, with fanwise's own figures under ``fanwise``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from fanwise.batch.lines import LineError, parse_line
+from fanwise.batch.lines import LineError, LineReader
 from fanwise.engine import Call, CallOutcome, Engine
 from fanwise.events import PhaseFinished, PhaseStarted
-from fanwise.models.base import Usage
-from fanwise.outcome import Fulfilled, Rejected, error_to_dict
+from fanwise.models.base import Completion, Usage
+from fanwise.models.bodies import made_body
+from fanwise.outcome import CallError, Fulfilled, Rejected, error_to_dict
 from fanwise.workflow import ModelSettings
 
-Write = Callable[[dict[str, Any]], None]
+Write = Callable[[str], None]
+"""Receives each output line (JSON text, without its newline)."""
 Cost = Callable[[Call, CallOutcome], float | None]
 
 
@@ -55,47 +59,88 @@ class BatchSummary:
         }
 
 
-def output_record(
-    custom_id: str, outcome: CallOutcome, *, line: int, cost: float | None = None
-) -> dict[str, Any]:
-    """One output line: ``response`` with a body on success, ``error`` on failure."""
-    response: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
+def output_line(
+    custom_id: str,
+    outcome: CallOutcome,
+    *,
+    line: int | None,
+    key: str = "",
+    cost: float | None = None,
+) -> str:
+    """One output line, in OpenAI's batch output shape, plus fanwise's own figures.
+
+    ``{"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error"}``: the
+    body is the server's own, whole (an HTTP error's too); a failure with no HTTP answer
+    (network, timeout, cancelled) has ``response`` null and ``error`` with its kind as code.
+    The body goes in as the bytes that came: it is parsed again only if it spans lines.
+    """
+    body: bytes | None = None
+    status, request_id, error = 200, None, None
     if isinstance(outcome, Fulfilled):
-        completion = outcome.value
-        response = {
-            "status_code": 200,
-            "body": {
-                "id": completion.response_id,
-                "model": completion.model,
-                "output_text": completion.text,
-                "usage": completion.usage.to_dict(),
-            },
-        }
+        body, request_id = outcome.value.raw or _made(outcome.value), outcome.value.request_id
     else:
-        details = error_to_dict(outcome.error)
-        error = {"code": details["kind"], "message": details["message"]}
-        if "status_code" in details:
-            error["status_code"] = details["status_code"]
-    return {
-        "custom_id": custom_id,
-        "response": response,
-        "error": error,
-        "fanwise": {
-            "line": line,
-            "attempts": len(outcome.attempts),
-            "latency": round(outcome.latency, 4),
-            "service_time": round(outcome.service_time, 4),
-            "queued": round(outcome.queue_time, 4),
-            "cached": isinstance(outcome, Fulfilled) and outcome.cached,
-            "cost_usd": None if cost is None else round(cost, 8),
-        },
+        failure = outcome.error
+        if isinstance(failure, CallError) and failure.status_code and failure.body:
+            body, status = failure.body, failure.status_code
+            request_id = failure.headers.get("x-request-id")
+        else:
+            details = error_to_dict(failure)
+            error = {"code": details["kind"], "message": details["message"]}
+    fanwise = {
+        "line": line,
+        "attempts": len(outcome.attempts),
+        "latency": round(outcome.latency, 4),
+        "service_time": round(outcome.service_time, 4),
+        "queued": round(outcome.queue_time, 4),
+        "cached": isinstance(outcome, Fulfilled) and outcome.cached,
+        "cost_usd": None if cost is None else round(cost, 8),
     }
+    head = _dumps({"id": f"batch_req_{key or line}", "custom_id": custom_id})[:-1]
+    if body is None:
+        return f'{head},"response":null,"error":{_dumps(error)},"fanwise":{_dumps(fanwise)}}}'
+    text = _one_line(body)
+    meta = _dumps({"status_code": status, "request_id": request_id})[:-1]
+    return f'{head},"response":{meta},"body":{text}}},"error":null,"fanwise":{_dumps(fanwise)}}}'
+
+
+def output_record(
+    custom_id: str, outcome: CallOutcome, *, line: int, key: str = "", cost: float | None = None
+) -> dict[str, Any]:
+    """``output_line`` as a dict (for tests and callers that want the record itself)."""
+    record: dict[str, Any] = json.loads(
+        output_line(custom_id, outcome, line=line, key=key, cost=cost)
+    )
+    return record
+
+
+def _made(completion: Completion) -> bytes:
+    """The API's body for a completion that kept none (a model written in Python)."""
+    rid = completion.response_id or "fanwise"
+    body = made_body(completion.endpoint, completion.text, completion.usage, completion.model, rid)
+    if completion.response_id is not None and "id" in body:
+        body["id"] = completion.response_id
+    return _dumps(body).encode()
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def _one_line(body: bytes) -> str:
+    """A JSON body as one line of text; one that is not valid JSON goes in as a string."""
+    try:
+        text = body.decode()
+        if "\n" in text or "\r" in text:
+            return _dumps(json.loads(text))
+        return text if text.strip() else _dumps(text)
+    except ValueError:
+        return _dumps(body.decode(errors="replace"))
 
 
 def bad_line_record(error: LineError) -> dict[str, Any]:
     """The output line of an input line that could not be sent."""
     return {
+        "id": None,
         "custom_id": error.custom_id,
         "response": None,
         "error": {"code": "invalid_line", "message": str(error)},
@@ -104,11 +149,12 @@ def bad_line_record(error: LineError) -> dict[str, Any]:
 
 
 async def run_batch(
-    lines: Iterable[str],
+    lines: Iterable[bytes | str],
     engine: Engine,
     write: Write,
     *,
     defaults: ModelSettings,
+    instructions: str | None = None,
     total: int = 0,
     on_bad_line: Callable[[LineError], None] | None = None,
     cost: Cost | None = None,
@@ -117,6 +163,7 @@ async def run_batch(
 ) -> BatchSummary:
     """Send every good line through ``engine``; ``write`` each result as it settles."""
     summary = BatchSummary()
+    reader = LineReader(defaults, instructions)
     line_of: dict[int, int] = {}  # engine index -> input line, for the calls in flight only
 
     def calls() -> Iterator[Call]:
@@ -125,10 +172,10 @@ async def run_batch(
             if not text.strip():
                 continue
             try:
-                item = parse_line(text, number, defaults)
+                item = reader.read(text, number)
             except LineError as error:
                 summary.bad_lines += 1
-                write(bad_line_record(error))
+                write(_dumps(bad_line_record(error)))
                 if on_bad_line is not None:
                     on_bad_line(error)
                 continue
@@ -138,7 +185,8 @@ async def run_batch(
 
     def settled(index: int, call: Call, outcome: CallOutcome) -> None:
         price = cost(call, outcome) if cost is not None else None
-        write(output_record(call.label, outcome, line=line_of.pop(index), cost=price))
+        number = line_of.pop(index)
+        write(output_line(call.label, outcome, line=number, key=call.key, cost=price))
         summary.service_time += outcome.service_time
         summary.queue_time += outcome.queue_time
         if isinstance(outcome, Rejected):

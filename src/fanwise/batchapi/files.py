@@ -13,11 +13,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from fanwise.models.base import Request
-from fanwise.models.compat import chat_body, responses_body
+from fanwise.models.base import Endpoint, Request
 
 Api = Literal["responses", "chat"]
 URLS: dict[Api, str] = {"responses": "/v1/responses", "chat": "/v1/chat/completions"}
+"""The batch URL of each ``--api`` choice (a prompt-style run's endpoint)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +37,11 @@ class BatchLimits:
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """One input file's worth of requests: the calls it carries and its bytes."""
+    """One input file's worth of requests to one endpoint: the calls it carries, its bytes."""
 
     calls: tuple[tuple[int, str], ...]  # (index, key) of each line, in order
     data: bytes = field(repr=False)
+    url: str = "/v1/responses"  # the Batch API takes one endpoint per batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,36 +72,59 @@ def parse_custom_id(text: str) -> tuple[int, str] | None:
     return int(index), key
 
 
-def request_line(index: int, key: str, request: Request, api: Api) -> bytes:
-    """One JSONL line (with its newline) asking for ``request``."""
-    body = responses_body(request) if api == "responses" else chat_body(request)
-    line = {"custom_id": custom_id(index, key), "method": "POST", "url": URLS[api], "body": body}
+def request_line(index: int, key: str, request: Request, api: Api | None = None) -> bytes:
+    """One JSONL line (with its newline) asking for ``request``: its own url and body."""
+    line = {
+        "custom_id": custom_id(index, key),
+        "method": "POST",
+        "url": request.endpoint.url,
+        "body": request.body,
+    }
     return json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def endpoint_of(api: Api | Endpoint | str) -> Endpoint:
+    """The endpoint an ``--api`` choice (or an endpoint) names."""
+    return api if isinstance(api, Endpoint) else Endpoint.parse(api)
 
 
 def pack(
     lines: Iterable[tuple[int, str, bytes]], limits: BatchLimits
 ) -> Iterator[Chunk | Oversized]:
-    """Lines ``(index, key, line)`` packed, in order, into chunks within ``limits``.
+    """Lines ``(index, key, line)`` packed, in order, into chunks within ``limits``, one
+    endpoint a chunk (the Batch API requires it): lines to different urls never share a file.
 
     A line that alone exceeds ``max_bytes`` is yielded as ``Oversized``, and the packing goes on
     without it.
     """
-    calls: list[tuple[int, str]] = []
-    parts: list[bytes] = []
-    size = 0
+    open_chunks: dict[str, tuple[list[tuple[int, str]], list[bytes], list[int]]] = {}
     for index, key, line in lines:
         if len(line) > limits.max_bytes:
             yield Oversized(index, len(line), limits.max_bytes)
             continue
-        if calls and (len(calls) >= limits.max_requests or size + len(line) > limits.max_bytes):
-            yield Chunk(tuple(calls), b"".join(parts))
-            calls, parts, size = [], [], 0
+        url = line_url(line)
+        calls, parts, size = open_chunks.setdefault(url, ([], [], [0]))
+        if calls and (len(calls) >= limits.max_requests or size[0] + len(line) > limits.max_bytes):
+            yield Chunk(tuple(calls), b"".join(parts), url)
+            calls.clear()
+            parts.clear()
+            size[0] = 0
         calls.append((index, key))
         parts.append(line)
-        size += len(line)
-    if calls:
-        yield Chunk(tuple(calls), b"".join(parts))
+        size[0] += len(line)
+    for url, (calls, parts, _) in open_chunks.items():
+        if calls:
+            yield Chunk(tuple(calls), b"".join(parts), url)
+
+
+def line_url(line: bytes) -> str:
+    """The ``url`` of a line ``request_line`` wrote (it comes before the body, so it is found
+    in the first bytes, whatever the body's size)."""
+    start = line.find(b'"url":"')
+    if start < 0:
+        return URLS["responses"]
+    start += len(b'"url":"')
+    return line[start : line.index(b'"', start)].decode()
 
 
 __all__ = [
@@ -110,6 +134,8 @@ __all__ = [
     "Chunk",
     "Oversized",
     "custom_id",
+    "endpoint_of",
+    "line_url",
     "pack",
     "parse_custom_id",
     "request_line",

@@ -13,11 +13,12 @@ from functools import partial
 from typing import TypeVar
 
 from fanwise.batchapi.client import BatchClient, BatchState
-from fanwise.batchapi.files import URLS, Api, Chunk
+from fanwise.batchapi.files import Api, Chunk
 from fanwise.batchapi.ledger import Job, Ledger
 from fanwise.batchapi.results import Result, read_files
 from fanwise.dispatch import Live, Run
 from fanwise.events import BatchProgress
+from fanwise.models.base import Endpoint
 from fanwise.outcome import BadRequest, CallError, InvalidResponse, RateLimited
 
 T = TypeVar("T")
@@ -66,7 +67,7 @@ class Jobs:
         )
         if isinstance(file_id, CallError):
             return file_id
-        job = self.ledger.uploaded(file_id, URLS[self.api], chunk.calls)
+        job = self.ledger.uploaded(file_id, chunk.url, chunk.calls)
         batch = await self._retried(lambda: self.batches.create(file_id, job.endpoint, _METADATA))
         if isinstance(batch, CallError):
             self.ledger.closed(job, "abandoned")
@@ -94,7 +95,7 @@ class Jobs:
                 if isinstance(data, CallError):
                     return dict.fromkeys((i for i, _ in job.calls), data), False
                 files.append(data)
-        results = read_files(files, job.calls, self.api)
+        results = read_files(files, job.calls, Endpoint.from_url(job.endpoint) or self.api)
         for index, _ in job.calls:
             if index not in results:
                 results[index] = _missing(state)

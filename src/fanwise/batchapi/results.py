@@ -17,9 +17,9 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from fanwise.batchapi.files import Api, parse_custom_id
-from fanwise.models.base import Completion
-from fanwise.models.bodies import chat_completion, error_from_body, responses_completion
+from fanwise.batchapi.files import Api, endpoint_of, parse_custom_id
+from fanwise.models.base import Completion, Endpoint
+from fanwise.models.bodies import READERS, error_from_body
 from fanwise.outcome import CallError, CallTimeout, Cancelled, InvalidResponse, ServerError
 from fanwise.redact import redact
 
@@ -28,13 +28,14 @@ Result = Completion | CallError
 
 
 def read_files(
-    files: Iterable[bytes], calls: Iterable[tuple[int, str]], api: Api
+    files: Iterable[bytes], calls: Iterable[tuple[int, str]], api: Api | Endpoint
 ) -> dict[int, Result]:
     """The result of each of ``calls`` (``(index, key)``) found in the output and error files.
 
     A line whose ``custom_id`` names no such call (another input, a changed key) is ignored;
     a call with no line is left out, for the caller to treat as lost.
     """
+    endpoint = endpoint_of(api)
     wanted = dict(calls)
     found: dict[int, Result] = {}
     for data in files:
@@ -47,12 +48,12 @@ def read_files(
                 continue
             ids = parse_custom_id(record.get("custom_id", "")) if isinstance(record, dict) else None
             if ids is not None and wanted.get(ids[0]) == ids[1]:
-                found[ids[0]] = read_result(record, api)
+                found[ids[0]] = read_result(record, endpoint)
     return found
 
 
-def read_result(record: Mapping[str, Any], api: Api) -> Result:
-    """The completion or error one result line holds."""
+def read_result(record: Mapping[str, Any], api: Api | Endpoint) -> Result:
+    """The completion or error one result line holds; the completion keeps the body whole."""
     response = record.get("response")
     if not isinstance(response, Mapping):
         return _unrun(record.get("error"))
@@ -60,12 +61,12 @@ def read_result(record: Mapping[str, Any], api: Api) -> Result:
     body = response.get("body")
     if not isinstance(status, int) or not isinstance(body, Mapping):
         return InvalidResponse(f"the batch result line is not what the API sends: {record!r:.200}")
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    headers = {"x-request-id": str(response["request_id"])} if response.get("request_id") else {}
     if not 200 <= status < 300:
-        return error_from_body(status, json.dumps(body).encode(), {})
+        return error_from_body(status, raw, headers)
     try:
-        if api == "chat":
-            return chat_completion(body, {})
-        return responses_completion(dict(body), {})
+        return READERS[endpoint_of(api)](dict(body), raw, headers)
     except CallError as exc:
         return exc
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,21 +33,47 @@ from fanwise.workflow import ModelSettings
 
 @click.command()
 @click.argument("input_file", metavar="INPUT.jsonl", type=click.Path(dir_okay=False))
+@click.option(
+    "--instructions",
+    metavar="TEXT",
+    default=None,
+    help="System instructions for every plain line that gives none of its own.",
+)
 @batch_options
-def batch(input_file: str, **kwargs: Any) -> None:
+def batch(input_file: str, instructions: str | None, **kwargs: Any) -> None:
     """Send one request per line of INPUT.jsonl in parallel; write one result line for each.
 
-    A line is OpenAI's batch format ({"custom_id", "method": "POST", "url": "/v1/responses" or
-    "/v1/chat/completions", "body"}) or plain ({"prompt": "...", "custom_id": "..."}). Results
-    go to --out (JSONL, keyed by custom_id, written as each call settles) or stdout. A bad line
-    is reported with its number and the others go on. The file is streamed: memory stays flat.
-    Every call is journaled, so `fanwise resume RUN` finishes an interrupted batch.
+    \b
+    A line is an OpenAI batch-file line, as the Batch API takes it:
+      {"custom_id": "r1", "method": "POST", "url": URL, "body": {...}}
+    with URL /v1/responses, /v1/chat/completions, /v1/embeddings or /v1/completions. Its body
+    goes to its url unchanged (tools, response_format, messages, seed...: all of it); only a
+    missing "model" is filled in from --model. Or a plain line:
+      {"prompt": "...", "custom_id": "...", "model": "...", "system": "..."}
+    sent to --api's endpoint (a line's own model and effort win over the flags). A line is
+    refused, by number, for what the Batch API refuses (not UTF-8, not JSON, missing or
+    duplicate custom_id, method not POST, unknown url, body not an object); the others go on.
+
+    \b
+    Each result is one line of OpenAI's batch output, written as its call settles:
+      {"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error",
+       "fanwise": {"line", "attempts", "latency", "cached", "cost_usd"}}
+    "body" is the server's whole answer (an HTTP error's body too); a failure with no HTTP
+    answer has "response": null and "error": {"code", "message"}. Results go to --out or
+    stdout; the file is streamed, so memory stays flat. Every call is journaled, so `fanwise
+    resume RUN` finishes an interrupted batch.
     """
     options = RunOptions.from_kwargs(kwargs)
-    sys.exit(execute_batch(Path(input_file), options))
+    sys.exit(execute_batch(Path(input_file), options, instructions=instructions))
 
 
-def execute_batch(source: Path, options: RunOptions, *, resume: int | None = None) -> int:
+def execute_batch(
+    source: Path,
+    options: RunOptions,
+    *,
+    resume: int | None = None,
+    instructions: str | None = None,
+) -> int:
     """Run one batch from resolved options; return the exit code."""
     if not source.is_file():
         raise InputError(f"{source}: no such input file")
@@ -56,12 +81,15 @@ def execute_batch(source: Path, options: RunOptions, *, resume: int | None = Non
     if options.report and journal_off(options):
         raise InputError("--report: a batch's report is read from the journal, which is off")
     total = count_lines(source)
+    if total == 0:
+        raise InputError(f"no requests in {source}: every line is blank")
     model = prepare(options)
     defaults = model_settings(options)
     spec = {
         "input": str(source.resolve()),
         "output": str(Path(options.out).resolve()) if options.out else None,
         "settings": dataclasses.asdict(defaults),
+        "instructions": instructions,
         "options": options_spec(options),
     }
     with _output(options.out) as sink:
@@ -70,7 +98,7 @@ def execute_batch(source: Path, options: RunOptions, *, resume: int | None = Non
         )
 
         async def body(current: Run) -> BatchSummary:
-            return await _batch(source, sink, current, defaults, total)
+            return await _batch(source, sink, current, defaults, total, instructions)
 
         summary, _ = run(options, model, session, body)
     status = _status(summary)
@@ -89,9 +117,9 @@ def execute_batch(source: Path, options: RunOptions, *, resume: int | None = Non
 def count_lines(path: Path) -> int:
     """The non-blank lines of the input (a first streaming pass, for progress and ETA)."""
     try:
-        with path.open(encoding="utf-8") as lines:
+        with path.open("rb") as lines:  # bytes: a line that is not UTF-8 is that line's error
             return sum(1 for line in lines if line.strip())
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc}") from None
 
 
@@ -131,12 +159,17 @@ def _output(path: str | None) -> Iterator[IO[str]]:
 
 
 async def _batch(
-    source: Path, sink: IO[str], current: Run, defaults: ModelSettings, total: int
+    source: Path,
+    sink: IO[str],
+    current: Run,
+    defaults: ModelSettings,
+    total: int,
+    instructions: str | None,
 ) -> BatchSummary:
     session = current.session
 
-    def write(record: dict[str, Any]) -> None:
-        sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+    def write(line: str) -> None:
+        sink.write(line + "\n")
         sink.flush()
 
     def bad_line(error: LineError) -> None:
@@ -145,12 +178,13 @@ async def _batch(
     def cost(call: Call, outcome: CallOutcome) -> float | None:
         return call_cost(session.prices, call, outcome)
 
-    with source.open(encoding="utf-8") as lines:
+    with source.open("rb") as lines:
         return await run_batch(
             lines,
             current.engine(),
             write,
             defaults=defaults,
+            instructions=instructions,
             total=total,
             on_bad_line=bad_line,
             cost=cost,

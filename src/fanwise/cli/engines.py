@@ -94,7 +94,7 @@ def model_settings(
     options: RunOptions, plan_model: Mapping[str, Any] | None = None
 ) -> ModelSettings:
     """--model and --reasoning-effort over the plan's [model] table, over the defaults."""
-    return get_settings(options.model, options.reasoning_effort, plan_model)
+    return get_settings(options.model, options.reasoning_effort, plan_model, options.api)
 
 
 def check_engine(options: RunOptions, provider: str) -> None:
@@ -148,7 +148,7 @@ def build_engine(
         return BatchEngine(
             model,
             batches=BatchClient(model.client),
-            api=model.api,
+            api="chat" if options.api == "chat" else "responses",
             polling=Polling(first=min(1.0, options.batch_poll), most=options.batch_poll),
             ledger=session.ledger() if session else None,
             retry_with=options.retry_with,  # type: ignore[arg-type]  # a click.Choice

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from fanwise.batch import output_line
 from fanwise.cli.batch import batch, execute_batch
 from fanwise.cli.errors import InputError
 from fanwise.cli.flags import workflow_options
@@ -70,10 +71,15 @@ def runs(limit: int, as_json: bool, journal: str | None) -> None:
 @click.argument("run_id", metavar="RUN", type=int)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of Markdown.")
 @click.option(
+    "--jsonl",
+    is_flag=True,
+    help="A batch run's output lines again (OpenAI's batch output, whole bodies), one per call.",
+)
+@click.option(
     "--timeline", is_flag=True, help="An ASCII timeline of every call and retry, on one time axis."
 )
 @journal_option()
-def show(run_id: int, as_json: bool, timeline: bool, journal: str | None) -> None:
+def show(run_id: int, as_json: bool, jsonl: bool, timeline: bool, journal: str | None) -> None:
     """Print run RUN's results again from the journal, with no API call."""
     with open_journal(journal, purpose="fanwise show RUN") as opened:
         record = _find(opened, run_id)
@@ -84,6 +90,12 @@ def show(run_id: int, as_json: bool, timeline: bool, journal: str | None) -> Non
             "its shape, status, timings, usage and cost only",
             err=True,
         )
+    if jsonl:
+        for call in calls:  # the input line number is not journaled: null
+            click.echo(
+                output_line(call.label, call.outcome, line=None, key=call.key, cost=call.cost)
+            )
+        return
     if timeline:
         width = shutil.get_terminal_size((100, 24)).columns
         click.echo(ascii_timeline(timeline_rows(record, calls), width=width), nl=False)
@@ -162,7 +174,8 @@ def resume(ctx: click.Context, /, run_id: int, **overrides: Any) -> None:
         source = Path(record.spec["input"])
         if not given.get("out") and record.spec.get("output"):
             options = dataclasses.replace(options, out=record.spec["output"])
-        sys.exit(execute_batch(source, options, resume=run_id))
+        instructions = record.spec.get("instructions")
+        sys.exit(execute_batch(source, options, resume=run_id, instructions=instructions))
     plan = plan_from_spec(record.spec)
     sys.exit(execute(plan, record.spec.get("plan_model", {}), options, resume=run_id))
 

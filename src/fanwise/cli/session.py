@@ -282,7 +282,7 @@ def open_session(
             return prices.price("offline" if offline else request.model)
 
         budget = Budget(options.max_cost, prices, price_of=price_of)
-        if model is not None and price_of(Request("", model)) is None:
+        if model is not None and price_of(Request.text("", model=model)) is None:
             raise InputError(
                 f"--max-cost: model {model!r} has no price, so the budget cannot bound it; add it "
                 f"to {fanwise_home(environ) / 'prices.toml'} or pass --prices FILE"

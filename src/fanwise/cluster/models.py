@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
 from fanwise.models.base import Model
 from fanwise.models.offline import OfflineModel, OfflineSettings
@@ -26,14 +25,13 @@ class OpenAIModels:
 
     def __call__(self, url: str | None) -> Model:
         key = os.environ.get("OPENAI_API_KEY") or "not-needed"
-        api: Any = self.api
         if self.transport == "aiohttp":
             from fanwise.models.fast import FastOpenAIModel
 
-            return FastOpenAIModel(api_key=key, base_url=url or self.base_url, api=api)
+            return FastOpenAIModel(api_key=key, base_url=url or self.base_url)
         from fanwise.models.openai import OpenAIModel
 
-        return OpenAIModel(api_key=key, base_url=url or self.base_url, api=api)
+        return OpenAIModel(api_key=key, base_url=url or self.base_url)
 
 
 @dataclass(frozen=True, slots=True)

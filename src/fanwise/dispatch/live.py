@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from fanwise.calls import CallOutcome
 from fanwise.dispatch.base import Dispatch, Run, Ticket
 from fanwise.events import CallRetrying, CallStarted
-from fanwise.limits import Limiter, Unlimited, estimate_tokens
+from fanwise.limits import Limiter, Unlimited, request_tokens
 from fanwise.models.base import Completion, DeltaSink, Model, Request
 from fanwise.outcome import CallTimeout, error_to_dict
 from fanwise.retry import RetryBudget, RetryPolicy
@@ -108,7 +108,7 @@ class Live(Dispatch):
     async def _attempt(
         self, request: Request, on_delta: DeltaSink | None, ticket: Ticket, run: Run
     ) -> Completion:
-        estimate = estimate_tokens(request.prompt) + (request.max_output_tokens or 0)
+        estimate = request_tokens(request)
         ticket.held_since = asked = run.now()
         async with self.limiter.permit(estimate) as permit:
             ticket.queued, ticket.held_since = run.now() - asked, None

@@ -52,11 +52,10 @@ def meta_label(kind: str, label: str, index: int) -> str:
 
 
 def meta_request(request: Mapping[str, Any]) -> dict[str, Any]:
-    """The request with its prompt and instructions replaced; model and settings stay."""
-    return {
-        name: NOT_KEPT if name in ("prompt", "instructions") else value
-        for name, value in request.items()
-    }
+    """The request's endpoint and model only: its body (prompt, messages, tools) is not kept."""
+    body = request.get("body")
+    model = body.get("model") if isinstance(body, Mapping) else request.get("model")
+    return {"endpoint": request.get("endpoint", "responses"), "model": model}
 
 
 def meta_outcome(outcome: Mapping[str, Any]) -> dict[str, Any]:
@@ -64,4 +63,5 @@ def meta_outcome(outcome: Mapping[str, Any]) -> dict[str, Any]:
     value = outcome.get("value")
     if not isinstance(value, Mapping) or "text" not in value:
         return dict(outcome)
-    return {**outcome, "value": {**value, "text": NOT_KEPT}}
+    kept = {k: v for k, v in value.items() if k not in ("tool_calls", "refusal")}
+    return {**outcome, "value": {**kept, "text": NOT_KEPT}}

@@ -7,7 +7,7 @@ from typing import Any
 
 from fanwise.engine import CallOutcome
 from fanwise.journal.records import CallRecord, RunRecord
-from fanwise.models.base import Usage
+from fanwise.models.base import Request, Usage
 from fanwise.outcome import Cancelled, Fulfilled, Rejected
 from fanwise.workflow import Answer, ModelSettings, Plan, Stats, Status, WorkflowResult
 
@@ -16,7 +16,10 @@ UNFINISHED = ("running", "interrupted")
 
 def plan_from_spec(spec: Mapping[str, Any]) -> Plan:
     data = dict(spec["plan"])
-    data["questions"] = tuple(data["questions"])
+    data["questions"] = tuple(
+        q if isinstance(q, str) else Request.from_dict(q) for q in data["questions"]
+    )
+    data["question_bodies"] = tuple(data.get("question_bodies", ()))
     if "synthesis" in data:  # runs recorded before the field's rename
         data["synthesis_instructions"] = data.pop("synthesis")
     return Plan(**data)
@@ -32,8 +35,7 @@ def rebuild_workflow(run: RunRecord, calls: Iterable[CallRecord]) -> WorkflowRes
     outcomes = {record.index: record.outcome for record in calls}
     not_run = Rejected(Cancelled("not run: the run stopped before this call settled"))
     answers = tuple(
-        Answer(question, outcomes.get(index, not_run))
-        for index, question in enumerate(plan.questions)
+        Answer(question, outcomes.get(index, not_run)) for index, question in enumerate(plan.texts)
     )
     synthesis = outcomes.get(len(plan.questions))
     status = Status(run.status) if run.status in Status.__members__.values() else Status.NO_RESULT

@@ -100,10 +100,23 @@ def m003_run_content(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN content TEXT NOT NULL DEFAULT 'full'")
 
 
+def m004_call_bodies(db: sqlite3.Connection) -> None:
+    """Whole bodies, compressed: the request as sent and the server's response as it came.
+
+    ``request_body`` is the JSON body (``calls.request`` then holds only the endpoint);
+    ``response_body`` the bytes of the answer; each zlib-compressed unless under 256 bytes.
+    Rows written before this migration have neither and read as before (a prompt-style
+    request, no raw body).
+    """
+    db.execute("ALTER TABLE calls ADD COLUMN request_body BLOB")
+    db.execute("ALTER TABLE calls ADD COLUMN response_body BLOB")
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     m001_runs_and_calls,
     m002_batches,
     m003_run_content,
+    m004_call_bodies,
 )
 
 

@@ -30,6 +30,7 @@ from fanwise.limits._core import (
 from fanwise.limits._evidence import Evidence, Signal
 from fanwise.limits._learned import LearnedRate
 from fanwise.limits._quotas import Quota, parse_duration, read_quotas
+from fanwise.limits._estimate import request_tokens
 
 
 def build_limiter(
@@ -80,4 +81,5 @@ __all__ = [
     "estimate_tokens",
     "parse_duration",
     "read_quotas",
+    "request_tokens",
 ]

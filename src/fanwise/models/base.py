@@ -1,16 +1,64 @@
-"""The one interface every model speaks: a request in, a completion (or a classified error) out."""
+"""The one interface every model speaks: a request in, a completion (or a classified error) out.
+
+A ``Request`` is an API endpoint and the JSON body the user wrote, carried unchanged; a
+``Completion`` keeps the server's whole response body as bytes, plus what fanwise reads from it
+(``models.bodies``). Neither names a provider: an endpoint is a value of ``Endpoint``, and a new
+API (Anthropic's messages, say) joins as one more member and one more body reader.
+"""
 
 from __future__ import annotations
 
+import enum
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self, runtime_checkable
+
+from fanwise.models import requests as _read
 
 DEFAULT_MODEL = "gpt-5"
 """The model asked when none is named: by ``Request``, ``ModelSettings``, the CLI and the API."""
 
 DeltaSink = Callable[[str], None]
 """Receives text as a streaming model produces it."""
+
+
+class Endpoint(enum.StrEnum):
+    """An API a request is sent to; its value is how fanwise names it in journals and keys."""
+
+    RESPONSES = "responses"
+    CHAT = "chat.completions"
+    EMBEDDINGS = "embeddings"
+    COMPLETIONS = "completions"
+
+    @property
+    def path(self) -> str:
+        """Its path under a base URL such as ``https://api.openai.com/v1``."""
+        return "/" + self.value.replace(".", "/")
+
+    @property
+    def url(self) -> str:
+        """Its ``url`` in an OpenAI batch file: ``/v1/chat/completions``."""
+        return "/v1" + self.path
+
+    @classmethod
+    def from_url(cls, url: object) -> Endpoint | None:
+        """The endpoint a batch line's ``url`` names, or None."""
+        return _BY_URL.get(url) if isinstance(url, str) else None
+
+    @classmethod
+    def parse(cls, name: str) -> Endpoint:
+        """By value (``chat.completions``) or the short names the CLI takes (``chat``)."""
+        found = _BY_NAME.get(name)
+        if found is None:
+            raise ValueError(
+                f"unknown endpoint {name!r}: use one of {', '.join(e.value for e in cls)}"
+            )
+        return found
+
+
+_BY_URL = {e.url: e for e in Endpoint}
+_BY_NAME = {**{e.value: e for e in Endpoint}, "chat": Endpoint.CHAT}
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +83,7 @@ class Usage:
         )
 
     def to_dict(self) -> dict[str, int]:
-        # Field by field, not dataclasses.asdict (which deep-copies): see Request.to_dict.
+        # Field by field, not dataclasses.asdict (which deep-copies: 30 % of the engine's time).
         return {
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
@@ -56,54 +104,168 @@ class Usage:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=True)
 class Request:
-    """What to ask. ``instructions`` is the system/developer message; ``None`` fields are unset."""
+    """What to ask: an endpoint and the API body, exactly as the user wrote it.
 
-    prompt: str
-    model: str = DEFAULT_MODEL
-    instructions: str | None = None
-    reasoning_effort: str | None = "minimal"
-    max_output_tokens: int | None = None
-    temperature: float | None = None
+    fanwise never rewrites a field of ``body``; ``with_defaults`` only adds what is missing.
+    The properties read the body (for labels, the limiter's estimate and the offline model).
+    """
+
+    endpoint: Endpoint
+    body: Mapping[str, Any]
+
+    __hash__ = None  # type: ignore[assignment]  # the body is a mutable mapping
+
+    @classmethod
+    def text(
+        cls,
+        prompt: str,
+        model: str = DEFAULT_MODEL,
+        *,
+        instructions: str | None = None,
+        reasoning_effort: str | None = "minimal",
+        max_output_tokens: int | None = None,
+        temperature: float | None = None,
+        endpoint: Endpoint = Endpoint.RESPONSES,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Request:
+        """A prompt-style request, as the endpoint's own body; ``extra`` fields are added."""
+        body = _read.text_body(
+            endpoint.value,
+            prompt,
+            model=model,
+            instructions=instructions,
+            reasoning_effort=reasoning_effort,
+            max_output_tokens=max_output_tokens,
+            temperature=temperature,
+        )
+        if extra:
+            body.update(extra)
+        return cls(endpoint, body)
+
+    def with_defaults(self, **fields: Any) -> Request:
+        """The same request with each of ``fields`` the body lacks added; none overwritten."""
+        missing = {k: v for k, v in fields.items() if k not in self.body and v is not None}
+        return Request(self.endpoint, {**self.body, **missing}) if missing else self
+
+    @property
+    def model(self) -> str:
+        value = self.body.get("model")
+        return value if isinstance(value, str) else ""
+
+    @property
+    def prompt(self) -> str:
+        """The user's text in the body (all of it, turn after turn)."""
+        return _read.prompt(self.endpoint.value, self.body)
+
+    @property
+    def instructions(self) -> str | None:
+        """The system, developer or ``instructions`` text, if any."""
+        return _read.instructions(self.endpoint.value, self.body)
+
+    @property
+    def max_output_tokens(self) -> int | None:
+        return _read.max_output_tokens(self.body)
+
+    @property
+    def reasoning_effort(self) -> str | None:
+        return _read.reasoning_effort(self.body)
 
     def to_dict(self) -> dict[str, Any]:
         # Not dataclasses.asdict: its recursive deep copy was 30 % of the engine's own time per
-        # call (request_key runs this for every Call; docs/benchmarks.md). Every field is a scalar.
-        fields = self.__dataclass_fields__
-        return {name: value for name in fields if (value := getattr(self, name)) is not None}
+        # call (request_key runs this for every Call; docs/benchmarks.md).
+        return {"endpoint": self.endpoint.value, "body": self.body}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Request:
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """From ``to_dict``; also reads the prompt-style requests older journals hold."""
+        if "body" in data:
+            return cls(Endpoint(data.get("endpoint", "responses")), dict(data["body"]))
+        keys = ("model", "instructions", "reasoning_effort", "max_output_tokens", "temperature")
+        return cls.text(str(data.get("prompt", "")), **{k: data[k] for k in keys if k in data})
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool call the model asked for: ``arguments`` is the JSON text, as the API sends it."""
+
+    id: str
+    name: str
+    arguments: str
+    type: str = "function"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name, "arguments": self.arguments, "type": self.type}
 
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """A model's answer. ``headers`` keeps the response headers that limits and logs read."""
+    """A model's answer: the server's whole body (``raw``), and what fanwise reads from it.
+
+    ``raw`` is kept as the bytes that came over the wire and parsed only when ``body`` or
+    ``embeddings`` is read, so the hot path pays nothing for keeping it. ``headers`` keeps the
+    response headers that limits and logs read.
+    """
 
     text: str
     usage: Usage = field(default_factory=Usage)
     model: str = ""
     response_id: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    raw: bytes = field(default=b"", repr=False)
+    endpoint: Endpoint = Endpoint.RESPONSES
+    finish_reason: str | None = None
+    refusal: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    request_id: str | None = None
+
+    @property
+    def body(self) -> Any:
+        """The server's whole response body, parsed (``{}`` when none was kept)."""
+        return json.loads(self.raw) if self.raw else {}
+
+    @property
+    def embeddings(self) -> list[list[float]]:
+        """Each input's embedding vector, in input order (an embeddings response only)."""
+        data = self.body.get("data") if self.endpoint is Endpoint.EMBEDDINGS else None
+        if not isinstance(data, list):
+            return []
+        items = sorted((d for d in data if isinstance(d, dict)), key=lambda d: d.get("index", 0))
+        return [item["embedding"] for item in items if isinstance(item.get("embedding"), list)]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """What fanwise read; the raw body travels apart from it (the journal compresses it)."""
+        data: dict[str, Any] = {
             "text": self.text,
             "usage": self.usage.to_dict(),
             "model": self.model,
             "response_id": self.response_id,
+            "endpoint": self.endpoint.value,
         }
+        if self.finish_reason is not None:
+            data["finish_reason"] = self.finish_reason
+        if self.refusal is not None:
+            data["refusal"] = self.refusal
+        if self.tool_calls:
+            data["tool_calls"] = [call.to_dict() for call in self.tool_calls]
+        if self.request_id is not None:
+            data["request_id"] = self.request_id
+        return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Completion:
+    def from_dict(cls, data: Mapping[str, Any], raw: bytes = b"") -> Completion:
         return cls(
             text=str(data["text"]),
             usage=Usage.from_dict(data.get("usage")),
             model=str(data.get("model", "")),
             response_id=data.get("response_id"),
+            raw=raw,
+            endpoint=Endpoint(data.get("endpoint", "responses")),
+            finish_reason=data.get("finish_reason"),
+            refusal=data.get("refusal"),
+            tool_calls=tuple(ToolCall(**call) for call in data.get("tool_calls", ())),
+            request_id=data.get("request_id"),
         )
 
 

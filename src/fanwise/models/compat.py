@@ -1,50 +1,30 @@
 """What every transport to an OpenAI-compatible server shares, so they cannot drift apart.
 
-The request bodies of both APIs, and the reading of an HTTP error status (and its
-``Retry-After``) into the taxonomy. ``models/openai.py`` (the official SDK) and
-``models/fast.py`` (aiohttp) both use these: the same request goes out and the same status
-comes back as the same kind, whichever transport carries it.
+The body that goes out for a request (the user's own, plus the stream flags a streamed call
+needs), and the reading of an HTTP error status (and its ``Retry-After``) into the taxonomy.
+``models/openai.py`` (the official SDK) and ``models/fast.py`` (aiohttp) both use these: the
+same request goes out and the same status comes back as the same kind, whichever transport
+carries it.
 """
 
 from __future__ import annotations
 
 import email.utils
+import json
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fanwise.limits._quotas import parse_duration
-from fanwise.models.base import Request
+from fanwise.models.base import Endpoint, Request
 from fanwise.outcome import AuthError, BadRequest, CallError, CallTimeout, RateLimited, ServerError
 
 
-def responses_body(request: Request) -> dict[str, Any]:
-    """The Responses API parameters for ``request`` (no ``stream`` flag)."""
-    body: dict[str, Any] = {"model": request.model, "input": request.prompt}
-    if request.instructions:
-        body["instructions"] = request.instructions
-    if request.reasoning_effort:
-        body["reasoning"] = {"effort": request.reasoning_effort}
-    if request.max_output_tokens is not None:
-        body["max_output_tokens"] = request.max_output_tokens
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
-    return body
-
-
-def chat_body(request: Request) -> dict[str, Any]:
-    """The Chat Completions parameters for ``request`` (no ``stream`` flag)."""
-    messages: list[dict[str, str]] = []
-    if request.instructions:
-        messages.append({"role": "system", "content": request.instructions})
-    messages.append({"role": "user", "content": request.prompt})
-    body: dict[str, Any] = {"model": request.model, "messages": messages}
-    if request.reasoning_effort:
-        body["reasoning_effort"] = request.reasoning_effort
-    if request.max_output_tokens is not None:
-        body["max_completion_tokens"] = request.max_output_tokens
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
+def streamed_body(request: Request) -> dict[str, Any]:
+    """The request's body asking for a stream; a field the user set is left as it is."""
+    body = {**request.body, "stream": True}
+    if request.endpoint is Endpoint.CHAT and "stream_options" not in body:
+        body["stream_options"] = {"include_usage": True}  # or the last chunk has no usage
     return body
 
 
@@ -54,29 +34,37 @@ def status_error(
     *,
     code: str | None,
     headers: Mapping[str, str],
-    body: object = None,
+    body: bytes | None = None,
 ) -> CallError:
-    """An HTTP error status as a classified error; ``headers`` are kept for the limiter.
+    """An HTTP error status as a classified error; ``headers`` are kept for the limiter, and
+    ``body`` (the server's error body, as it came) for whoever reports the failure.
 
-    The wait is the headers' (``retry_after``), else the ``RetryInfo`` of the parsed ``body``
-    (Gemini says how long only there)."""
+    The wait is the headers' (``retry_after``), else the ``RetryInfo`` in the body (Gemini says
+    how long only there)."""
     kept = dict(headers)  # the limiter reads x-ratelimit-* from errors too
     wait = retry_after(headers)
     if wait is None and status in (429, 503):
-        wait = retry_delay(body)
+        wait = retry_delay(_parsed(body))
     if status == 429:
         if code == "insufficient_quota":
             return AuthError(
-                f"{message} (out of quota: check the account's billing)", status_code=429, code=code
+                f"{message} (out of quota: check the account's billing)",
+                status_code=429,
+                code=code,
+                body=body,
             )
-        return RateLimited(message, status_code=429, retry_after=wait, code=code, headers=kept)
+        return RateLimited(
+            message, status_code=429, retry_after=wait, code=code, headers=kept, body=body
+        )
     if status in (401, 403):
-        return AuthError(message, status_code=status, code=code)
+        return AuthError(message, status_code=status, code=code, body=body)
     if status == 408:
-        return CallTimeout(message, status_code=status, code=code)
+        return CallTimeout(message, status_code=status, code=code, body=body)
     if status == 409 or status >= 500:
-        return ServerError(message, status_code=status, retry_after=wait, code=code, headers=kept)
-    return BadRequest(message, status_code=status, code=code)
+        return ServerError(
+            message, status_code=status, retry_after=wait, code=code, headers=kept, body=body
+        )
+    return BadRequest(message, status_code=status, code=code, body=body)
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
@@ -104,6 +92,16 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
 RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 
 
+def _parsed(body: bytes | None) -> object:
+    """An error body as JSON, or None: read only when the headers gave no wait."""
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
 def retry_delay(body: object, depth: int = 0) -> float | None:
     """Google's ``RetryInfo.retryDelay`` (``"45.8s"``) anywhere in an error body, in seconds."""
     if depth > 4:
@@ -123,4 +121,4 @@ def retry_delay(body: object, depth: int = 0) -> float | None:
     return None
 
 
-__all__ = ["chat_body", "responses_body", "retry_after", "retry_delay", "status_error"]
+__all__ = ["retry_after", "retry_delay", "status_error", "streamed_body"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import random
 import re
 from collections import Counter
@@ -18,7 +19,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fanwise.limits import estimate_tokens
-from fanwise.models.base import Completion, DeltaSink, Model, Request, Usage
+from fanwise.models.base import Completion, DeltaSink, Endpoint, Model, Request, Usage
+from fanwise.models.bodies import made_body
 from fanwise.outcome import BadRequest, CallError, RateLimited, ServerError
 
 LABEL = "[offline model: generated locally, not by an LLM]"
@@ -128,7 +130,22 @@ class OfflineModel(Model):
             + REASONING_TOKENS.get(request.reasoning_effort or "", 0),
             reasoning_tokens=REASONING_TOKENS.get(request.reasoning_effort or "", 0),
         )
-        return Completion(text=text, usage=usage, model=f"offline/{request.model}")
+        model = f"offline/{request.model}"
+        rid = _rng(self.settings.seed, request, 0).getrandbits(64)
+        if request.endpoint is Endpoint.EMBEDDINGS:
+            text, usage = "", Usage(input_tokens=usage.input_tokens)
+        inputs = request.body.get("input")
+        texts = [str(i) for i in (inputs if isinstance(inputs, list) else [inputs])]
+        body = made_body(request.endpoint, text, usage, model, f"{rid:016x}", texts)
+        return Completion(
+            text=text,
+            usage=usage,
+            model=model,
+            response_id=body.get("id"),
+            raw=json.dumps(body, ensure_ascii=False).encode(),
+            endpoint=request.endpoint,
+            finish_reason=None if request.endpoint is Endpoint.EMBEDDINGS else "stop",
+        )
 
     async def _deliver(self, text: str, latency: float, on_delta: DeltaSink | None) -> None:
         if on_delta is None:

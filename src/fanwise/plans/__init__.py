@@ -9,9 +9,11 @@ travel workflow is itself a plan shipped inside the package (``travel``)::
     destination = { help = "the place to write about" }   # no default: required
     [research]
     instructions = "..."                                    # optional
-    questions = ["What to see in {destination}?", ...]
+    body = { tools = [{ type = "web_search" }] }            # optional: API body fields
+    questions = ["What to see in {destination}?", ...]      # or { text = "...", body = {...} }
     [synthesis]
     instructions = "..."                                    # optional
+    body = { text = { verbosity = "low" } }                 # optional
     [model]
     name = "gpt-5"                                          # all optional
     reasoning_effort = "minimal"
@@ -37,8 +39,8 @@ from fanwise.workflow import DEFAULT_SYNTHESIS, Plan
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
 _SCHEMA: dict[str | None, set[str]] = {
     None: {"title", "topic", "description", "variables", "research", "synthesis", "model"},
-    "research": {"questions", "instructions"},
-    "synthesis": {"instructions"},
+    "research": {"questions", "instructions", "body"},
+    "synthesis": {"instructions", "body"},
     "model": {"name", "reasoning_effort", "max_output_tokens", "temperature", "endpoints"},
 }
 
@@ -115,16 +117,21 @@ def parse_plan(text: str, source: str, variables: Mapping[str, str]) -> LoadedPl
         checker.fail(
             "[research] needs 'questions', a non-empty list of strings", "research", "questions"
         )
+    texts, bodies = [], []
     for question in questions:
-        if not isinstance(question, str) or not question.strip():
-            checker.fail("every question must be a non-empty string", "research", "questions")
+        text, body = checker.question(question)
+        texts.append(text)
+        bodies.append(body)
     topic = checker.string(data, None, "topic", required=True) or ""
+    synthesis_table = checker.table(data, "synthesis")
     plan = Plan(
         topic=checker.fill(topic, values, None, "topic"),
-        questions=tuple(checker.fill(q, values, "research", "questions", q) for q in questions),
+        questions=tuple(checker.fill(q, values, "research", "questions", q) for q in texts),
+        research_body=checker.body(research, "research"),
+        question_bodies=tuple(bodies) if any(bodies) else (),
+        synthesis_body=checker.body(synthesis_table, "synthesis"),
         synthesis_instructions=checker.fill(
-            checker.string(checker.table(data, "synthesis"), "synthesis", "instructions")
-            or DEFAULT_SYNTHESIS,
+            checker.string(synthesis_table, "synthesis", "instructions") or DEFAULT_SYNTHESIS,
             values,
             "synthesis",
             "instructions",
@@ -211,6 +218,37 @@ class _Checker:
         if not isinstance(value, str):
             self.fail(f"{key!r} must be a string, not {type(value).__name__}", table, key)
         return str(value)
+
+    def question(self, raw: Any) -> tuple[str, dict[str, Any]]:
+        """A question's text and its own body fields: a string, or ``{ text, body }``."""
+        if isinstance(raw, dict):
+            unknown = sorted(set(raw) - {"text", "body"})
+            if unknown:
+                self.fail(
+                    f"a question table takes text and body, not {unknown[0]!r}",
+                    "research",
+                    "questions",
+                )
+            text = raw.get("text")
+            if not isinstance(text, str) or not text.strip():
+                self.fail(
+                    "a question table needs text, a non-empty string", "research", "questions"
+                )
+            return text, self.body(raw, "research")
+        if not isinstance(raw, str) or not raw.strip():
+            self.fail(
+                "every question must be a non-empty string or { text = ..., body = {...} }",
+                "research",
+                "questions",
+            )
+        return raw, {}
+
+    def body(self, table: Mapping[str, Any], name: str) -> dict[str, Any]:
+        """A table's ``body``: API body fields, passed to the API as written."""
+        body = table.get("body", {})
+        if not isinstance(body, dict):
+            self.fail("body must be a table of API body fields, e.g. { seed = 7 }", name, "body")
+        return dict(body)
 
     def variables(self, raw: Mapping[str, Any]) -> dict[str, str | None]:
         """Declared variables and their defaults (None: required)."""

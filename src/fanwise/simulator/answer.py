@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from fanwise.simulator.request import ApiRequest
+from fanwise.simulator.structured import formatted, tool_call
 
 REASONING_TOKENS = {"none": 0, "minimal": 0, "low": 64, "medium": 192, "high": 768, "xhigh": 1536}
 _SENTENCES = (
@@ -46,6 +47,7 @@ class Answer:
     reasoning_tokens: int = 0
     cached_tokens: int = 0
     incomplete: bool = False
+    tool: tuple[str, str] | None = None  # (name, arguments) of the function the answer calls
 
     @property
     def total_tokens(self) -> int:
@@ -59,10 +61,17 @@ def compose(request: ApiRequest, *, attempt: int = 1) -> Answer:
     picks = [_SENTENCES[b % len(_SENTENCES)] for b in digest[: 2 + digest[31] % 3]]
     text = f"simulated answer to: {head}\n\n" + " ".join(dict.fromkeys(picks))
     input_tokens = estimate_tokens(request.text)
+    if request.api == "embeddings":
+        return Answer(text="", input_tokens=input_tokens, output_tokens=0)
+    tool = tool_call(request)
+    if tool is not None:
+        text = ""
+    elif request.format is not None:
+        text = formatted(request, text)
     reasoning = REASONING_TOKENS.get(request.reasoning_effort or "none", 0)
     limit = request.max_output_tokens
     incomplete = False
-    if limit is not None and reasoning + estimate_tokens(text) > limit:
+    if limit is not None and reasoning + estimate_tokens(text) > limit and tool is None:
         reasoning = min(reasoning, limit)
         text = text[: (limit - reasoning) * 4]
         incomplete = True
@@ -72,10 +81,11 @@ def compose(request: ApiRequest, *, attempt: int = 1) -> Answer:
     return Answer(
         text=text,
         input_tokens=input_tokens,
-        output_tokens=reasoning + (estimate_tokens(text) if text else 0),
+        output_tokens=reasoning + estimate_tokens(tool[1] if tool else text) if tool or text else 0,
         reasoning_tokens=reasoning,
         cached_tokens=cached,
         incomplete=incomplete,
+        tool=tool,
     )
 
 

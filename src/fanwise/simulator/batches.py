@@ -43,7 +43,12 @@ WINDOW = 24 * 3600.0
 """The only completion window the API accepts, ``"24h"``, in seconds."""
 MAX_REQUESTS = 50_000
 MAX_BYTES = 200 * 1024 * 1024
-ENDPOINTS: dict[str, Api] = {"/v1/responses": "responses", "/v1/chat/completions": "chat"}
+ENDPOINTS: dict[str, Api] = {
+    "/v1/responses": "responses",
+    "/v1/chat/completions": "chat",
+    "/v1/embeddings": "embeddings",
+    "/v1/completions": "completions",
+}
 _FINAL = ("completed", "failed", "expired", "cancelled")
 _STAMPS = (
     *("in_progress_at", "finalizing_at", "completed_at", "failed_at", "expired_at"),

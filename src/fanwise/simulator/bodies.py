@@ -7,6 +7,7 @@ reasoning models do), ``ChatCompletion``, their streaming events, and the error 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from http import HTTPStatus
 from typing import Any
@@ -24,7 +25,8 @@ def dumps(data: object) -> bytes:
 def responses_body(req: ApiRequest, answer: Answer, rid: str, created: int) -> Json:
     """A completed (or, when cut short by ``max_output_tokens``, incomplete) Response object."""
     body = _response_shell(req, rid, created, "incomplete" if answer.incomplete else "completed")
-    body["output"] = [*_reasoning_item(answer, rid), _message(answer.text, rid, "completed")]
+    last = _function_call(answer, rid) if answer.tool else _message(answer.text, rid, "completed")
+    body["output"] = [*_reasoning_item(answer, rid), last]
     body["usage"] = {
         "input_tokens": answer.input_tokens,
         "input_tokens_details": {"cached_tokens": answer.cached_tokens, "cache_write_tokens": 0},
@@ -101,9 +103,9 @@ def _response_shell(req: ApiRequest, rid: str, created: int, status: str) -> Jso
         "service_tier": "default",
         "store": False,
         "temperature": 1.0,
-        "text": {"format": {"type": "text"}, "verbosity": "medium"},
-        "tool_choice": "auto",
-        "tools": [],
+        "text": {"format": req.format or {"type": "text"}, "verbosity": "medium"},
+        "tool_choice": req.tool_choice or "auto",
+        "tools": list(req.tools),
         "top_p": 1.0,
         "truncation": "disabled",
         "usage": None,
@@ -116,6 +118,19 @@ def _reasoning_item(answer: Answer, rid: str) -> list[Json]:
     if not answer.reasoning_tokens:
         return []
     return [{"id": f"rs_{rid}", "type": "reasoning", "summary": []}]
+
+
+def _function_call(answer: Answer, rid: str) -> Json:
+    assert answer.tool is not None
+    name, arguments = answer.tool
+    return {
+        "id": f"fc_{rid}",
+        "type": "function_call",
+        "status": "completed",
+        "call_id": f"call_{rid[:24]}",
+        "name": name,
+        "arguments": arguments,
+    }
 
 
 def _message(text: str, rid: str, status: str) -> Json:
@@ -137,10 +152,16 @@ def chat_body(req: ApiRequest, answer: Answer, rid: str, created: int) -> Json:
     """A ChatCompletion with one choice."""
     message: Json = {
         "role": "assistant",
-        "content": answer.text,
+        "content": None if answer.tool else answer.text,
         "refusal": None,
         "annotations": [],
     }
+    if answer.tool:
+        name, arguments = answer.tool
+        function = {"name": name, "arguments": arguments}
+        message["tool_calls"] = [
+            {"id": f"call_{rid[:24]}", "type": "function", "function": function}
+        ]
     return {
         **_chat_shell(req, rid, created, "chat.completion"),
         "choices": [
@@ -185,7 +206,38 @@ def _chat_shell(req: ApiRequest, rid: str, created: int, kind: str) -> Json:
 
 
 def _finish(answer: Answer) -> str:
+    if answer.tool:
+        return "tool_calls"
     return "length" if answer.incomplete else "stop"
+
+
+def embeddings_body(req: ApiRequest, answer: Answer, rid: str, created: int) -> Json:
+    """An embeddings list: one vector of eight numbers per input, from the input's digest."""
+    data = [
+        {"object": "embedding", "index": n, "embedding": _vector(text)}
+        for n, text in enumerate(req.inputs)
+    ]
+    usage = {"prompt_tokens": answer.input_tokens, "total_tokens": answer.input_tokens}
+    return {"object": "list", "data": data, "model": req.model, "usage": usage}
+
+
+def completions_body(req: ApiRequest, answer: Answer, rid: str, created: int) -> Json:
+    """A legacy text Completion with one choice."""
+    choice = {"text": answer.text, "index": 0, "logprobs": None, "finish_reason": _finish(answer)}
+    return {
+        "id": f"cmpl-{rid}",
+        "object": "text_completion",
+        "created": created,
+        "model": req.model,
+        "system_fingerprint": None,
+        "choices": [choice],
+        "usage": _chat_usage(answer),
+    }
+
+
+def _vector(text: str) -> list[float]:
+    digest = hashlib.sha256(text.encode()).digest()
+    return [round(b / 255 - 0.5, 4) for b in digest[:8]]
 
 
 def _chat_usage(answer: Answer) -> Json:
@@ -264,7 +316,9 @@ _ERRORS: dict[int, tuple[str | None, str | None, str | None]] = {
 __all__ = [
     "chat_body",
     "chat_events",
+    "completions_body",
     "dumps",
+    "embeddings_body",
     "error_body",
     "models_body",
     "responses_body",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 
 from fanwise.simulator import bodies
@@ -38,6 +39,9 @@ from fanwise.simulator.stats import SimulatorStats, StatsRecorder
 FAULT_HEADER = "x-fanwise-fault"
 LATENCY_HEADER = "x-fanwise-latency"
 RETRY_AFTER_HEADER = "x-fanwise-retry-after"
+RECEIVED = 1000
+"""How many of the latest request bodies (``received``) and answers (``sent``) are kept, for
+tests to compare with what a client saw."""
 MODELS = ("gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-4.1", "gpt-4.1-mini", "gpt-4o-mini")
 
 
@@ -51,6 +55,8 @@ class SimulatorCore:
         self.clock = clock
         self.recorder = StatsRecorder()
         self.rules: list[tuple[ScriptRule, list[str]]] = []
+        self.received: deque[tuple[Api, bytes]] = deque(maxlen=RECEIVED)
+        self.sent: deque[bytes] = deque(maxlen=RECEIVED)  # the bodies of whole 200 answers
         self.reset()
 
     def reset(self) -> None:
@@ -89,6 +95,7 @@ class SimulatorCore:
 
         ``limited=False`` skips the rate-limit buckets: a Batch API line, which has its own queue.
         """
+        self.received.append((api, body))
         try:
             req = parse_request(api, body)
         except RequestError as exc:
@@ -128,9 +135,10 @@ class SimulatorCore:
         self.recorder.output_tokens += answer.output_tokens
         created = int(time.time())
         headers_out = {**self._limit_headers(), "x-request-id": f"req_{rid}"}
-        if not req.stream:
-            build = bodies.responses_body if api == "responses" else bodies.chat_body
+        if not req.stream or api in ("embeddings", "completions"):
+            build = _BODIES[api]
             body_out = bodies.dumps(build(req, answer, rid, created))
+            self.sent.append(body_out)
             return Reply(body=body_out, headers=headers_out, delay=latency)
         if api == "responses":
             events = bodies.responses_events(req, answer, rid, created)
@@ -177,7 +185,7 @@ class SimulatorCore:
                 f"Your input exceeds the context window of this model: {input_tokens} tokens "
                 f"requested, {self.config.context_window} allowed. Please shorten it."
             )
-            param = "input" if req.api == "responses" else "messages"
+            param = "messages" if req.api == "chat" else "input"
             return self._error(400, message, param=param, code="context_length_exceeded")
         if not limited:
             return None
@@ -244,6 +252,14 @@ class SimulatorCore:
         level = min(self.requests.level, float(change[1]))
         self.requests = TokenBucket(change[1], now)
         self.requests.level = level
+
+
+_BODIES = {
+    "responses": bodies.responses_body,
+    "chat": bodies.chat_body,
+    "embeddings": bodies.embeddings_body,
+    "completions": bodies.completions_body,
+}
 
 
 def _seconds(value: str | None, name: str) -> float | None:

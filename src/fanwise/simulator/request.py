@@ -1,7 +1,9 @@
-"""What a client asked for, read leniently from a Responses or Chat Completions request body.
+"""What a client asked for, read leniently from a Responses, Chat Completions, Completions or
+embeddings request body.
 
 Only what the simulator needs is kept: the text (to answer, count tokens and match scripts),
-the model, streaming, and the few settings that change the answer's size.
+the model, streaming, the settings that change the answer's size, the tools it may call and
+the output format it asked for (``response_format`` or ``text.format``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Api = Literal["responses", "chat"]
+Api = Literal["responses", "chat", "embeddings", "completions"]
 
 
 class RequestError(ValueError):
@@ -36,6 +38,11 @@ class ApiRequest:
     include_usage: bool = False
     max_output_tokens: int | None = None
     reasoning_effort: str | None = None
+    tools: tuple[dict[str, Any], ...] = ()
+    tool_choice: Any = None
+    answered_tools: bool = False  # the input already holds a tool's result: answer in text
+    format: dict[str, Any] | None = None  # response_format, or the Responses API's text.format
+    inputs: tuple[str, ...] = ()  # the texts an embeddings request embeds, in order
 
 
 def json_object(body: bytes) -> dict[str, Any]:
@@ -60,7 +67,57 @@ def parse_request(api: Api, body: bytes) -> ApiRequest:
         raise RequestError("Missing required parameter: 'model'.", param="model", code="missing")
     if api == "responses":
         return _responses(data, model)
+    if api == "embeddings":
+        return _embeddings(data, model)
+    if api == "completions":
+        return _completions(data, model)
     return _chat(data, model)
+
+
+def _embeddings(data: dict[str, Any], model: str) -> ApiRequest:
+    raw = data.get("input")
+    if isinstance(raw, str):
+        inputs = [raw]
+    elif isinstance(raw, list) and raw and all(isinstance(i, str | list) for i in raw):
+        inputs = [i if isinstance(i, str) else " ".join(map(str, i)) for i in raw]
+    else:
+        raise RequestError(
+            "Invalid type for 'input': expected a string or an array of strings.", param="input"
+        )
+    return ApiRequest(
+        api="embeddings", model=model, prompt="\n\n".join(inputs), text="".join(inputs),
+        inputs=tuple(inputs),
+    )  # fmt: skip
+
+
+def _completions(data: dict[str, Any], model: str) -> ApiRequest:
+    raw = data.get("prompt")
+    prompt = (
+        raw
+        if isinstance(raw, str)
+        else "\n\n".join(map(str, raw or []))
+        if isinstance(raw, list)
+        else None
+    )
+    if prompt is None:
+        raise RequestError("Missing required parameter: 'prompt'.", param="prompt", code="missing")
+    return ApiRequest(
+        api="completions",
+        model=model,
+        prompt=prompt,
+        text=prompt,
+        stream=data.get("stream") is True,
+        max_output_tokens=_positive_int(data.get("max_tokens"), "max_tokens"),
+    )
+
+
+def _tools(data: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    tools = data.get("tools")
+    return tuple(t for t in tools if isinstance(t, dict)) if isinstance(tools, list) else ()
+
+
+def _format(value: Any) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) and value.get("type") != "text" else None
 
 
 def _responses(data: dict[str, Any], model: str) -> ApiRequest:
@@ -88,6 +145,11 @@ def _responses(data: dict[str, Any], model: str) -> ApiRequest:
         stream=data.get("stream") is True,
         max_output_tokens=_positive_int(data.get("max_output_tokens"), "max_output_tokens"),
         reasoning_effort=effort if isinstance(effort, str) else None,
+        tools=_tools(data),
+        tool_choice=data.get("tool_choice"),
+        answered_tools=isinstance(raw, list)
+        and any(isinstance(i, dict) and i.get("type") == "function_call_output" for i in raw),
+        format=_format(data["text"].get("format")) if isinstance(data.get("text"), dict) else None,
     )
 
 
@@ -111,6 +173,10 @@ def _chat(data: dict[str, Any], model: str) -> ApiRequest:
         include_usage=isinstance(options, dict) and options.get("include_usage") is True,
         max_output_tokens=_positive_int(limit, "max_completion_tokens"),
         reasoning_effort=effort if isinstance(effort, str) else None,
+        tools=_tools(data),
+        tool_choice=data.get("tool_choice"),
+        answered_tools=any(isinstance(m, dict) and m.get("role") == "tool" for m in messages),
+        format=_format(data.get("response_format")),
     )
 
 

@@ -32,8 +32,12 @@ from fanwise.simulator.stats import SimulatorStats
 _APIS: dict[str, Api] = {
     "/v1/responses": "responses",
     "/v1/chat/completions": "chat",
+    "/v1/embeddings": "embeddings",
+    "/v1/completions": "completions",
     "/responses": "responses",
     "/chat/completions": "chat",
+    "/embeddings": "embeddings",
+    "/completions": "completions",
 }
 _MAX_BODY = 64 * 1024 * 1024
 _SHUTDOWN_GRACE = 0.2  # seconds open requests get at exit before they are cancelled
@@ -82,6 +86,16 @@ class Simulator:
 
     def stats(self) -> SimulatorStats:
         return self._core.stats()
+
+    @property
+    def received(self) -> list[tuple[Api, bytes]]:
+        """The latest request bodies, each with the API it was sent to, oldest first."""
+        return list(self._core.received)
+
+    @property
+    def sent(self) -> list[bytes]:
+        """The bodies of the latest whole (not streamed) 200 answers, oldest first."""
+        return list(self._core.sent)
 
     def script(
         self,

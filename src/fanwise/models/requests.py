@@ -1,0 +1,123 @@
+"""What fanwise reads from a request body, and the body a prompt-style request becomes.
+
+One reader per API shape, keyed by the endpoint's name: the user's text (for labels, the
+offline model and the limiter's estimate), the system text and the output-token cap. Reading
+never changes the body. Every shape is checked, so an odd body reads as empty, never raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def text_body(
+    endpoint: str,
+    prompt: str,
+    *,
+    model: str,
+    instructions: str | None,
+    reasoning_effort: str | None,
+    max_output_tokens: int | None,
+    temperature: float | None,
+) -> dict[str, Any]:
+    """The body of ``endpoint`` (a value of ``Endpoint``) that asks ``prompt``."""
+    body: dict[str, Any] = {"model": model}
+    if endpoint == "chat.completions":
+        messages = [{"role": "system", "content": instructions}] if instructions else []
+        body["messages"] = [*messages, {"role": "user", "content": prompt}]
+        if reasoning_effort:
+            body["reasoning_effort"] = reasoning_effort
+        if max_output_tokens is not None:
+            body["max_completion_tokens"] = max_output_tokens
+    elif endpoint == "responses":
+        body["input"] = prompt
+        if instructions:
+            body["instructions"] = instructions
+        if reasoning_effort:
+            body["reasoning"] = {"effort": reasoning_effort}
+        if max_output_tokens is not None:
+            body["max_output_tokens"] = max_output_tokens
+    elif endpoint == "completions":
+        body["prompt"] = f"{instructions}\n\n{prompt}" if instructions else prompt
+        if max_output_tokens is not None:
+            body["max_tokens"] = max_output_tokens
+    else:  # embeddings: the text is the input, and nothing else applies
+        body["input"] = prompt
+        return body
+    if temperature is not None:
+        body["temperature"] = temperature
+    return body
+
+
+def prompt(endpoint: str, body: Mapping[str, Any]) -> str:
+    """The user's text: the input or prompt, or every user turn of a conversation."""
+    if endpoint == "chat.completions":
+        return _turns(body.get("messages"), user=True)
+    value = body.get("prompt" if endpoint == "completions" else "input")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        if all(isinstance(v, str) for v in value):
+            return "\n\n".join(value)
+        return _turns(value, user=True)
+    return ""
+
+
+def instructions(endpoint: str, body: Mapping[str, Any]) -> str | None:
+    """The system, developer or ``instructions`` text; None when there is none."""
+    parts: list[str] = []
+    if isinstance(body.get("instructions"), str):
+        parts.append(body["instructions"])
+    source = body.get("messages") if endpoint == "chat.completions" else body.get("input")
+    if isinstance(source, list):
+        system = _turns(source, user=False)
+        if system:
+            parts.append(system)
+    return "\n\n".join(parts) or None
+
+
+def max_output_tokens(body: Mapping[str, Any]) -> int | None:
+    """The cap on output tokens, whichever of the APIs' three names it goes by."""
+    for key in ("max_output_tokens", "max_completion_tokens", "max_tokens"):
+        value = body.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def reasoning_effort(body: Mapping[str, Any]) -> str | None:
+    reasoning = body.get("reasoning")
+    effort = reasoning.get("effort") if isinstance(reasoning, Mapping) else None
+    effort = effort if effort is not None else body.get("reasoning_effort")
+    return effort if isinstance(effort, str) else None
+
+
+def _turns(messages: Any, *, user: bool) -> str:
+    """The text of the user turns (or of the system and developer turns) of a message list."""
+    if not isinstance(messages, list):
+        return ""
+    texts = []
+    for message in messages:
+        if not isinstance(message, Mapping):
+            continue
+        role = message.get("role", "user")
+        if (role == "user") if user else role in ("system", "developer"):
+            texts.append(content_text(message.get("content")))
+    return "\n\n".join(t for t in texts if t)
+
+
+def content_text(content: Any) -> str:
+    """A message's content as text: a string, or the ``text`` of each of its parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            str(part["text"])
+            for part in content
+            if isinstance(part, Mapping) and isinstance(part.get("text"), str)
+        )
+    return ""
+
+
+__all__ = ["content_text", "instructions", "max_output_tokens", "prompt", "text_body"]
