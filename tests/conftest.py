@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import pytest
 
+from fanwise.models.base import Model
 from fanwise.simulator import Simulator, SimulatorConfig
 
 STARTUP_TIMEOUT = 20.0  # seconds a simulator subprocess may take to print its URL
@@ -123,7 +124,7 @@ def simulator_process(spawn_simulator: Callable[..., SimulatorProcess]) -> str:
     return spawn_simulator().base_url
 
 
-class OnApi:
+class OnApi(Model):
     """A model that sends each prompt-style request to ``api``'s endpoint instead.
 
     A request now names its own endpoint; tests written once for both APIs build their

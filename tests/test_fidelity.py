@@ -124,7 +124,7 @@ async def test_every_line_reaches_its_endpoint_unchanged_and_comes_back_whole(
         lambda text: written.append(json.loads(text)),
         defaults=ModelSettings(),
     )
-    await model.close()
+    await model.aclose()
     assert summary.fulfilled == 4
     received = {
         json.dumps(json.loads(body), sort_keys=True): api for api, body in simulator.received
@@ -166,7 +166,7 @@ async def test_a_completion_reads_tools_refusal_finish_and_vectors(
     legacy = await model.complete(
         Request(Endpoint.COMPLETIONS, {"model": "gpt-3.5-turbo-instruct", "prompt": "Say hi"})
     )
-    await model.close()
+    await model.aclose()
     assert isinstance(tools, Completion) and tools.finish_reason == "tool_calls"
     assert [c.name for c in tools.tool_calls] == ["get_weather"]
     assert json.loads(tools.tool_calls[0].arguments) == {"city": "Weather in Kyoto?"}
