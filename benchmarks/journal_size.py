@@ -54,6 +54,7 @@ def sizes(path: Path) -> tuple[int, int, int]:
     request_z, response_z = db.execute(
         "SELECT SUM(LENGTH(request_body)), SUM(LENGTH(response_body)) FROM calls"
     ).fetchone()
+    db.execute("VACUUM")  # the pages the rows need, not the ones the WAL's checkpoints left
     db.close()
     size = sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
     return size, int(request_z), int(response_z)
@@ -69,7 +70,7 @@ async def measure(name: str, shape: Any, folder: Path) -> None:
             calls = [Call(request(shape, n)) for n in range(CALLS)]
             await Engine(model, concurrency=50, store=store).run(calls, keep=False)
             journal.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        await model.close()
+        await model.aclose()
         sent = sum(len(body) for _, body in sim.received)
         got = sum(len(body) for body in sim.sent)
     size, request_z, response_z = sizes(path)

@@ -359,23 +359,50 @@ class Journal:
 
 
 def _compress(data: bytes) -> bytes:
-    """zlib at its default level with a 4 kB window and a small hash table (``memLevel`` 4):
-    a body of a few kB compresses as with the defaults, and setting up the compressor costs
-    a sixth of the default's (20 against 115 µs of CPU for a 1.1 kB answer). A body under
-    ``SMALL`` bytes is kept as it is: zlib saves it almost nothing (a 115-byte request body
-    becomes 109 bytes) for 8 µs. ``_expand`` tells the two apart by the first byte."""
+    """zlib at its default level, a 4 kB window, a small hash table (``memLevel`` 4) and a
+    preset dictionary of the APIs' usual keys (``DICTIONARY``): a simulated 1.1 kB Response
+    becomes 263 bytes (599 without the dictionary), in 12 µs of CPU (115 µs with zlib's default
+    window and table, whose set-up dominates). The row's size is most of what a journal write
+    costs beyond its commit. A body under ``SMALL`` bytes is kept as it is. ``_expand`` tells
+    the two apart by the first byte."""
     if len(data) < SMALL:
         return data
-    compressor = zlib.compressobj(6, zlib.DEFLATED, 12, 4)
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 12, 4, zdict=DICTIONARY)
     return compressor.compress(data) + compressor.flush()
 
 
 def _expand(data: bytes) -> bytes:
     """A body ``_compress`` kept: zlib's stream starts with 0x48, a JSON body never does."""
-    return zlib.decompress(data) if data[:1] == b"\x48" else data
+    if data[:1] != b"\x48":
+        return data
+    return zlib.decompressobj(zdict=DICTIONARY).decompress(data)
 
 
 SMALL = 256
+DICTIONARY = (
+    b'{"id":"chatcmpl-","object":"chat.completion","created":,"model":"gpt-4o-mini","choices":'
+    b'[{"index":0,"message":{"role":"assistant","content":null,"refusal":null,"annotations":[],'
+    b'"tool_calls":[{"id":"call_","type":"function","function":{"name":"","arguments":"{}"}}]},'
+    b'"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":,"completion_tokens":,'
+    b'"total_tokens":,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},'
+    b'"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,'
+    b'"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}},"service_tier":"default",'
+    b'"system_fingerprint":null}{"object":"list","data":[{"object":"embedding","index":0,'
+    b'"embedding":[]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":,'
+    b'"total_tokens":}}{"id":"resp_","object":"response","created_at":,"status":"completed",'
+    b'"background":false,"error":null,"incomplete_details":null,"instructions":null,'
+    b'"max_output_tokens":null,"model":"gpt-5","output":[{"id":"rs_","type":"reasoning",'
+    b'"summary":[]},{"id":"msg_","type":"message","status":"completed","role":"assistant",'
+    b'"content":[{"type":"output_text","annotations":[],"logprobs":[],"text":""}]}],'
+    b'"parallel_tool_calls":true,"previous_response_id":null,"reasoning":{"effort":"minimal",'
+    b'"summary":null},"service_tier":"default","store":false,"temperature":1.0,"text":'
+    b'{"format":{"type":"text"},"verbosity":"medium"},"tool_choice":"auto","tools":[],'
+    b'"top_p":1.0,"truncation":"disabled","usage":{"input_tokens":,"input_tokens_details":'
+    b'{"cached_tokens":0},"output_tokens":,"output_tokens_details":{"reasoning_tokens":0},'
+    b'"total_tokens":},"user":null,"metadata":{},"completed_at":}'
+)
+"""What API bodies usually hold (a ChatCompletion, an embeddings list, a Response), zlib's
+preset dictionary for them: never change it, or older rows no longer read back."""
 
 
 def _request(text: str, body: bytes | None) -> Request:
