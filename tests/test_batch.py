@@ -88,6 +88,11 @@ def test_a_plain_line_takes_the_commands_settings_for_what_it_leaves_out() -> No
         ('{"custom_id": "a", "url": "/v1/responses", "body": {}}', 'method must be "POST"'),
         ('{"custom_id": "a", "method": "POST", "url": "/v1/responses", "body": []}', "body must"),
         ('{"prompt": "x", "max_output_tokens": 0}', "positive whole number"),
+        (
+            '{"custom_id": "a", "method": "POST", "url": "/v1/responses", '
+            '"body": {"stream": true}}',
+            "body.stream must not be true",
+        ),
     ],
 )
 def test_a_bad_line_says_which_line_and_what_is_wrong(text: str | bytes, message: str) -> None:

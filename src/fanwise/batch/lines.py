@@ -14,8 +14,8 @@ Its body goes to its url exactly as written (fanwise adds only a missing ``model
 ``--model``). A line is refused, by number, for what the Batch API refuses: not UTF-8, not
 JSON, not an object, a missing or duplicate ``custom_id``, a ``method`` other than POST, a
 ``url`` other than ``/v1/responses``, ``/v1/chat/completions``, ``/v1/embeddings`` or
-``/v1/completions``, a ``body`` that is not an object. Anything else in the body is for the
-endpoint to judge, as it would be in a real batch.
+``/v1/completions``, a ``body`` that is not an object or asks for a stream. Anything else in
+the body is for the endpoint to judge, as it would be in a real batch.
 
 And a plain line, whose missing settings come from the command's flags::
 
@@ -111,6 +111,11 @@ class LineReader:
         body = data.get("body")
         if not isinstance(body, dict):
             raise _Bad("body must be a JSON object: the request the url is sent")
+        if body.get("stream") is True:
+            raise _Bad(
+                "body.stream must not be true: a batch answer comes whole (the Batch API "
+                "refuses a streamed request too)"
+            )
         if custom_id is None:
             raise _Bad("custom_id is missing: every batch request line needs one")
         return Request(endpoint, body).with_defaults(model=self.defaults.model)
