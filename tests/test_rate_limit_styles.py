@@ -3,6 +3,7 @@ Gemini's RetryInfo, a limit that drops mid-run; and noise that the adaptive limi
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import aiohttp
@@ -48,7 +49,7 @@ async def test_gemini_says_how_long_to_wait_in_the_body_and_both_transports_read
     model = cls(api_key="test-key", base_url=sim.base_url)
     try:
         with pytest.raises(RateLimited) as caught:
-            await model.complete(Request("hello"))
+            await model.complete(Request.text("hello"))
     finally:
         await model.aclose()
     assert caught.value.retry_after == pytest.approx(45.8)
@@ -58,7 +59,11 @@ def test_an_empty_quota_stays_fatal_whatever_the_body_says() -> None:
     """insufficient_quota is an auth error, never retried, even with a Retry-After or RetryInfo."""
     body = [{"error": {"details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo"}]}}]
     error = status_error(
-        429, "quota", code="insufficient_quota", headers={"retry-after": "1"}, body=body
+        429,
+        "quota",
+        code="insufficient_quota",
+        headers={"retry-after": "1"},
+        body=json.dumps(body).encode(),
     )
     assert isinstance(error, AuthError) and not is_retryable(error)
 
@@ -83,7 +88,7 @@ async def test_random_429s_without_headers_leave_the_adaptive_limits_alone(
     model = FastOpenAIModel(api_key="test-key", base_url=sim.base_url)
     engine = Engine(model, concurrency=20, limiter=limiter, retry=RetryPolicy(retries=10))
     try:
-        outcomes = await engine.run(Call(Request(f"q{i}")) for i in range(200))
+        outcomes = await engine.run(Call(Request.text(f"q{i}")) for i in range(200))
     finally:
         await model.aclose()
     assert all(isinstance(o, Fulfilled) for o in outcomes)

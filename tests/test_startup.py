@@ -81,4 +81,4 @@ def test_a_quiet_batch_loads_only_what_it_runs(simulator_process: str, tmp_path:
     )
     assert result.returncode == 0, result.stderr
     assert ast.literal_eval(result.stdout.splitlines()[-1]) == []
-    assert '"response": {' in (tmp_path / "out.jsonl").read_text(encoding="utf-8")
+    assert '"response":{' in (tmp_path / "out.jsonl").read_text(encoding="utf-8")

@@ -37,7 +37,7 @@ async def test_time_held_by_the_limiter_is_queue_time_not_service_time() -> None
     clock = FakeClock()
     limiter = Limits(Bucket.rpm(60), clock=clock, sleep=clock.sleep)
     engine = Engine(ScriptedModel(), concurrency=3, limiter=limiter, clock=clock)
-    outcomes = await engine.run(Call(Request(f"q{i}")) for i in range(3))
+    outcomes = await engine.run(Call(Request.text(f"q{i}")) for i in range(3))
     stats = Stats.of(outcomes, wall_time=2.0)
     assert stats.queue_time == 3.0 and stats.service_time == 0.0
     assert sum(o.latency for o in outcomes) == 3.0  # the old "sum of call times" counted it

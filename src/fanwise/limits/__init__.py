@@ -27,10 +27,10 @@ from fanwise.limits._core import (
     Unlimited,
     estimate_tokens,
 )
+from fanwise.limits._estimate import request_tokens
 from fanwise.limits._evidence import Evidence, Signal
 from fanwise.limits._learned import LearnedRate
 from fanwise.limits._quotas import Quota, parse_duration, read_quotas
-from fanwise.limits._estimate import request_tokens
 
 
 def build_limiter(
