@@ -23,6 +23,7 @@ from fanwise.limits import Limiter
 from fanwise.models.base import DeltaSink, Model
 from fanwise.outcome import CallTimeout, Cancelled, Fulfilled, Rejected
 from fanwise.retry import RetryBudget, RetryPolicy
+from fanwise.telemetry import attach
 
 OnOutcome = Callable[[int, Call, CallOutcome], None]
 
@@ -60,7 +61,7 @@ class Engine:
         """Sends the synthesis (``complete``), and ``run``'s calls unless ``dispatch`` is given."""
         self.dispatch: Dispatch = dispatch or self.live
         self.store = store
-        self.observer = observer
+        self.observer = attach(observer, model=model, store=store)  # spans, if OTel is set up
         self.admit = admit  # called before a call is handed over; raising refuses it (--max-cost)
         self.clock = clock
         self.origin = clock()

@@ -7,14 +7,41 @@ clock (``Engine.clock``), so one timeline holds every call and every attempt.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
-from fanwise.models.base import Completion
+from fanwise.models.base import Completion, Request
 from fanwise.outcome import Fulfilled, Rejected
 
 Phase = Literal["research", "synthesis", "batch"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    """A workflow or a batch began; everything until ``RunFinished`` belongs to it."""
+
+    kind: Literal["workflow", "batch"]
+    name: str  # the plan's title, or the batch file's name
+    topic: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    """The run ended: ``complete``, ``partial`` or ``no_result``; ``interrupted`` or ``error``
+    when it raised. ``reason`` says why there is no result."""
+
+    status: str
+    at: float
+    reason: str | None = None
+
+    @classmethod
+    def raised(cls, error: BaseException, at: float) -> RunFinished:
+        """The end of a run that raised: ``interrupted`` (Ctrl-C, cancelled) or ``error``."""
+        stopped = isinstance(error, KeyboardInterrupt | asyncio.CancelledError)
+        return cls("interrupted" if stopped else "error", at, f"{type(error).__name__}: {error}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +59,15 @@ class PhaseFinished:
 
 @dataclass(frozen=True, slots=True)
 class CallStarted:
-    """An attempt of a call was sent (``attempt`` 1 is the launch)."""
+    """An attempt of a call was sent (``attempt`` 1 is the launch). ``request`` is what is
+    asked, for observers that describe it (telemetry)."""
 
     index: int
     key: str
     label: str
     attempt: int
     at: float
+    request: Request | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +108,14 @@ class BatchProgress:
 
 
 Event: TypeAlias = (
-    PhaseStarted | PhaseFinished | CallStarted | CallRetrying | CallSettled | BatchProgress
+    RunStarted
+    | RunFinished
+    | PhaseStarted
+    | PhaseFinished
+    | CallStarted
+    | CallRetrying
+    | CallSettled
+    | BatchProgress
 )
 Observer: TypeAlias = Callable[[Event], None]
 

@@ -19,7 +19,14 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from fanwise.events import BatchProgress, Event, PhaseFinished, PhaseStarted
+from fanwise.events import (
+    BatchProgress,
+    Event,
+    PhaseFinished,
+    PhaseStarted,
+    RunFinished,
+    RunStarted,
+)
 from fanwise.outcome import Rejected
 from fanwise.plain import PlainConsole, shorten
 from fanwise.prices import format_usd
@@ -190,6 +197,8 @@ class LiveConsole:
         self.frames = 0  # frames drawn so far: the refresh rate's bound is checkable
 
     def __call__(self, event: Event) -> None:
+        if isinstance(event, RunStarted | RunFinished):  # the phases frame the view, not the run
+            return
         if isinstance(event, PhaseStarted):
             line = self.lines.line(event)  # the plain formatter keeps track of the phase
             if event.phase == "synthesis":

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fanwise.engine import Call, CallOutcome, Engine
-from fanwise.events import PhaseFinished, PhaseStarted
+from fanwise.events import PhaseFinished, PhaseStarted, RunFinished, RunStarted
 from fanwise.models.base import DEFAULT_MODEL, DeltaSink, Endpoint, Request, Usage
 from fanwise.outcome import ErrorKind, Fulfilled, Rejected
 
@@ -295,6 +295,25 @@ async def run_workflow(
     """Phase 1 asks every question at once; phase 2 combines the answers in one call."""
     if min_answers < 1:
         raise ValueError(f"min_answers must be at least 1, got {min_answers}")
+    engine.emit(RunStarted("workflow", plan.title, plan.topic, engine.now()))
+    try:
+        result = await _phases(plan, engine, settings, fail_fast, min_answers, deadline, on_delta)
+    except BaseException as exc:
+        engine.emit(RunFinished.raised(exc, engine.now()))
+        raise
+    engine.emit(RunFinished(result.status.value, engine.now(), result.reason))
+    return result
+
+
+async def _phases(
+    plan: Plan,
+    engine: Engine,
+    settings: ModelSettings | None,
+    fail_fast: bool,
+    min_answers: int,
+    deadline: float | None,
+    on_delta: DeltaSink | None,
+) -> WorkflowResult:
     settings = settings or ModelSettings()
     calls = plan.research_calls(settings)
     research_start = engine.now()

@@ -16,7 +16,7 @@ from typing import Any
 
 from fanwise.batch.lines import LineError, LineReader
 from fanwise.engine import Call, CallOutcome, Engine
-from fanwise.events import PhaseFinished, PhaseStarted
+from fanwise.events import PhaseFinished, PhaseStarted, RunFinished, RunStarted
 from fanwise.models.base import Completion, Usage
 from fanwise.models.bodies import made_body
 from fanwise.outcome import CallError, Fulfilled, Rejected, error_to_dict
@@ -45,6 +45,13 @@ class BatchSummary:
     @property
     def requests(self) -> int:
         return self.fulfilled + self.rejected
+
+    @property
+    def status(self) -> str:
+        """complete, partial (a failed request or a bad line), or no_result (nothing answered)."""
+        if self.fulfilled == 0:
+            return "no_result"
+        return "partial" if self.rejected or self.bad_lines else "complete"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -160,8 +167,45 @@ async def run_batch(
     cost: Cost | None = None,
     deadline: float | None = None,
     fail_fast: bool = False,
+    name: str = "",
 ) -> BatchSummary:
-    """Send every good line through ``engine``; ``write`` each result as it settles."""
+    """Send every good line through ``engine``; ``write`` each result as it settles.
+
+    ``name`` (the input file's, say) names the run for observers such as telemetry.
+    """
+    engine.emit(RunStarted("batch", name, name, engine.now()))
+    try:
+        summary = await _send(
+            lines,
+            engine,
+            write,
+            defaults,
+            instructions,
+            total,
+            on_bad_line,
+            cost,
+            deadline,
+            fail_fast,
+        )
+    except BaseException as exc:
+        engine.emit(RunFinished.raised(exc, engine.now()))
+        raise
+    engine.emit(RunFinished(summary.status, engine.now()))
+    return summary
+
+
+async def _send(
+    lines: Iterable[bytes | str],
+    engine: Engine,
+    write: Write,
+    defaults: ModelSettings,
+    instructions: str | None,
+    total: int,
+    on_bad_line: Callable[[LineError], None] | None,
+    cost: Cost | None,
+    deadline: float | None,
+    fail_fast: bool,
+) -> BatchSummary:
     summary = BatchSummary()
     reader = LineReader(defaults, instructions)
     line_of: dict[int, int] = {}  # engine index -> input line, for the calls in flight only

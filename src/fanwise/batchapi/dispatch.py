@@ -118,7 +118,8 @@ class BatchAPI(Dispatch):
                 ticket = open_.get(index)
                 if ticket is not None and ticket.call.key == key:
                     call = ticket.call
-                    run.emit(CallStarted(index, key, call.label, ticket.begin(now), now))
+                    number = ticket.begin(now)
+                    run.emit(CallStarted(index, key, call.label, number, now, call.request))
                     mine.append(ticket)
             return mine, now
 

@@ -190,6 +190,7 @@ async def _batch(
             cost=cost,
             deadline=current.options.deadline,
             fail_fast=current.options.mode == "all",
+            name=source.name,
         )
 
 

@@ -15,6 +15,7 @@ import click
 from fanwise.cli.engine_flags import engine_options
 from fanwise.cli.journal_flags import journal_options
 from fanwise.cli.limit_flags import limit_options
+from fanwise.cli.otel_flag import otel_option
 from fanwise.models.base import DEFAULT_MODEL
 from fanwise.plans import REASONING_EFFORTS
 
@@ -208,6 +209,7 @@ def workflow_options(command: F) -> F:
             *journal_options(),
             *limit_options(),
             *engine_options(),
+            otel_option(),
         ],
     )
 
@@ -226,6 +228,7 @@ def batch_options(command: F) -> F:
             *journal_options(),
             *limit_options(),
             *engine_options(),
+            otel_option(),
         ],
     )
 

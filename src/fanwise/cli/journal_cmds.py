@@ -20,6 +20,7 @@ from fanwise.cli.errors import InputError
 from fanwise.cli.flags import workflow_options
 from fanwise.cli.journal_flags import journal_option, max_cost_option
 from fanwise.cli.options import RunOptions
+from fanwise.cli.otel_flag import otel_option
 from fanwise.cli.report_cmd import report, timeline_rows
 from fanwise.cli.session import RESUME_OVERRIDES, open_journal
 from fanwise.cli.workflows import execute
@@ -137,6 +138,7 @@ def show(run_id: int, as_json: bool, jsonl: bool, timeline: bool, journal: str |
 @click.option("--plain", is_flag=True, help="Plain progress lines, even on a terminal.")
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), help="Most calls in flight.")
 @click.option("--retries", type=click.IntRange(min=0), help="Retries per call this time.")
+@otel_option()
 @click.option(
     "--retry-with",
     type=click.Choice(["batch", "live"]),

@@ -85,7 +85,7 @@ class Live(Dispatch):
             tries += 1
             started = run.now()
             number = ticket.begin(started, waited)
-            run.emit(CallStarted(ticket.index, call.key, call.label, number, started))
+            run.emit(CallStarted(ticket.index, call.key, call.label, number, started, call.request))
             try:
                 completion = await self._attempt(call.request, on_delta, ticket, run)
             except Exception as error:
