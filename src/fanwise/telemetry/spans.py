@@ -39,6 +39,7 @@ from fanwise.events import (
 )
 from fanwise.models.base import Completion
 from fanwise.outcome import Fulfilled, Rejected
+from fanwise.redact import redact
 from fanwise.telemetry import genai
 from fanwise.telemetry.metrics import CallMetrics
 
@@ -178,11 +179,12 @@ class Telemetry:
         self._end_phase()
         if self._run is None:
             return
+        reason = redact(event.reason)[:500] if event.reason else None
         self._run.set_attribute("fanwise.run.status", event.status)
-        if event.reason:
-            self._run.set_attribute("fanwise.run.reason", event.reason)
-        if event.status in ("no_result", "error"):
-            self._run.set_status(Status(StatusCode.ERROR, event.reason or event.status))
+        if reason:
+            self._run.set_attribute("fanwise.run.reason", reason)
+        if event.status not in ("complete", "partial"):
+            self._run.set_status(Status(StatusCode.ERROR, reason or event.status))
         self._run.end(now)
         self._run = self._run_context = None
 

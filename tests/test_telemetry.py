@@ -1,0 +1,355 @@
+"""Spans and metrics from the engine's events, read back from the SDK's in-memory exporters.
+
+Each test builds its own providers and hands a ``Telemetry`` to the engine, so no test touches
+the process's global providers; the global path (no fanwise set-up at all) runs in a child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from fanwise import Call, Engine, OfflineModel, OfflineSettings, Plan, RetryPolicy, run_workflow
+from fanwise.events import (
+    BatchProgress,
+    CallStarted,
+    PhaseStarted,
+    RunFinished,
+    RunStarted,
+)
+from fanwise.models.base import Completion, Request, Usage
+from fanwise.outcome import Fulfilled
+from fanwise.retry import NoWait
+from fanwise.telemetry import attach, disabled
+from fanwise.telemetry.auto import Traced
+from fanwise.telemetry.setup import wanted
+from fanwise.telemetry.spans import Telemetry
+
+PLAN = Plan("Kyoto", ("Q1?", "Q2?", "Q3?"), title="guide")
+
+
+@dataclass
+class Traces:
+    telemetry: Telemetry
+    exporter: InMemorySpanExporter
+    reader: InMemoryMetricReader
+    provider: TracerProvider
+
+    @property
+    def spans(self) -> tuple[ReadableSpan, ...]:
+        return self.exporter.get_finished_spans()
+
+    def one(self, name: str) -> ReadableSpan:
+        found = [s for s in self.spans if s.name == name]
+        assert len(found) == 1, [s.name for s in self.spans]
+        return found[0]
+
+    def calls(self) -> list[ReadableSpan]:
+        return [s for s in self.spans if s.kind is SpanKind.CLIENT]
+
+    def metric_points(self, name: str) -> list[object]:
+        data = self.reader.get_metrics_data()
+        if data is None:  # nothing was ever recorded
+            return []
+        return [
+            point
+            for resource in data.resource_metrics
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+            if metric.name == name
+            for point in metric.data.data_points
+        ]
+
+
+def traces(**options: object) -> Traces:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    telemetry = Telemetry(
+        provider, MeterProvider(metric_readers=[reader]), provider="offline", **options
+    )  # type: ignore[arg-type]
+    return Traces(telemetry, exporter, reader, provider)
+
+
+def offline(fail_rate: float = 0.0, seed: int = 0) -> OfflineModel:
+    return OfflineModel(OfflineSettings(seed, (0.0, 0.002), fail_rate))
+
+
+def parent_of(span: ReadableSpan) -> int | None:
+    return span.parent.span_id if span.parent is not None else None
+
+
+async def test_a_workflow_is_a_run_span_over_phase_spans_over_call_spans() -> None:
+    """Research calls are children of the research span, the synthesis of its own, both phases
+    of the run span, all in one trace and nested in time."""
+    t = traces()
+    engine = Engine(offline(), observer=t.telemetry)
+    await run_workflow(PLAN, engine)
+
+    run, research, synthesis = t.one("workflow guide"), t.one("research"), t.one("synthesis")
+    calls = t.calls()
+    assert len(t.spans) == 7 and len(calls) == 4
+    assert run.parent is None
+    assert parent_of(research) == parent_of(synthesis) == run.context.span_id
+    assert Counter(parent_of(s) for s in calls) == {
+        research.context.span_id: 3,
+        synthesis.context.span_id: 1,
+    }
+    assert {s.context.trace_id for s in t.spans} == {run.context.trace_id}
+    for span in calls:
+        parent = research if parent_of(span) == research.context.span_id else synthesis
+        assert parent.start_time <= span.start_time <= span.end_time <= parent.end_time
+        assert span.name == "chat gpt-5"
+        assert span.attributes is not None
+        assert span.attributes["gen_ai.request.model"] == "gpt-5"
+        assert span.attributes["gen_ai.usage.output_tokens"] > 0
+    assert run.attributes is not None and run.attributes["fanwise.run.status"] == "complete"
+    assert research.attributes is not None and research.attributes["fanwise.phase.fulfilled"] == 3
+
+
+async def test_concurrent_workflows_each_stay_under_their_callers_span() -> None:
+    """Two workflows run at once, each inside its own caller span, at -c 50 with 200 calls each:
+    every call lands under its own run's research span, and each run under its caller."""
+    t = traces()
+    tracer = t.provider.get_tracer("test")
+    plan = Plan("wide", tuple(f"Q{n}?" for n in range(200)), title="wide")
+
+    async def job(name: str) -> None:
+        with tracer.start_as_current_span(name):
+            telemetry = Telemetry(t.provider, provider="offline")
+            await run_workflow(plan, Engine(offline(), concurrency=50, observer=telemetry))
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(job("job A"))
+        group.create_task(job("job B"))
+
+    for name in ("job A", "job B"):
+        job_span = t.one(name)
+        trace_id = job_span.context.trace_id
+        run = next(
+            s for s in t.spans if s.name == "workflow wide" and s.context.trace_id == trace_id
+        )
+        research = next(
+            s for s in t.spans if s.name == "research" and s.context.trace_id == trace_id
+        )
+        assert parent_of(run) == job_span.context.span_id
+        mine = [s for s in t.calls() if s.context.trace_id == trace_id]
+        assert len(mine) == 201
+        assert sum(parent_of(s) == research.context.span_id for s in mine) == 200
+    assert len({s.context.trace_id for s in t.spans}) == 2
+
+
+async def test_a_retried_call_is_one_span_with_an_event_per_attempt() -> None:
+    """Retries add attempt events (status, wait, limiter hold) to one call span; a call that gave
+    up has error.type and an error status, and metrics count each call once."""
+    t = traces()
+    engine = Engine(
+        offline(fail_rate=0.7, seed=5),
+        observer=t.telemetry,
+        retry=RetryPolicy(retries=2),
+        sleep=NoWait(),
+    )
+    outcomes = await engine.run([Call(Request(f"Q{n}?")) for n in range(20)])
+
+    calls = t.calls()
+    assert len(calls) == 20
+    for span, outcome in zip(sorted(calls, key=_index), outcomes, strict=True):
+        assert span.attributes is not None
+        assert [e.attributes["fanwise.attempt.number"] for e in span.events] == list(
+            range(1, len(outcome.attempts) + 1)
+        )
+        assert all("fanwise.attempt.limiter_hold" in e.attributes for e in span.events)
+        if isinstance(outcome, Fulfilled):
+            assert span.status.status_code is StatusCode.UNSET
+        else:
+            assert span.attributes["error.type"] == outcome.kind.value
+            assert span.status.status_code is StatusCode.ERROR
+    assert any(len(s.events) > 1 for s in calls)
+    durations = t.metric_points("gen_ai.client.operation.duration")
+    assert sum(p.count for p in durations) == 20  # type: ignore[attr-defined]
+
+
+def _index(span: ReadableSpan) -> int:
+    assert span.attributes is not None
+    return int(span.attributes["fanwise.call.index"])  # type: ignore[arg-type]
+
+
+async def test_content_only_when_asked() -> None:
+    """Prompts, instructions and answers are span attributes only with capture_content."""
+    quiet, loud = traces(), traces(capture_content=True)
+    for t in (quiet, loud):
+        await Engine(offline(), observer=t.telemetry).run(
+            [Call(Request("Where to eat?", instructions="Be brief."))]
+        )
+    (hidden,) = quiet.calls()
+    (shown,) = loud.calls()
+    assert hidden.attributes is not None and shown.attributes is not None
+    assert not any(k.startswith(("gen_ai.input", "gen_ai.output")) for k in hidden.attributes)
+    assert "fanwise.call.label" not in hidden.attributes
+    assert "Where to eat?" in str(shown.attributes["gen_ai.input.messages"])
+    assert "Be brief." in str(shown.attributes["gen_ai.system_instructions"])
+    assert json.loads(str(shown.attributes["gen_ai.output.messages"]))[0]["parts"][0]["content"]
+
+
+class _Remembers:
+    """A store that has every call answered already (a resume or the cache)."""
+
+    def lookup(self, call: Call) -> Fulfilled[Completion] | None:
+        return Fulfilled(Completion("kept", Usage(3, 4), model="gpt-5-2025"), 0.1, 0.0)
+
+    def record(self, index: int, call: Call, outcome: object) -> None:
+        pass
+
+
+async def test_a_cached_call_is_a_span_but_no_operation() -> None:
+    """A call answered from the journal gets a span marked cached, and adds to no metric."""
+    t = traces()
+    await Engine(offline(), observer=t.telemetry, store=_Remembers()).run([Call(Request("Q?"))])
+    (span,) = t.calls()
+    assert span.attributes is not None
+    assert span.attributes["fanwise.call.cached"] is True
+    assert span.name == "chat gpt-5-2025"
+    assert t.metric_points("gen_ai.client.operation.duration") == []
+
+
+def test_an_interrupted_run_ends_every_open_span() -> None:
+    """A run that raised (Ctrl-C) ends its open call, phase and run spans, marked as such."""
+    t = traces()
+    observe = t.telemetry
+    observe(RunStarted("workflow", "guide", "Kyoto", 0.0))
+    observe(PhaseStarted("research", 1, 0.0))
+    observe(CallStarted(0, "k", "Q?", 1, 0.0, Request("Q?")))
+    observe(RunFinished.raised(KeyboardInterrupt(), 1.0))
+    call, phase, run = t.calls()[0], t.one("research"), t.one("workflow guide")
+    assert call.attributes is not None and call.attributes["error.type"] == "cancelled"
+    assert run.attributes is not None and run.attributes["fanwise.run.status"] == "interrupted"
+    assert run.status.status_code is StatusCode.ERROR
+    assert phase.end_time is not None
+
+
+def test_each_batch_job_is_a_span_until_it_ends() -> None:
+    """A Batch API job is one span from its first progress report to its final status."""
+    t = traces()
+    observe = t.telemetry
+    observe(PhaseStarted("batch", 4, 0.0))
+    for status in ("validating", "in_progress", "completed"):
+        observe(BatchProgress("batch_1", status, 2, 0, 2, 0.0))
+    observe(BatchProgress("batch_2", "expired", 0, 0, 2, 0.0))
+    jobs = {s.attributes["fanwise.batch.id"]: s for s in t.spans if s.name == "batch job"}  # type: ignore[index]
+    assert set(jobs) == {"batch_1", "batch_2"}
+    assert len(jobs["batch_1"].events) == 3
+    assert jobs["batch_1"].status.status_code is StatusCode.UNSET
+    assert jobs["batch_2"].status.status_code is StatusCode.ERROR
+
+
+def test_attach_adds_nothing_without_a_provider_or_twice() -> None:
+    """With no global provider the observer is returned as is; an observer that already traces
+    is not traced again (the Batch API engine wraps its live retries' observer)."""
+
+    def observer(event: object) -> None:
+        pass
+
+    assert attach(observer, model=offline()) is observer  # the API's no-op default
+    traced = Traced(observer, traces().telemetry)
+
+    class Wrapper:
+        def __init__(self) -> None:
+            self.observer = traced
+
+        def __call__(self, event: object) -> None:
+            pass
+
+    wrapper = Wrapper()
+    assert attach(wrapper, model=offline()) is wrapper  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("flag", "environ", "expected"),
+    [
+        (False, {}, False),
+        (True, {}, True),
+        (False, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, True),
+        (False, {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://h:4318/v1/traces"}, True),
+        (True, {"OTEL_SDK_DISABLED": "true"}, False),
+        (True, {"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "aiohttp, fanwise"}, False),
+    ],
+)
+def test_when_the_cli_exports(flag: bool, environ: dict[str, str], expected: bool) -> None:
+    """--otel or an OTLP endpoint turns export on; the standard off-switches win."""
+    assert wanted(flag, environ) is expected
+    assert disabled(environ) is (
+        "OTEL_SDK_DISABLED" in environ or "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS" in environ
+    )
+
+
+def _child(code: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    return result.stdout
+
+
+def test_import_and_a_run_without_tracing_load_no_opentelemetry() -> None:
+    """`import fanwise`, and a whole CLI run with no OTLP endpoint, never import OpenTelemetry."""
+    loaded = _child(
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "import fanwise\n"
+        "print(any(m.startswith('opentelemetry') for m in sys.modules))\n"
+        "from fanwise.cli import cli\n"
+        "r = CliRunner().invoke(cli, ['travel', 'Kyoto', '--offline-latency', '0,0.001',"
+        " '--quiet', '--provider', 'offline'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(any(m.startswith('opentelemetry') for m in sys.modules))\n"
+    )
+    assert loaded.split() == ["False", "False"]
+
+
+def test_a_program_with_its_own_tracer_provider_gets_spans_with_no_setup() -> None:
+    """A program that set a global tracer provider gets fanwise's spans, under its own span,
+    with nothing fanwise-specific in its code."""
+    out = _child(
+        "import asyncio, json\n"
+        "from opentelemetry import trace\n"
+        "from opentelemetry.sdk.trace import TracerProvider\n"
+        "from opentelemetry.sdk.trace.export import SimpleSpanProcessor\n"
+        "from opentelemetry.sdk.trace.export.in_memory_span_exporter import"
+        " InMemorySpanExporter\n"
+        "exporter = InMemorySpanExporter()\n"
+        "provider = TracerProvider()\n"
+        "provider.add_span_processor(SimpleSpanProcessor(exporter))\n"
+        "trace.set_tracer_provider(provider)\n"
+        "import fanwise\n"
+        "async def main():\n"
+        "    model = fanwise.OfflineModel(fanwise.OfflineSettings(0, (0, 0.001)))\n"
+        "    with trace.get_tracer('app').start_as_current_span('my job'):\n"
+        "        plan = fanwise.Plan('Kyoto', ('A?', 'B?'), title='guide')\n"
+        "        await fanwise.run_workflow(plan, fanwise.Engine(model))\n"
+        "asyncio.run(main())\n"
+        "spans = exporter.get_finished_spans()\n"
+        "ids = {s.context.span_id: s.name for s in spans}\n"
+        "print(json.dumps(sorted([s.name, ids.get(s.parent.span_id if s.parent else 0, '')]"
+        " for s in spans)))\n"
+    )
+    assert json.loads(out) == [
+        ["chat gpt-5", "research"],
+        ["chat gpt-5", "research"],
+        ["chat gpt-5", "synthesis"],
+        ["my job", ""],
+        ["research", "workflow guide"],
+        ["synthesis", "workflow guide"],
+        ["workflow guide", "my job"],
+    ]
