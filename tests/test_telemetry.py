@@ -353,3 +353,17 @@ def test_a_program_with_its_own_tracer_provider_gets_spans_with_no_setup() -> No
         ["synthesis", "workflow guide"],
         ["workflow guide", "my job"],
     ]
+
+
+async def test_sampled_out_calls_still_count_in_metrics() -> None:
+    """A sampler that drops every trace leaves no span, and the metrics still count each call."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    telemetry = Telemetry(provider, MeterProvider(metric_readers=[reader]), provider="offline")
+    t = Traces(telemetry, exporter, reader, provider)
+    await run_workflow(PLAN, Engine(offline(), observer=telemetry))
+    assert t.spans == ()
+    assert sum(p.count for p in t.metric_points("gen_ai.client.operation.duration")) == 4  # type: ignore[attr-defined]

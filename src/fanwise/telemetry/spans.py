@@ -37,7 +37,6 @@ from fanwise.events import (
     RunFinished,
     RunStarted,
 )
-from fanwise.models.base import Completion
 from fanwise.outcome import Fulfilled, Rejected
 from fanwise.redact import redact
 from fanwise.telemetry import genai
@@ -236,6 +235,15 @@ class Telemetry:
             call = self._open(event.index, event.key, event.label, None, model)
             call.first_at = outcome.started
         span = call.span
+        if self._phase is not None:
+            if isinstance(outcome, Rejected):
+                self._phase.rejected += 1
+            else:
+                self._phase.fulfilled += 1
+        self.metrics.record(call.model, outcome)
+        if not span.is_recording():  # sampled out: nothing to describe
+            span.end()
+            return
         span.set_attributes(genai.outcome_attributes(outcome, self.content))
         for attempt in outcome.attempts:
             offset = int((attempt.started - call.first_at) * 1e9)
@@ -244,18 +252,9 @@ class Telemetry:
                 genai.attempt_attributes(attempt),
                 timestamp=call.start_ns + max(offset, 0),
             )
-        if self._phase is not None:
-            if isinstance(outcome, Rejected):
-                self._phase.rejected += 1
-            else:
-                self._phase.fulfilled += 1
         if isinstance(outcome, Rejected):
             span.set_status(Status(StatusCode.ERROR, genai.error_description(outcome)))
         span.end(self.time_ns())
-        self._record(call.model, outcome)
-
-    def _record(self, model: str | None, outcome: Fulfilled[Completion] | Rejected) -> None:
-        self.metrics.record(model, outcome)
 
     def _batch_progress(self, event: BatchProgress) -> None:
         span = self._batches.get(event.batch_id)
