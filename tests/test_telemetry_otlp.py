@@ -28,6 +28,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from fanwise.simulator import Simulator
+
 pytestmark = pytest.mark.slow
 
 CLIENT = 3  # SpanKind.SPAN_KIND_CLIENT in the protocol's enum
@@ -260,6 +262,39 @@ async def test_retries_are_attempt_events_on_one_call_span(receiver: Receiver) -
         for span in retried
         for _, attributes in span.events
     )
+
+
+async def test_over_http_a_server_error_is_retried_and_a_bad_request_fails_the_span(
+    receiver: Receiver, simulator: Simulator
+) -> None:
+    """Against the simulator over loopback HTTP: a 500 then an answer is one span with two
+    attempt events; a 400 is one failed attempt, error.type bad_request and an error status."""
+    simulator.script("top attractions", ["500", "ok"])
+    simulator.script("cultural customs", ["400"])
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OPENAI_API_KEY": "sk-test-not-a-key"}
+    flags = ("--provider", "openai", "--base-url", simulator.base_url, "--quiet")
+    code, stderr = await fanwise("travel", "Kyoto", *flags, env=env)
+    assert code == 4, stderr  # partial: one question failed
+
+    research = receiver.one("research")
+    by_index = {
+        s.attributes["fanwise.call.index"]: s
+        for s in receiver.named("chat")
+        if s.parent_id == research.span_id
+    }
+    retried, ok, failed = by_index[0], by_index[1], by_index[2]
+    assert retried.attributes["gen_ai.provider.name"] == "openai"
+    assert [a["fanwise.attempt.status"] for _, a in retried.events] == ["error", "ok"]
+    assert retried.events[0][1]["http.response.status_code"] == 500
+    assert retried.events[0][1]["error.type"] == "server"
+    assert retried.events[1][1]["fanwise.attempt.wait"] > 0
+    assert "error.type" not in retried.attributes and retried.status_code == 0
+    assert len(ok.events) == 1 and ok.attributes["gen_ai.response.model"]
+    assert failed.attributes["error.type"] == "bad_request"
+    assert failed.status_code == 2
+    assert [a["http.response.status_code"] for _, a in failed.events] == [400]
+    assert receiver.one("workflow travel guide").attributes["fanwise.run.status"] == "partial"
+    assert "sk-test-not-a-key" not in repr(receiver.spans)
 
 
 async def test_content_is_exported_only_when_asked(receiver: Receiver) -> None:
