@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -367,3 +368,41 @@ async def test_sampled_out_calls_still_count_in_metrics() -> None:
     await run_workflow(PLAN, Engine(offline(), observer=telemetry))
     assert t.spans == ()
     assert sum(p.count for p in t.metric_points("gen_ai.client.operation.duration")) == 4  # type: ignore[attr-defined]
+
+
+def _cli_without_the_extra(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``fanwise ARGS`` in a child where the OTLP exporter cannot be imported."""
+    code = (
+        "import sys\n"
+        "sys.modules['opentelemetry.exporter.otlp.proto.http.trace_exporter'] = None\n"
+        "from fanwise.cli import main\n"
+        f"sys.argv = ['fanwise', *{list(args)!r}]\n"
+        "main()\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OPENAI_"))}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**environ, **env},
+    )
+
+
+def test_without_the_extra_otel_is_a_usage_error_and_the_variable_a_warning() -> None:
+    """--otel without the otel extra exits 2 with the pip command; an endpoint variable alone
+    warns and the run goes on."""
+    fast = ("travel", "Kyoto", "--offline-latency", "0,0.001", "--quiet")
+    asked = _cli_without_the_extra(*fast, "--otel", env={})
+    assert asked.returncode == 2
+    assert asked.stderr.strip() == (
+        "fanwise: error: --otel: OpenTelemetry export needs the otel extra "
+        "(opentelemetry.exporter.otlp.proto.http.trace_exporter is missing): "
+        "pip install 'fanwise[otel]'"
+    )
+    endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
+    told = _cli_without_the_extra(*fast, env=endpoint)
+    assert told.returncode == 0, told.stderr
+    assert told.stderr.startswith("fanwise: warning: no OpenTelemetry export: ")
+    assert "# Kyoto" in told.stdout
