@@ -235,6 +235,22 @@ async def test_batch_file_gets_a_span_per_line(receiver: Receiver, tmp_path: Pat
     assert {s.name for s in calls} == {"chat gpt-5-mini"}
 
 
+async def test_a_ray_run_is_one_trace_built_by_the_driver(receiver: Receiver) -> None:
+    """With --engine ray the workers' call events reach the driver, whose spans put every call
+    under its phase in one trace (skipped without the ray extra; `make test-ray` installs it)."""
+    pytest.importorskip("ray", reason="Ray is not installed: pip install 'fanwise[ray]'")
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "RAY_ADDRESS": ""}
+    code, stderr = await fanwise("travel", "Kyoto", "--engine", "ray", *FAST, env=env)
+    assert code == 0, stderr
+
+    research, synthesis = receiver.one("research"), receiver.one("synthesis")
+    calls = receiver.named("chat ")
+    assert len(calls) == 4
+    assert Counter(s.parent_id for s in calls) == {research.span_id: 3, synthesis.span_id: 1}
+    assert {s.trace_id for s in receiver.spans} == {research.trace_id}
+    assert all(s.attributes["gen_ai.request.model"] == "gpt-5" for s in calls)
+
+
 async def test_retries_are_attempt_events_on_one_call_span(receiver: Receiver) -> None:
     """With failing attempts, each call is still one span; its attempts are events with their
     status, and a call that gave up carries error.type and an error status."""
