@@ -9,6 +9,8 @@ is attached to or detached from the context, so no token can cross a task.
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,6 +64,16 @@ class _OpenPhase:
     rejected: int = 0
 
 
+@functools.cache
+def _version() -> str | None:
+    """fanwise's version, the instrumentation scope's (from the metadata: importing the package
+    here would make a cycle, the engine importing telemetry)."""
+    try:
+        return importlib.metadata.version("fanwise")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def configured(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> tuple[bool, bool]:
     """Whether the program set a real tracer provider and a real meter provider (not the API's
     no-op defaults)."""
@@ -89,16 +101,14 @@ class Telemetry:
         capture_content: bool | None = None,
         time_ns: Callable[[], int] = time.time_ns,
     ) -> None:
-        from fanwise import __version__
-
         tracers = tracer_provider or trace.get_tracer_provider()
         meters = meter_provider or metrics.get_meter_provider()
         self.provider = genai.provider_name(provider)
         self.run_id = run_id
         self.content = genai.capture_content() if capture_content is None else capture_content
         self.time_ns = time_ns
-        self.tracer = tracers.get_tracer(SCOPE, __version__)
-        self.metrics = CallMetrics(meters.get_meter(SCOPE, __version__), self.provider)
+        self.tracer = tracers.get_tracer(SCOPE, _version())
+        self.metrics = CallMetrics(meters.get_meter(SCOPE, _version()), self.provider)
         self._run: Span | None = None
         self._run_context: Context | None = None
         self._phase: _OpenPhase | None = None
