@@ -27,10 +27,12 @@ def attach(observer: Observer | None, *, model: object, store: object = None) ->
     ``model`` names the provider (``gen_ai.provider.name``); a journal ``store`` gives the run
     id. An observer that is already a ``Telemetry`` is left alone, so none is counted twice.
     """
-    if "opentelemetry.trace" not in sys.modules or disabled() or _traced(observer):
+    if "opentelemetry.trace" not in sys.modules or disabled():
         return observer
     from fanwise.telemetry.spans import Telemetry
 
+    if _traced(observer, Telemetry):
+        return observer
     run_id = getattr(store, "run_id", None)
     telemetry = Telemetry.from_globals(
         provider=getattr(model, "name", "") or "", run_id=None if run_id is None else str(run_id)
@@ -41,8 +43,8 @@ def attach(observer: Observer | None, *, model: object, store: object = None) ->
 
 
 class Traced:
-    """An observer followed by telemetry; recognisable, so an engine built inside another
-    (the Batch API engine's live retries) does not trace the same calls twice."""
+    """An observer followed by telemetry; recognisable, so an engine handed an observer that
+    already traces (or wraps one as ``.observer``) does not trace the same calls twice."""
 
     def __init__(self, observer: Observer | None, telemetry: Observer) -> None:
         self.observer = observer
@@ -54,13 +56,13 @@ class Traced:
         self.telemetry(event)
 
 
-def _traced(observer: object) -> bool:
-    """Whether ``observer`` already traces: a ``Telemetry``, a ``Traced``, or a wrapper of one
+def _traced(observer: object, telemetry: type) -> bool:
+    """Whether ``observer`` already traces: a ``telemetry``, a ``Traced``, or a wrapper of one
     that keeps it as ``.observer``."""
     for _ in range(8):
         if observer is None:
             return False
-        if isinstance(observer, Traced) or type(observer).__name__ == "Telemetry":
+        if isinstance(observer, Traced | telemetry):
             return True
         observer = getattr(observer, "observer", None)
     return False
