@@ -186,7 +186,7 @@ async def test_a_retried_call_is_one_span_with_an_event_per_attempt() -> None:
         retry=RetryPolicy(retries=2),
         sleep=NoWait(),
     )
-    outcomes = await engine.run([Call(Request(f"Q{n}?")) for n in range(20)])
+    outcomes = await engine.run([Call(Request.text(f"Q{n}?")) for n in range(20)])
 
     calls = t.calls()
     assert len(calls) == 20
@@ -214,7 +214,7 @@ async def test_content_only_when_asked() -> None:
     quiet, loud = traces(), traces(capture_content=True)
     for t in (quiet, loud):
         await Engine(offline(), observer=t.telemetry).run(
-            [Call(Request("Where to eat?", instructions="Be brief."))]
+            [Call(Request.text("Where to eat?", instructions="Be brief."))]
         )
     (hidden,) = quiet.calls()
     (shown,) = loud.calls()
@@ -238,7 +238,9 @@ class _Remembers:
 async def test_a_cached_call_is_a_span_but_no_operation() -> None:
     """A call answered from the journal gets a span marked cached, and adds to no metric."""
     t = traces()
-    await Engine(offline(), observer=t.telemetry, store=_Remembers()).run([Call(Request("Q?"))])
+    await Engine(offline(), observer=t.telemetry, store=_Remembers()).run(
+        [Call(Request.text("Q?"))]
+    )
     (span,) = t.calls()
     assert attr(span, "fanwise.call.cached") is True
     assert span.name == "chat gpt-5-2025"
@@ -251,7 +253,7 @@ def test_an_interrupted_run_ends_every_open_span() -> None:
     observe = t.telemetry
     observe(RunStarted("workflow", "guide", "Kyoto", 0.0))
     observe(PhaseStarted("research", 1, 0.0))
-    observe(CallStarted(0, "k", "Q?", 1, 0.0, Request("Q?")))
+    observe(CallStarted(0, "k", "Q?", 1, 0.0, Request.text("Q?")))
     observe(RunFinished.raised(KeyboardInterrupt(), 1.0))
     call, phase, run = t.calls()[0], t.one("research"), t.one("workflow guide")
     assert attr(call, "error.type") == "cancelled"

@@ -56,8 +56,9 @@ def request_attributes(
         attributes["gen_ai.request.model"] = request.model
         if request.max_output_tokens is not None:
             attributes["gen_ai.request.max_tokens"] = request.max_output_tokens
-        if request.temperature is not None:
-            attributes["gen_ai.request.temperature"] = request.temperature
+        temperature = request.body.get("temperature")
+        if isinstance(temperature, int | float):
+            attributes["gen_ai.request.temperature"] = float(temperature)
         if request.reasoning_effort is not None:
             attributes["openai.request.reasoning_effort"] = request.reasoning_effort
     if content:  # a label is often the question itself
