@@ -306,6 +306,7 @@ async def test_over_http_a_server_error_is_retried_and_a_bad_request_fails_the_s
     assert retried.events[1][1]["fanwise.attempt.wait"] > 0
     assert "error.type" not in retried.attributes and retried.status_code == 0
     assert len(ok.events) == 1 and ok.attributes["gen_ai.response.model"]
+    assert ok.attributes["gen_ai.response.finish_reasons"] == ["completed"]
     assert failed.attributes["error.type"] == "bad_request"
     assert failed.status_code == 2
     assert [a["http.response.status_code"] for _, a in failed.events] == [400]

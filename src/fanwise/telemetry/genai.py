@@ -88,14 +88,14 @@ def outcome_attributes(outcome: Fulfilled[Completion] | Rejected, content: bool)
         attributes["gen_ai.response.id"] = completion.response_id
     attributes["gen_ai.usage.input_tokens"] = completion.usage.input_tokens
     attributes["gen_ai.usage.output_tokens"] = completion.usage.output_tokens
-    reason = getattr(completion, "finish_reason", None)
+    reason = completion.finish_reason
     if reason:
-        attributes["gen_ai.response.finish_reasons"] = [str(reason)]
+        attributes["gen_ai.response.finish_reasons"] = [reason]
     if content:
         message = {
             "role": "assistant",
             "parts": [{"type": "text", "content": completion.text}],
-            **({"finish_reason": str(reason)} if reason else {}),
+            **({"finish_reason": reason} if reason else {}),
         }
         attributes["gen_ai.output.messages"] = json.dumps([message], ensure_ascii=False)
     return attributes
