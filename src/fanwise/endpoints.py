@@ -135,9 +135,9 @@ class EndpointPool(Model):
                 try:
                     yield permit
                 except Exception as exc:
-                    self._failed(endpoint, exc)
+                    self.settled(endpoint, exc)
                     raise
-                endpoint.failures = 0
+                self.settled(endpoint, None)
         finally:
             endpoint.load -= 1
             _chosen.reset(token)
@@ -157,7 +157,13 @@ class EndpointPool(Model):
         for endpoint in self.endpoints:
             await endpoint.model.aclose()
 
-    def _failed(self, endpoint: Endpoint, error: BaseException) -> None:
+    def settled(self, endpoint: Endpoint, error: BaseException | None) -> None:
+        """An attempt on ``endpoint`` ended (``error``: how it failed): count failures in a row,
+        and rest an endpoint that keeps failing. Public for a pool whose permits are held
+        elsewhere (``fanwise.cluster.limits``)."""
+        if error is None:
+            endpoint.failures = 0
+            return
         if classify(error) not in _TRIPPING:
             return
         endpoint.failures += 1

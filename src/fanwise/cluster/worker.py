@@ -1,9 +1,13 @@
 """A worker: fanwise's own ``Engine`` in a Ray actor, streaming each outcome back as it settles.
 
-The worker builds its model (or a pool of endpoint models) from a picklable ``WorkerPlan``, and
-an engine whose limiter is the shared limiter actor. ``run`` is a streaming generator: the
-driver receives every call's start and retries as events, and every outcome (as its JSON form)
-the moment it settles, so a worker that dies loses only the calls it had in flight.
+The worker builds its model (one per endpoint) from a picklable ``WorkerPlan``, and an engine
+whose limiter leases its permits from the shared limits actor (``LeasedLimiter``). Each permit
+names its endpoint, chosen by the actor from the load and limits of every worker together, and
+the attempt goes there (``Routed``). Only when nothing is limited is nothing shared: each worker
+then spreads its calls over the endpoints by its own load (``EndpointPool``), with no round trip.
+``run`` is a streaming generator: the driver receives every call's start and retries as events,
+and every outcome (as its JSON form) the moment it settles, so a worker that dies loses only
+the calls it had in flight.
 """
 
 from __future__ import annotations
@@ -15,12 +19,12 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fanwise.cluster.limits import RemoteLimiter
+from fanwise.cluster.limits import LeasedLimiter, leased_member
 from fanwise.endpoints import Endpoint, EndpointPool
 from fanwise.engine import Call, CallOutcome, Engine
 from fanwise.events import CallRetrying, CallStarted, Event
 from fanwise.limits import Limiter, Unlimited
-from fanwise.models.base import Model
+from fanwise.models.base import Completion, DeltaSink, Model, Request
 from fanwise.retry import RetryBudget, RetryPolicy
 
 ModelFactory = Callable[[str | None], Model]
@@ -49,6 +53,24 @@ class WorkerPlan:
     seed: int | None = None
 
 
+class Routed(Model):
+    """The endpoints' models as one: each attempt goes to the endpoint its leased permit names."""
+
+    def __init__(self, models: Sequence[Model]) -> None:
+        self.models = list(models)
+
+    @property
+    def name(self) -> str:
+        return self.models[0].name if len(self.models) == 1 else f"{len(self.models)} endpoints"
+
+    async def complete(self, request: Request, *, on_delta: DeltaSink | None = None) -> Completion:
+        return await self.models[leased_member()].complete(request, on_delta=on_delta)
+
+    async def aclose(self) -> None:
+        for model in self.models:
+            await model.aclose()
+
+
 class Worker:
     """One worker of a run; made a Ray actor by ``fanwise.cluster.engine``."""
 
@@ -63,19 +85,18 @@ class Worker:
         self.unlimited = unlimited  # shared limiters that limit nothing: no round trip for them
         self.built: tuple[Model, Limiter] | None = None
 
-    def _limiter(self, shared: str) -> Limiter:
-        if shared in self.unlimited:
-            return Unlimited()
-        return RemoteLimiter(self.limits, shared, self.name)
-
     def _build(self) -> tuple[Model, Limiter]:
         plan = self.plan
-        if not plan.endpoints:
-            return plan.model(None), self._limiter(RUN_LIMITER)
+        names = [endpoint_limiter(n) for n in range(len(plan.endpoints))] or [RUN_LIMITER]
+        models = [plan.model(url) for url in plan.endpoints] or [plan.model(None)]
+        if not set(names) <= self.unlimited:
+            return Routed(models), LeasedLimiter(self.limits, self.name)
+        if len(models) == 1:
+            return models[0], Unlimited()
         pool = EndpointPool(
             [
-                Endpoint(url, plan.model(url), self._limiter(endpoint_limiter(n)))
-                for n, url in enumerate(plan.endpoints)
+                Endpoint(url, model, Unlimited())
+                for url, model in zip(plan.endpoints, models, strict=True)
             ]
         )
         return pool, pool
@@ -131,8 +152,21 @@ class Worker:
                     await task
 
     async def close(self) -> None:
-        if self.built:
-            await self.built[0].aclose()
+        """Hand back unused permits, send the last endings, close the models."""
+        if self.built is None:
+            return
+        model, limiter = self.built
+        if isinstance(limiter, LeasedLimiter):
+            await limiter.aclose()
+        await model.aclose()
 
 
-__all__ = ["RUN_LIMITER", "Item", "ModelFactory", "Worker", "WorkerPlan", "endpoint_limiter"]
+__all__ = [
+    "RUN_LIMITER",
+    "Item",
+    "ModelFactory",
+    "Routed",
+    "Worker",
+    "WorkerPlan",
+    "endpoint_limiter",
+]
