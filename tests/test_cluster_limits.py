@@ -26,16 +26,26 @@ class Handle:
     def __init__(self, target: Any) -> None:
         self.target = target
         self.calls: Counter[str] = Counter()
+        self.at_once: Counter[str] = Counter()  # the most calls of each method in flight
+        self._in_flight: Counter[str] = Counter()
 
     def __getattr__(self, name: str) -> Any:
         method: Callable[..., Awaitable[Any]] = getattr(self.target, name)
-        calls = self.calls
+        handle = self
+
+        async def call(*args: Any) -> Any:
+            handle._in_flight[name] += 1
+            handle.at_once[name] = max(handle.at_once[name], handle._in_flight[name])
+            try:
+                return await method(*args)
+            finally:
+                handle._in_flight[name] -= 1
 
         class Method:
             @staticmethod
             def remote(*args: Any) -> asyncio.Future[Any]:
-                calls[name] += 1
-                return asyncio.ensure_future(method(*args))
+                handle.calls[name] += 1
+                return asyncio.ensure_future(call(*args))
 
         return Method
 
@@ -107,6 +117,25 @@ async def test_one_lease_serves_every_attempt_waiting_and_endings_go_back_in_bat
     assert shared.calls["lease"] == 1
     assert shared.calls["finish"] < 10
     assert shared.target.held() == 0
+
+
+async def test_where_the_limits_pace_a_worker_keeps_several_leases_waiting_at_the_actor() -> None:
+    """At 600 rpm a lease brings one permit at a time: the next calls already wait there."""
+    time = FakeTime()
+    build = partial(build_limiter, rpm=600, clock=time.clock, sleep=time.sleep)
+    shared = Handle(SharedLimits({"run": build}, sleep=time.sleep))
+    worker = LeasedLimiter(shared, "w")
+
+    async def attempt() -> None:
+        async with worker.permit(10):
+            pass
+
+    async with asyncio.TaskGroup() as group:
+        for _ in range(30):
+            group.create_task(attempt())
+    await worker.aclose()
+    assert shared.at_once["lease"] > 1
+    assert 1.9 < time.now < 2.2  # 10 at once (the burst), then 10 a second
 
 
 async def test_a_steady_worker_leases_ahead_and_hands_back_what_it_did_not_use() -> None:

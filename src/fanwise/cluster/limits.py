@@ -45,6 +45,9 @@ LEASE_AHEAD = 0.05
 """Seconds of a worker's recent rate of permits that a lease takes beyond what is waiting."""
 MOST_AHEAD = 512
 """The most permits a lease takes beyond what is waiting."""
+MOST_LEASES = 4
+"""Lease calls a worker keeps at the actor at once while the limits pace it (its last lease came
+back short): each call then brings one permit, and the next call is already waiting there."""
 LEASE_TTL = 1.0
 """Seconds a leased permit may stay unused in a worker before it goes back."""
 RATE_WINDOW = 1.0
@@ -203,7 +206,10 @@ class LeasedLimiter:
         self._spare: deque[tuple[Grant, float]] = deque()  # leased, unused, and since when
         self._waiting: deque[tuple[asyncio.Future[Grant], int]] = deque()
         self._outbox: list[Ending] = []
-        self._leasing: asyncio.Task[None] | None = None
+        self._leasing: set[asyncio.Task[None]] = set()  # lease calls in flight
+        self._asked = 0  # attempts those calls ask permits for
+        self._paced = False  # the last lease came back with fewer permits than it asked for
+        self._asking = False  # an _ask is due at the loop's next turn
         self._sending: asyncio.Task[None] | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self._recent = 0.0  # permits taken, decayed over RATE_WINDOW
@@ -234,8 +240,9 @@ class LeasedLimiter:
             return self._spare.popleft()[0]
         future: asyncio.Future[Grant] = asyncio.get_running_loop().create_future()
         self._waiting.append((future, estimate))
-        if self._leasing is None or self._leasing.done():
-            self._leasing = asyncio.create_task(self._lease())
+        if not self._asking:  # at the next turn: every attempt that waits by then, in one lease
+            self._asking = True
+            asyncio.get_running_loop().call_soon(self._ask)
         try:
             return await future
         except asyncio.CancelledError:
@@ -247,32 +254,48 @@ class LeasedLimiter:
         """Permits a lease takes beyond those waiting: the worker's recent rate, for a while."""
         return min(MOST_AHEAD, int(self._recent / RATE_WINDOW * LEASE_AHEAD))
 
-    async def _lease(self) -> None:
+    def _ask(self) -> None:
+        """Start lease calls for the attempts waiting, until enough calls are at the actor."""
+        self._asking = False
+        while self._waiting and self._waiting[0][0].done():
+            self._waiting.popleft()  # cancelled while waiting
+        waiting = [estimate for future, estimate in self._waiting if not future.done()]
+        while len(self._leasing) < min(MOST_LEASES if self._paced else 1, len(waiting)):
+            uncovered = waiting[min(self._asked, len(waiting) - 1) :]
+            typical = round(sum(uncovered) / len(uncovered))
+            ahead = 0 if self._leasing else self.ahead()
+            self._asked += len(uncovered)
+            call = asyncio.create_task(self._lease(uncovered, [typical] * ahead))
+            self._leasing.add(call)
+            call.add_done_callback(self._leasing.discard)
+
+    async def _lease(self, estimates: list[int], ahead: list[int]) -> None:
         try:
-            while True:
-                while self._waiting and self._waiting[0][0].done():
-                    self._waiting.popleft()  # cancelled while waiting
-                if not self._waiting:
-                    return
-                estimates = [estimate for future, estimate in self._waiting if not future.done()]
-                typical = round(sum(estimates) / len(estimates))
-                estimates += [typical] * self.ahead()
-                grants: list[Grant] = await self.actor.lease.remote(self.worker, estimates)
-                self.leases += 1
-                now = self.clock()
-                for grant in grants:
-                    while self._waiting and self._waiting[0][0].done():
-                        self._waiting.popleft()
-                    if self._waiting:
-                        self._waiting.popleft()[0].set_result(grant)
-                    else:
-                        self._spare.append((grant, now))
-                self._expire_later()
+            grants: list[Grant] = await self.actor.lease.remote(self.worker, estimates + ahead)
         except Exception as exc:  # the actor is gone: every attempt waiting fails with it
             for future, _ in self._waiting:
                 if not future.done():
                     future.set_exception(exc)
             self._waiting.clear()
+            return
+        finally:
+            self._asked -= len(estimates)
+        self.leases += 1
+        if len(grants) < len(estimates):
+            self._paced = True
+        elif len(estimates) > 1:  # a lease of one, granted, says nothing either way
+            self._paced = False
+        now = self.clock()
+        for grant in grants:
+            while self._waiting and self._waiting[0][0].done():
+                self._waiting.popleft()
+            if self._waiting:
+                self._waiting.popleft()[0].set_result(grant)
+            else:
+                self._spare.append((grant, now))
+        self._expire_later()
+        self._leasing.discard(asyncio.current_task())
+        self._ask()
 
     def _end(
         self,
@@ -319,10 +342,10 @@ class LeasedLimiter:
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None
-        if self._leasing is not None and not self._leasing.done():
-            self._leasing.cancel()
+        for call in list(self._leasing):
+            call.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._leasing
+                await call
         self._give_back(len(self._spare))
         self._send_soon()
         await self.flush()
