@@ -103,13 +103,22 @@ class SharedLimits:
         self._out: dict[int, _Out] = {}
         self._ids = itertools.count(1)
         self._freed = asyncio.Event()
+        self._waiting = 0  # lease calls waiting for a permit to come back
+
+    def _pick(self, estimate: int) -> tuple[int | None, float]:
+        """``EndpointPool.pick``; with one limiter, only its own wait (the hot path)."""
+        if len(self.pool.endpoints) > 1:
+            return self.pool.pick(estimate)
+        ready_in = getattr(self.pool.endpoints[0].limiter, "ready_in", None)
+        wait = 0.0 if ready_in is None else float(ready_in(estimate))
+        return (0, 0.0) if wait <= 0 else (None, wait)
 
     async def lease(self, worker: str, estimates: Sequence[int]) -> list[Grant]:
         """Permits for up to ``len(estimates)`` attempts of those token estimates: waits for the
         first, then takes each next one only if it may start now (no one waits for a batch)."""
         grants = [await self._grant(worker, estimates[0])]
         for estimate in estimates[1:]:
-            index, _ = self.pool.pick(estimate)
+            index, _ = self._pick(estimate)
             if index is None:
                 break
             grants.append(await self._take(worker, estimate, index))
@@ -117,7 +126,7 @@ class SharedLimits:
 
     async def _grant(self, worker: str, estimate: int) -> Grant:
         while True:
-            index, wait = self.pool.pick(estimate)
+            index, wait = self._pick(estimate)
             if index is not None:
                 return await self._take(worker, estimate, index)
             await self._until_freed(wait)
@@ -126,9 +135,11 @@ class SharedLimits:
         """Wait ``wait`` seconds, or less if a permit comes back first."""
         freed = asyncio.ensure_future(self._freed.wait())
         waits = {freed} if math.isinf(wait) else {freed, asyncio.ensure_future(self.sleep(wait))}
+        self._waiting += 1
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self._waiting -= 1
             for pending in waits:
                 pending.cancel()
 
@@ -169,8 +180,9 @@ class SharedLimits:
                 await out.held.__aexit__(type(failure), failure, None)
         finally:
             self.pool.settled(out.endpoint, failure)
-            self._freed.set()
-            self._freed = asyncio.Event()
+            if self._waiting:
+                self._freed.set()
+                self._freed = asyncio.Event()
 
     async def release_worker(self, worker: str) -> int:
         """Hand back every permit ``worker`` still holds, as failed attempts; how many."""
