@@ -163,6 +163,8 @@ class SharedLimits:
         tokens: int | None,
         headers: Mapping[str, str],
         error: Mapping[str, Any] | None,
+        *,
+        sent: bool = True,
     ) -> None:
         out = self._out.pop(ticket, None)
         if out is None:  # already handed back for a dead worker
@@ -179,7 +181,8 @@ class SharedLimits:
                 failure.headers = dict(headers)
                 await out.held.__aexit__(type(failure), failure, None)
         finally:
-            self.pool.settled(out.endpoint, failure)
+            if sent:  # what the endpoint did, not what became of a worker
+                self.pool.settled(out.endpoint, failure)
             if self._waiting:
                 self._freed.set()
                 self._freed = asyncio.Event()
@@ -189,7 +192,7 @@ class SharedLimits:
         tickets = [ticket for ticket, out in self._out.items() if out.worker == worker]
         gone = error_to_dict(NetworkError(f"worker {worker} stopped during the attempt"))
         for ticket in tickets:
-            await self._release(ticket, None, {}, gone)
+            await self._release(ticket, None, {}, gone, sent=False)
         return len(tickets)
 
     def held(self) -> int:
