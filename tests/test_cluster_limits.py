@@ -225,3 +225,11 @@ async def test_an_attempt_cancelled_while_waiting_leaks_no_permit() -> None:
     for worker in (a, b):
         await worker.aclose()
     assert shared.target.held() == 0
+
+
+async def test_a_dead_workers_permits_are_not_failures_of_their_endpoint() -> None:
+    """Three permits handed back for a dead worker do not count toward resting the endpoint."""
+    shared = SharedLimits({ONE: Unlimited, TWO: Unlimited})
+    await shared.lease("w1", [10, 10, 10, 10, 10, 10])
+    assert await shared.release_worker("w1") == 6
+    assert [endpoint.failures for endpoint in shared.pool.endpoints] == [0, 0]
