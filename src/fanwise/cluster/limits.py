@@ -86,7 +86,7 @@ class _Out:
 
 
 class SharedLimits:
-    """The run's limiters, in order; made a Ray actor by ``fanwise.cluster.engine``."""
+    """The run's limiters, in order; made a Ray actor by ``fanwise.cluster.dispatch``."""
 
     def __init__(
         self,

@@ -72,7 +72,7 @@ class Routed(Model):
 
 
 class Worker:
-    """One worker of a run; made a Ray actor by ``fanwise.cluster.engine``."""
+    """One worker of a run; made a Ray actor by ``fanwise.cluster.dispatch``."""
 
     def __init__(
         self, plan: WorkerPlan, limits: Any, name: str, unlimited: frozenset[str] = frozenset()
