@@ -189,10 +189,10 @@ async def test_fail_fast_cancels_the_calls_not_finished(start_simulator: StartSi
 
 async def test_a_worker_that_cannot_build_its_model_fails_the_run_once() -> None:
     """A bad model setting is an error of the run, raised once, not a worker death retried."""
-    plan = WorkerPlan(OpenAIModels("http://127.0.0.1:9/v1", api="bogus"))
+    plan = WorkerPlan(OpenAIModels("http://127.0.0.1:9/v1", transport="bogus"))
     driver = OpenAIModel(api_key="t", base_url="http://127.0.0.1:9/v1")
     fleet = RayEngine(driver, plan=plan, limits={RUN_LIMITER: unlimited}, actor_options=ACTORS)
-    with pytest.raises(ValueError, match="api must be"):
+    with pytest.raises(ValueError, match="transport must be"):
         await fleet.run(asks(2))
 
 

@@ -24,6 +24,8 @@ class OpenAIModels:
     transport: str = "aiohttp"
 
     def __call__(self, url: str | None) -> Model:
+        if self.transport not in ("aiohttp", "sdk"):  # in the worker: an error of the run, once
+            raise ValueError(f"transport must be aiohttp or sdk, got {self.transport!r}")
         key = os.environ.get("OPENAI_API_KEY") or "not-needed"
         if self.transport == "aiohttp":
             from fanwise.models.fast import FastOpenAIModel
