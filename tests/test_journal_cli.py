@@ -16,6 +16,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from fanwise.cli import cli
+from fanwise.journal import Journal
+from fanwise.paths import journal_path
 
 OFFLINE = ("--provider", "offline", "--offline-latency", "0,0.01")
 QUESTIONS = ("Why is Rome old?", "What to eat in Rome?", "How to get around Rome?")
@@ -60,9 +62,11 @@ def test_runs_lists_each_run_with_its_counts_cost_and_status(simulator_process: 
     listing = fanwise(None, "runs")
     assert listing.exit_code == 0
     header, row = listing.stdout.splitlines()
-    assert header.split() == ["ID", "STARTED", "KIND", "TOPIC", "OK", "FAILED", "COST", "STATUS"]
+    assert header.split() == [
+        *("ID", "STARTED", "KIND", "TOPIC", "OK", "FAILED", "SYNTHESIS", "COST", "STATUS")
+    ]
     cells = row.split()
-    assert cells[0] == "1" and cells[4:6] == ["Rome", "4"] and cells[-1] == "complete"
+    assert cells[0] == "1" and cells[4:8] == ["Rome", "3", "0", "ok"] and cells[-1] == "complete"
     assert cells[-2].startswith("$0.") and cells[-2] != "$0"
     [listed] = json.loads(fanwise(None, "runs", "--json").stdout)
     assert listed["totals"]["fulfilled"] == 4 and listed["totals"]["cost_usd"] > 0
@@ -179,6 +183,7 @@ def test_max_cost_stops_launching_and_resume_with_more_budget_finishes(
 )
 def test_bad_journal_input_exits_2_with_one_line(args: list[str], message: str) -> None:
     """Unknown runs, missing price files and unbounded budgets are clean usage errors."""
+    Journal.open(journal_path()).close()  # a journal without run 9 (show never creates one)
     result = fanwise(None, *args, *(OFFLINE if args[0] == "travel" else ()))
     assert result.exit_code == 2
     assert message in result.stderr and "Traceback" not in result.stderr

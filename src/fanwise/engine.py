@@ -113,7 +113,7 @@ class Engine:
         if run.stopped:
             run.cut(
                 source,
-                lambda: Cancelled("cancelled: a sibling call failed (fail-fast mode)"),
+                lambda: Cancelled("a sibling call failed (fail-fast mode)"),
                 lambda: Cancelled("not started: a call failed (fail-fast)"),
             )
         elif expired:

@@ -155,7 +155,7 @@ async def drive(
         except asyncio.CancelledError:
             if not run.aborting:
                 raise
-            error: Exception = Cancelled("cancelled: a sibling call failed (fail-fast mode)")
+            error: Exception = Cancelled("a sibling call failed (fail-fast mode)")
             outcome = _rejected(error, started, loop.time(), t0)
         except Exception as exc:
             error = exc

@@ -16,6 +16,15 @@ COMMANDS = {
         "fanwise.cli.batch:batch",
         "Send one request per line of INPUT.jsonl in parallel; write one result line for each.",
     ),
+    "export": LazyCommand(
+        "fanwise.cli.prune_cmds:export_command",
+        "Write run RUN as JSONL: a first line for the run (its spec, status and totals), then one "
+        "line per call with its request and latest outcome, with no API call.",
+    ),
+    "prune": LazyCommand(
+        "fanwise.cli.prune_cmds:prune_command",
+        "Delete old runs and their calls from the journal, then give the space back (VACUUM).",
+    ),
     "report": LazyCommand(
         "fanwise.cli.report_cmd:report",
         "Write run RUN's HTML report from the journal, with no API call: a timeline of every "
@@ -38,7 +47,8 @@ COMMANDS = {
     ),
     "runs": LazyCommand(
         "fanwise.cli.journal_cmds:runs",
-        "List recent runs: id, when, topic, calls answered and failed, cost and status.",
+        "List recent runs: id, when, topic, research calls answered and failed, the synthesis, "
+        "cost and status.",
     ),
     "show": LazyCommand(
         "fanwise.cli.journal_cmds:show",

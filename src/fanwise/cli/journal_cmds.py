@@ -19,35 +19,54 @@ from fanwise.cli.batch import batch, execute_batch
 from fanwise.cli.errors import InputError
 from fanwise.cli.flags import workflow_options
 from fanwise.cli.journal_flags import journal_option, max_cost_option
+from fanwise.cli.journal_read import RUN_ID, journal_exists, read_journal
 from fanwise.cli.options import RunOptions
 from fanwise.cli.otel_flag import otel_option
+from fanwise.cli.prune_cmds import export_command, prune_command
 from fanwise.cli.report_cmd import report, timeline_rows
+from fanwise.cli.run_counts import research_counts
 from fanwise.cli.session import RESUME_OVERRIDES, open_journal
 from fanwise.cli.workflows import execute
 from fanwise.journal import Journal, RunRecord
 from fanwise.journal.results import plan_from_spec, rebuild_workflow
 from fanwise.outcome import Fulfilled
+from fanwise.paths import journal_path
 from fanwise.prices import format_usd
 from fanwise.report import to_json, to_markdown
 from fanwise.timeline import ascii_timeline
 
 
 @click.command()
-@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--limit",
+    "-n",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="How many runs to list, newest first.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
 @journal_option()
 def runs(limit: int, as_json: bool, journal: str | None) -> None:
-    """List recent runs: id, when, topic, calls answered and failed, cost and status."""
+    """List recent runs: id, when, topic, research calls answered and failed, the synthesis,
+    cost and status."""
+    if not journal_exists(journal):  # a read: never create a journal to find it empty
+        if as_json:
+            click.echo("[]")
+        else:
+            click.echo(f"No runs yet in {journal_path(journal)}.", err=True)
+        return
     with open_journal(journal, purpose="fanwise runs") as opened:
-        records = opened.runs(limit)
+        records = [(record, research_counts(opened, record)) for record in opened.runs(limit)]
     if as_json:
-        click.echo(json.dumps([_run_dict(r) for r in records], indent=2, ensure_ascii=False))
+        documents = [{**_run_dict(r), **counts.to_dict()} for r, counts in records]
+        click.echo(json.dumps(documents, indent=2, ensure_ascii=False))
         return
     if not records:
         click.echo(f"No runs yet in {opened.path}.", err=True)
         return
-    rows = [("ID", "STARTED", "KIND", "TOPIC", "OK", "FAILED", "COST", "STATUS")]
-    for record in records:
+    rows = [("ID", "STARTED", "KIND", "TOPIC", "OK", "FAILED", "SYNTHESIS", "COST", "STATUS")]
+    for record, counts in records:
         totals = record.totals
         cost = format_usd(totals.cost) + ("+?" if totals.unpriced else "")
         rows.append(
@@ -56,8 +75,9 @@ def runs(limit: int, as_json: bool, journal: str | None) -> None:
                 datetime.fromtimestamp(record.started_at).strftime("%Y-%m-%d %H:%M"),
                 record.kind,
                 _clip(record.topic, 32),
-                str(totals.fulfilled),
-                str(totals.rejected),
+                str(counts.fulfilled),
+                str(counts.rejected),
+                counts.synthesis or "-",
                 cost,
                 _status(record),
             )
@@ -69,7 +89,7 @@ def runs(limit: int, as_json: bool, journal: str | None) -> None:
 
 
 @click.command()
-@click.argument("run_id", metavar="RUN", type=int)
+@click.argument("run_id", metavar="RUN", type=RUN_ID)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of Markdown.")
 @click.option(
     "--jsonl",
@@ -82,7 +102,7 @@ def runs(limit: int, as_json: bool, journal: str | None) -> None:
 @journal_option()
 def show(run_id: int, as_json: bool, jsonl: bool, timeline: bool, journal: str | None) -> None:
     """Print run RUN's results again from the journal, with no API call."""
-    with open_journal(journal, purpose="fanwise show RUN") as opened:
+    with read_journal(journal, purpose="fanwise show RUN") as opened:
         record = _find(opened, run_id)
         calls = list(opened.latest_calls(run_id))
     if not record.text_kept and not timeline:
@@ -129,7 +149,7 @@ def show(run_id: int, as_json: bool, jsonl: bool, timeline: bool, journal: str |
 
 
 @click.command()
-@click.argument("run_id", metavar="RUN", type=int)
+@click.argument("run_id", metavar="RUN", type=RUN_ID)
 @journal_option()
 @max_cost_option()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (workflows).")
@@ -151,7 +171,7 @@ def resume(ctx: click.Context, /, run_id: int, **overrides: Any) -> None:
     flags here change only the budget, the pace, the retries and where the output goes. A run
     on the Batch API (--engine batch) collects the batches it left running, from any machine.
     """
-    with open_journal(overrides["journal"], purpose="fanwise resume RUN") as opened:
+    with read_journal(overrides["journal"], purpose="fanwise resume RUN") as opened:
         record = _find(opened, run_id)
     if not record.text_kept:
         raise InputError(
@@ -235,5 +255,5 @@ def _clip(text: str, width: int) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-COMMANDS = (batch, runs, show, resume, report)
+COMMANDS = (batch, runs, show, resume, report, prune_command, export_command)
 """Registered on the ``fanwise`` group."""

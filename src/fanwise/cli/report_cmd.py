@@ -14,7 +14,7 @@ import click
 
 from fanwise.cli.errors import InputError
 from fanwise.cli.journal_flags import journal_option
-from fanwise.cli.session import open_journal
+from fanwise.cli.journal_read import RUN_ID, read_journal
 from fanwise.journal import CallRecord, RunRecord
 from fanwise.journal.results import rebuild_workflow
 from fanwise.timeline import TimelineRow, rows_of
@@ -49,7 +49,7 @@ def report_html(record: RunRecord, calls: Iterable[CallRecord]) -> str:
 
 def write_run_report(path: str, run_id: int, journal: str | None) -> None:
     """Write the HTML report of a recorded run; a clean one-line error when it cannot."""
-    with open_journal(journal, purpose="fanwise report RUN") as opened:
+    with read_journal(journal, purpose="fanwise report RUN") as opened:
         record = opened.run(run_id)
         if record is None:
             raise InputError(f"no run {run_id} in the journal {opened.path} (see: fanwise runs)")
@@ -61,7 +61,7 @@ def write_run_report(path: str, run_id: int, journal: str | None) -> None:
 
 
 @click.command()
-@click.argument("run_id", metavar="RUN", type=int)
+@click.argument("run_id", metavar="RUN", type=RUN_ID)
 @click.option(
     "--out",
     "-o",

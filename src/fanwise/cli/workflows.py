@@ -17,7 +17,7 @@ from fanwise.cli.options import RunOptions
 from fanwise.cli.runner import Run, prepare, run
 from fanwise.cli.session import workflow_session
 from fanwise.outcome import ErrorKind, Rejected
-from fanwise.plans import LoadedPlan, PlanError, load_plan
+from fanwise.plans import LoadedPlan, PlanError, builtin_plans, load_plan
 from fanwise.report import to_json, to_markdown, write_report
 from fanwise.stream import SynthesisStream
 from fanwise.workflow import ModelSettings, Plan, Status, WorkflowResult, run_workflow
@@ -63,7 +63,7 @@ def research(
     sys.exit(execute(plan, {}, options))
 
 
-@click.command("run")
+@click.command("run", epilog=f"Built-in plans: {', '.join(builtin_plans())} (fanwise run NAME).")
 @click.argument("plan_file", metavar="PLAN")
 @click.option(
     "--set",

@@ -1,0 +1,153 @@
+"""Issue 14: each input that once crashed, spent money or lost work, and what it does now.
+
+Each test names its case from the issue. Calls that could cost money go to a real simulator
+subprocess over loopback HTTP, whose ``/_stats`` proves how many requests it saw.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner, Result
+
+from fanwise.cli import cli
+
+FAST = ("--offline-latency", "0,0.01")
+NO_KEY = {"OPENAI_API_KEY": "", "OPENAI_BASE_URL": "", "FANWISE_MODEL": ""}
+
+
+def fanwise(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Result:
+    """The CLI in-process with no key in the environment (or ``env`` laid over that)."""
+    return CliRunner().invoke(cli, list(args), env={**NO_KEY, **(env or {})}, input=stdin)
+
+
+def requests_seen(url: str) -> int:
+    """How many API requests the simulator at ``url`` has answered."""
+    with urllib.request.urlopen(url.removesuffix("/v1") + "/_stats", timeout=10) as response:
+        data: dict[str, Any] = json.load(response)
+    return int(data["requests"])
+
+
+# 7, 8: the journal read back
+
+
+def test_show_with_a_huge_run_id_is_a_usage_error_not_an_overflow() -> None:
+    """Case 7: a run id past SQLite's integers exits 2 with the range, not an OverflowError."""
+    for command in ("show", "report", "resume", "export"):
+        extra = ["-o", "x.html"] if command == "report" else []
+        result = fanwise(command, "99999999999999999999999", *extra)
+        assert result.exit_code == 2, (command, result.output)
+        assert "not in the range" in result.stderr
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_read_only_commands_never_create_a_journal(tmp_path: Path) -> None:
+    """Case 8: show, report, resume, export and prune on a missing journal create no file."""
+    missing = tmp_path / "missing.db"
+    for args in (
+        ["show", "1"],
+        ["report", "1", "-o", str(tmp_path / "r.html")],
+        ["resume", "1"],
+        ["export", "1"],
+        ["prune", "--keep", "1"],
+    ):
+        result = fanwise(*args, "--journal", str(missing))
+        assert result.exit_code == 2, (args, result.output)
+        assert f"no journal at {missing}" in result.stderr
+        assert not missing.exists(), args
+    listing = fanwise("runs", "--journal", str(missing))
+    assert listing.exit_code == 0 and "No runs yet" in listing.stderr
+    assert not missing.exists()
+
+
+# 12: one word once
+
+
+def test_a_fail_fast_cancellation_says_cancelled_once() -> None:
+    """Case 12: a sibling cancelled by --mode all reads "cancelled: a sibling call failed"."""
+    result = fanwise(
+        "research", "tea", *(f"-q{n}?" for n in "abcdef"), "--offline-latency", "0.05,1",
+        "--offline-fail-rate", "0.5", "--retries", "0", "--mode", "all", "--plain", "--seed", "1",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "cancelled: a sibling call failed (fail-fast mode)" in result.stderr
+    assert "cancelled: cancelled" not in result.stderr
+
+
+# 17: prune and export
+
+
+def test_prune_keeps_the_newest_runs_and_vacuums(tmp_path: Path) -> None:
+    """Case 17: --keep N deletes the older runs and their calls, and the file shrinks."""
+    journal = str(tmp_path / "j.db")
+    big = "x" * 200_000
+    for n in range(3):
+        args = ("research", f"t{n}", "-q", f"{big}{n}?", *FAST, "--quiet", "--journal", journal)
+        assert fanwise(*args).exit_code == 0
+    size = os.path.getsize(journal)
+    result = fanwise("prune", "--keep", "1", "--journal", journal)
+    assert result.exit_code == 0, result.output
+    assert "pruned 2 runs (4 calls)" in result.stderr
+    listed = json.loads(fanwise("runs", "--json", "--journal", journal).stdout)
+    assert [run["topic"] for run in listed] == ["t2"]
+    with sqlite3.connect(journal) as db:
+        assert db.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == 2
+    assert os.path.getsize(journal) < size / 2
+
+
+def test_prune_older_than_deletes_only_old_runs(tmp_path: Path) -> None:
+    """Case 17: --older-than 30d deletes the runs started before then, not the recent one."""
+    journal = str(tmp_path / "j.db")
+    for topic in ("old", "new"):
+        assert fanwise("research", topic, "-q", "why?", *FAST, "--journal", journal).exit_code == 0
+    with sqlite3.connect(journal) as db:
+        db.execute(
+            "UPDATE runs SET started_at = ? WHERE topic = 'old'", (time.time() - 31 * 86400,)
+        )
+    assert fanwise("prune", "--older-than", "30d", "--journal", journal).exit_code == 0
+    listed = json.loads(fanwise("runs", "--json", "--journal", journal).stdout)
+    assert [run["topic"] for run in listed] == ["new"]
+    bad = fanwise("prune", "--older-than", "soon", "--journal", journal)
+    assert bad.exit_code == 2 and "not an age like 30d" in bad.stderr
+
+
+def test_export_writes_a_run_as_jsonl(tmp_path: Path) -> None:
+    """Case 17: `fanwise export RUN` writes the run, then one line per call with its outcome."""
+    assert fanwise("research", "tea", "-q", "a?", "-q", "b?", *FAST, "--quiet").exit_code == 0
+    out = tmp_path / "run.jsonl"
+    assert fanwise("export", "1", "-o", str(out)).exit_code == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["type"] for line in lines] == ["run", "call", "call", "call"]
+    assert lines[0]["topic"] == "tea" and lines[0]["spec"]["plan"]["questions"] == ["a?", "b?"]
+    assert [line["status"] for line in lines[1:]] == ["fulfilled"] * 3
+    assert lines[1]["request"]["prompt"].endswith("a?") and lines[1]["value"]["text"]
+    assert fanwise("export", "1").stdout == out.read_text()
+
+
+# 18: runs, -n, run --help
+
+
+def test_runs_counts_research_and_synthesis_apart() -> None:
+    """Case 18: 2 of 3 answered plus a synthesis shows OK 2, FAILED 1, SYNTHESIS ok."""
+    result = fanwise(
+        "research", "tea", "-q", "a?", "-q", "b?", "-q", "c?", *FAST, "--offline-fail-rate",
+        "0.5", "--retries", "0", "--seed", "3", "--quiet",
+    )  # fmt: skip
+    assert result.exit_code == 4
+    header, row = fanwise("runs").stdout.splitlines()
+    assert header.split()[4:7] == ["OK", "FAILED", "SYNTHESIS"]
+    assert row.split()[5:8] == ["2", "1", "ok"]
+    [listed] = json.loads(fanwise("runs", "--json").stdout)
+    assert listed["research"] == {"fulfilled": 2, "rejected": 1} and listed["synthesis"] == "ok"
+
+
+def test_runs_n_and_run_have_help_that_names_what_they_take() -> None:
+    """Case 18: `runs --help` explains -n; `run --help` lists the built-in plans."""
+    assert "How many runs to list" in fanwise("runs", "--help").stdout
+    assert "Built-in plans: travel" in fanwise("run", "--help").stdout
