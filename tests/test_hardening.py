@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -151,3 +153,27 @@ def test_runs_n_and_run_have_help_that_names_what_they_take() -> None:
     """Case 18: `runs --help` explains -n; `run --help` lists the built-in plans."""
     assert "How many runs to list" in fanwise("runs", "--help").stdout
     assert "Built-in plans: travel" in fanwise("run", "--help").stdout
+
+
+# 5: a reader that goes away
+
+
+def test_a_reader_that_goes_away_mid_stream_is_not_a_failed_run(tmp_path: Path) -> None:
+    """Case 5: `| head -1` on a streamed synthesis: exit 0, no traceback, the journal complete."""
+    journal = str(tmp_path / "j.db")
+    command = [sys.executable, "-m", "fanwise", "travel", "Kyoto", "--quiet"]
+    command += ["--offline-latency", "0.3,0.6", "--journal", journal]
+    env = {**os.environ, **NO_KEY}
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as child:
+        assert child.stdout is not None and child.stderr is not None
+        assert child.stdout.readline().startswith(b"# Kyoto")
+        child.stdout.close()  # the reader goes away while the synthesis is still streaming
+        stderr = child.stderr.read().decode()
+        code = child.wait(timeout=60)
+    assert code == 0, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr
+    assert "synthesis failed" not in stderr
+    [run] = json.loads(fanwise("runs", "--json", "--journal", journal).stdout)
+    assert run["status"] == "complete" and run["synthesis"] == "ok"
+    shown = fanwise("show", "1", "--journal", journal).stdout
+    assert shown.startswith("# Kyoto") and len(shown.splitlines()) > 5

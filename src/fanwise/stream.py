@@ -14,11 +14,16 @@ The same holds when the synthesis fails for good after streaming part of its tex
 cut back, or stderr says the text above is incomplete, and the answers that did arrive follow.
 The writer is both the ``on_delta`` sink and an event observer: the events tell it when an attempt
 of the synthesis restarts or ends.
+
+A reader that goes away (``fanwise travel Kyoto | head -3``) is not a failed call: on the first
+broken pipe the writer stops writing (stdout is pointed at ``/dev/null``, so nothing complains at
+exit), the synthesis runs to its end and the journal keeps it whole.
 """
 
 from __future__ import annotations
 
 import io
+import os
 from typing import IO
 
 from fanwise.events import CallRetrying, CallSettled, Event, PhaseFinished, PhaseStarted
@@ -34,6 +39,7 @@ class SynthesisStream:
         self.err = err
         self.active = False
         self.delivered = False  # the whole synthesised text is on ``out``, once, and ends with \n
+        self.gone = False  # the reader closed the pipe: nothing more is written anywhere
         self.restarts = 0
         self._parts: list[str] = []
         self._origin: int | None = None
@@ -50,8 +56,7 @@ class SynthesisStream:
         if not self._parts:
             self._origin = self._tell()
         self._parts.append(text)
-        self.out.write(text)
-        self.out.flush()
+        self._write(text)
 
     def observe(self, event: Event) -> None:
         """The event observer: only the synthesis phase matters here."""
@@ -90,6 +95,9 @@ class SynthesisStream:
         self.delivered = True
 
     def _take_back(self, what: str) -> None:
+        if self.gone:  # nobody reads stdout any more: no note about text nobody will see
+            self._parts.clear()
+            return
         if self._origin is not None and self._truncate(self._origin):
             self._note(f"{what}: the partial text was removed from the output file")
         else:
@@ -100,9 +108,14 @@ class SynthesisStream:
         self._origin = None
 
     def _write(self, text: str) -> None:
-        if text:
+        if not text or self.gone:
+            return
+        try:
             self.out.write(text)
             self.out.flush()
+        except BrokenPipeError:
+            self.gone = True
+            _silence(self.out)
 
     def _note(self, text: str) -> None:
         print(f"↻ fanwise: {text}", file=self.err, flush=True)
@@ -126,3 +139,17 @@ class SynthesisStream:
     def _is_terminal(self) -> bool:
         isatty = getattr(self.out, "isatty", None)
         return bool(isatty and isatty())
+
+
+def _silence(out: IO[str]) -> None:
+    """Point ``out``'s file descriptor at /dev/null, so the interpreter's last flush of the
+    text still buffered does not fail on the closed pipe (an "Exception ignored" at exit)."""
+    try:
+        fd = out.fileno()
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
