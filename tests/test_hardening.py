@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -177,3 +178,44 @@ def test_a_reader_that_goes_away_mid_stream_is_not_a_failed_run(tmp_path: Path) 
     assert run["status"] == "complete" and run["synthesis"] == "ok"
     shown = fanwise("show", "1", "--journal", journal).stdout
     assert shown.startswith("# Kyoto") and len(shown.splitlines()) > 5
+
+
+# 6, 10: files that are not what they seem
+
+
+def test_a_plan_that_is_not_utf8_names_its_line(tmp_path: Path) -> None:
+    """Case 6: a Latin-1 plan is `file:line: not UTF-8 text`, exit 2, not a UnicodeDecodeError."""
+    plan = tmp_path / "latin1.toml"
+    plan.write_bytes(b'title = "x"\ntopic = "caf\xe9"\n[research]\nquestions = ["a?"]\n')
+    result = fanwise("run", str(plan))
+    assert result.exit_code == 2
+    assert f"{plan}:2: not UTF-8 text (byte 0xe9)" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_plan_with_a_bom_and_crlf_runs(tmp_path: Path) -> None:
+    """Case 6: a plan saved by an editor that writes a BOM and CRLF line ends runs as written."""
+    plan = tmp_path / "bom.toml"
+    plan.write_bytes(b'\xef\xbb\xbftopic = "tea"\r\n[research]\r\nquestions = ["why?"]\r\n')
+    result = fanwise("run", str(plan), *FAST, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("# tea")
+
+
+def test_run_on_a_directory_says_it_is_a_directory(tmp_path: Path) -> None:
+    """Case 10: `fanwise run DIR` says DIR is a directory, not "no such plan file"."""
+    result = fanwise("run", str(tmp_path))
+    assert result.exit_code == 2
+    assert f"{tmp_path}: is a directory" in result.stderr
+
+
+def test_simulate_on_a_busy_port_exits_2_naming_the_port() -> None:
+    """Case 10: a port already taken is a usage error (exit 2) that names the port."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = fanwise("simulate", "--port", str(port))
+    assert result.exit_code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "choose another --port" in result.stderr

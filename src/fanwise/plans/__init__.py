@@ -89,12 +89,29 @@ def load_plan(source: str | Path, variables: Mapping[str, str] | None = None) ->
         text = _builtin_dir().joinpath(f"{source}.toml").read_text(encoding="utf-8")
         label = f"<built-in plan {source}>"
     elif path.is_file():
-        text = path.read_text(encoding="utf-8")
+        text = _read(path)
         label = str(source)
+    elif path.is_dir():
+        raise PlanError(str(source), "is a directory; a plan is a .toml file (or a built-in name)")
     else:
         known = ", ".join(builtin_plans())
         raise PlanError(str(source), f"no such plan file (built-in plans: {known})")
     return parse_plan(text, label, variables or {})
+
+
+def _read(path: Path) -> str:
+    """The plan's text (a leading BOM is allowed); a clean error for bytes that are not UTF-8."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PlanError(str(path), f"cannot read: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise PlanError(
+            str(path), f"not UTF-8 text (byte 0x{data[exc.start]:02x}); save the plan as UTF-8", line
+        ) from None
 
 
 def parse_plan(text: str, source: str, variables: Mapping[str, str]) -> LoadedPlan:

@@ -165,10 +165,12 @@ def simulate(
     try:
         asyncio.run(_serve(Simulator(config, host=host, port=port)))
     except OSError as exc:
-        raise click.ClickException(
+        busy = click.ClickException(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
             "choose another --port (0 picks a free one)"
-        ) from None
+        )
+        busy.exit_code = 2  # a usage error: the port the user chose is taken
+        raise busy from None
 
 
 def _load_script(path: Path) -> tuple[ScriptRule, ...]:
