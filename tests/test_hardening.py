@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner, Result
 
 from fanwise.cli import cli
@@ -165,7 +166,9 @@ def test_a_reader_that_goes_away_mid_stream_is_not_a_failed_run(tmp_path: Path) 
     command = [sys.executable, "-m", "fanwise", "travel", "Kyoto", "--quiet"]
     command += ["--offline-latency", "0.3,0.6", "--journal", journal]
     env = {**os.environ, **NO_KEY}
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as child:
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    ) as child:
         assert child.stdout is not None and child.stderr is not None
         assert child.stdout.readline().startswith(b"# Kyoto")
         child.stdout.close()  # the reader goes away while the synthesis is still streaming
@@ -219,3 +222,21 @@ def test_simulate_on_a_busy_port_exits_2_naming_the_port() -> None:
     assert result.exit_code == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "choose another --port" in result.stderr
+
+
+# 9: the Python API without a key
+
+
+def test_openai_model_without_a_key_says_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Case 9: OpenAIModel() with no key raises a ValueError naming OPENAI_API_KEY, not the
+    SDK's raw error; both transports say the same, and a base URL needs no key."""
+    from fanwise.models.fast import FastOpenAIModel
+    from fanwise.models.openai import OpenAIModel
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    for model in (OpenAIModel, FastOpenAIModel):
+        with pytest.raises(ValueError, match="set the OPENAI_API_KEY environment variable"):
+            model()
+    local = OpenAIModel(base_url="http://127.0.0.1:9/v1")
+    assert local.client.api_key == "not-needed"

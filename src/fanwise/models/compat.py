@@ -19,6 +19,25 @@ from fanwise.limits._quotas import parse_duration
 from fanwise.models.base import Endpoint, Request
 from fanwise.outcome import AuthError, BadRequest, CallError, CallTimeout, RateLimited, ServerError
 
+NO_KEY = "not-needed"
+"""The key sent to a server given by its base URL when none is set: local servers (vLLM,
+Ollama, LM Studio...) take any; set ``OPENAI_API_KEY`` for one that checks."""
+
+
+def resolve_api_key(api_key: str | None, base_url: str | None, environ: Mapping[str, str]) -> str:
+    """The key to send: ``api_key``, else ``$OPENAI_API_KEY``; for a server named by its base
+    URL (argument or ``$OPENAI_BASE_URL``) a placeholder; else a ``ValueError`` saying what to
+    set (rather than the SDK's own error from deep inside its constructor)."""
+    key = api_key or environ.get("OPENAI_API_KEY")
+    if key:
+        return key
+    if base_url or environ.get("OPENAI_BASE_URL"):
+        return NO_KEY
+    raise ValueError(
+        "no OpenAI API key: set the OPENAI_API_KEY environment variable or pass api_key=...; "
+        "for a local OpenAI-compatible server, pass base_url=... (no key is needed then)"
+    )
+
 
 def streamed_body(request: Request) -> dict[str, Any]:
     """The request's body asking for a stream; a field the user set is left as it is."""

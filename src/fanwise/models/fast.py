@@ -35,7 +35,7 @@ from fanwise.models.bodies import (
     lowered_headers,
     read_body,
 )
-from fanwise.models.compat import streamed_body
+from fanwise.models.compat import resolve_api_key, streamed_body
 from fanwise.models.sse import SseLines
 from fanwise.outcome import CallError, CallTimeout, InvalidResponse, NetworkError
 
@@ -57,9 +57,7 @@ class FastOpenAIModel(Model):
         base_url: str | None = None,
         environ: Mapping[str, str] = os.environ,
     ) -> None:
-        key = api_key or environ.get("OPENAI_API_KEY")
-        if not key:
-            raise ValueError("an API key is needed: pass api_key or set OPENAI_API_KEY")
+        key = resolve_api_key(api_key, base_url, environ)
         self.base_url = (base_url or environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self._urls = {endpoint: self.base_url + endpoint.path for endpoint in Endpoint}
         self._headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}

@@ -12,6 +12,7 @@ its ``__cause__``.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import httpx2
@@ -20,7 +21,7 @@ from openai import AsyncOpenAI
 
 from fanwise.models.base import Completion, DeltaSink, Endpoint, Model, Request
 from fanwise.models.bodies import ChatStream, ResponsesStream, lowered_headers, read_body
-from fanwise.models.compat import status_error, streamed_body
+from fanwise.models.compat import resolve_api_key, status_error, streamed_body
 from fanwise.models.sse import SseLines
 from fanwise.outcome import (
     AuthError,
@@ -46,7 +47,10 @@ class OpenAIModel(Model):
     ) -> None:
         # timeout=None: the engine bounds each attempt itself, and cancels the request.
         self.client = client or AsyncOpenAI(
-            api_key=api_key, base_url=base_url, max_retries=0, timeout=None
+            api_key=resolve_api_key(api_key, base_url, os.environ),
+            base_url=base_url,
+            max_retries=0,
+            timeout=None,
         )
 
     @property

@@ -110,7 +110,9 @@ def _read(path: Path) -> str:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise PlanError(
-            str(path), f"not UTF-8 text (byte 0x{data[exc.start]:02x}); save the plan as UTF-8", line
+            str(path),
+            f"not UTF-8 text (byte 0x{data[exc.start]:02x}); save the plan as UTF-8",
+            line,
         ) from None
 
 
