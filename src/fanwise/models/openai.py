@@ -90,6 +90,11 @@ class OpenAIModel(Model):
         )
         try:
             headers = lowered(response.headers)
+            if headers.get("content-type", "").split(";")[0].strip() == "application/json":
+                # A compatible server that answers a stream request with a whole body.
+                completion = read_body(request.endpoint, await response.aread(), headers)
+                on_delta(completion.text)
+                return completion
             lines = SseLines()
             async for chunk in response.aiter_bytes():
                 for data in lines.feed(chunk):

@@ -165,12 +165,16 @@ def simulate(
     try:
         asyncio.run(_serve(Simulator(config, host=host, port=port)))
     except OSError as exc:
-        busy = click.ClickException(
+        raise _PortTaken(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
             "choose another --port (0 picks a free one)"
-        )
-        busy.exit_code = 2  # a usage error: the port the user chose is taken
-        raise busy from None
+        ) from None
+
+
+class _PortTaken(click.ClickException):
+    """A usage error (exit 2): the port the user chose cannot be listened on."""
+
+    exit_code = 2
 
 
 def _load_script(path: Path) -> tuple[ScriptRule, ...]:
