@@ -6,6 +6,7 @@ subprocess over loopback HTTP, whose ``/_stats`` proves how many requests it saw
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -240,3 +241,40 @@ def test_openai_model_without_a_key_says_what_to_set(monkeypatch: pytest.MonkeyP
             model()
     local = OpenAIModel(base_url="http://127.0.0.1:9/v1")
     assert local.client.api_key == "not-needed"
+
+
+# 16: a big batch without a terminal
+
+
+def test_a_batch_without_a_terminal_prints_counts_not_a_line_per_call(tmp_path: Path) -> None:
+    """Case 16: 500 lines through a pipe print a few lines of counts; --plain prints them all."""
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"prompt": f"q{n}"}) + "\n" for n in range(500)))
+    args = ("batch", str(source), "-o", str(tmp_path / "out.jsonl"), *FAST, "-c", "50")
+    quiet = fanwise(*args)
+    assert quiet.exit_code == 0, quiet.output
+    assert len(quiet.stderr.splitlines()) < 10
+    assert "500 fulfilled" in quiet.stderr
+    every = fanwise(*args, "--plain")
+    assert len(every.stderr.splitlines()) >= 1000
+
+
+def test_the_periodic_summary_counts_and_shows_failures_at_once() -> None:
+    """Case 16: a line of counts once the interval has passed; each failure at once."""
+    from fanwise.events import CallRetrying, CallSettled
+    from fanwise.outcome import Fulfilled, Rejected, ServerError
+    from fanwise.periodic import PeriodicConsole
+
+    now = [0.0]
+    stream = io.StringIO()
+    console = PeriodicConsole(stream, total=3, every=5, clock=lambda: now[0])
+    ok = Fulfilled("x", 0.1, 0.0, ())
+    console(CallSettled(0, "k0", "first", ok, at=0))  # type: ignore[arg-type]
+    console(CallRetrying(1, "k1", "second", 1, {"kind": "server", "message": "boom"}, 1.0, at=0))
+    console(CallSettled(1, "k1", "second", Rejected(ServerError("boom")), at=1))
+    assert stream.getvalue() == "❌ Failed: second: server: boom\n"
+    now[0] = 6.0
+    console(CallSettled(2, "k2", "third", ok, at=6))  # type: ignore[arg-type]
+    assert stream.getvalue().splitlines()[-1] == (
+        "⏱ 3/3 settled: 2 fulfilled, 1 failed, 1 retries · 6 s"
+    )

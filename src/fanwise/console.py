@@ -14,6 +14,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import IO, TYPE_CHECKING, Protocol
 
 from fanwise.events import Event
+from fanwise.periodic import PeriodicConsole
 from fanwise.plain import PlainConsole, shorten, summary_line
 from fanwise.progress import Price
 from fanwise.workflow import WorkflowResult
@@ -45,10 +46,18 @@ def choose_display(
     plain: bool = False,
     price: Price | None = None,
     environ: Mapping[str, str] = os.environ,
+    periodic: bool = False,
+    total: int | None = None,
 ) -> Display:
-    """The live view on a terminal; the plain lines with ``plain`` or when not a terminal."""
-    if plain or not is_live_terminal(stream, environ):
+    """The live view on a terminal; the plain lines with ``plain`` or when not a terminal,
+    except that with ``periodic`` (a batch) and no ``plain``, a non-terminal gets a line of
+    counts every few seconds and the failures (``periodic.py``)."""
+    if plain:
         return PlainConsole(stream)
+    if not is_live_terminal(stream, environ):
+        return (
+            PeriodicConsole(stream, total=total, clock=clock) if periodic else PlainConsole(stream)
+        )
     from rich.console import Console
 
     from fanwise.live import LiveConsole
@@ -69,6 +78,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "Display",
     "LiveConsole",
+    "PeriodicConsole",
     "PlainConsole",
     "choose_display",
     "is_live_terminal",

@@ -100,7 +100,7 @@ def execute_batch(
         async def body(current: Run) -> BatchSummary:
             return await _batch(source, sink, current, defaults, total, instructions)
 
-        summary, _ = run(options, model, session, body)
+        summary, _ = run(options, model, session, body, total=total)
     status = _status(summary)
     session.finish(
         status,

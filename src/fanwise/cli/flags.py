@@ -132,7 +132,8 @@ def output_options(out_help: str) -> list[Option]:
         click.option(
             "--plain",
             is_flag=True,
-            help="Plain progress lines on stderr, even on a terminal (no live view).",
+            help="Plain progress lines on stderr, even on a terminal (no live view); for a "
+            "batch without a terminal, every line rather than counts every few seconds.",
         ),
         click.option(
             "--report",

@@ -59,8 +59,13 @@ def run(
     model: Model,
     session: Session,
     body: Callable[[Run], Awaitable[T]],
+    *,
+    total: int | None = None,
 ) -> tuple[T, Display | None]:
     """Run ``body`` under the display with the two-stage Ctrl-C, then close the model.
+
+    ``total`` (a batch's line count) asks, without a terminal, for a line of counts every few
+    seconds rather than a line per call, unless ``--plain`` (``periodic.py``).
 
     On Ctrl-C the run is marked interrupted, the resume line printed, and the command exits 130.
     """
@@ -69,7 +74,13 @@ def run(
     display = (
         None
         if options.quiet
-        else choose_display(sys.stderr, plain=options.plain, price=session.price)
+        else choose_display(
+            sys.stderr,
+            plain=options.plain,
+            price=session.price,
+            periodic=total is not None,
+            total=total,
+        )
     )
 
     async def main() -> T:
