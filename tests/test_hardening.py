@@ -6,9 +6,11 @@ subprocess over loopback HTTP, whose ``/_stats`` proves how many requests it saw
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -278,3 +280,33 @@ def test_the_periodic_summary_counts_and_shows_failures_at_once() -> None:
     assert stream.getvalue().splitlines()[-1] == (
         "⏱ 3/3 settled: 2 fulfilled, 1 failed, 1 retries · 6 s"
     )
+
+
+# 11: Ctrl-C as the loop closes
+
+
+def test_no_signal_wakeup_fd_is_left_on_a_closing_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Case 11: when the loop closes its self-pipe, no wakeup fd points at it any more, so a
+    Ctrl-C in that window cannot print "signal wakeup fd ... Bad file descriptor"."""
+    import asyncio.unix_events
+
+    from fanwise.cli.interrupt import run_interruptible
+
+    seen: list[int] = []
+    close = asyncio.unix_events._UnixSelectorEventLoop.close
+
+    def recording_close(loop: asyncio.AbstractEventLoop) -> None:
+        wakeup = signal.set_wakeup_fd(-1)
+        signal.set_wakeup_fd(wakeup)
+        seen.append(wakeup)
+        close(loop)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(asyncio.unix_events._UnixSelectorEventLoop, "close", recording_close)
+    before = signal.getsignal(signal.SIGINT)
+
+    async def main() -> str:
+        return "done"
+
+    assert run_interruptible(main()) == "done"
+    assert seen == [-1]
+    assert signal.getsignal(signal.SIGINT) is before
