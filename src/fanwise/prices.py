@@ -78,13 +78,24 @@ def load_prices(*paths: Path) -> PriceTable:
     table = builtin_prices()
     for path in paths:
         if path.is_file():
-            table = parse_prices(path.read_text(encoding="utf-8"), str(path)).over(table)
+            table = parse_prices(_read(path), str(path)).over(table)
     return table
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise PriceError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise PriceError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x})") from None
 
 
 def parse_prices(text: str, source: str) -> PriceTable:
     try:
         data = tomllib.loads(text)
+    except RecursionError:
+        raise PriceError(f"{source}: not valid TOML: nested too deeply") from None
     except tomllib.TOMLDecodeError as exc:
         raise PriceError(f"{source}: not valid TOML: {exc}") from None
     models = data.get("models", {})

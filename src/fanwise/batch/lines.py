@@ -162,10 +162,14 @@ def _object(raw: bytes | str, line: int) -> dict[str, Any]:
             raise LineError(
                 line, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
             ) from None
+    if line == 1:
+        raw = raw.removeprefix("\ufeff")  # a BOM some editors write is not part of line 1
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise LineError(line, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise LineError(line, "not valid JSON here: arrays or objects nested too deeply") from None
     if not isinstance(data, dict):
         raise LineError(line, 'expected a JSON object, e.g. {"prompt": "..."}')
     return data

@@ -119,6 +119,8 @@ def _read(path: Path) -> str:
 def parse_plan(text: str, source: str, variables: Mapping[str, str]) -> LoadedPlan:
     try:
         data = tomllib.loads(text)
+    except RecursionError:
+        raise PlanError(source, "not valid TOML: arrays or tables nested too deeply") from None
     except tomllib.TOMLDecodeError as exc:
         match = re.search(r"\(at line (\d+), column \d+\)", str(exc))
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
@@ -272,6 +274,12 @@ class _Checker:
     def variables(self, raw: Mapping[str, Any]) -> dict[str, str | None]:
         """Declared variables and their defaults (None: required)."""
         declared: dict[str, str | None] = {}
+        if not isinstance(raw, dict):
+            self.fail(
+                "[variables] must be a table of name = default (or { help, default })",
+                None,
+                "variables",
+            )
         for name, spec in raw.items():
             if not name.isidentifier():
                 self.fail(f"variable name {name!r} is not an identifier", "variables", name)

@@ -182,7 +182,7 @@ def _load_script(path: Path) -> tuple[ScriptRule, ...]:
         data = json.loads(path.read_text())
         rules = data if isinstance(data, list) else [data]
         return tuple(ScriptRule.from_dict(rule) for rule in rules)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise click.BadParameter(f"{path}: {exc}", param_hint="--script") from None
 
 
