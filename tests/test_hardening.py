@@ -10,6 +10,7 @@ import asyncio
 import io
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -310,3 +311,23 @@ def test_no_signal_wakeup_fd_is_left_on_a_closing_loop(monkeypatch: pytest.Monke
     assert run_interruptible(main()) == "done"
     assert seen == [-1]
     assert signal.getsignal(signal.SIGINT) is before
+
+
+# The README's sample output
+
+
+def test_the_readme_sample_is_what_travel_prints_today() -> None:
+    """Every line of README's `fanwise travel Kyoto --plain` sample is printed today, in order
+    (timings aside: they are measured), the token count and the cost suffix included."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```console\n$ .venv/bin/fanwise travel Kyoto --plain", 1)[1]
+    sample = [line for line in block.split("```", 1)[0].splitlines()[1:] if line != "..."]
+    result = CliRunner().invoke(cli, ["travel", "Kyoto", "--plain"], env=NO_KEY)
+    assert result.exit_code == 0
+
+    def timeless(line: str) -> str:
+        return re.sub(r"\d+\.\d+( s|×)", r"#\1", line)
+
+    printed = iter(timeless(line) for line in result.output.splitlines())
+    for line in sample:
+        assert timeless(line) in printed, f"README line not printed (or out of order): {line}"
