@@ -331,3 +331,29 @@ def test_the_readme_sample_is_what_travel_prints_today() -> None:
     printed = iter(timeless(line) for line in result.output.splitlines())
     for line in sample:
         assert timeless(line) in printed, f"README line not printed (or out of order): {line}"
+
+
+# 3: where a result is kept when its file cannot be written
+
+
+def test_show_writes_a_run_to_a_file(tmp_path: Path) -> None:
+    """Case 3: `fanwise show N -o FILE` writes what show prints; a bad path is exit 2."""
+    assert fanwise("research", "tea", "-q", "a?", *FAST, "--quiet").exit_code == 0
+    out = tmp_path / "again.md"
+    assert fanwise("show", "1", "-o", str(out)).exit_code == 0
+    assert out.read_text() == fanwise("show", "1").stdout
+    missing = fanwise("show", "1", "-o", str(tmp_path / "nope" / "x.md"))
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr
+
+
+# 1: a base URL is a server to ask, never the offline model
+
+
+def test_a_base_url_chooses_the_compatible_provider_without_a_key() -> None:
+    """Case 1: with no key, a base URL (argument or OPENAI_BASE_URL) means openai, not offline."""
+    from fanwise.models import choose_provider
+
+    assert choose_provider("auto", {}) == "offline"
+    assert choose_provider("auto", {}, base_url="http://127.0.0.1:8000/v1") == "openai"
+    assert choose_provider("auto", {"OPENAI_BASE_URL": "http://127.0.0.1:8000/v1"}) == "openai"
+    assert choose_provider("offline", {}, base_url="http://127.0.0.1:8000/v1") == "offline"

@@ -22,12 +22,13 @@ from fanwise.cli.journal_flags import journal_option, max_cost_option
 from fanwise.cli.journal_read import RUN_ID, journal_exists, read_journal
 from fanwise.cli.options import RunOptions
 from fanwise.cli.otel_flag import otel_option
+from fanwise.cli.output_paths import check_writable
 from fanwise.cli.prune_cmds import export_command, prune_command
 from fanwise.cli.report_cmd import report, timeline_rows
 from fanwise.cli.run_counts import research_counts
 from fanwise.cli.session import RESUME_OVERRIDES, open_journal
 from fanwise.cli.workflows import execute
-from fanwise.journal import Journal, RunRecord
+from fanwise.journal import CallRecord, Journal, RunRecord
 from fanwise.journal.results import plan_from_spec, rebuild_workflow
 from fanwise.outcome import Fulfilled
 from fanwise.paths import journal_path
@@ -99,8 +100,13 @@ def runs(limit: int, as_json: bool, journal: str | None) -> None:
 @click.option(
     "--timeline", is_flag=True, help="An ASCII timeline of every call and retry, on one time axis."
 )
+@click.option(
+    "--out", "-o", type=click.Path(dir_okay=False), help="Write it to this file, not to stdout."
+)
 @journal_option()
-def show(run_id: int, as_json: bool, jsonl: bool, timeline: bool, journal: str | None) -> None:
+def show(
+    run_id: int, as_json: bool, jsonl: bool, timeline: bool, out: str | None, journal: str | None
+) -> None:
     """Print run RUN's results again from the journal, with no API call."""
     with read_journal(journal, purpose="fanwise show RUN") as opened:
         record = _find(opened, run_id)
@@ -111,23 +117,33 @@ def show(run_id: int, as_json: bool, jsonl: bool, timeline: bool, journal: str |
             "its shape, status, timings, usage and cost only",
             err=True,
         )
-    if jsonl:
-        for call in calls:  # the input line number is not journaled: null
-            click.echo(
-                output_line(call.label, call.outcome, line=None, key=call.key, cost=call.cost)
-            )
+    if out:
+        check_writable("--out", out)
+    text = _shown(record, calls, as_json=as_json, jsonl=jsonl, timeline=timeline)
+    if out is None:
+        click.echo(text, nl=False)
         return
+    try:
+        Path(out).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot write: {exc.strerror}") from None
+
+
+def _shown(
+    record: RunRecord, calls: list[CallRecord], *, as_json: bool, jsonl: bool, timeline: bool
+) -> str:
+    """What ``fanwise show`` prints for a run: its output lines, timeline, JSON or Markdown."""
+    if jsonl:  # the input line number is not journaled: null
+        return "".join(
+            output_line(call.label, call.outcome, line=None, key=call.key, cost=call.cost) + "\n"
+            for call in calls
+        )
     if timeline:
         width = shutil.get_terminal_size((100, 24)).columns
-        click.echo(ascii_timeline(timeline_rows(record, calls), width=width), nl=False)
-        return
+        return ascii_timeline(timeline_rows(record, calls), width=width)
     if record.kind == "workflow":
         result = rebuild_workflow(record, calls)
-        if as_json:
-            click.echo(to_json(result, run=_run_dict(record)), nl=False)
-        else:
-            click.echo(to_markdown(result), nl=False)
-        return
+        return to_json(result, run=_run_dict(record)) if as_json else to_markdown(result)
     if as_json:
         document = {
             "run": _run_dict(record),
@@ -136,16 +152,16 @@ def show(run_id: int, as_json: bool, jsonl: bool, timeline: bool, journal: str |
                 for c in calls
             ],
         }
-        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
-        return
-    click.echo(f"# {record.kind} {record.topic} (run {record.id}, {_status(record)})\n")
+        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    parts = [f"# {record.kind} {record.topic} (run {record.id}, {_status(record)})\n"]
     for call in calls:
         outcome = call.outcome
-        click.echo(f"## {call.label}\n")
+        parts.append(f"## {call.label}\n")
         if isinstance(outcome, Fulfilled):
-            click.echo(outcome.value.text.strip() + "\n")
+            parts.append(outcome.value.text.strip() + "\n")
         else:
-            click.echo(f"_failed: {outcome.kind}: {outcome.message}_\n")
+            parts.append(f"_failed: {outcome.kind}: {outcome.message}_\n")
+    return "".join(f"{part}\n" for part in parts)
 
 
 @click.command()
