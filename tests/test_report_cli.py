@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from fanwise.journal import Journal
+from fanwise.paths import journal_path
 from tests.processes import run_fanwise
 
 pytestmark = pytest.mark.slow
@@ -79,6 +81,7 @@ def test_a_batch_run_gets_a_report_too(tmp_path: Path) -> None:
 
 def test_unknown_runs_and_paths_are_one_line_errors(tmp_path: Path) -> None:
     """No such run, or nowhere to write: exit 2 with a message, never a traceback."""
+    Journal.open(journal_path()).close()  # a journal without run 42 (report never creates one)
     missing = fanwise("report", "42", "-o", str(tmp_path / "r.html"))
     assert missing.returncode == 2 and "no run 42 in the journal" in missing.stderr
     timeline = fanwise("show", "42", "--timeline")
