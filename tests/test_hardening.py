@@ -357,3 +357,43 @@ def test_a_base_url_chooses_the_compatible_provider_without_a_key() -> None:
     assert choose_provider("auto", {}, base_url="http://127.0.0.1:8000/v1") == "openai"
     assert choose_provider("auto", {"OPENAI_BASE_URL": "http://127.0.0.1:8000/v1"}) == "openai"
     assert choose_provider("offline", {}, base_url="http://127.0.0.1:8000/v1") == "offline"
+
+
+def test_ctrl_c_while_the_cli_loads_exits_130_without_a_traceback() -> None:
+    """Case 11: a Ctrl-C while `fanwise` is still importing its CLI (a second on a busy
+    machine) exits 130 with one line, not a KeyboardInterrupt traceback from an import."""
+    program = (
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'fanwise.cli':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "from fanwise.__main__ import main\n"
+        "main()\n"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert child.returncode == 130
+    assert "Traceback" not in child.stderr and "fanwise: interrupted" in child.stderr
+
+
+def test_ctrl_c_before_the_run_starts_exits_130_not_aborted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Case 11: a Ctrl-C while the flags are read or the input counted (before the run's own
+    handler) exits 130, not click's "Aborted!" with exit 1."""
+    import fanwise.cli
+    import fanwise.cli.batch
+
+    def interrupted(path: Path) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fanwise.cli.batch, "count_lines", interrupted)
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"prompt": "a"}\n')
+    monkeypatch.setattr(sys, "argv", ["fanwise", "batch", str(source)])
+    with pytest.raises(SystemExit) as stopped:
+        fanwise.cli.main()
+    assert stopped.value.code == 130

@@ -7,6 +7,8 @@ the table against the commands themselves.
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from fanwise.cli.lazy import LazyCommand, LazyGroup
@@ -81,4 +83,16 @@ def cli() -> None:
 
 
 def main() -> None:
-    cli(prog_name="fanwise")
+    """The ``fanwise`` command. A Ctrl-C outside a run's own handling (while parsing flags or
+    opening the journal) exits 130, not click's "Aborted!" with exit 1."""
+    try:
+        code = cli.main(prog_name="fanwise", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        from fanwise.cli.errors import EXIT_INTERRUPTED  # not loaded by `fanwise --help`
+
+        click.echo("fanwise: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else 0)  # --help, --version, click's Exit(code)
