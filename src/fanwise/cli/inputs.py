@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO
 
-from fanwise.cli.options import InputError
+from fanwise.cli.errors import InputError
 from fanwise.paths import fanwise_home
 
 STDIN = "-"
