@@ -92,6 +92,6 @@ async def test_a_whole_json_answer_to_a_stream_request_is_accepted(
     try:
         completion = await model.complete(Request("hi", "local"), on_delta=deltas.append)
     finally:
-        await model.close()
+        await model.aclose()
     assert completion.text == "whole answer" and deltas == ["whole answer"]
     assert completion.usage.input_tokens == 3 and completion.usage.output_tokens == 2
