@@ -87,7 +87,7 @@ async def _running(
     if given is not None:  # the caller's model: its limits and its closing are the caller's
         model, limiter, where = given, Unlimited(), given.name
     else:
-        provider = resolve_provider(setup.provider, setup.environ)
+        provider = resolve_provider(setup.provider, setup.environ, base_url=setup.base_url)
         model = get_model(
             setup.provider,  # "auto" still, so that the offline model's warning is given
             base_url=setup.base_url,

@@ -43,12 +43,28 @@ class OfflineModelWarning(UserWarning):
     """No API key was found, so the answers come from the offline model, not from an LLM."""
 
 
-def resolve_provider(provider: str = "auto", environ: Mapping[str, str] = os.environ) -> Provider:
-    """``auto`` becomes ``openai`` when a key is set and ``offline`` otherwise."""
+def resolve_provider(
+    provider: str = "auto",
+    environ: Mapping[str, str] = os.environ,
+    *,
+    base_url: str | None = None,
+) -> Provider:
+    """``auto`` becomes ``openai`` when a key or a base URL is given and ``offline`` otherwise:
+    a base URL names a server to ask (local ones often need no key), never the offline model."""
     try:
-        return choose_provider(provider, environ)
+        return choose_provider(provider, environ, base_url=base_url)
     except ValueError as exc:
         raise ConfigError("provider", str(exc)) from None
+
+
+def check_base_url(base_url: str | None) -> None:
+    """A base URL the HTTP clients can use: http:// or https://. Checked before any request
+    (``127.0.0.1:8000/v1`` without a scheme used to cost nine network retries per call)."""
+    if base_url and not base_url.startswith(("http://", "https://")):
+        raise ConfigError(
+            "base_url",
+            f"{base_url!r} must be an http:// or https:// URL, e.g. http://127.0.0.1:8000/v1",
+        )
 
 
 def get_limiter(
@@ -86,7 +102,8 @@ def get_model(
     request to the endpoint the request names; ``api`` (where prompt-style requests go) is
     ``get_settings``'s to apply, and is accepted here so that callers can pass both the same.
     """
-    resolved = resolve_provider(provider, environ)
+    check_base_url(base_url)
+    resolved = resolve_provider(provider, environ, base_url=base_url or next(iter(endpoints), None))
     if resolved == "offline" and provider in (None, "", "auto"):
         warnings.warn(OFFLINE_NOTE, OfflineModelWarning, stacklevel=2)
     if endpoints:
@@ -157,6 +174,7 @@ __all__ = [
     "ConfigError",
     "OfflineModelWarning",
     "Transport",
+    "check_base_url",
     "endpoint_label",
     "get_limiter",
     "get_model",

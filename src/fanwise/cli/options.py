@@ -52,6 +52,12 @@ class RunOptions:
     workers: int = 2
     ray_address: str | None = None
 
+    @property
+    def server(self) -> str | None:
+        """The OpenAI-compatible server the flags name, if any: --base-url, or the first of
+        --endpoints. Naming one means that provider, never the offline model (with no key)."""
+        return self.base_url or next(iter(self.endpoints), None)
+
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> RunOptions:
         """Take this class's fields out of a command's keyword arguments (the rest stay)."""
