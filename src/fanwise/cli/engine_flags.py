@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from fanwise.cli.numbers import FiniteRange
 from fanwise.endpoints import parse_endpoints
 
 
@@ -58,7 +59,7 @@ def engine_options() -> list[Callable[[Any], Any]]:
         ),
         click.option(
             "--batch-poll",
-            type=click.FloatRange(min=0, min_open=True),
+            type=FiniteRange(min=0, min_open=True),
             default=60.0,
             show_default=True,
             metavar="SECONDS",

@@ -15,6 +15,7 @@ import click
 from fanwise.cli.engine_flags import engine_options
 from fanwise.cli.journal_flags import journal_options
 from fanwise.cli.limit_flags import limit_options
+from fanwise.cli.numbers import FiniteRange
 from fanwise.cli.otel_flag import otel_option
 from fanwise.models.base import DEFAULT_MODEL
 from fanwise.plans import REASONING_EFFORTS
@@ -101,10 +102,10 @@ def pacing_options(deadline_help: str) -> list[Option]:
         ),
         click.option(
             "--timeout",
-            type=click.FloatRange(min=0, min_open=True),
+            type=FiniteRange(min=0, min_open=True),
             help="Seconds each attempt of a call may take; a slower one is retried.",
         ),
-        click.option("--deadline", type=click.FloatRange(min=0, min_open=True), help=deadline_help),
+        click.option("--deadline", type=FiniteRange(min=0, min_open=True), help=deadline_help),
         click.option(
             "--retries",
             type=click.IntRange(min=0),
@@ -159,7 +160,7 @@ def offline_options() -> list[Option]:
         ),
         click.option(
             "--offline-fail-rate",
-            type=click.FloatRange(0, 1),
+            type=FiniteRange(0, 1),
             default=0.0,
             show_default=True,
             help="Offline model: chance that an attempt fails (429, 500 or 400).",

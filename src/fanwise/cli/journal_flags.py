@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from fanwise.cli.numbers import FiniteRange
+
 
 def journal_option() -> Callable[[Any], Any]:
     return click.option(
@@ -55,7 +57,7 @@ def journal_options() -> list[Callable[[Any], Any]]:
 def max_cost_option() -> Callable[[Any], Any]:
     return click.option(
         "--max-cost",
-        type=click.FloatRange(min=0),
+        type=FiniteRange(min=0),
         metavar="USD",
         help="Stop launching calls once the next one could take the cost past USD dollars.",
     )
