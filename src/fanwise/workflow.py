@@ -50,6 +50,10 @@ class Plan:
         object.__setattr__(self, "questions", tuple(self.questions))
         if not self.questions:
             raise ValueError("a plan needs at least one question")
+        if not self.topic.strip():  # "...to visit in ?" would be paid for, and useless
+            raise ValueError("a plan's topic must not be empty")
+        if any(isinstance(q, str) and not q.strip() for q in self.questions):
+            raise ValueError("every question must be a non-empty string")
         if self.question_bodies and len(self.question_bodies) != len(self.questions):
             raise ValueError("question_bodies needs one body (maybe empty) per question")
 
@@ -295,6 +299,10 @@ async def run_workflow(
     """Phase 1 asks every question at once; phase 2 combines the answers in one call."""
     if min_answers < 1:
         raise ValueError(f"min_answers must be at least 1, got {min_answers}")
+    if min_answers > len(plan.questions):  # no synthesis could ever be made: say so up front
+        raise ValueError(
+            f"min_answers is {min_answers}, but the plan has only {len(plan.questions)} questions"
+        )
     engine.emit(RunStarted("workflow", plan.title, plan.topic, engine.now()))
     try:
         result = await _phases(plan, engine, settings, fail_fast, min_answers, deadline, on_delta)

@@ -145,23 +145,27 @@ def parse_plan(text: str, source: str, variables: Mapping[str, str]) -> LoadedPl
         bodies.append(body)
     topic = checker.string(data, None, "topic", required=True) or ""
     synthesis_table = checker.table(data, "synthesis")
-    plan = Plan(
-        topic=checker.fill(topic, values, None, "topic"),
-        questions=tuple(checker.fill(q, values, "research", "questions", q) for q in texts),
-        research_body=checker.body(research, "research"),
-        question_bodies=tuple(bodies) if any(bodies) else (),
-        synthesis_body=checker.body(synthesis_table, "synthesis"),
-        synthesis_instructions=checker.fill(
-            checker.string(synthesis_table, "synthesis", "instructions") or DEFAULT_SYNTHESIS,
-            values,
-            "synthesis",
-            "instructions",
-        ),
-        research_instructions=_maybe(
-            checker.fill, checker.string(research, "research", "instructions"), values
-        ),
-        title=checker.string(data, None, "title") or "research",
-    )
+    try:
+        plan = Plan(
+            topic=checker.fill(topic, values, None, "topic"),
+            questions=tuple(checker.fill(q, values, "research", "questions", q) for q in texts),
+            research_body=checker.body(research, "research"),
+            question_bodies=tuple(bodies) if any(bodies) else (),
+            synthesis_body=checker.body(synthesis_table, "synthesis"),
+            synthesis_instructions=checker.fill(
+                checker.string(synthesis_table, "synthesis", "instructions") or DEFAULT_SYNTHESIS,
+                values,
+                "synthesis",
+                "instructions",
+            ),
+            research_instructions=_maybe(
+                checker.fill, checker.string(research, "research", "instructions"), values
+            ),
+            title=checker.string(data, None, "title") or "research",
+        )
+    except ValueError as exc:  # what Plan itself refuses, e.g. a topic that is only spaces
+        where = (None, "topic") if "topic" in str(exc) else ("research", "questions")
+        raise PlanError(source, str(exc), checker.line_of(*where)) from None
     return LoadedPlan(plan, checker.model(checker.table(data, "model")), values)
 
 
@@ -307,7 +311,7 @@ class _Checker:
                 unknown=unknown[0],
             )
         values = {k: v for k, v in declared.items() if v is not None} | dict(given)
-        missing = [k for k in declared if k not in values]
+        missing = [k for k in declared if not values.get(k, "").strip()]  # "" is no value
         if missing:
             raise PlanError(
                 self.source,
