@@ -16,10 +16,12 @@ import click
 
 from fanwise.batch import output_line
 from fanwise.cli.batch import batch, execute_batch
+from fanwise.cli.engine_flags import EndpointList
 from fanwise.cli.errors import InputError
 from fanwise.cli.flags import workflow_options
 from fanwise.cli.journal_flags import journal_option, max_cost_option
 from fanwise.cli.journal_read import RUN_ID, journal_exists, read_journal
+from fanwise.cli.numbers import FiniteRange
 from fanwise.cli.options import RunOptions
 from fanwise.cli.otel_flag import otel_option
 from fanwise.cli.output_paths import check_writable
@@ -170,11 +172,32 @@ def _shown(
 @max_cost_option()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (workflows).")
 @click.option("--out", "-o", type=click.Path(dir_okay=False), help="Write the result here.")
-@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+@click.option(
+    "--quiet/--no-quiet",
+    default=None,
+    help="No progress lines on stderr, or (--no-quiet) show them though the run was --quiet.",
+)
 @click.option("--plain", is_flag=True, help="Plain progress lines, even on a terminal.")
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), help="Most calls in flight.")
 @click.option("--retries", type=click.IntRange(min=0), help="Retries per call this time.")
 @otel_option()
+@click.option(
+    "--timeout",
+    type=FiniteRange(min=0, min_open=True),
+    help="Seconds each attempt may take this time.",
+)
+@click.option("--rpm", type=click.IntRange(min=1), help="Requests a minute, at most, this time.")
+@click.option("--tpm", type=click.IntRange(min=1), help="Tokens a minute, at most, this time.")
+@click.option(
+    "--base-url",
+    help="Ask this OpenAI-compatible server now (the same model and requests), e.g. after it "
+    "moved.",
+)
+@click.option(
+    "--endpoints",
+    type=EndpointList(),
+    help="Spread the remaining calls over these OpenAI-compatible endpoints.",
+)
 @click.option(
     "--retry-with",
     type=click.Choice(["batch", "live"]),
@@ -184,8 +207,9 @@ def _shown(
 def resume(ctx: click.Context, /, run_id: int, **overrides: Any) -> None:
     """Finish run RUN: send only its missing or failed calls, reuse the answered ones (no
     request for them), then synthesize. The run's own plan, model and options are used; the
-    flags here change only the budget, the pace, the retries and where the output goes. A run
-    on the Batch API (--engine batch) collects the batches it left running, from any machine.
+    flags here change only the budget, the pace, the retries, the server asked, what is shown
+    and where the output goes. A run on the Batch API (--engine batch) collects the batches it
+    left running, from any machine.
     """
     with read_journal(overrides["journal"], purpose="fanwise resume RUN") as opened:
         record = _find(opened, run_id)
