@@ -133,7 +133,7 @@ FLAGS = [
     (["--mode", "any"], "'any' is not one of 'settled', 'all'"),
     (["--engine", "warp"], "'warp' is not one of"),
     (["--reasoning-effort", "max"], "'max' is not one of"),
-    (["--report", "/nonexistent/dir/r.html"], "its directory does not exist"),
+    (["--report", "/nonexistent/dir/r.html"], "the directory /nonexistent/dir does not exist"),
     (["--journal", "/dev/null/x"], "cannot open the journal /dev/null/x"),
 ]
 

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -397,3 +398,171 @@ def test_ctrl_c_before_the_run_starts_exits_130_not_aborted(
     with pytest.raises(SystemExit) as stopped:
         fanwise.cli.main()
     assert stopped.value.code == 130
+
+
+# 1-4: nothing paid for before a mistake is noticed (the simulator counts the requests)
+
+
+def test_a_base_url_without_a_key_asks_that_server(simulator_process: str, tmp_path: Path) -> None:
+    """Case 1: `batch --base-url URL` with no OPENAI_API_KEY asks the server, not the offline
+    model (it used to answer 120 lines from `offline/gpt-5`, exit 0, nothing on stderr)."""
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"prompt": f"q{n}"}) + "\n" for n in range(3)))
+    out = tmp_path / "out.jsonl"
+    result = fanwise("batch", str(source), "-o", str(out), "--base-url", simulator_process)
+    assert result.exit_code == 0, result.output
+    assert requests_seen(simulator_process) == 3
+    assert "offline" not in out.read_text() and "offline model" not in result.stderr
+
+
+def test_batch_refuses_to_write_over_its_input(simulator_process: str, tmp_path: Path) -> None:
+    """Case 2: `batch same.jsonl -o same.jsonl` (or a link to it) is exit 2 and the input is
+    left whole (it used to be emptied, exit 1, no message); no request is sent."""
+    source = tmp_path / "same.jsonl"
+    text = json.dumps({"prompt": "a"}) + "\n"
+    source.write_text(text)
+    (tmp_path / "link.jsonl").symlink_to(source)
+    os.link(source, tmp_path / "hard.jsonl")
+    for out in ("same.jsonl", "link.jsonl", "hard.jsonl"):
+        result = fanwise(
+            "batch", str(source), "-o", str(tmp_path / out), "--base-url", simulator_process,
+            env={"OPENAI_API_KEY": "test"},
+        )  # fmt: skip
+        assert result.exit_code == 2, result.output
+        assert "is the input file" in result.stderr
+        assert source.read_text() == text
+    assert requests_seen(simulator_process) == 0
+
+
+def test_every_output_path_is_checked_before_the_first_call(
+    simulator_process: str, tmp_path: Path
+) -> None:
+    """Case 3: --out into a missing directory or a read-only file, and --report likewise, are
+    exit 2 before any request (they used to fail after every call was paid for)."""
+    locked = tmp_path / "locked.md"
+    locked.write_text("old")
+    locked.chmod(0o444)
+    key = {"OPENAI_API_KEY": "test"}
+    target = ("--base-url", simulator_process)
+    for flag, path, message in [
+        ("--out", str(tmp_path / "missing" / "x.md"), "does not exist"),
+        ("--report", str(tmp_path / "missing" / "x.html"), "does not exist"),
+        ("--out", str(tmp_path), "is a directory"),
+    ] + ([] if os.geteuid() == 0 else [("--out", str(locked), "is not writable")]):
+        result = fanwise("travel", "Kyoto", flag, path, *target, env=key)
+        assert result.exit_code == 2, (flag, path, result.output)
+        assert path in result.stderr and message in result.stderr
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"prompt": "a"}) + "\n")
+    bad = str(tmp_path / "missing" / "r.html")
+    result = fanwise("batch", str(source), "--report", bad, *target, env=key)
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+    assert requests_seen(simulator_process) == 0
+
+
+def test_an_output_that_fails_at_the_end_says_where_the_result_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Case 3: if --out still cannot be written after the calls, stderr says `fanwise show N
+    -o ...`, exit 1, with no traceback."""
+    out = tmp_path / "guide.md"
+    real = Path.write_text
+
+    def full_disk(self: Path, *args: Any, **kwargs: Any) -> int:
+        if self == out:
+            raise OSError(28, "No space left on device")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    result = fanwise("travel", "Kyoto", *FAST, "--quiet", "--out", str(out))
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "No space left on device; the result is kept in the journal" in result.stderr
+    assert "fanwise show 1 -o FILE" in result.stderr
+
+
+def test_bad_values_found_only_after_the_calls_are_refused_first(simulator_process: str) -> None:
+    """Case 4: `travel ""`, --min-answers above the question count and a base URL without a
+    scheme are exit 2 before any request (no "...to visit in ?", no nine network retries)."""
+    key = {"OPENAI_API_KEY": "test"}
+    sim = ("--base-url", simulator_process)
+    for args, message in [
+        (("travel", "", *sim), "DESTINATION must not be empty"),
+        (("travel", "  ", *sim), "DESTINATION must not be empty"),
+        (("research", "", "-q", "a?", *sim), "TOPIC must not be empty"),
+        (("research", "t", "-q", "a?", "-q", "b?", "--min-answers", "5", *sim), "only 2 questions"),
+        (("run", "travel", "--set", "destination=", *sim), "needs a value for destination"),
+        (("travel", "K", "--base-url", simulator_process.removeprefix("http://")), "http://"),
+        (("travel", "K", *sim, "--timeout", "nan"), "'nan' is not a finite number"),
+    ]:
+        result = fanwise(*args, env=key)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.stderr, (args, result.stderr)
+    assert requests_seen(simulator_process) == 0
+
+
+# 13: questions and batch lines from files and stdin
+
+
+def test_batch_dash_reads_standard_input(tmp_path: Path) -> None:
+    """Case 13: `fanwise batch -` reads its lines from stdin, and its spooled copy is gone once
+    the run is complete."""
+    lines = "".join(json.dumps({"prompt": f"q{n}", "custom_id": f"c{n}"}) + "\n" for n in range(3))
+    result = fanwise("batch", "-", *FAST, "--quiet", stdin=lines)
+    assert result.exit_code == 0, result.output
+    ids = sorted(json.loads(line)["custom_id"] for line in result.stdout.splitlines())
+    assert ids == ["c0", "c1", "c2"]
+    assert not list((Path(os.environ["FANWISE_HOME"]) / "inputs").iterdir())
+
+
+def test_questions_come_from_at_files_and_questions_file(tmp_path: Path) -> None:
+    """Case 13: -q @FILE and --questions-file read one question a line (blank lines skipped);
+    a missing or empty file is exit 2."""
+    listed = tmp_path / "questions.txt"
+    listed.write_text("Which grinder?\n\nWhich beans?\n")
+    result = fanwise(
+        "research", "coffee", "-q", f"@{listed}", "-q", "Which machine?", "--questions-file", "-",
+        *FAST, "--quiet", "--json", stdin="Which water?\n",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    asked = [q["question"] for q in json.loads(result.stdout)["questions"]]
+    assert asked == ["Which grinder?", "Which beans?", "Which machine?", "Which water?"]
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    for args, message in [
+        (("-q", f"@{tmp_path / 'nope.txt'}"), "no such file"),
+        (("--questions-file", str(empty)), "no questions in it"),
+        ((), "no questions: give -q QUESTION"),
+    ]:
+        failed = fanwise("research", "coffee", *args)
+        assert failed.exit_code == 2 and message in failed.stderr, (args, failed.output)
+
+
+# 14: resume with the flags that may have to change
+
+
+def test_resume_takes_a_new_server_pace_and_display(
+    spawn_simulator: Callable[..., Any], tmp_path: Path
+) -> None:
+    """Case 14: a --quiet run on a dead server is resumed with --base-url (a healthy one),
+    --rpm, --tpm, --timeout, --concurrency, --endpoints-free, and --no-quiet shows progress."""
+    dead = spawn_simulator("--fail", "500=1")
+    healthy = spawn_simulator()
+    key = {"OPENAI_API_KEY": "test"}
+    first = fanwise(
+        "research", "tea", "-q", "a?", "-q", "b?", "--retries", "0", "--quiet",
+        "--base-url", dead.base_url, env=key,
+    )  # fmt: skip
+    assert first.exit_code == 1 and "🔄" not in first.stderr
+    resumed = fanwise(
+        "resume", "1", "--base-url", healthy.base_url, "--no-quiet", "--plain", "--rpm", "600",
+        "--tpm", "1000000", "--timeout", "30", "--concurrency", "2", env=key,
+    )  # fmt: skip
+    assert resumed.exit_code == 0, resumed.output
+    assert "🔄 Asking: a?" in resumed.stderr
+    assert requests_seen(healthy.base_url) == 3  # two questions and the synthesis
+    [run] = json.loads(fanwise("runs", "--json").stdout)
+    assert run["status"] == "complete" and run["research"] == {"fulfilled": 2, "rejected": 0}
+    listed = fanwise("resume", "--help").stdout
+    for flag in ("--base-url", "--endpoints", "--rpm", "--tpm", "--timeout", "--no-quiet"):
+        assert flag in listed

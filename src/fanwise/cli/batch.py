@@ -15,8 +15,10 @@ from fanwise.batch import BatchSummary, LineError, run_batch
 from fanwise.cli.engines import model_settings
 from fanwise.cli.errors import EXIT_NO_RESULT, EXIT_OK, EXIT_PARTIAL, InputError
 from fanwise.cli.flags import batch_options
+from fanwise.cli.inputs import STDIN, spool_stdin
 from fanwise.cli.options import RunOptions
-from fanwise.cli.report_cmd import write_run_report
+from fanwise.cli.output_paths import check_not_input, unwritten
+from fanwise.cli.report_cmd import run_report_page
 from fanwise.cli.runner import Run, prepare, run
 from fanwise.cli.session import (
     Session,
@@ -32,7 +34,9 @@ from fanwise.workflow import ModelSettings
 
 
 @click.command()
-@click.argument("input_file", metavar="INPUT.jsonl", type=click.Path(dir_okay=False))
+@click.argument(
+    "input_file", metavar="INPUT.jsonl", type=click.Path(dir_okay=False, allow_dash=True)
+)
 @click.option(
     "--instructions",
     metavar="TEXT",
@@ -61,10 +65,22 @@ def batch(input_file: str, instructions: str | None, **kwargs: Any) -> None:
     "body" is the server's whole answer (an HTTP error's body too); a failure with no HTTP
     answer has "response": null and "error": {"code", "message"}. Results go to --out or
     stdout; the file is streamed, so memory stays flat. Every call is journaled, so `fanwise
-    resume RUN` finishes an interrupted batch.
+    resume RUN` finishes an interrupted batch. INPUT.jsonl `-` reads standard input (kept under
+    $FANWISE_HOME/inputs/ for the resume).
     """
     options = RunOptions.from_kwargs(kwargs)
-    sys.exit(execute_batch(Path(input_file), options, instructions=instructions))
+    if input_file != STDIN:
+        sys.exit(execute_batch(Path(input_file), options, instructions=instructions))
+    no_resume = journal_off(options)
+    source = spool_stdin(temporary=no_resume)
+    try:
+        code = execute_batch(source, options, instructions=instructions)
+    finally:
+        if no_resume:
+            source.unlink(missing_ok=True)
+    if code == EXIT_OK:  # kept only while a resume may need it
+        source.unlink(missing_ok=True)
+    sys.exit(code)
 
 
 def execute_batch(
@@ -80,6 +96,8 @@ def execute_batch(
     check_journal_flags(options)
     if options.report and journal_off(options):
         raise InputError("--report: a batch's report is read from the journal, which is off")
+    if options.out:
+        check_not_input("--out", options.out, source)
     total = count_lines(source)
     if total == 0:
         raise InputError(f"no requests in {source}: every line is blank")
@@ -110,7 +128,13 @@ def execute_batch(
     if not options.quiet:
         click.echo(summary_line(summary, session), err=True)
     if options.report and session.run_id is not None:
-        write_run_report(options.report, session.run_id, options.journal)
+        page = run_report_page(session.run_id, options.journal)
+        try:
+            Path(options.report).write_text(page, encoding="utf-8")
+        except OSError as exc:  # the calls are paid for: say where the report can come from
+            line = unwritten("--report", options.report, exc, session, "report", options.journal)
+            click.echo(line, err=True)
+            return EXIT_NO_RESULT
     return {"complete": EXIT_OK, "partial": EXIT_PARTIAL}.get(status, EXIT_NO_RESULT)
 
 

@@ -3,7 +3,8 @@
 
 Standard input can be read only once, and a batch is read twice (a first pass counts its lines)
 and again by ``fanwise resume``. So ``batch -`` copies standard input, streamed in flat memory,
-to a file under ``$FANWISE_HOME/inputs/`` and runs on that file; the run's spec names it.
+to a file under ``$FANWISE_HOME/inputs/`` and runs on that file; the run's spec names it. With
+the journal off there is no resume: the copy is a private temporary file, deleted after the run.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -22,18 +24,25 @@ from fanwise.paths import fanwise_home
 STDIN = "-"
 
 
-def spool_stdin(stream: IO[bytes] | None = None, environ: Mapping[str, str] = os.environ) -> Path:
-    """Copy standard input to a new file under ``$FANWISE_HOME/inputs/``; return its path."""
+def spool_stdin(
+    stream: IO[bytes] | None = None,
+    environ: Mapping[str, str] = os.environ,
+    *,
+    temporary: bool = False,
+) -> Path:
+    """Copy standard input to a new file under ``$FANWISE_HOME/inputs/`` (or, ``temporary``,
+    a private temporary file); return its path."""
     source = stream if stream is not None else sys.stdin.buffer
-    folder = fanwise_home(environ) / "inputs"
+    folder = Path(tempfile.gettempdir()) if temporary else fanwise_home(environ) / "inputs"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"stdin-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.jsonl"
-        with path.open("wb") as copy:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        stamp = f"stdin-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-"
+        fd, name = tempfile.mkstemp(prefix=stamp, suffix=".jsonl", dir=folder)  # mode 0600
+        with os.fdopen(fd, "wb") as copy:
             shutil.copyfileobj(source, copy, 1 << 20)
     except OSError as exc:
         raise InputError(f"cannot keep standard input in {folder}: {exc.strerror}") from None
-    return path
+    return Path(name)
 
 
 def read_questions(values: Iterable[str], files: Iterable[str] = ()) -> tuple[str, ...]:

@@ -9,9 +9,11 @@ be written, and it is not the input file (by path or, through a link, by inode).
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 from fanwise.cli.errors import InputError
+from fanwise.cli.session import Session
 
 
 def check_writable(flag: str, path: str) -> None:
@@ -47,3 +49,17 @@ def check_not_input(flag: str, path: str, source: str | Path) -> None:
             f"{flag} {path}: is the input file {source}; writing results there would empty it "
             "before it is read (choose another output file)"
         )
+
+
+def unwritten(
+    flag: str, path: str, exc: OSError, session: Session, command: str, journal: str | None
+) -> str:
+    """The line for an output that could not be written after the calls were paid for: where
+    the result is kept, and the command that writes it once the path is fixed."""
+    failed = f"fanwise: error: {flag} {path}: cannot write: {exc.strerror or exc}"
+    if session.run_id is None:
+        return f"{failed}; the journal is off, so the result is not kept anywhere"
+    again = f"fanwise {command} {session.run_id}"
+    if journal:
+        again += f" --journal {shlex.quote(journal)}"
+    return f"{failed}; the result is kept in the journal: {again} -o FILE"

@@ -47,13 +47,18 @@ def report_html(record: RunRecord, calls: Iterable[CallRecord]) -> str:
     )
 
 
-def write_run_report(path: str, run_id: int, journal: str | None) -> None:
-    """Write the HTML report of a recorded run; a clean one-line error when it cannot."""
+def run_report_page(run_id: int, journal: str | None) -> str:
+    """The HTML report of a recorded run, read from the journal."""
     with read_journal(journal, purpose="fanwise report RUN") as opened:
         record = opened.run(run_id)
         if record is None:
             raise InputError(f"no run {run_id} in the journal {opened.path} (see: fanwise runs)")
-        page = report_html(record, opened.latest_calls(run_id))
+        return report_html(record, opened.latest_calls(run_id))
+
+
+def write_run_report(path: str, run_id: int, journal: str | None) -> None:
+    """Write the HTML report of a recorded run; a clean one-line error when it cannot."""
+    page = run_report_page(run_id, journal)
     try:
         Path(path).write_text(page, encoding="utf-8")
     except OSError as exc:

@@ -12,15 +12,15 @@ import contextlib
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from fanwise.cli.engines import build_engine, build_model
-from fanwise.cli.errors import EXIT_INTERRUPTED, InputError
+from fanwise.cli.errors import EXIT_INTERRUPTED
 from fanwise.cli.interrupt import run_interruptible
 from fanwise.cli.options import RunOptions
+from fanwise.cli.output_paths import check_writable
 from fanwise.cli.session import Session
 from fanwise.engine import Engine
 from fanwise.events import Observer, fan_out
@@ -48,9 +48,11 @@ class Run:
 
 
 def prepare(options: RunOptions) -> Model:
-    """Check what can be checked before any request, then build the model."""
-    if options.report and not Path(options.report).parent.is_dir():
-        raise InputError(f"--report {options.report}: its directory does not exist")
+    """Check what can be checked before any request (every file the run will write), then
+    build the model."""
+    for flag, path in (("--out", options.out), ("--report", options.report)):
+        if path:
+            check_writable(flag, path)
     return build_model(options)
 
 

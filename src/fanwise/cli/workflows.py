@@ -13,7 +13,9 @@ import click
 from fanwise.cli.engines import model_settings
 from fanwise.cli.errors import EXIT_NO_RESULT, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, InputError
 from fanwise.cli.flags import workflow_options
+from fanwise.cli.inputs import read_questions
 from fanwise.cli.options import RunOptions
+from fanwise.cli.output_paths import unwritten
 from fanwise.cli.runner import Run, prepare, run
 from fanwise.cli.session import workflow_session
 from fanwise.outcome import ErrorKind, Rejected
@@ -33,6 +35,8 @@ def travel(destination: str, **kwargs: Any) -> None:
     answers that arrive are combined into one guide, which says what is missing.
     """
     options = RunOptions.from_kwargs(kwargs)
+    if not destination.strip():
+        raise InputError("DESTINATION must not be empty, e.g. fanwise travel Kyoto")
     loaded = _load("travel", {"destination": destination})
     sys.exit(execute(loaded.plan, loaded.model, options))
 
@@ -44,19 +48,35 @@ def travel(destination: str, **kwargs: Any) -> None:
     "-q",
     "questions",
     multiple=True,
-    required=True,
-    help="A question to research (repeat for more); each is asked in parallel.",
+    help="A question to research (repeat for more); each is asked in parallel. @FILE reads "
+    "one question a line from FILE (@- from stdin).",
+)
+@click.option(
+    "--questions-file",
+    "questions_files",
+    multiple=True,
+    metavar="FILE",
+    help="Read one question a line from FILE (- for stdin); with or instead of -q.",
 )
 @click.option("--instructions", help="Added to the synthesis prompt, e.g. 'a one-page brief'.")
 @workflow_options
 def research(
-    topic: str, questions: tuple[str, ...], instructions: str | None, **kwargs: Any
+    topic: str,
+    questions: tuple[str, ...],
+    questions_files: tuple[str, ...],
+    instructions: str | None,
+    **kwargs: Any,
 ) -> None:
     """Ask every -q QUESTION about TOPIC at once, then synthesize one answer."""
     options = RunOptions.from_kwargs(kwargs)
-    if any(not q.strip() for q in questions):
-        raise InputError("--question: a question must not be empty")
-    plan = Plan(topic=topic, questions=questions)
+    if not topic.strip():
+        raise InputError('TOPIC must not be empty, e.g. fanwise research "home espresso" -q ...')
+    asked = read_questions(questions, questions_files)
+    if not asked:
+        raise InputError(
+            "no questions: give -q QUESTION (repeatable), -q @FILE or --questions-file"
+        )
+    plan = Plan(topic=topic, questions=asked)
     if instructions:
         prompt = f"{plan.synthesis_instructions}\n\n{instructions.strip()}"
         plan = dataclasses.replace(plan, synthesis_instructions=prompt)
@@ -103,6 +123,11 @@ def execute(
     plan: Plan, plan_model: Mapping[str, Any], options: RunOptions, *, resume: int | None = None
 ) -> int:
     """Run one workflow from resolved options; print the result; return the exit code."""
+    if options.min_answers > len(plan.questions):
+        raise InputError(
+            f"--min-answers {options.min_answers}: the plan has only {len(plan.questions)} "
+            "questions, so no synthesis could be made"
+        )
     if plan_model.get("endpoints") and not options.endpoints:  # the plan's; --endpoints wins
         options = dataclasses.replace(options, endpoints=tuple(plan_model["endpoints"]))
     model = prepare(options)
@@ -117,8 +142,12 @@ def execute(
     result, display = run(options, model, session, body)
     session.finish_workflow(result)
     document = to_json(result, **session.to_dict()) if options.as_json else to_markdown(result)
+    failed: list[str] = []
     if options.out:
-        Path(options.out).write_text(document, encoding="utf-8")
+        try:
+            Path(options.out).write_text(document, encoding="utf-8")
+        except OSError as exc:
+            failed.append(unwritten("--out", options.out, exc, session, "show", options.journal))
     elif stream is None or not stream.delivered:
         click.echo(document, nl=False)
     if options.report:
@@ -126,12 +155,16 @@ def execute(
             run_id = None if session.run_id is None else str(session.run_id)
             write_report(options.report, result, run_id=run_id, cost=session.cost)
         except OSError as exc:
-            raise InputError(f"--report {options.report}: cannot write: {exc.strerror}") from None
+            failed.append(
+                unwritten("--report", options.report, exc, session, "report", options.journal)
+            )
+    for line in failed:
+        click.echo(line, err=True)
     if display is not None:
         display.summary(result, session.cost)
     if result.reason:
         click.echo(f"fanwise: no {plan.title}: {result.reason}", err=True)
-    return exit_code(result)
+    return EXIT_NO_RESULT if failed else exit_code(result)
 
 
 async def _workflow(
