@@ -111,7 +111,7 @@ def test_run_executes_a_plan_file_with_variables(tmp_path: Path) -> None:
         (["travel", "Kyoto", "--concurrency", "0"], "--concurrency"),
         (["travel", "Kyoto", "--bogus"], "No such option '--bogus'"),
         (["travel", "Kyoto", "--offline-latency", "3,1"], "needs 0 <= LOW <= HIGH"),
-        (["research", "tea"], "Missing option '--question'"),
+        (["research", "tea"], "no questions: give -q QUESTION"),
         (["research", "tea", "-q", " "], "a question must not be empty"),
         (["run", "travel", "--set", "destination"], "expected KEY=VALUE"),
         (["run", "travel"], "--set destination=..."),

@@ -96,5 +96,5 @@ def test_the_cli_writes_the_report_and_refuses_a_bad_path(tmp_path: Path) -> Non
         check=False,
     )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
-    assert "fanwise: error: --report " in bad.stderr and "directory does not exist" in bad.stderr
+    assert "fanwise: error: --report " in bad.stderr and "does not exist" in bad.stderr
     assert "Asking" not in bad.stderr, "refused before any call was made"
