@@ -50,11 +50,7 @@ def config_error(exc: ConfigError) -> InputError:
 
 def provider(options: RunOptions, environ: Mapping[str, str] = os.environ) -> Provider:
     try:
-        return resolve_provider(
-            options.provider,
-            environ,
-            base_url=options.server,
-        )
+        return resolve_provider(options.provider, environ, base_url=options.server)
     except ConfigError as exc:
         raise config_error(exc) from None
 
