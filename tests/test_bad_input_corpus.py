@@ -85,21 +85,22 @@ BATCHES: dict[str, tuple[bytes, int | set[int], str]] = {
     "bad-fields": (b'{"prompt": 5}\n{"prompt": "a"}\n', 4, ":1: prompt must be a non-empty"),
     "deep": (b'{"prompt": "a", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n", 1, ":1: not"),
     "wrong-url": (
-        b'{"custom_id": "a", "method": "POST", "url": "/v1/embeddings", "body": {}}\n'
-        b'{"prompt": "b"}\n',
+        b'{"custom_id": "a", "method": "POST", "url": "/v1/images", "body": {}}\n{"prompt": "b"}\n',
         4,
         ":1: url must be one of",
     ),
-    # The batch line parser is being rewritten for issue 11 (a 0xff byte reported by its line,
-    # an empty file exit 2 "no requests in FILE", a GET line saying what is wrong). Until that
-    # lands these only have to end cleanly with a message.
-    "binary": (bytes(range(256)) * 4, {1, 2, 4}, "fanwise:"),
-    "one-0xff-line": (b'{"prompt": "a"}\n\xff\n{"prompt": "b"}\n', {1, 2, 4}, "fanwise"),
-    "empty": (b"", {1, 2}, "0 fulfilled"),
+    "binary": (bytes(range(256)) * 4, 1, ":2: not UTF-8 text (byte 0x80"),
+    "one-0xff-line": (
+        b'{"prompt": "a"}\n\xff\n{"prompt": "b"}\n',
+        4,
+        ":2: not UTF-8 text (byte 0xff",
+    ),
+    "empty": (b"", 2, "no requests in"),
+    "blank-lines": (b"\n  \n\r\n", 2, "no requests in"),
     "get-method": (
         b'{"custom_id": "a", "method": "GET", "url": "/v1/responses", "body": {"input": "x"}}\n',
-        {1, 2},
-        "GET",
+        1,
+        ':1: method must be "POST"',
     ),
 }
 

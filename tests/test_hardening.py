@@ -135,7 +135,7 @@ def test_export_writes_a_run_as_jsonl(tmp_path: Path) -> None:
     assert [line["type"] for line in lines] == ["run", "call", "call", "call"]
     assert lines[0]["topic"] == "tea" and lines[0]["spec"]["plan"]["questions"] == ["a?", "b?"]
     assert [line["status"] for line in lines[1:]] == ["fulfilled"] * 3
-    assert lines[1]["request"]["prompt"].endswith("a?") and lines[1]["value"]["text"]
+    assert "a?" in json.dumps(lines[1]["request"]) and lines[1]["value"]
     assert fanwise("export", "1").stdout == out.read_text()
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from fanwise.models.base import Request
+from fanwise.models.base import Endpoint, Request
 from fanwise.models.fast import FastOpenAIModel
 from fanwise.models.openai import OpenAIModel
 
@@ -87,10 +87,12 @@ async def test_a_whole_json_answer_to_a_stream_request_is_accepted(
     whole_body_server: str, api: Any, transport: Any
 ) -> None:
     """Either transport, either API: the whole body is the completion, and its text is streamed."""
-    model = transport(api_key="test", base_url=whole_body_server, api=api)
+    model = transport(api_key="test", base_url=whole_body_server)
+    endpoint = Endpoint.CHAT if api == "chat" else Endpoint.RESPONSES
     deltas: list[str] = []
     try:
-        completion = await model.complete(Request("hi", "local"), on_delta=deltas.append)
+        request = Request.text("hi", "local", endpoint=endpoint)
+        completion = await model.complete(request, on_delta=deltas.append)
     finally:
         await model.aclose()
     assert completion.text == "whole answer" and deltas == ["whole answer"]
