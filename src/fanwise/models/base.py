@@ -30,6 +30,7 @@ class Endpoint(enum.StrEnum):
     CHAT = "chat.completions"
     EMBEDDINGS = "embeddings"
     COMPLETIONS = "completions"
+    MESSAGES = "messages"  # Anthropic's Messages API (models/anthropic.py)
 
     @property
     def path(self) -> str:

@@ -19,6 +19,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from fanwise.models.anthropic_bodies import made_message, message_completion
 from fanwise.models.base import Completion, Endpoint, ToolCall, Usage
 from fanwise.models.compat import status_error
 from fanwise.outcome import CallError, InvalidResponse, ServerError
@@ -114,6 +115,7 @@ READERS: Mapping[Endpoint, Reader] = {
     Endpoint.CHAT: chat_completion,
     Endpoint.COMPLETIONS: completions_completion,
     Endpoint.EMBEDDINGS: embeddings_completion,
+    Endpoint.MESSAGES: message_completion,
 }
 
 
@@ -129,6 +131,8 @@ def made_body(
     its own to give (the offline model, a model written in Python): a batch output line needs
     one. An embeddings body gets a vector of eight numbers per input, from the input's digest.
     """
+    if endpoint is Endpoint.MESSAGES:
+        return made_message(text, usage, model, rid)
     if endpoint is Endpoint.EMBEDDINGS:
         data = [
             {"object": "embedding", "index": n, "embedding": _vector(item)}

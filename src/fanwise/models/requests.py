@@ -23,6 +23,9 @@ def text_body(
 ) -> dict[str, Any]:
     """The body of ``endpoint`` (a value of ``Endpoint``) that asks ``prompt``."""
     body: dict[str, Any] = {"model": model}
+    if endpoint == "messages":
+        effort, limit = reasoning_effort, max_output_tokens
+        return messages_body(body, prompt, instructions, effort, limit, temperature)
     if endpoint == "chat.completions":
         messages = [{"role": "system", "content": instructions}] if instructions else []
         body["messages"] = [*messages, {"role": "user", "content": prompt}]
@@ -50,9 +53,39 @@ def text_body(
     return body
 
 
+THINKING_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384}
+"""Anthropic's ``thinking.budget_tokens`` for each ``--reasoning-effort``; ``minimal`` and
+``none`` send no thinking block (1,024 is the API's least budget)."""
+MESSAGES_MAX_TOKENS = 4096
+"""``max_tokens`` of a Messages body when none is given (the API requires one): room for an
+answer, on top of the thinking budget when there is one."""
+
+
+def messages_body(
+    body: dict[str, Any],
+    prompt: str,
+    instructions: str | None,
+    reasoning_effort: str | None,
+    max_output_tokens: int | None,
+    temperature: float | None,
+) -> dict[str, Any]:
+    """An Anthropic Messages body: ``max_tokens`` is required, the effort becomes a budget."""
+    budget = THINKING_BUDGETS.get(reasoning_effort or "")
+    default = MESSAGES_MAX_TOKENS + (budget or 0)
+    body["max_tokens"] = max_output_tokens if max_output_tokens is not None else default
+    if instructions:
+        body["system"] = instructions
+    body["messages"] = [{"role": "user", "content": prompt}]
+    if budget is not None and body["max_tokens"] > budget:
+        body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    if temperature is not None:
+        body["temperature"] = temperature
+    return body
+
+
 def prompt(endpoint: str, body: Mapping[str, Any]) -> str:
     """The user's text: the input or prompt, or every user turn of a conversation."""
-    if endpoint == "chat.completions":
+    if endpoint in ("chat.completions", "messages"):
         return _turns(body.get("messages"), user=True)
     value = body.get("prompt" if endpoint == "completions" else "input")
     if isinstance(value, str):
@@ -69,6 +102,8 @@ def instructions(endpoint: str, body: Mapping[str, Any]) -> str | None:
     parts: list[str] = []
     if isinstance(body.get("instructions"), str):
         parts.append(body["instructions"])
+    if endpoint == "messages":  # Anthropic's ``system``: a string or a list of text blocks
+        return content_text(body.get("system")) or None
     source = body.get("messages") if endpoint == "chat.completions" else body.get("input")
     if isinstance(source, list):
         system = _turns(source, user=False)
@@ -120,4 +155,13 @@ def content_text(content: Any) -> str:
     return ""
 
 
-__all__ = ["content_text", "instructions", "max_output_tokens", "prompt", "text_body"]
+__all__ = [
+    "MESSAGES_MAX_TOKENS",
+    "THINKING_BUDGETS",
+    "content_text",
+    "instructions",
+    "max_output_tokens",
+    "messages_body",
+    "prompt",
+    "text_body",
+]

@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-FAULT_WORDS = ("drop", "hang", "garbage", "empty")
-"""Faults that are not an HTTP status: close the connection, never answer, a 200 that lies."""
+FAULT_WORDS = ("drop", "hang", "garbage", "empty", "spend")
+"""Faults that are not an HTTP status: close the connection, never answer, a 200 that lies,
+a 429 that says the account may spend no more (OpenAI's ``insufficient_quota``, Anthropic's
+spend limit)."""
 
 LatencyKind = Literal["fixed", "uniform", "lognormal"]
 

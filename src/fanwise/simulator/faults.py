@@ -34,6 +34,10 @@ def fault_reply(
         return Reply(
             body=body, headers=headers, content_type=SSE if req.stream else JSON, delay=latency
         )
+    if fault == "spend":
+        message = "You exceeded your current quota, please check your plan and billing details."
+        quota = bodies.error_body(429, message, kind="insufficient_quota", code="insufficient_quota")
+        return Reply(status=429, body=bodies.dumps(quota), headers=headers)
     status = int(fault)
     extra: dict[str, str] = {}
     hint = retry_after if status in (429, 503) else None

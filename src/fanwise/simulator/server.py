@@ -21,12 +21,13 @@ from aiohttp import web
 from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import StreamReader
 
+from fanwise.simulator import anthropic as _anthropic
 from fanwise.simulator import batch_http, bodies
 from fanwise.simulator.batches import BatchService
 from fanwise.simulator.config import ConfigError, ScriptRule, SimulatorConfig
 from fanwise.simulator.core import SimulatorCore
 from fanwise.simulator.reply import JSON, Reply
-from fanwise.simulator.request import Api
+from fanwise.simulator.request import Api, RequestError
 from fanwise.simulator.stats import SimulatorStats
 
 _APIS: dict[str, Api] = {
@@ -39,6 +40,8 @@ _APIS: dict[str, Api] = {
     "/embeddings": "embeddings",
     "/completions": "completions",
 }
+_MESSAGES = frozenset({"/v1/messages", "/messages"})
+"""Anthropic's Messages API (``simulator/anthropic.py``)."""
 _MAX_BODY = 64 * 1024 * 1024
 _SHUTDOWN_GRACE = 0.2  # seconds open requests get at exit before they are cancelled
 
@@ -170,6 +173,8 @@ class Simulator:
         api = _APIS.get(request.path)
         if api is not None and request.method == "POST":
             return await self._call(request, api)
+        if request.path in _MESSAGES and request.method == "POST":
+            return await self._call(request, "chat", anthropic=True)
         if request.path.startswith(batch_http.PREFIXES):
             return await batch_http.handle(self.batches, request)
         route = _CONTROL.get((request.method, request.path))
@@ -178,11 +183,14 @@ class Simulator:
         message = f"Invalid URL ({request.method} {request.path})"
         return _json(404, bodies.error_body(404, message, code="unknown_url"))
 
-    async def _call(self, request: web.BaseRequest, api: Api) -> web.StreamResponse:
+    async def _call(
+        self, request: web.BaseRequest, api: Api, *, anthropic: bool = False
+    ) -> web.StreamResponse:
+        """One API call; ``anthropic``: a Messages body, answered in Anthropic's shapes."""
         recorder = self._core.recorder
         recorder.started(request.path)
         try:
-            reply = self._core.call(api, request.headers, await request.read())
+            reply = await self._reply(request, api, anthropic=anthropic)
             if reply.action == "hang":
                 await asyncio.Future()  # until the client hangs up or the server stops
             if reply.tail is None and reply.delay > 0:
@@ -193,6 +201,16 @@ class Simulator:
             return await _send(request, reply)
         finally:
             recorder.finished()
+
+    async def _reply(self, request: web.BaseRequest, api: Api, *, anthropic: bool) -> Reply:
+        body = await request.read()
+        if not anthropic:
+            return self._core.call(api, request.headers, body)
+        try:
+            body = _anthropic.chat_body(body)
+        except RequestError as exc:
+            return _anthropic.invalid(exc, {})
+        return _anthropic.translate(self._core.call(api, request.headers, body))
 
     def _run_line(self, api: Api, body: bytes) -> Reply:
         """One Batch API line, through the same brain as a live call but not its rate limits."""
