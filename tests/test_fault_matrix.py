@@ -55,6 +55,8 @@ MATRIX = [
     Row("403", ErrorKind.AUTH, retried=False),
     Row("404", ErrorKind.BAD_REQUEST, retried=False),
     Row("422", ErrorKind.BAD_REQUEST, retried=False),
+    Row("529", ErrorKind.SERVER, retried=True),
+    Row("spend", ErrorKind.AUTH, retried=False),
 ]
 
 

@@ -64,7 +64,7 @@ class _Spec(click.ParamType):  # type: ignore[type-arg]  # generic only in newer
     type=_Spec("KIND=P", parse_fault),
     multiple=True,
     help="Inject a fault with probability P per request; repeatable. KIND is an HTTP status "
-    "(429, 500, 503, 400, 401...), drop, hang, garbage or empty.",
+    "(429, 500, 503, 529, 401...), drop, hang, garbage, empty or spend.",
 )
 @click.option("--rpm", type=click.IntRange(min=1), help="Requests per minute (token bucket).")
 @click.option(
