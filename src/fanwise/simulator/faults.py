@@ -36,7 +36,8 @@ def fault_reply(
         )
     if fault == "spend":
         message = "You exceeded your current quota, please check your plan and billing details."
-        quota = bodies.error_body(429, message, kind="insufficient_quota", code="insufficient_quota")
+        code = "insufficient_quota"
+        quota = bodies.error_body(429, message, kind=code, code=code)
         return Reply(status=429, body=bodies.dumps(quota), headers=headers)
     status = int(fault)
     extra: dict[str, str] = {}

@@ -1,0 +1,144 @@
+"""Gemini through Google's OpenAI-compatible endpoint: ``--provider gemini``.
+
+The endpoint speaks Chat Completions, so the OpenAI transports carry it (aiohttp by default,
+the SDK with ``--transport sdk``), with ``GEMINI_API_KEY`` as the bearer key and
+``https://generativelanguage.googleapis.com/v1beta/openai`` as the base URL. Bodies go
+unchanged, so Gemini-only options ride in the body as Google documents them (an
+``extra_body: {"google": {...}}`` field, ``reasoning_effort``).
+
+Its quirks are read here, from the error body that both transports keep:
+
+- a 429 says how long to wait only in the body, as ``RetryInfo.retryDelay`` (``"45.8s"``);
+  that becomes the error's ``retry_after``, honoured exactly like a ``Retry-After`` header;
+- a 429 for a per-day quota (a ``QuotaFailure`` whose ``quotaId`` says ``PerDay``) will not
+  clear by waiting: it is a final ``auth`` error, as OpenAI's ``insufficient_quota`` is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from fanwise.models.base import Completion, DeltaSink, Model, Request
+from fanwise.outcome import AuthError, CallError, RateLimited, ServerError
+
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta/openai"
+RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
+
+
+class GeminiModel:
+    """Gemini's OpenAI-compatible endpoint, with its 429s read from the body."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        transport: str = "aiohttp",
+        environ: Mapping[str, str] = os.environ,
+    ) -> None:
+        key = api_key or environ.get("GEMINI_API_KEY") or environ.get("GOOGLE_API_KEY")
+        if not key:
+            raise ValueError("an API key is needed: pass api_key or set GEMINI_API_KEY")
+        self.base_url = base_url or environ.get("GEMINI_BASE_URL") or DEFAULT_BASE_URL
+        self.inner: Model
+        if transport == "sdk":
+            from fanwise.models.openai import OpenAIModel
+
+            self.inner = OpenAIModel(api_key=key, base_url=self.base_url)
+        else:
+            from fanwise.models.fast import FastOpenAIModel
+
+            # No environ: OPENAI_ORG_ID and OPENAI_PROJECT_ID are not Google's to see.
+            self.inner = FastOpenAIModel(api_key=key, base_url=self.base_url, environ={})
+
+    @property
+    def name(self) -> str:
+        return "gemini"
+
+    async def complete(self, request: Request, *, on_delta: DeltaSink | None = None) -> Completion:
+        try:
+            return await self.inner.complete(request, on_delta=on_delta)
+        except (RateLimited, ServerError) as exc:
+            raise gemini_error(exc) from exc.__cause__
+
+    async def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            await close()
+
+    async def __aenter__(self) -> GeminiModel:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def gemini_error(error: CallError) -> CallError:
+    """``error`` with what Gemini's body says: a per-day quota is final, a delay is kept."""
+    body = _parsed(error.body)
+    if error.status_code == 429 and per_day(body):
+        return AuthError(
+            f"{error.message} (a per-day quota is spent: it resets tomorrow, or raise it)",
+            status_code=429,
+            code="per_day_quota",
+            body=error.body,
+        )
+    delay = retry_delay(body)
+    if delay is None or error.retry_after is not None:
+        return error
+    return type(error)(
+        error.message,
+        status_code=error.status_code,
+        retry_after=delay,
+        code=error.code,
+        headers=error.headers,
+        body=error.body,
+    )
+
+
+def retry_delay(body: Any) -> float | None:
+    """``RetryInfo.retryDelay`` (``"45.8s"``) anywhere in an error body, in seconds."""
+    for detail in _details(body):
+        if detail.get("@type") == RETRY_INFO and isinstance(detail.get("retryDelay"), str):
+            text = detail["retryDelay"].strip()
+            try:
+                return max(0.0, float(text.removesuffix("s")))
+            except ValueError:
+                return None
+    return None
+
+
+def per_day(body: Any) -> bool:
+    """Whether a ``QuotaFailure`` in the body names a per-day quota."""
+    for detail in _details(body):
+        if detail.get("@type") != QUOTA_FAILURE:
+            continue
+        for violation in detail.get("violations") or []:
+            quota = str(violation.get("quotaId", "")) if isinstance(violation, dict) else ""
+            if "PerDay" in quota:
+                return True
+    return False
+
+
+def _details(body: Any) -> Iterator[dict[str, Any]]:
+    """The ``details`` of a Google error body, bare or in the list the compatible API sends."""
+    for item in body if isinstance(body, list) else [body]:
+        error = item.get("error", item) if isinstance(item, dict) else None
+        details = error.get("details") if isinstance(error, dict) else None
+        for detail in details if isinstance(details, list) else []:
+            if isinstance(detail, dict):
+                yield detail
+
+
+def _parsed(raw: bytes | None) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
+__all__ = ["DEFAULT_BASE_URL", "GeminiModel", "gemini_error", "per_day", "retry_delay"]
