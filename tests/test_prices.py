@@ -115,3 +115,18 @@ async def test_calls_in_flight_count_against_the_budget() -> None:
     engine = Engine(model, concurrency=8, admit=budget.admit, observer=budget)
     await engine.run([Call(Request.text(f"q{n}", "m", max_output_tokens=5)) for n in range(8)])
     assert len(model.history) == 2, "the third launch would pass the budget while two run"
+
+
+def test_claude_and_gemini_models_are_priced_with_their_cache_reads() -> None:
+    """Dated Claude snapshots find their family's price; Anthropic's cache reads cost a tenth."""
+    from fanwise.models.anthropic_bodies import messages_usage
+    from fanwise.prices import builtin_prices
+
+    table = builtin_prices()
+    usage = messages_usage(
+        {"input_tokens": 1_000_000, "cache_read_input_tokens": 1_000_000, "output_tokens": 0}
+    )
+    assert table.cost("claude-sonnet-4-5-20250929", usage) == 3.00 + 0.30
+    assert table.price("claude-opus-4-1-20250805") != table.price("claude-opus-4-5")
+    assert table.price("gemini-2.5-flash-lite") != table.price("gemini-2.5-flash")
+    assert table.price("gemini-2.5-pro") is not None
