@@ -248,3 +248,35 @@ async def test_an_empty_credit_balance_error_never_retries_even_as_auth(
         with pytest.raises(AuthError) as caught:
             await model.complete(ask())
     assert caught.value.code == "enforced_spend_limit_reached"
+
+
+async def test_both_transports_read_the_same_message(simulator: Simulator) -> None:
+    """aiohttp and the official SDK send the same body and read the same Message, whole or
+    streamed (the simulator is reset between them, so each sees a first attempt)."""
+    from fanwise.models.anthropic_sdk import AnthropicSdkModel
+
+    results = []
+    for model in (claude(simulator), AnthropicSdkModel(api_key="test", base_url=simulator.url)):
+        simulator.reset()
+        async with model:
+            whole = await model.complete(ask(instructions="Be brief."))
+            sent = json.loads(simulator.received[-1][1])
+            streamed = await model.complete(ask(instructions="Be brief."), on_delta=lambda _: None)
+        results.append((whole.to_dict(), whole.body, streamed.to_dict(), sent))
+    (fast, fast_body, fast_stream, fast_sent), (sdk, sdk_body, sdk_stream, sdk_sent) = results
+    for data in (fast, sdk, fast_stream, sdk_stream):
+        data.pop("request_id", None)  # each call has its own
+    assert fast == sdk and fast_body == sdk_body and fast_sent == sdk_sent
+    assert fast_stream == sdk_stream and fast_stream["text"] == fast["text"]
+
+
+async def test_the_sdk_transport_is_chosen_by_the_factory() -> None:
+    """--transport sdk with --provider anthropic builds the SDK model; aiohttp is the default."""
+    from fanwise.models.anthropic_sdk import AnthropicSdkModel
+    from fanwise.models.providers import provider_model
+
+    environ = {"ANTHROPIC_API_KEY": "k"}
+    assert isinstance(
+        provider_model("anthropic", transport="sdk", environ=environ), AnthropicSdkModel
+    )
+    assert isinstance(provider_model("anthropic", environ=environ), AnthropicModel)

@@ -1,6 +1,7 @@
 """The fault matrix for Anthropic: every fault, once and always, over the simulator's Messages API.
 
-The same rows as OpenAI's (tests/test_fault_matrix.py), where Anthropic's own are: a 529
+Both transports run it: fanwise's aiohttp client and the official ``anthropic`` SDK. The same
+rows as OpenAI's (tests/test_fault_matrix.py), where Anthropic's own are: a 529
 ``overloaded_error`` is a retryable server error, a spend limit is a final auth error. The
 simulator's Anthropic face sends ``retry-after`` in whole seconds only, as Anthropic does, so a
 scripted wait of 0.05 s is asked for, and honoured, as 1 s (``NoWait`` records it; nothing
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any
 
 import pytest
 
 from fanwise import Call, Engine, Fulfilled, Rejected, Request, RetryPolicy
 from fanwise.models.anthropic import AnthropicModel
+from fanwise.models.anthropic_sdk import AnthropicSdkModel
 from fanwise.models.base import Endpoint
 from fanwise.retry import NoWait
 from fanwise.simulator import Simulator
@@ -27,8 +30,18 @@ MESSAGES = Endpoint.MESSAGES
 WAIT = float(math.ceil(RETRY_AFTER))  # the whole-second retry-after Anthropic's face sends
 
 
-def engine_for(sim: Simulator, row: Row, sleep: NoWait) -> tuple[Engine, AnthropicModel]:
-    model = AnthropicModel(api_key="test", base_url=sim.url)
+TRANSPORTS = ["aiohttp", "sdk"]
+
+
+def claude(sim: Simulator, transport: str) -> Any:
+    """The Anthropic model over ``transport``: fanwise's aiohttp client or the official SDK."""
+    if transport == "sdk":
+        return AnthropicSdkModel(api_key="test", base_url=sim.url)
+    return AnthropicModel(api_key="test", base_url=sim.url)
+
+
+def engine_for(sim: Simulator, row: Row, sleep: NoWait, transport: str) -> tuple[Engine, Any]:
+    model = claude(sim, transport)
     timeout = HANG_TIMEOUT if row.fault == "hang" else TIMEOUT
     return Engine(model, retry=POLICY, timeout=timeout, sleep=sleep, seed=3), model
 
@@ -47,12 +60,13 @@ def assert_waits(row: Row, waits: list[float]) -> None:
             assert 0.0 <= waited <= POLICY.backoff_cap(number), (number, waited)
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("row", ANTHROPIC_MATRIX, ids=lambda r: r.fault)
-async def test_a_fault_once_then_success(simulator: Simulator, row: Row) -> None:
+async def test_a_fault_once_then_success(simulator: Simulator, row: Row, transport: str) -> None:
     """One fault, then an answer: retryable faults end fulfilled at attempt 2, final ones at 1."""
     simulator.script(PROMPT, [row.fault, "ok"], retry_after=RETRY_AFTER)
     sleep = NoWait()
-    engine, model = engine_for(simulator, row, sleep)
+    engine, model = engine_for(simulator, row, sleep, transport)
     [outcome] = await engine.run([claude_call()])
     await model.close()
 
@@ -69,12 +83,13 @@ async def test_a_fault_once_then_success(simulator: Simulator, row: Row) -> None
     assert_waits(row, [a.waited for a in outcome.attempts])
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("row", ANTHROPIC_MATRIX, ids=lambda r: r.fault)
-async def test_a_fault_that_never_clears(simulator: Simulator, row: Row) -> None:
+async def test_a_fault_that_never_clears(simulator: Simulator, row: Row, transport: str) -> None:
     """A fault on every try: retryable ones give up after retries + 1 attempts, final ones at 1."""
     simulator.script(PROMPT, [row.fault] * POLICY.max_attempts, retry_after=RETRY_AFTER)
     sleep = NoWait()
-    engine, model = engine_for(simulator, row, sleep)
+    engine, model = engine_for(simulator, row, sleep, transport)
     [outcome] = await engine.run([claude_call()])
     await model.close()
 
@@ -85,14 +100,15 @@ async def test_a_fault_that_never_clears(simulator: Simulator, row: Row) -> None
     assert_waits(row, [a.waited for a in outcome.attempts])
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 async def test_a_storm_of_faults_loses_nothing(
-    start_simulator: StartSimulator, stream: bool
+    start_simulator: StartSimulator, stream: bool, transport: str
 ) -> None:
     """With a third of requests failing (529s among them), every call is fulfilled."""
     faults = {"529": 0.15, "500": 0.05, "429": 0.05, "drop": 0.04, "garbage": 0.03}
     sim = await start_simulator(faults=faults, retry_after=0.01, seed=5)
-    model = AnthropicModel(api_key="test", base_url=sim.url)
+    model = claude(sim, transport)
     engine = Engine(
         model, concurrency=16, timeout=5.0, retry=RetryPolicy(retries=10), sleep=NoWait(), seed=1
     )

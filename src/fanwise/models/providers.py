@@ -104,10 +104,11 @@ def provider_model(
         names = " or ".join(KEYS[provider])
         raise ValueError(f"--provider {provider} needs an API key: set {names}")
     if provider == "anthropic":
-        if transport == "sdk":
-            raise ValueError(
-                "--transport sdk speaks only to OpenAI for now: use --transport aiohttp "
-                "with --provider anthropic"
+        if transport == "sdk":  # the SDK loads only when it is used
+            from fanwise.models.anthropic_sdk import AnthropicSdkModel
+
+            return AnthropicSdkModel(
+                api_key=key or "not-needed", base_url=base_url, environ=environ
             )
         from fanwise.models.anthropic import AnthropicModel
 
