@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import httpx2
 import openai
@@ -57,6 +57,25 @@ class BatchState:
             errors=tuple(f"line {e.line}: {e.code}: {e.message}" for e in errors),
             error_codes=tuple(str(e.code) for e in errors if e.code),
         )
+
+
+class Batches(Protocol):
+    """What the batch dispatch asks of a batch API: OpenAI's (``BatchClient``) or Anthropic's
+    Message Batches (``batchapi/anthropic.py``)."""
+
+    async def upload(self, filename: str, data: bytes) -> str: ...
+
+    async def create(
+        self, input_file_id: str, endpoint: str, metadata: Mapping[str, str] | None = None
+    ) -> BatchState: ...
+
+    async def retrieve(self, batch_id: str) -> BatchState: ...
+
+    async def cancel(self, batch_id: str) -> BatchState: ...
+
+    async def download(self, file_id: str) -> bytes: ...
+
+    async def find(self, input_file_id: str) -> BatchState | None: ...
 
 
 class BatchClient:
@@ -113,4 +132,4 @@ async def _call(pending: Awaitable[T]) -> T:
         raise classify_error(exc) from exc
 
 
-__all__ = ["FINAL", "BatchClient", "BatchState"]
+__all__ = ["FINAL", "BatchClient", "BatchState", "Batches"]

@@ -24,7 +24,7 @@ import asyncio
 from collections.abc import Iterable, Iterator, Set
 from typing import Literal
 
-from fanwise.batchapi.client import BatchClient
+from fanwise.batchapi.client import Batches
 from fanwise.batchapi.files import Api, BatchLimits, Oversized, pack, request_line
 from fanwise.batchapi.jobs import Jobs, Polling
 from fanwise.batchapi.ledger import Job, Ledger, NoLedger
@@ -45,7 +45,7 @@ class BatchAPI(Dispatch):
 
     def __init__(
         self,
-        batches: BatchClient,
+        batches: Batches,
         live: Live,
         *,
         api: Api = "responses",

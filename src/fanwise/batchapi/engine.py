@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fanwise.batchapi.client import BatchClient
+from fanwise.batchapi.client import Batches
 from fanwise.batchapi.dispatch import BatchAPI, RetryWith
 from fanwise.batchapi.files import Api, BatchLimits
 from fanwise.batchapi.jobs import Polling
@@ -25,7 +25,7 @@ class BatchEngine(Engine):
         self,
         model: Model,
         *,
-        batches: BatchClient,
+        batches: Batches,
         api: Api = "responses",
         limits: BatchLimits | None = None,
         polling: Polling | None = None,

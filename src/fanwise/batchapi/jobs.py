@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 
-from fanwise.batchapi.client import BatchClient, BatchState
+from fanwise.batchapi.client import Batches, BatchState
 from fanwise.batchapi.files import Api, Chunk
 from fanwise.batchapi.ledger import Job, Ledger
 from fanwise.batchapi.results import Result, read_files
@@ -51,7 +51,7 @@ class Jobs:
     """Makes, follows and reads back batch jobs, journaling each step in ``ledger``."""
 
     def __init__(
-        self, batches: BatchClient, ledger: Ledger, api: Api, polling: Polling, live: Live
+        self, batches: Batches, ledger: Ledger, api: Api, polling: Polling, live: Live
     ) -> None:
         self.batches = batches
         self.ledger = ledger

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fanwise.batchapi.files import Api, endpoint_of, parse_custom_id
+from fanwise.models.anthropic_bodies import error_from_body as anthropic_error
 from fanwise.models.base import Completion, Endpoint
 from fanwise.models.bodies import READERS, error_from_body
 from fanwise.outcome import CallError, CallTimeout, Cancelled, InvalidResponse, ServerError
@@ -64,6 +65,8 @@ def read_result(record: Mapping[str, Any], api: Api | Endpoint) -> Result:
     raw = json.dumps(body, ensure_ascii=False).encode()
     headers = {"x-request-id": str(response["request_id"])} if response.get("request_id") else {}
     if not 200 <= status < 300:
+        if endpoint_of(api) is Endpoint.MESSAGES:  # Anthropic's envelope, spend limits and all
+            return anthropic_error(status, raw, headers)
         return error_from_body(status, raw, headers)
     try:
         return READERS[endpoint_of(api)](dict(body), raw, headers)

@@ -23,6 +23,8 @@ from aiohttp.streams import StreamReader
 
 from fanwise.simulator import anthropic as _anthropic
 from fanwise.simulator import batch_http, bodies
+from fanwise.simulator.anthropic_batches import PREFIX as MESSAGE_BATCHES
+from fanwise.simulator.anthropic_batches import MessageBatches
 from fanwise.simulator.batches import BatchService
 from fanwise.simulator.config import ConfigError, ScriptRule, SimulatorConfig
 from fanwise.simulator.core import SimulatorCore
@@ -67,6 +69,9 @@ class Simulator:
         self._core = SimulatorCore(self.config, clock=clock)
         self.batches = BatchService(self._run_line, self.config.batch, clock=clock)
         """The Files and Batches APIs' state (``/v1/files``, ``/v1/batches``)."""
+        messages = BatchService(self._run_message_line, self.config.batch, clock=clock)
+        self.message_batches = MessageBatches(messages, lambda: self.url)
+        """Anthropic's Message Batches API (``/v1/messages/batches``)."""
         self._runner: web.ServerRunner | None = None
         self._port: int | None = None
 
@@ -173,6 +178,8 @@ class Simulator:
         api = _APIS.get(request.path)
         if api is not None and request.method == "POST":
             return await self._call(request, api)
+        if request.path.startswith(MESSAGE_BATCHES):
+            return await self.message_batches.handle(request)
         if request.path in _MESSAGES and request.method == "POST":
             return await self._call(request, "chat", anthropic=True)
         if request.path.startswith(batch_http.PREFIXES):
@@ -215,6 +222,14 @@ class Simulator:
     def _run_line(self, api: Api, body: bytes) -> Reply:
         """One Batch API line, through the same brain as a live call but not its rate limits."""
         return self._core.call(api, {}, body, limited=False)
+
+    def _run_message_line(self, api: Api, body: bytes) -> Reply:
+        """One Message Batches line: a Messages body, answered in Anthropic's shapes."""
+        try:
+            chat = _anthropic.chat_body(body)
+        except RequestError as exc:
+            return _anthropic.invalid(exc, {})
+        return _anthropic.translate(self._core.call("chat", {}, chat, limited=False))
 
     async def _models(self, request: web.BaseRequest) -> web.StreamResponse:
         reply = self._core.models()
