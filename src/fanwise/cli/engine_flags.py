@@ -40,8 +40,9 @@ def engine_options() -> list[Callable[[Any], Any]]:
             type=click.Choice(["live", "batch", "ray"]),
             default="live",
             show_default=True,
-            help="live: calls from this process; batch: OpenAI's Batch API (half price, within "
-            "24 h; a workflow's synthesis stays live); ray: spread over Ray workers.",
+            help="live: calls from this process; batch: OpenAI's Batch API or Anthropic's Message "
+            "Batches (half price, within 24 h; a workflow's synthesis stays live); ray: spread "
+            "over Ray workers.",
         ),
         click.option(
             "--endpoints",
