@@ -6,6 +6,7 @@ answers than the caller requires, no synthesis call is made and the result says 
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import Any
 from fanwise.engine import Call, CallOutcome, Engine
 from fanwise.events import PhaseFinished, PhaseStarted, RunFinished, RunStarted
 from fanwise.models.base import DEFAULT_MODEL, DeltaSink, Endpoint, Request, Usage
+from fanwise.models.providers import endpoint_for, implied_provider
 from fanwise.outcome import ErrorKind, Fulfilled, Rejected
 
 DEFAULT_SYNTHESIS = (
@@ -33,6 +35,9 @@ class Plan:
     adds API body fields to every research call (say ``{"tools": [{"type": "web_search"}]}``),
     ``question_bodies`` to one question each (in question order, over ``research_body``), and
     ``synthesis_body`` to the synthesis call.
+    ``question_models`` gives each question the models to ask it of (in question order; an
+    empty tuple: the run's model): a question asked of several models has one outcome each,
+    labelled ``question [model]``, so the synthesis can compare them.
     """
 
     topic: str
@@ -43,6 +48,7 @@ class Plan:
     research_body: Mapping[str, Any] = field(default_factory=dict)
     question_bodies: tuple[Mapping[str, Any], ...] = ()
     synthesis_body: Mapping[str, Any] = field(default_factory=dict)
+    question_models: tuple[tuple[str, ...], ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.questions, str):
@@ -56,6 +62,8 @@ class Plan:
             raise ValueError("every question must be a non-empty string")
         if self.question_bodies and len(self.question_bodies) != len(self.questions):
             raise ValueError("question_bodies needs one body (maybe empty) per question")
+        if self.question_models and len(self.question_models) != len(self.questions):
+            raise ValueError("question_models needs one tuple (maybe empty) per question")
 
     @property
     def texts(self) -> tuple[str, ...]:
@@ -67,12 +75,15 @@ class Plan:
         calls = []
         for index, (question, text) in enumerate(zip(self.questions, self.texts, strict=True)):
             if isinstance(question, Request):
-                request = question.with_defaults(model=settings.model)
-            else:
-                own = self.question_bodies[index] if self.question_bodies else {}
-                extra = {**self.research_body, **own}
-                request = settings.request(question, self.research_instructions, extra=extra)
-            calls.append(Call(request, label=text))
+                calls.append(Call(question.with_defaults(model=settings.model), label=text))
+                continue
+            own = self.question_bodies[index] if self.question_bodies else {}
+            extra = {**self.research_body, **own}
+            models = self.question_models[index] if self.question_models else ()
+            for model in models or (settings.model,):
+                mine = settings.for_model(model)
+                request = mine.request(question, self.research_instructions, extra=extra)
+                calls.append(Call(request, label=f"{text} [{model}]" if len(models) > 1 else text))
         return calls
 
 
@@ -90,6 +101,18 @@ class ModelSettings:
         endpoint: object = self.endpoint  # a journaled spec holds its name
         if not isinstance(endpoint, Endpoint):
             object.__setattr__(self, "endpoint", Endpoint.parse(str(endpoint)))
+
+    def for_model(self, model: str) -> ModelSettings:
+        """These settings for ``model``, on the endpoint its provider speaks (a ``claude-*``
+        model: Anthropic's messages; ``gemini-*``: Chat Completions, with no ``minimal``)."""
+        if model == self.model:
+            return self
+        provider = implied_provider(model)
+        endpoint = self.endpoint if provider is None else endpoint_for(provider, self.endpoint)
+        effort = self.reasoning_effort
+        if provider == "gemini" and effort == "minimal":
+            effort = None
+        return dataclasses.replace(self, model=model, endpoint=endpoint, reasoning_effort=effort)
 
     def request(
         self,
@@ -329,7 +352,7 @@ async def _phases(
     outcomes = await engine.run(calls, deadline=deadline, fail_fast=fail_fast)
     research_end = engine.now()
     engine.emit(PhaseFinished("research", research_end))
-    answers = tuple(Answer(q, o) for q, o in zip(plan.texts, outcomes, strict=True))
+    answers = tuple(Answer(c.label, o) for c, o in zip(calls, outcomes, strict=True))
 
     arrived = [a for a in answers if isinstance(a.outcome, Fulfilled)]
     failed = [a for a in answers if isinstance(a.outcome, Rejected)]

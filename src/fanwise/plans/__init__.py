@@ -11,6 +11,8 @@ travel workflow is itself a plan shipped inside the package (``travel``)::
     instructions = "..."                                    # optional
     body = { tools = [{ type = "web_search" }] }            # optional: API body fields
     questions = ["What to see in {destination}?", ...]      # or { text = "...", body = {...} }
+    # a question table may name its model(s): model = "claude-sonnet-4-5", or
+    # models = ["gpt-5", "claude-sonnet-4-5", "gemini-2.5-pro"] (one answer per model)
     [synthesis]
     instructions = "..."                                    # optional
     body = { text = { verbosity = "low" } }                 # optional
@@ -138,11 +140,12 @@ def parse_plan(text: str, source: str, variables: Mapping[str, str]) -> LoadedPl
         checker.fail(
             "[research] needs 'questions', a non-empty list of strings", "research", "questions"
         )
-    texts, bodies = [], []
+    texts, bodies, models = [], [], []
     for question in questions:
         text, body = checker.question(question)
         texts.append(text)
         bodies.append(body)
+        models.append(checker.question_models(question))
     topic = checker.string(data, None, "topic", required=True) or ""
     synthesis_table = checker.table(data, "synthesis")
     try:
@@ -151,6 +154,7 @@ def parse_plan(text: str, source: str, variables: Mapping[str, str]) -> LoadedPl
             questions=tuple(checker.fill(q, values, "research", "questions", q) for q in texts),
             research_body=checker.body(research, "research"),
             question_bodies=tuple(bodies) if any(bodies) else (),
+            question_models=tuple(models) if any(models) else (),
             synthesis_body=checker.body(synthesis_table, "synthesis"),
             synthesis_instructions=checker.fill(
                 checker.string(synthesis_table, "synthesis", "instructions") or DEFAULT_SYNTHESIS,
@@ -247,10 +251,10 @@ class _Checker:
     def question(self, raw: Any) -> tuple[str, dict[str, Any]]:
         """A question's text and its own body fields: a string, or ``{ text, body }``."""
         if isinstance(raw, dict):
-            unknown = sorted(set(raw) - {"text", "body"})
+            unknown = sorted(set(raw) - {"text", "body", "model", "models"})
             if unknown:
                 self.fail(
-                    f"a question table takes text and body, not {unknown[0]!r}",
+                    f"a question table takes text, body, model and models, not {unknown[0]!r}",
                     "research",
                     "questions",
                 )
@@ -267,6 +271,24 @@ class _Checker:
                 "questions",
             )
         return raw, {}
+
+    def question_models(self, raw: Any) -> tuple[str, ...]:
+        """The models a question table names: ``model = "..."`` or ``models = [...]``."""
+        if not isinstance(raw, dict):
+            return ()
+        if "model" in raw and "models" in raw:
+            self.fail("a question takes model or models, not both", "research", "questions")
+        names = [raw["model"]] if "model" in raw else raw.get("models", [])
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            self.fail(
+                'models must be a list of model names, e.g. models = ["gpt-5", '
+                '"claude-sonnet-4-5"]',
+                "research",
+                "questions",
+            )
+        if len(set(names)) != len(names):
+            self.fail("models names a model twice", "research", "questions")
+        return tuple(names)
 
     def body(self, table: Mapping[str, Any], name: str) -> dict[str, Any]:
         """A table's ``body``: API body fields, passed to the API as written."""
