@@ -70,7 +70,7 @@ async def test_a_message_comes_back_whole_with_its_usage(simulator: Simulator) -
     assert body["type"] == "message" and body["content"][0]["text"] == completion.text
     assert completion.endpoint is Endpoint.MESSAGES and completion.finish_reason == "end_turn"
     assert completion.usage.input_tokens == body["usage"]["input_tokens"] > 0
-    assert completion.response_id == body["id"] and completion.response_id.startswith("msg_")
+    assert completion.response_id == body["id"] and str(body["id"]).startswith("msg_")
     assert completion.request_id and completion.request_id.startswith("req_")
 
 
