@@ -68,7 +68,7 @@ async def test_a_fault_once_then_success(simulator: Simulator, row: Row, transpo
     sleep = NoWait()
     engine, model = engine_for(simulator, row, sleep, transport)
     [outcome] = await engine.run([claude_call()])
-    await model.close()
+    await model.aclose()
 
     first = outcome.attempts[0]
     assert first.error is not None and first.error["kind"] == row.kind.value, first.error
@@ -91,7 +91,7 @@ async def test_a_fault_that_never_clears(simulator: Simulator, row: Row, transpo
     sleep = NoWait()
     engine, model = engine_for(simulator, row, sleep, transport)
     [outcome] = await engine.run([claude_call()])
-    await model.close()
+    await model.aclose()
 
     assert isinstance(outcome, Rejected) and outcome.kind is row.kind
     expected = POLICY.max_attempts if row.retried else 1
@@ -124,6 +124,6 @@ async def test_a_storm_of_faults_loses_nothing(
         assert deltas
     else:
         outcomes = await engine.run(calls)
-    await model.close()
+    await model.aclose()
     assert all(isinstance(o, Fulfilled) for o in outcomes), [o for o in outcomes if not o.ok]
     assert sum(len(o.attempts) for o in outcomes) == sim.stats().requests > len(outcomes)

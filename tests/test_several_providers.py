@@ -94,7 +94,7 @@ async def test_each_provider_is_paced_by_its_own_limits(simulator: Simulator) ->
         Call(Request.text("Temples?", "claude-sonnet-4-5", endpoint=Endpoint.MESSAGES)),
     ]
     outcomes = await Engine(router, limiter=router).run(calls)
-    await router.close()
+    await router.aclose()
     assert all(isinstance(o, Fulfilled) for o in outcomes)
     [openai_headers] = limiters["openai"].headers
     [anthropic_headers] = limiters["anthropic"].headers

@@ -1,9 +1,11 @@
 """Which model, limiter and settings a run uses: the one place that decides, for Python and the CLI.
 
-``get_model`` resolves the provider (OpenAI when ``OPENAI_API_KEY`` is set, else the built-in
-offline model), the transport (fanwise's lean aiohttp client by default, the official SDK on
-request), the base URL, the key, and a pool when several endpoints are given. The ``fanwise``
-command calls these same functions with its flags; nothing here knows about flags or terminals.
+``get_model`` resolves the provider (``models/providers.py``: the provider a ``claude-*`` or
+``gemini-*`` model names, else the first of OpenAI, Anthropic and Gemini whose key is set, else
+the built-in offline model), the transport (fanwise's lean aiohttp client by default, the
+official SDK on request), the base URL, the key, and a pool when several endpoints are given.
+The ``fanwise`` command calls these same functions with its flags; nothing here knows about
+flags or terminals.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from fanwise.endpoints import Endpoint, EndpointPool
 from fanwise.limits import Limiter, build_limiter
 from fanwise.models import Provider, choose_provider
 from fanwise.models.base import DEFAULT_MODEL, Model
-from fanwise.models.base import Endpoint as ModelEndpoint
 from fanwise.models.offline import OfflineModel, OfflineSettings
+from fanwise.models.providers import DEFAULT_MODELS, endpoint_for, provider_model
 from fanwise.outcome import FanwiseError
 from fanwise.workflow import ModelSettings
 
@@ -46,13 +48,15 @@ class OfflineModelWarning(UserWarning):
 def resolve_provider(
     provider: str = "auto",
     environ: Mapping[str, str] = os.environ,
+    model: str | None = None,
     *,
     base_url: str | None = None,
 ) -> Provider:
-    """``auto`` becomes ``openai`` when a key or a base URL is given and ``offline`` otherwise:
-    a base URL names a server to ask (local ones often need no key), never the offline model."""
+    """``auto`` becomes the provider ``model`` names, else the first whose key is set, else
+    ``openai`` when a base URL is given (a server to ask: local ones often need no key, never
+    the offline model), else ``offline``."""
     try:
-        return choose_provider(provider, environ, base_url=base_url)
+        return choose_provider(provider, environ, model, base_url=base_url)
     except ValueError as exc:
         raise ConfigError("provider", str(exc)) from None
 
@@ -75,9 +79,9 @@ def get_limiter(
     adapt: bool = True,
     environ: Mapping[str, str] = os.environ,
 ) -> Limiter:
-    """Client-side buckets as asked; the adaptive limits only for a server that sends the
-    ``x-ratelimit-*`` headers (OpenAI)."""
-    adaptive = adapt and resolve_provider(provider, environ) == "openai"
+    """Client-side buckets as asked; the adaptive limits only for a server that sends
+    rate-limit headers (OpenAI's ``x-ratelimit-*``, Anthropic's ``anthropic-ratelimit-*``)."""
+    adaptive = adapt and resolve_provider(provider, environ) in ("openai", "anthropic")
     return build_limiter(rpm=rpm, tpm=tpm, adaptive=adaptive)
 
 
@@ -121,6 +125,13 @@ def get_model(
         )
     if resolved == "offline":
         return OfflineModel(offline)
+    if resolved in ("anthropic", "gemini"):
+        try:
+            return provider_model(
+                resolved, api_key=api_key, base_url=base_url, transport=transport, environ=environ
+            )
+        except ValueError as exc:
+            raise ConfigError("provider", str(exc)) from None
     key = api_key or environ.get("OPENAI_API_KEY")
     if not key and not base_url:
         raise ConfigError(
@@ -145,6 +156,8 @@ def endpoint_label(
     """Who answers, as the journal keys it: the cache reuses answers from the same endpoint only."""
     if provider == "offline":
         return f"offline/seed={seed}"
+    if provider != "openai":
+        return f"{provider}@{base_url or 'default'}"
     return f"openai/{api}@{base_url or 'https://api.openai.com/v1'}"
 
 
@@ -153,18 +166,24 @@ def get_settings(
     reasoning_effort: str | None = None,
     plan_model: Mapping[str, Any] | None = None,
     api: str = "responses",
+    provider: str = "openai",
 ) -> ModelSettings:
     """What every call of a run asks with: the arguments win over a plan's ``[model]`` table,
     which wins over the defaults. ``reasoning_effort="unset"`` sends none. ``api`` is the
-    endpoint a prompt-style request goes to (a ``Request`` names its own)."""
+    endpoint a prompt-style request goes to (a ``Request`` names its own); ``provider`` (a
+    resolved one) decides the default model, and the endpoint when it speaks only one
+    (Anthropic's messages, Gemini's Chat Completions)."""
     plan_model = plan_model or {}
-    effort = reasoning_effort or plan_model.get("reasoning_effort", "minimal")
+    # Gemini's 2.5 models take no "minimal": without a choice, send none.
+    default_effort = "unset" if provider == "gemini" else "minimal"
+    effort = reasoning_effort or plan_model.get("reasoning_effort", default_effort)
+    default_model = DEFAULT_MODELS.get(provider, DEFAULT_MODEL)
     return ModelSettings(
-        model=model or plan_model.get("model", DEFAULT_MODEL),
+        model=model or plan_model.get("model", default_model),
         reasoning_effort=None if effort == "unset" else effort,
         max_output_tokens=plan_model.get("max_output_tokens"),
         temperature=plan_model.get("temperature"),
-        endpoint=ModelEndpoint.parse(api),
+        endpoint=endpoint_for(provider, api),
     )
 
 

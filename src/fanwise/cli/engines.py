@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,8 @@ from fanwise.factory import ConfigError, get_limiter, get_model, get_settings, r
 from fanwise.limits import Limiter
 from fanwise.models import OfflineSettings, Provider
 from fanwise.models.base import Model
+from fanwise.models.providers import implied_provider, keyed_providers
+from fanwise.models.router import ProviderRouter
 from fanwise.retry import RetryBudget, RetryPolicy
 from fanwise.workflow import ModelSettings
 
@@ -50,7 +52,7 @@ def config_error(exc: ConfigError) -> InputError:
 
 def provider(options: RunOptions, environ: Mapping[str, str] = os.environ) -> Provider:
     try:
-        return resolve_provider(options.provider, environ, base_url=options.server)
+        return resolve_provider(options.provider, environ, options.model, base_url=options.server)
     except ConfigError as exc:
         raise config_error(exc) from None
 
@@ -72,13 +74,21 @@ def build_model(options: RunOptions, environ: Mapping[str, str] = os.environ) ->
     check_engine(options, resolved)
     if resolved == "offline" and options.provider == "auto" and not options.quiet:
         click.echo(OFFLINE_NOTE, err=True)
+    keyed = keyed_providers(environ)
+    if options.provider == "auto" and len(keyed) > 1 and not options.quiet:
+        click.echo(
+            f"fanwise: keys are set for {', '.join(keyed)}: using {resolved} "
+            "(choose with --provider)",
+            err=True,
+        )
+    # OpenAI's Batch API needs the SDK's files and batches endpoints.
+    sdk = options.engine == "batch" and resolved == "openai"
     try:
         return get_model(
             resolved,  # resolved here, so the library's own note (a warning) is not repeated
             base_url=options.base_url,
             api=options.api,  # type: ignore[arg-type]  # a click.Choice
-            # The Batch API needs the SDK's files and batches endpoints.
-            transport="sdk" if options.engine == "batch" else options.transport,  # type: ignore[arg-type]
+            transport="sdk" if sdk else options.transport,  # type: ignore[arg-type]
             endpoints=options.endpoints,
             limiter=partial(build_limiter, options, environ),
             offline=OfflineSettings(
@@ -94,12 +104,55 @@ def model_settings(
     options: RunOptions, plan_model: Mapping[str, Any] | None = None
 ) -> ModelSettings:
     """--model and --reasoning-effort over the plan's [model] table, over the defaults."""
-    return get_settings(options.model, options.reasoning_effort, plan_model, options.api)
+    return get_settings(
+        options.model, options.reasoning_effort, plan_model, options.api, provider(options)
+    )
+
+
+def build_router(
+    options: RunOptions,
+    model: Model,
+    models: Iterable[str],
+    environ: Mapping[str, str] = os.environ,
+) -> Model:
+    """``model``, or a router over it when ``models`` (a plan's per-question models) name other
+    providers too: each provider then gets its own model and its own limits."""
+    resolved = provider(options, environ)
+    others = {p for p in map(implied_provider, models) if p is not None} - {resolved}
+    if not others or resolved == "offline":
+        return model
+    if options.engine != "live" or options.endpoints:
+        raise InputError(
+            f"the plan asks {', '.join(sorted(others))} besides {resolved}: several providers "
+            "in one run need --engine live, without --endpoints"
+        )
+
+    def make_model(name: str) -> Model:
+        if name == resolved:
+            return model
+        try:
+            return get_model(name, transport=options.transport, environ=environ)  # type: ignore[arg-type]  # a click.Choice
+        except ConfigError as exc:
+            raise config_error(exc) from None
+
+    router = ProviderRouter(
+        resolved,
+        make_model,
+        lambda name: get_limiter(
+            name, rpm=options.rpm, tpm=options.tpm, adapt=options.adapt, environ=environ
+        ),
+    )
+    for name in sorted(others):  # a missing key is said now, before anything is paid for
+        router.model_for(name)
+    return router
 
 
 def check_engine(options: RunOptions, provider: str) -> None:
     """Refuse, with the reason, the combinations an engine cannot run (exit code 2)."""
     if options.engine == "ray":
+        if provider in ("anthropic", "gemini"):
+            raise InputError(f"--engine ray speaks OpenAI only for now: use --engine live with "
+                             f"--provider {provider}")  # fmt: skip
         from fanwise.cluster import RayMissing, import_ray
 
         try:
@@ -108,6 +161,11 @@ def check_engine(options: RunOptions, provider: str) -> None:
             raise InputError(str(exc)) from None
     if options.engine != "batch":
         return
+    if provider == "gemini":
+        raise InputError(
+            "--engine batch speaks OpenAI's Batch API and Anthropic's Message Batches: use "
+            "--engine live with --provider gemini"
+        )
     if provider == "offline":
         raise InputError(
             "--engine batch needs the OpenAI Batch API: set OPENAI_API_KEY (or --base-url for "
@@ -132,7 +190,10 @@ def build_engine(
         "timeout": options.timeout,
         "retry": RetryPolicy(retries=options.retries),
         "retry_budget": RetryBudget(options.retry_budget),
-        "limiter": model if isinstance(model, EndpointPool) else build_limiter(options),
+        # A pool and a router hold each endpoint's (each provider's) own limits.
+        "limiter": (
+            model if isinstance(model, EndpointPool | ProviderRouter) else build_limiter(options)
+        ),
         "observer": observer,
         "seed": options.seed,
         **(session.engine_options() if session is not None else {}),
@@ -141,13 +202,24 @@ def build_engine(
         # Imported here: batchapi loads the openai SDK, 0.5 s and 23 MB that every other run of
         # the CLI would pay at startup (docs/benchmarks.md).
         from fanwise.batchapi import BatchClient, BatchEngine, Polling
+        from fanwise.batchapi.client import Batches
         from fanwise.models.openai import OpenAIModel
 
-        if not isinstance(model, OpenAIModel):  # build_model sees to it
-            raise InputError("--engine batch needs the OpenAI provider")
+        limits: dict[str, Any] = {}
+        batches: Batches
+        if model.name == "anthropic":  # Message Batches (batchapi/anthropic.py)
+            from fanwise.batchapi.anthropic import LIMITS, AnthropicBatchClient
+
+            batches = AnthropicBatchClient(base_url=options.base_url)
+            limits["limits"] = LIMITS
+        elif isinstance(model, OpenAIModel):  # build_model sees to it
+            batches = BatchClient(model.client)
+        else:
+            raise InputError("--engine batch needs the OpenAI or the Anthropic provider")
         return BatchEngine(
             model,
-            batches=BatchClient(model.client),
+            batches=batches,
+            **limits,
             api="chat" if options.api == "chat" else "responses",
             polling=Polling(first=min(1.0, options.batch_poll), most=options.batch_poll),
             ledger=session.ledger() if session else None,
@@ -237,6 +309,7 @@ __all__ = [
     "build_engine",
     "build_limiter",
     "build_model",
+    "build_router",
     "check_engine",
     "model_settings",
     "shared_limits",

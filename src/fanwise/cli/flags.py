@@ -51,19 +51,24 @@ def model_options(default: str) -> list[Option]:
             "--model",
             "-m",
             envvar="FANWISE_MODEL",
-            help=f"Model name [default: {DEFAULT_MODEL}{default}].",
+            help=f"Model name [default: {DEFAULT_MODEL}{default}; claude-sonnet-4-5 with "
+            "Anthropic, gemini-2.5-flash with Gemini].",
         ),
         click.option(
             "--provider",
-            type=click.Choice(["auto", "openai", "offline"]),
+            type=click.Choice(["auto", "openai", "anthropic", "gemini", "offline"]),
             default="auto",
             show_default=True,
-            help="auto: OpenAI when OPENAI_API_KEY is set, else the built-in offline model.",
+            help="auto: the provider a claude-* or gemini-* model names, else the first whose key "
+            "is set (OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY), else the built-in "
+            "offline model.",
         ),
         click.option(
             "--base-url",
             envvar="OPENAI_BASE_URL",
-            help="Any OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vLLM, Ollama...).",
+            help="Any OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vLLM, Ollama...); "
+            "with --provider anthropic, the API root (else ANTHROPIC_BASE_URL), e.g. "
+            "http://127.0.0.1:8000.",
         ),
         click.option(
             "--api",
@@ -79,7 +84,8 @@ def model_options(default: str) -> list[Option]:
             show_default=True,
             envvar="FANWISE_TRANSPORT",
             help="aiohttp: fanwise's lean HTTP client (about 10x less CPU per call); sdk: the "
-            "official openai SDK. Same requests, same error kinds.",
+            "official SDK (openai's, or anthropic's with --provider anthropic). Same requests, "
+            "same error kinds.",
         ),
         click.option(
             "--reasoning-effort",

@@ -223,7 +223,7 @@ def open_journal(
 
 def endpoint(options: RunOptions, environ: Mapping[str, str] = os.environ) -> str:
     """Who answers: the cache reuses only answers from the same endpoint."""
-    provider = choose_provider(options.provider, environ, base_url=options.server)
+    provider = choose_provider(options.provider, environ, options.model, base_url=options.server)
     return endpoint_label(provider, api=options.api, base_url=options.base_url, seed=options.seed)
 
 
@@ -231,7 +231,7 @@ def options_spec(options: RunOptions, environ: Mapping[str, str] = os.environ) -
     """The options as stored: the provider resolved, so a resume asks the same endpoint, and
     file paths made absolute, so it writes the same files from any directory."""
     data = dataclasses.asdict(options)
-    data["provider"] = choose_provider(options.provider, environ, base_url=options.server)
+    data["provider"] = choose_provider(options.provider, environ, options.model, base_url=options.server)
     for name in ("out", "report", "prices"):
         if isinstance(data.get(name), str) and data[name]:
             data[name] = str(Path(data[name]).resolve())

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from fanwise.cli.engines import model_settings
+from fanwise.cli.engines import build_router, model_settings
 from fanwise.cli.errors import EXIT_NO_RESULT, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, InputError
 from fanwise.cli.flags import workflow_options
 from fanwise.cli.inputs import read_questions
@@ -131,6 +131,7 @@ def execute(
     if plan_model.get("endpoints") and not options.endpoints:  # the plan's; --endpoints wins
         options = dataclasses.replace(options, endpoints=tuple(plan_model["endpoints"]))
     model = prepare(options)
+    model = build_router(options, model, (m for ms in plan.question_models for m in ms))
     settings = model_settings(options, plan_model)
     session = workflow_session(plan, plan_model, settings, options, resume=resume)
     streamed = options.stream and not (options.as_json or options.out)

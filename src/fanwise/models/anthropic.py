@@ -28,7 +28,7 @@ from fanwise.models.anthropic_bodies import (
     limit_headers,
     message_completion,
 )
-from fanwise.models.base import Completion, DeltaSink, Endpoint, Request
+from fanwise.models.base import Completion, DeltaSink, Endpoint, Model, Request
 from fanwise.models.bodies import error_message, lowered_headers
 from fanwise.models.sse import SseLines
 from fanwise.outcome import BadRequest, CallError, CallTimeout, InvalidResponse, NetworkError
@@ -42,11 +42,11 @@ def messages_url(root: str) -> str:
     return f"{root}/messages" if root.endswith("/v1") else f"{root}/v1/messages"
 
 
-class AnthropicModel:
+class AnthropicModel(Model):
     """Claude, through the Messages API, spoken to with aiohttp.
 
     The session is made on the first call inside the running loop and shared by every call
-    after it; ``close()`` (or ``async with``) releases it. No client timeout: the engine bounds
+    after it; ``aclose()`` (or ``async with``) releases it. No client timeout: the engine bounds
     each attempt. ``clock`` (wall time) turns the RFC 3339 resets into seconds.
     """
 
@@ -75,17 +75,11 @@ class AnthropicModel:
     def name(self) -> str:
         return "anthropic"
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Release the connections; the next call opens a fresh session."""
         if self._http is not None:
             await self._http.close()
             self._http = None
-
-    async def __aenter__(self) -> AnthropicModel:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:

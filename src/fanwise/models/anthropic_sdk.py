@@ -28,7 +28,7 @@ from fanwise.models.anthropic_bodies import (
     limit_headers,
     message_completion,
 )
-from fanwise.models.base import Completion, DeltaSink, Endpoint, Request
+from fanwise.models.base import Completion, DeltaSink, Endpoint, Model, Request
 from fanwise.models.bodies import lowered_headers
 from fanwise.models.sse import SseLines
 from fanwise.outcome import (
@@ -42,7 +42,7 @@ from fanwise.outcome import (
 from fanwise.redact import redact
 
 
-class AnthropicSdkModel:
+class AnthropicSdkModel(Model):
     """Claude through the official SDK's client; ``base_url`` is the API root, as it takes it."""
 
     def __init__(
@@ -67,14 +67,8 @@ class AnthropicSdkModel:
     def name(self) -> str:
         return "anthropic"
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         await self.client.close()
-
-    async def __aenter__(self) -> AnthropicSdkModel:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     async def complete(self, request: Request, *, on_delta: DeltaSink | None = None) -> Completion:
         if request.endpoint is not Endpoint.MESSAGES:

@@ -29,7 +29,7 @@ RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
 
 
-class GeminiModel:
+class GeminiModel(Model):
     """Gemini's OpenAI-compatible endpoint, with its 429s read from the body."""
 
     def __init__(
@@ -65,16 +65,8 @@ class GeminiModel:
         except (RateLimited, ServerError) as exc:
             raise gemini_error(exc) from exc.__cause__
 
-    async def close(self) -> None:
-        close = getattr(self.inner, "close", None)
-        if close is not None:
-            await close()
-
-    async def __aenter__(self) -> GeminiModel:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 def gemini_error(error: CallError) -> CallError:

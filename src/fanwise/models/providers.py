@@ -102,7 +102,7 @@ def provider_model(
     key = api_key or key_for(provider, environ)
     if not key and not base_url:
         names = " or ".join(KEYS[provider])
-        raise ValueError(f"--provider {provider} needs an API key: set {names}")
+        raise ValueError(f"the {provider} provider needs an API key: set {names}")
     if provider == "anthropic":
         if transport == "sdk":  # the SDK loads only when it is used
             from fanwise.models.anthropic_sdk import AnthropicSdkModel

@@ -19,7 +19,7 @@ from fanwise.models.base import Completion, DeltaSink, Model, Request
 from fanwise.models.providers import implied_provider
 
 
-class ProviderRouter:
+class ProviderRouter(Model):
     """A ``Model`` (and a free ``Limiter``) that sends each request to its model's provider."""
 
     def __init__(
@@ -62,11 +62,9 @@ class ProviderRouter:
         async with Unlimited().permit(estimated_tokens) as permit:
             yield permit
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         for model in self.models.values():
-            close = getattr(model, "close", None)
-            if close is not None:
-                await close()
+            await model.aclose()
 
     def __repr__(self) -> str:
         return f"ProviderRouter(default={self.default!r}, providers={sorted(self.models)})"
