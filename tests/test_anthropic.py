@@ -280,3 +280,14 @@ async def test_the_sdk_transport_is_chosen_by_the_factory() -> None:
         provider_model("anthropic", transport="sdk", environ=environ), AnthropicSdkModel
     )
     assert isinstance(provider_model("anthropic", environ=environ), AnthropicModel)
+
+
+async def test_the_python_api_asks_claude_by_its_model_name(simulator: Simulator) -> None:
+    """fanwise.ask_all with a claude-* model and only ANTHROPIC_API_KEY: Messages bodies."""
+    from fanwise import aask_all
+
+    environ = {"ANTHROPIC_API_KEY": "test", "ANTHROPIC_BASE_URL": simulator.url}
+    [outcome] = await aask_all(["Which temples?"], model="claude-haiku-4-5", environ=environ)
+    assert isinstance(outcome, Fulfilled) and outcome.value.endpoint is Endpoint.MESSAGES
+    # the simulator keeps the body as its brain read it: max_tokens as max_completion_tokens
+    assert json.loads(simulator.received[-1][1])["max_completion_tokens"] == 4096

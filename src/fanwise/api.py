@@ -33,7 +33,7 @@ from fanwise.limits import Limiter, Unlimited
 from fanwise.models.base import DeltaSink, Model, Request
 from fanwise.models.offline import OfflineSettings
 from fanwise.retry import RetryPolicy
-from fanwise.workflow import Plan, WorkflowResult, run_workflow
+from fanwise.workflow import ModelSettings, Plan, WorkflowResult, run_workflow
 
 if TYPE_CHECKING:
     from fanwise.journal import Journal, JournalStore
@@ -87,7 +87,8 @@ async def _running(
     if given is not None:  # the caller's model: its limits and its closing are the caller's
         model, limiter, where = given, Unlimited(), given.name
     else:
-        provider = resolve_provider(setup.provider, setup.environ, base_url=setup.base_url)
+        name = setup.model if isinstance(setup.model, str) else None
+        provider = resolve_provider(setup.provider, setup.environ, name, base_url=setup.base_url)
         model = get_model(
             setup.provider,  # "auto" still, so that the offline model's warning is given
             base_url=setup.base_url,
@@ -95,6 +96,7 @@ async def _running(
             transport=setup.transport,
             offline=setup.offline,
             environ=setup.environ,
+            model=name,
         )
         limiter = get_limiter(provider, environ=setup.environ)
         seed = (setup.offline or OfflineSettings()).seed
@@ -170,6 +172,22 @@ def _options_spec(setup: _Setup) -> dict[str, Any]:
     }
 
 
+def _settings(
+    model: str | Model | None,
+    provider: str,
+    reasoning_effort: str | None,
+    api: Api,
+    environ: Mapping[str, str],
+) -> ModelSettings:
+    """The run's settings, on the endpoint its provider speaks (a given model's own name says
+    which provider it is, when it is one of fanwise's)."""
+    if isinstance(model, str) or model is None:
+        resolved: str = resolve_provider(provider, environ, model)
+        return get_settings(model, reasoning_effort, api=api, provider=resolved)
+    own = model.name if model.name in ("anthropic", "gemini") else "openai"
+    return get_settings(None, reasoning_effort, api=api, provider=own)
+
+
 async def aresearch(
     topic: str,
     questions: Sequence[str],
@@ -210,7 +228,7 @@ async def aresearch(
         *(model, provider, concurrency, journal, cache, timeout, retries, reasoning_effort),
         *(base_url, api, transport, offline, on_event, environ),
     )
-    settings = get_settings(model if isinstance(model, str) else None, reasoning_effort, api=api)
+    settings = _settings(model, provider, reasoning_effort, api, environ)
     spec = {
         "plan": dataclasses.asdict(plan),
         "plan_model": {},
@@ -265,7 +283,7 @@ async def aask_all(
         *(model, provider, concurrency, journal, cache, timeout, retries, reasoning_effort),
         *(base_url, api, transport, offline, on_event, environ),
     )
-    settings = get_settings(model if isinstance(model, str) else None, reasoning_effort, api=api)
+    settings = _settings(model, provider, reasoning_effort, api, environ)
     calls = [
         Call(p if isinstance(p, Request) else settings.request(p, instructions)) for p in prompts
     ]

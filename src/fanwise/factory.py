@@ -96,6 +96,7 @@ def get_model(
     limiter: Callable[[], Limiter] | None = None,
     offline: OfflineSettings | None = None,
     environ: Mapping[str, str] = os.environ,
+    model: str | None = None,
 ) -> Model:
     """The model a run calls. Close it with ``await model.aclose()`` or ``async with``.
 
@@ -107,7 +108,9 @@ def get_model(
     ``get_settings``'s to apply, and is accepted here so that callers can pass both the same.
     """
     check_base_url(base_url)
-    resolved = resolve_provider(provider, environ, base_url=base_url or next(iter(endpoints), None))
+    server = base_url or next(iter(endpoints), None)
+    # a claude-* model names Anthropic; a server with no key is an OpenAI-compatible one
+    resolved = resolve_provider(provider, environ, model, base_url=server)
     if resolved == "offline" and provider in (None, "", "auto"):
         warnings.warn(OFFLINE_NOTE, OfflineModelWarning, stacklevel=2)
     if endpoints:
