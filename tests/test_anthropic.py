@@ -15,6 +15,7 @@ from fanwise import Call, Engine, ErrorKind, Fulfilled, Rejected, Request, Retry
 from fanwise.models.anthropic import AnthropicModel, messages_url
 from fanwise.models.anthropic_bodies import (
     MessagesStream,
+    beta_headers,
     error_from_body,
     limit_headers,
     messages_usage,
@@ -291,3 +292,24 @@ async def test_the_python_api_asks_claude_by_its_model_name(simulator: Simulator
     assert isinstance(outcome, Fulfilled) and outcome.value.endpoint is Endpoint.MESSAGES
     # the simulator keeps the body as its brain read it: max_tokens as max_completion_tokens
     assert json.loads(simulator.received[-1][1])["max_completion_tokens"] == 4096
+
+
+@pytest.mark.parametrize("form", ["output_config", "output_format"])
+async def test_structured_output_comes_back_as_json_that_fits_the_schema(
+    simulator: Simulator, form: str
+) -> None:
+    """A JSON schema (GA output_config.format, or the beta output_format): the text is JSON."""
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+        "required": ["city", "days"],
+        "additionalProperties": False,
+    }
+    wanted = {"type": "json_schema", "schema": schema}
+    extra = {"output_config": {"format": wanted}} if form == "output_config" else {form: wanted}
+    async with claude(simulator) as model:
+        completion = await model.complete(ask("Plan a trip to Kyoto.", extra=extra))
+    answer = json.loads(completion.text)
+    assert set(answer) == {"city", "days"} and isinstance(answer["days"], int)
+    beta = {"anthropic-beta": "structured-outputs-2025-11-13"} if form == "output_format" else {}
+    assert beta_headers(extra) == beta, "the beta form gets its header; the GA form needs none"

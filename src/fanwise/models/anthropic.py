@@ -24,6 +24,7 @@ from fanwise.models.anthropic_bodies import (
     VERSION,
     Clock,
     MessagesStream,
+    beta_headers,
     error_from_body,
     limit_headers,
     message_completion,
@@ -140,7 +141,12 @@ class AnthropicModel(Model):
         return reader.result(headers)
 
     def _post(self, body: Mapping[str, Any]) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
-        return self._session().post(self.url, data=json.dumps(body).encode(), allow_redirects=False)
+        return self._session().post(
+            self.url,
+            data=json.dumps(body).encode(),
+            headers=beta_headers(body),
+            allow_redirects=False,
+        )
 
 
 __all__ = ["DEFAULT_ROOT", "AnthropicModel", "messages_url"]

@@ -35,7 +35,17 @@ _BUCKETS = {"requests": ("requests",), "tokens": ("tokens", "input-tokens", "out
 """fanwise's unit and the Anthropic buckets that report it, the tightest first: ``tokens`` is
 the most restrictive token limit in effect, the input and output buckets stand in without it."""
 
+STRUCTURED_BETA = "structured-outputs-2025-11-13"
+"""The beta a body's ``output_format`` (structured outputs' first form) needs; the GA form,
+``output_config.format``, needs none."""
+
 _BILLING = ("credit balance", "spend limit", "usage limits", "billing")
+
+
+def beta_headers(body: Mapping[str, Any]) -> dict[str, str]:
+    """The ``anthropic-beta`` header a body needs and cannot carry itself: fanwise adds what the
+    request left out, and never changes the body."""
+    return {"anthropic-beta": STRUCTURED_BETA} if "output_format" in body else {}
 
 
 def message_completion(data: Any, raw: bytes, headers: Headers) -> Completion:
@@ -251,8 +261,10 @@ def _int(value: Any) -> int:
 
 
 __all__ = [
+    "STRUCTURED_BETA",
     "VERSION",
     "MessagesStream",
+    "beta_headers",
     "error_from_body",
     "is_billing",
     "limit_headers",

@@ -24,6 +24,7 @@ from anthropic import AsyncAnthropic
 from fanwise.models.anthropic_bodies import (
     Clock,
     MessagesStream,
+    beta_headers,
     error_from_body,
     limit_headers,
     message_completion,
@@ -78,7 +79,10 @@ class AnthropicSdkModel(Model):
         try:
             if on_delta is None:
                 response = await self.client.post(
-                    "/v1/messages", cast_to=httpx2.Response, body=dict(request.body)
+                    "/v1/messages",
+                    cast_to=httpx2.Response,
+                    body=dict(request.body),
+                    options={"headers": beta_headers(request.body)},
                 )
                 headers = limit_headers(lowered_headers(dict(response.headers)), self._clock)
                 return message_completion(json.loads(response.content), response.content, headers)
@@ -96,6 +100,7 @@ class AnthropicSdkModel(Model):
             "/v1/messages",
             cast_to=httpx2.Response,
             body={**request.body, "stream": True},
+            options={"headers": beta_headers(request.body)},
             stream=True,
         )
         try:

@@ -1,8 +1,9 @@
 """Anthropic's Messages API in front of the simulator's one brain.
 
 A ``POST /v1/messages`` body is read into the Chat Completions body it means (system, turns,
-``max_tokens``, tools, stream), the simulator's core decides its fate exactly as for OpenAI
-(scripts, fault header, buckets, random faults, latency), and the reply is written back in
+``max_tokens``, tools, stream, a JSON schema in ``output_config.format`` or ``output_format``),
+the simulator's core decides its fate exactly as for OpenAI (scripts, fault header, buckets,
+random faults, latency), and the reply is written back in
 Anthropic's shapes: a Message, or the ``message_start`` ... ``message_stop`` event stream; the
 error envelope ``{"type": "error", "error": {"type", "message"}}`` with Anthropic's error types
 (``overloaded_error`` for a 529); ``anthropic-ratelimit-*`` headers with RFC 3339 resets and
@@ -67,6 +68,11 @@ def chat_body(raw: bytes) -> bytes:
     if data.get("stream") is True:
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}
+    config = data.get("output_config")
+    wanted = config.get("format") if isinstance(config, dict) else data.get("output_format")
+    if isinstance(wanted, dict) and wanted.get("type") == "json_schema":  # structured outputs
+        schema = {"name": "output", "schema": wanted.get("schema", {}), "strict": True}
+        chat["response_format"] = {"type": "json_schema", "json_schema": schema}
     tools = [t for t in data.get("tools") or [] if isinstance(t, dict)]
     if tools:
         chat["tools"] = [
