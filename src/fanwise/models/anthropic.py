@@ -31,6 +31,7 @@ from fanwise.models.anthropic_bodies import (
 )
 from fanwise.models.base import Completion, DeltaSink, Endpoint, Model, Request
 from fanwise.models.bodies import error_message, lowered_headers
+from fanwise.models.fast import _env_proxy as env_proxy
 from fanwise.models.sse import SseLines
 from fanwise.outcome import BadRequest, CallError, CallTimeout, InvalidResponse, NetworkError
 
@@ -70,6 +71,8 @@ class AnthropicModel(Model):
             "content-type": "application/json",
         }
         self._clock = clock
+        # HTTPS_PROXY/NO_PROXY as the SDK honours them, read once (see models/fast.py).
+        self._proxy, self._proxy_auth = env_proxy(self.url)
         self._http: aiohttp.ClientSession | None = None
 
     @property
@@ -146,6 +149,8 @@ class AnthropicModel(Model):
             data=json.dumps(body).encode(),
             headers=beta_headers(body),
             allow_redirects=False,
+            proxy=self._proxy,
+            proxy_auth=self._proxy_auth,
         )
 
 
