@@ -173,3 +173,31 @@ def test_resume_adopts_the_message_batch_a_killed_process_left_running(
     assert results[0]["response"]["body"]["type"] == "message"
     [batch] = message_batches(sim.url)
     assert batch["id"] == running["id"] and batch["request_counts"]["succeeded"] == count
+
+
+def test_a_message_batch_costs_half_the_live_price(
+    spawn_simulator: Callable[..., SimulatorProcess], tmp_path: Path
+) -> None:
+    """`fanwise batch --engine batch --provider anthropic`: each line at half its live cost."""
+    from click.testing import CliRunner
+
+    from fanwise.cli import cli
+
+    sim = spawn_simulator()
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"prompt": f"q {i}", "custom_id": f"q{i}"}) + "\n"
+                              for i in range(4)))  # fmt: skip
+    env = {"ANTHROPIC_API_KEY": "test", "OPENAI_API_KEY": "", "FANWISE_MODEL": ""}
+    target = ["--provider", "anthropic", "--base-url", sim.url, "--model", "claude-haiku-4-5"]
+
+    def cost(*flags: str) -> list[float]:
+        out = tmp_path / f"out{len(flags)}.jsonl"
+        args = ["batch", str(source), "-o", str(out), "--quiet", *flags, *target]
+        result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        lines = [json.loads(line) for line in out.read_text().splitlines()]
+        return sorted(line["fanwise"]["cost_usd"] for line in lines)
+
+    live, batched = cost(), cost("--engine", "batch", "--batch-poll", "0.05")
+    assert all(c > 0 for c in live)
+    assert batched == [round(c / 2, 8) for c in live]
