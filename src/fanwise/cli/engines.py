@@ -130,8 +130,9 @@ def build_router(
     def make_model(name: str) -> Model:
         if name == resolved:
             return model
+        transport: Any = options.transport  # a click.Choice of the Transport values
         try:
-            return get_model(name, transport=options.transport, environ=environ)  # type: ignore[arg-type]  # a click.Choice
+            return get_model(name, transport=transport, environ=environ)
         except ConfigError as exc:
             raise config_error(exc) from None
 
