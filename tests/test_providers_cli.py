@@ -98,3 +98,19 @@ def test_auto_says_which_provider_when_several_keys_are_set(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "keys are set for openai, anthropic: using openai" in done.stderr
+
+
+def test_research_on_gemini_through_googles_face(
+    spawn_simulator: Callable[..., SimulatorProcess],
+) -> None:
+    """--provider gemini against the simulator's Google face: Chat Completions, no effort sent."""
+    sim = spawn_simulator()
+    done = run_fanwise(
+        "research", "Kyoto", *QUESTIONS, "--provider", "gemini", "--base-url",
+        sim.url + "/v1beta/openai", "--no-journal", "--json",
+        env={**NO_KEYS, "GEMINI_API_KEY": "test", "OPENAI_BASE_URL": None, "FANWISE_MODEL": None},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["model"] == "gemini-2.5-flash" and result["status"] == "complete"
+    assert result["cost"]["usd"] > 0, "gemini-2.5-flash is priced"

@@ -15,7 +15,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from aiohttp.http_parser import RawRequestMessage
@@ -23,6 +23,7 @@ from aiohttp.streams import StreamReader
 
 from fanwise.simulator import anthropic as _anthropic
 from fanwise.simulator import batch_http, bodies
+from fanwise.simulator import gemini as _gemini
 from fanwise.simulator.anthropic_batches import PREFIX as MESSAGE_BATCHES
 from fanwise.simulator.anthropic_batches import MessageBatches
 from fanwise.simulator.batches import BatchService
@@ -44,6 +45,9 @@ _APIS: dict[str, Api] = {
 }
 _MESSAGES = frozenset({"/v1/messages", "/messages"})
 """Anthropic's Messages API (``simulator/anthropic.py``)."""
+_GEMINI_CHAT = _gemini.PREFIX + "/chat/completions"
+"""Google's OpenAI-compatible endpoint (``simulator/gemini.py``)."""
+Face = Literal["openai", "anthropic", "gemini"]
 _MAX_BODY = 64 * 1024 * 1024
 _SHUTDOWN_GRACE = 0.2  # seconds open requests get at exit before they are cancelled
 
@@ -181,7 +185,9 @@ class Simulator:
         if request.path.startswith(MESSAGE_BATCHES):
             return await self.message_batches.handle(request)
         if request.path in _MESSAGES and request.method == "POST":
-            return await self._call(request, "chat", anthropic=True)
+            return await self._call(request, "chat", face="anthropic")
+        if request.path == _GEMINI_CHAT and request.method == "POST":
+            return await self._call(request, "chat", face="gemini")
         if request.path.startswith(batch_http.PREFIXES):
             return await batch_http.handle(self.batches, request)
         route = _CONTROL.get((request.method, request.path))
@@ -191,13 +197,14 @@ class Simulator:
         return _json(404, bodies.error_body(404, message, code="unknown_url"))
 
     async def _call(
-        self, request: web.BaseRequest, api: Api, *, anthropic: bool = False
+        self, request: web.BaseRequest, api: Api, *, face: Face = "openai"
     ) -> web.StreamResponse:
-        """One API call; ``anthropic``: a Messages body, answered in Anthropic's shapes."""
+        """One API call, answered as ``face`` answers: OpenAI, Anthropic's Messages API, or
+        Google's OpenAI-compatible endpoint."""
         recorder = self._core.recorder
         recorder.started(request.path)
         try:
-            reply = await self._reply(request, api, anthropic=anthropic)
+            reply = await self._reply(request, api, face)
             if reply.action == "hang":
                 await asyncio.Future()  # until the client hangs up or the server stops
             if reply.tail is None and reply.delay > 0:
@@ -209,9 +216,11 @@ class Simulator:
         finally:
             recorder.finished()
 
-    async def _reply(self, request: web.BaseRequest, api: Api, *, anthropic: bool) -> Reply:
+    async def _reply(self, request: web.BaseRequest, api: Api, face: Face) -> Reply:
         body = await request.read()
-        if not anthropic:
+        if face == "gemini":
+            return _gemini.translate(self._core.call(api, request.headers, body))
+        if face == "openai":
             return self._core.call(api, request.headers, body)
         try:
             body = _anthropic.chat_body(body)
