@@ -9,7 +9,8 @@ unchanged, so Gemini-only options ride in the body as Google documents them (an
 Its quirks are read here, from the error body that both transports keep:
 
 - a 429 says how long to wait only in the body, as ``RetryInfo.retryDelay`` (``"45.8s"``);
-  that becomes the error's ``retry_after``, honoured exactly like a ``Retry-After`` header;
+  ``models.compat`` reads it for every transport (``retry_delay``), and it becomes the error's
+  ``retry_after``, honoured exactly like a ``Retry-After`` header;
 - a 429 for a per-day quota (a ``QuotaFailure`` whose ``quotaId`` says ``PerDay``) will not
   clear by waiting: it is a final ``auth`` error, as OpenAI's ``insufficient_quota`` is.
 """
@@ -22,10 +23,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from fanwise.models.base import Completion, DeltaSink, Model, Request
+from fanwise.models.compat import retry_delay
 from fanwise.outcome import AuthError, CallError, RateLimited, ServerError
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta/openai"
-RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
 
 
@@ -92,18 +93,6 @@ def gemini_error(error: CallError) -> CallError:
     )
 
 
-def retry_delay(body: Any) -> float | None:
-    """``RetryInfo.retryDelay`` (``"45.8s"``) anywhere in an error body, in seconds."""
-    for detail in _details(body):
-        if detail.get("@type") == RETRY_INFO and isinstance(detail.get("retryDelay"), str):
-            text = detail["retryDelay"].strip()
-            try:
-                return max(0.0, float(text.removesuffix("s")))
-            except ValueError:
-                return None
-    return None
-
-
 def per_day(body: Any) -> bool:
     """Whether a ``QuotaFailure`` in the body names a per-day quota."""
     for detail in _details(body):
@@ -133,4 +122,4 @@ def _parsed(raw: bytes | None) -> Any:
         return None
 
 
-__all__ = ["DEFAULT_BASE_URL", "GeminiModel", "gemini_error", "per_day", "retry_delay"]
+__all__ = ["DEFAULT_BASE_URL", "GeminiModel", "gemini_error", "per_day"]
