@@ -126,3 +126,18 @@ def test_one_run_asks_three_providers_and_synthesizes(
     assert [q["question"] for q in result["questions"]] == [f"Which temples? [{m}]" for m in MODELS]
     assert all(q["status"] == "fulfilled" for q in result["questions"])
     assert result["synthesis"]["text"]
+
+
+def test_every_real_provider_gets_the_adaptive_limits() -> None:
+    """Anthropic (by its headers) and Gemini (by a rate learned from its 429s) adapt too."""
+    from fanwise.factory import get_limiter
+    from fanwise.limits import Limits
+
+    for provider in ("anthropic", "gemini"):
+        limiter = get_limiter(provider, adapt=True)
+        assert isinstance(limiter, Limits)
+        assert [type(limit).__name__ for limit in limiter.limits] == [
+            "ServerPacing",
+            "LearnedRate",
+            "AdaptiveConcurrency",
+        ]

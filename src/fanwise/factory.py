@@ -79,9 +79,10 @@ def get_limiter(
     adapt: bool = True,
     environ: Mapping[str, str] = os.environ,
 ) -> Limiter:
-    """Client-side buckets as asked; the adaptive limits only for a server that sends
-    rate-limit headers (OpenAI's ``x-ratelimit-*``, Anthropic's ``anthropic-ratelimit-*``)."""
-    adaptive = adapt and resolve_provider(provider, environ) in ("openai", "anthropic")
+    """Client-side buckets as asked; the adaptive limits for every real provider: paced by
+    OpenAI's ``x-ratelimit-*`` and Anthropic's ``anthropic-ratelimit-*`` headers, and a rate
+    learned from the 429s of Gemini's endpoint, which sends none (not for the offline model)."""
+    adaptive = adapt and resolve_provider(provider, environ) != "offline"
     return build_limiter(rpm=rpm, tpm=tpm, adaptive=adaptive)
 
 

@@ -35,7 +35,7 @@ def limit_options() -> list[Callable[[Any], Any]]:
             "--adapt/--no-adapt",
             default=True,
             show_default=True,
-            help="With OpenAI and Anthropic: on evidence of a limit (not an isolated 429), pace "
-            "by its rate-limit headers or a learned rate and shrink concurrency.",
+            help="On evidence of a limit (not an isolated 429), pace by the provider's "
+            "rate-limit headers (OpenAI's, Anthropic's) or a learned rate, and shrink concurrency.",
         ),
     ]
