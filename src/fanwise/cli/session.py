@@ -231,7 +231,9 @@ def options_spec(options: RunOptions, environ: Mapping[str, str] = os.environ) -
     """The options as stored: the provider resolved, so a resume asks the same endpoint, and
     file paths made absolute, so it writes the same files from any directory."""
     data = dataclasses.asdict(options)
-    data["provider"] = choose_provider(options.provider, environ, options.model, base_url=options.server)
+    data["provider"] = choose_provider(
+        options.provider, environ, options.model, base_url=options.server
+    )
     for name in ("out", "report", "prices"):
         if isinstance(data.get(name), str) and data[name]:
             data[name] = str(Path(data[name]).resolve())

@@ -66,7 +66,7 @@ def choose_provider(
     then OpenAI (an OpenAI-compatible server) when a base URL is given: local servers often
     need no key, and a base URL is never answered by the offline model."""
     if requested in PROVIDERS:
-        return requested  # type: ignore[return-value]  # narrowed by the membership test
+        return requested
     if requested not in (None, "", "auto"):
         raise ValueError(
             f"unknown provider {requested!r}: use openai, anthropic, gemini, offline or auto"
