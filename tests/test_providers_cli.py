@@ -114,3 +114,10 @@ def test_research_on_gemini_through_googles_face(
     result = json.loads(done.stdout)
     assert result["model"] == "gemini-2.5-flash" and result["status"] == "complete"
     assert result["cost"]["usd"] > 0, "gemini-2.5-flash is priced"
+
+
+def test_a_named_server_without_a_key_is_asked_not_the_offline_model() -> None:
+    """auto with a base URL and no key: OpenAI-compatible, or the provider a model names."""
+    assert choose_provider("auto", {}, None, base_url="http://127.0.0.1:9/v1") == "openai"
+    assert choose_provider("auto", {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}) == "openai"
+    assert choose_provider("auto", {}, "claude-haiku-4-5", base_url="http://h") == "anthropic"
