@@ -252,7 +252,7 @@ def check_json_schema(schema: Mapping[str, Any]) -> None:
         raise SchemaError("a JSON Schema must be a JSON object")
     cls = validators.validator_for(schema)
     try:
-        cls.check_schema(schema)
+        cls.check_schema(dict(schema))
     except exceptions.SchemaError as error:
         where = "/".join(str(p) for p in error.absolute_path) or "the top level"
         raise SchemaError(f"not a valid JSON Schema at {where}: {error.message}") from None
