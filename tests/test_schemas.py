@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from fanwise.schemas import (
     Schema,
     SchemaError,
     SchemaViolation,
+    example,
     repair_body,
     schema_of_body,
     to_strict,
@@ -165,3 +167,12 @@ def test_repair_body_appends_answer_and_error_for_both_apis() -> None:
     chat = repair_body("chat.completions", chat_in, "{bad", "score: too big")
     assert [m["role"] for m in chat["messages"]] == ["system", "user", "assistant", "user"]
     assert len(chat_in["messages"]) == 2, "the original body is not mutated"
+
+
+@pytest.mark.parametrize("seed", ["a", "b", "c", "d"])
+def test_example_satisfies_the_schema(seed: str) -> None:
+    """The offline model's and simulator's answers pass the very validation fanwise applies."""
+    for source in (Guide, ANSWER_SCHEMA):
+        schema = Schema.of(source)  # type: ignore[arg-type]
+        value = example(schema.json_schema, seed=seed, text="Kyoto")
+        schema.parse(json.dumps(value))
