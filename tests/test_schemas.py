@@ -176,3 +176,15 @@ def test_example_satisfies_the_schema(seed: str) -> None:
         schema = Schema.of(source)  # type: ignore[arg-type]
         value = example(schema.json_schema, seed=seed, text="Kyoto")
         schema.parse(json.dumps(value))
+
+
+def test_refused_is_final_and_failed_attempt_usage_survives_json() -> None:
+    """A refusal is never retried, and the tokens a failed attempt cost survive the journal."""
+    from fanwise.outcome import ErrorKind, Refused, error_from_dict, error_to_dict, is_retryable
+
+    error = Refused("I can't help with that", usage={"input_tokens": 12, "output_tokens": 3})
+    assert not is_retryable(error)
+    data = error_to_dict(error)
+    assert data["kind"] == "refused" and data["usage"]["output_tokens"] == 3
+    again = error_from_dict(data)
+    assert again.kind is ErrorKind.REFUSED and again.usage == error.usage
