@@ -117,6 +117,20 @@ class Schema:
         return value
 
 
+def schema_to_dict(schema: Schema | None) -> dict[str, Any] | None:
+    """A schema as JSON data (its name and strict JSON Schema); ``schema_from_dict`` reads it."""
+    if schema is None:
+        return None
+    return {"name": schema.name, "schema": copy.deepcopy(dict(schema.json_schema))}
+
+
+def schema_from_dict(data: Mapping[str, Any] | None) -> Schema | None:
+    """A schema from ``schema_to_dict``'s data: a pydantic model's comes back as its JSON Schema."""
+    if not data:
+        return None
+    return Schema.from_json_schema(data["schema"], name=str(data.get("name", "")))
+
+
 def with_schema(endpoint: str, body: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
     """``body`` asking for ``schema`` on ``endpoint``; fields the caller set are left as they are.
 

@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from fanwise.engine import Call, CallOutcome, Engine
 from fanwise.events import PhaseFinished, PhaseStarted, RunFinished, RunStarted
 from fanwise.models.base import DEFAULT_MODEL, DeltaSink, Endpoint, Request, Usage
 from fanwise.outcome import ErrorKind, Fulfilled, Rejected
+from fanwise.schemas import Schema, schema_to_dict
+from fanwise.structured import jsonable, outcome_usage
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+SchemaSource: TypeAlias = "type[BaseModel] | Mapping[str, Any] | Schema"
 
 DEFAULT_SYNTHESIS = (
     "Combine the research below into one clear, well-structured answer about the topic, in "
@@ -33,6 +40,10 @@ class Plan:
     adds API body fields to every research call (say ``{"tools": [{"type": "web_search"}]}``),
     ``question_bodies`` to one question each (in question order, over ``research_body``), and
     ``synthesis_body`` to the synthesis call.
+
+    ``schema`` asks every research answer for structured output (a pydantic model class or a
+    JSON Schema dict), ``question_schemas`` one question each (``None``: the plan's), and
+    ``synthesis_schema`` the synthesis; each answer is validated, its value in ``parsed``.
     """
 
     topic: str
@@ -43,6 +54,9 @@ class Plan:
     research_body: Mapping[str, Any] = field(default_factory=dict)
     question_bodies: tuple[Mapping[str, Any], ...] = ()
     synthesis_body: Mapping[str, Any] = field(default_factory=dict)
+    schema: SchemaSource | None = None
+    question_schemas: tuple[SchemaSource | None, ...] = ()
+    synthesis_schema: SchemaSource | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.questions, str):
@@ -56,6 +70,26 @@ class Plan:
             raise ValueError("every question must be a non-empty string")
         if self.question_bodies and len(self.question_bodies) != len(self.questions):
             raise ValueError("question_bodies needs one body (maybe empty) per question")
+        if self.question_schemas and len(self.question_schemas) != len(self.questions):
+            raise ValueError("question_schemas needs one schema (maybe None) per question")
+        # Each schema is converted (and a bad one refused) here, once, before any call.
+        object.__setattr__(self, "schema", _schema(self.schema))
+        object.__setattr__(self, "question_schemas", tuple(map(_schema, self.question_schemas)))
+        object.__setattr__(self, "synthesis_schema", _schema(self.synthesis_schema))
+
+    def schema_for(self, index: int) -> Schema | None:
+        """The schema question ``index`` is answered in: its own, else the plan's."""
+        own = self.question_schemas[index] if self.question_schemas else None
+        return _schema(own if own is not None else self.schema)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as JSON data (the journal's spec, for ``fanwise resume``)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["questions"] = [q if isinstance(q, str) else q.to_dict() for q in self.questions]
+        data["schema"] = schema_to_dict(_schema(self.schema))
+        data["question_schemas"] = [schema_to_dict(_schema(s)) for s in self.question_schemas]
+        data["synthesis_schema"] = schema_to_dict(_schema(self.synthesis_schema))
+        return data
 
     @property
     def texts(self) -> tuple[str, ...]:
@@ -72,7 +106,7 @@ class Plan:
                 own = self.question_bodies[index] if self.question_bodies else {}
                 extra = {**self.research_body, **own}
                 request = settings.request(question, self.research_instructions, extra=extra)
-            calls.append(Call(request, label=text))
+            calls.append(Call(request, label=text, schema=self.schema_for(index)))
         return calls
 
 
@@ -126,10 +160,13 @@ class Answer:
         data: dict[str, Any] = {"question": self.question, "status": self.outcome.status}
         if isinstance(self.outcome, Fulfilled):
             data["answer"] = self.outcome.value.text
+            if self.outcome.value.parsed is not None:
+                data["parsed"] = jsonable(self.outcome.value.parsed)
             data["usage"] = self.outcome.value.usage.to_dict()
             data["cached"] = self.outcome.cached
         else:
             data["error"] = {"kind": self.outcome.kind.value, "message": self.outcome.message}
+            data["usage"] = outcome_usage(self.outcome).to_dict()
         data["latency"] = round(self.outcome.latency, 4)
         data["attempts"] = len(self.outcome.attempts)
         return data
@@ -241,6 +278,7 @@ class WorkflowResult:
             synthesis = {
                 "status": "fulfilled",
                 "text": self.synthesis.value.text,
+                **_parsed(self.synthesis.value.parsed),
                 "usage": self.synthesis.value.usage.to_dict(),
                 "latency": round(self.synthesis.latency, 4),
                 "attempts": len(self.synthesis.attempts),
@@ -343,6 +381,7 @@ async def _phases(
             Call(
                 settings.request(prompt, extra=plan.synthesis_body),
                 label=f"{plan.title} for {plan.topic}",
+                schema=_schema(plan.synthesis_schema),
             ),
             index=len(calls),
             on_delta=on_delta,
@@ -356,9 +395,9 @@ async def _phases(
         status = Status.PARTIAL if failed else Status.COMPLETE
     usage = sum(
         (
-            o.value.usage
+            outcome_usage(o)
             for o in (*outcomes, synthesis)
-            if isinstance(o, Fulfilled) and not o.cached
+            if o is not None and not (isinstance(o, Fulfilled) and o.cached)
         ),
         Usage(),
     )
@@ -395,3 +434,11 @@ def _no_synthesis_reason(
             f"{min_answers} required; no synthesis call was made"
         )
     return None
+
+
+def _schema(source: Any) -> Schema | None:
+    return None if source is None else Schema.of(source)
+
+
+def _parsed(value: Any) -> dict[str, Any]:
+    return {} if value is None else {"parsed": jsonable(value)}
