@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -115,6 +117,31 @@ class Schema:
         if self.model is not None and hasattr(value, "model_dump"):
             return value.model_dump(mode="json")
         return value
+
+
+def load_schema_file(path: str | os.PathLike[str]) -> Schema:
+    """The JSON Schema in the file at ``path``; ``SchemaError`` says why one cannot be used."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SchemaError("not UTF-8 text") from None
+    except OSError as error:
+        raise SchemaError(f"cannot read it: {error.strerror or error}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise SchemaError(f"not JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise SchemaError("a JSON Schema must be a JSON object")
+    return Schema.from_json_schema(data, name=Path(path).stem.split(".")[0])
+
+
+def body_schema(endpoint: str, body: Mapping[str, Any]) -> Schema | None:
+    """The schema a request body asks for, as written (not made strict): to check its answer."""
+    found = schema_of_body(endpoint, body)
+    if found is None:
+        return None
+    return Schema(name="answer", json_schema=found, _validate=_json_schema_validator(found))
 
 
 def schema_to_dict(schema: Schema | None) -> dict[str, Any] | None:

@@ -135,6 +135,7 @@ def build_engine(
         "limiter": model if isinstance(model, EndpointPool) else build_limiter(options),
         "observer": observer,
         "seed": options.seed,
+        "repair": options.repair,
         **(session.engine_options() if session is not None else {}),
     }
     if options.engine == "batch":

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-FAULT_WORDS = ("drop", "hang", "garbage", "empty")
-"""Faults that are not an HTTP status: close the connection, never answer, a 200 that lies."""
+FAULT_WORDS = ("drop", "hang", "garbage", "empty", "schema", "refuse")
+"""Faults that are not an HTTP status: close the connection, never answer, a 200 that lies, a
+200 whose JSON breaks the schema the request asked for, a 200 that refuses."""
 
 LatencyKind = Literal["fixed", "uniform", "lognormal"]
 
