@@ -270,3 +270,53 @@ def test_a_request_that_asks_for_its_own_format_is_left_as_written() -> None:
     )
     call = Call(request, schema=Schema.of(ANSWER))
     assert call.request.body["text"]["format"] == own
+
+
+PLAN = """title = "city"
+topic = "Kyoto"
+[research]
+schema = "answer.schema.json"
+questions = [
+  "Sights?",
+  { text = "Food?", schema = { type = "object", properties = { dish = { type = "string" } } } },
+]
+[synthesis]
+schema = { type = "object", properties = { guide = { type = "string" } } }
+"""
+
+
+def test_a_plan_takes_schemas_inline_and_from_a_file_next_to_it(tmp_path: Path) -> None:
+    """[research], a question table and [synthesis] each take a schema; a file is plan-relative."""
+    from fanwise.plans import load_plan
+
+    (tmp_path / "answer.schema.json").write_text(json.dumps(ANSWER))
+    (tmp_path / "city.toml").write_text(PLAN)
+    plan = load_plan(tmp_path / "city.toml").plan
+    sights, food = plan.research_calls(ModelSettings())
+    assert sights.schema is not None and sights.schema.json_schema == to_strict(ANSWER)
+    assert food.schema is not None and list(food.schema.json_schema["properties"]) == ["dish"]
+    assert plan.synthesis_schema is not None
+
+
+@pytest.mark.parametrize(
+    ("research", "synthesis", "error"),
+    [
+        ('schema = "missing.json"', "", "plan.toml:4: schema 'missing.json': cannot read it"),
+        ("", 'schema = { type = "objekt" }', "plan.toml:7: schema: not a valid JSON Schema"),
+        ("schema = 3", "", "plan.toml:4: schema must be a JSON Schema table or the name of"),
+        ('schema = "bad.json"', "", "plan.toml:4: schema 'bad.json': not JSON"),
+    ],
+)
+def test_a_plans_bad_schema_names_its_line(
+    tmp_path: Path, research: str, synthesis: str, error: str
+) -> None:
+    """A schema a plan cannot use is refused as file:line: problem, before anything runs."""
+    from fanwise.plans import PlanError, load_plan
+
+    (tmp_path / "bad.json").write_text("{nope")
+    text = f'topic = "Kyoto"\n[research]\nquestions = ["Sights?"]\n{research}\n\n[synthesis]\n'
+    (tmp_path / "plan.toml").write_text(text + synthesis + "\n")
+    with pytest.raises(PlanError) as caught:
+        load_plan(tmp_path / "plan.toml")
+    assert str(caught.value).startswith(str(tmp_path))
+    assert error in str(caught.value)
