@@ -320,3 +320,58 @@ def test_a_plans_bad_schema_names_its_line(
         load_plan(tmp_path / "plan.toml")
     assert str(caught.value).startswith(str(tmp_path))
     assert error in str(caught.value)
+
+
+def batch_lines() -> str:
+    fmt = {"type": "json_schema", "json_schema": {"name": "answer", "schema": to_strict(ANSWER)}}
+    lines = [
+        {
+            "custom_id": q.strip("?").lower(),
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": q}]}
+            | {"response_format": fmt},
+        }
+        for q in QUESTIONS
+    ]
+    return "".join(json.dumps(line) + "\n" for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("engine", "validate", "sights_attempts", "batches"),
+    [("live", True, 2, 0), ("live", False, 1, 0), ("batch", True, 2, 2)],
+)
+def test_batch_validate_checks_each_line_against_its_own_schema(
+    spawn_simulator: Any,
+    tmp_path: Path,
+    engine: str,
+    validate: bool,
+    sights_attempts: int,
+    batches: int,
+) -> None:
+    """--validate retries a line whose answer broke its schema (live, or in a follow-up batch)."""
+    from click.testing import CliRunner
+    from openai import OpenAI
+
+    from fanwise.cli import cli
+
+    script = tmp_path / "script.json"
+    rules = [{"match": "Sights", "faults": ["schema"]}, {"match": "Secrets", "faults": ["refuse"]}]
+    script.write_text(json.dumps(rules))
+    url = spawn_simulator("--script", str(script)).base_url
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text(batch_lines())
+    args = ["batch", str(source), "-o", str(out), "--engine", engine, "--batch-poll", "0.05"]
+    args += ["--provider", "openai", "--base-url", url, "--retries", "2"]
+    env = {"OPENAI_API_KEY": "test", "OPENAI_BASE_URL": "", "FANWISE_MODEL": ""}
+    result = CliRunner().invoke(cli, [*args, *(["--validate"] if validate else [])], env=env)
+    assert result.exit_code == 4, result.output  # partial: the refusal
+    records = {r["custom_id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    sights, food, secrets = records["sights"], records["food"], records["secrets"]
+    assert sights["fanwise"]["attempts"] == sights_attempts
+    content = sights["response"]["body"]["choices"][0]["message"]["content"]
+    assert (set(json.loads(content)) == {"summary", "confidence"}) is validate
+    assert food["fanwise"]["attempts"] == 1 and food["response"]["status_code"] == 200
+    assert secrets["response"] is None and secrets["error"]["code"] == "refused"
+    with OpenAI(api_key="t", base_url=url, max_retries=0) as client:
+        assert len(client.batches.list(limit=100).data) == batches

@@ -56,6 +56,16 @@ def accept(completion: Completion, schema: Schema | None, spent: Usage) -> Compl
     return dataclasses.replace(completion, parsed=parsed, usage=completion.usage + spent)
 
 
+def checked(result: Completion | CallError, schema: Schema | None, spent: Usage) -> Any:
+    """A batch line's result checked as a live answer is: ``Completion | CallError``."""
+    if not isinstance(result, Completion):
+        return result
+    try:
+        return accept(result, schema, spent)
+    except CallError as error:
+        return error
+
+
 def reparse(completion: Completion, schema: Schema | None) -> Completion:
     """A journaled answer with its parsed value again (a pydantic instance is not journaled)."""
     if schema is None:
@@ -108,6 +118,7 @@ __all__ = [
     "SchemaMismatch",
     "accept",
     "attempts_usage",
+    "checked",
     "cost_of",
     "jsonable",
     "next_request",
