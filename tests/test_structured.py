@@ -375,3 +375,26 @@ def test_batch_validate_checks_each_line_against_its_own_schema(
     assert secrets["response"] is None and secrets["error"]["code"] == "refused"
     with OpenAI(api_key="t", base_url=url, max_retries=0) as client:
         assert len(client.batches.list(limit=100).data) == batches
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "sdk"])
+@pytest.mark.parametrize("endpoint", [Endpoint.RESPONSES, Endpoint.CHAT])
+@pytest.mark.parametrize("stream", [False, True])
+async def test_the_simulators_refusal_reads_as_a_refusal_on_every_path(
+    simulator: Simulator, transport: str, endpoint: Endpoint, stream: bool
+) -> None:
+    """A scripted refusal reads as Completion.refusal, whole or streamed, on both transports."""
+    from fanwise.models.openai import OpenAIModel
+
+    model: Any = (
+        FastOpenAIModel(api_key="k", base_url=simulator.base_url)
+        if transport == "aiohttp"
+        else OpenAIModel(api_key="k", base_url=simulator.base_url)
+    )
+    simulator.script("Secrets", ["refuse"])
+    deltas: list[str] = []
+    request = Request.text("Secrets?", endpoint=endpoint)
+    completion = await model.complete(request, on_delta=deltas.append if stream else None)
+    await model.close()
+    assert completion.refusal is not None and "can't help" in completion.refusal
+    assert completion.text == "" and deltas == []
