@@ -398,3 +398,28 @@ async def test_the_simulators_refusal_reads_as_a_refusal_on_every_path(
     await model.close()
     assert completion.refusal is not None and "can't help" in completion.refusal
     assert completion.text == "" and deltas == []
+
+
+async def test_a_repaired_call_is_journaled_under_its_original_key(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    """The repair changes the next attempt only: a resume finds the answer by the original key."""
+    from fanwise.journal import Journal, JournalStore
+    from fanwise.prices import load_prices
+
+    model = FastOpenAIModel(api_key="k", base_url=simulator.base_url)
+    simulator.script("Sights", ["schema"])
+    journal = Journal.open(tmp_path / "journal.db")
+    run_id = journal.start_run("workflow", "t", {}, endpoint="sim", total=1)
+    call = Call(Request.text("Sights?"), schema=Schema.of(ANSWER))
+    store = JournalStore(journal, run_id, prices=load_prices(), endpoint="sim")
+    [first] = await Engine(model, sleep=NoWait(), store=store).run([call])
+    again = JournalStore(journal, run_id, prices=load_prices(), endpoint="sim", resume=True)
+    sent = len(simulator.received)
+    [second] = await Engine(model, store=again).run([call])
+    await model.close()
+    journal.close()
+    assert isinstance(first, Fulfilled) and len(first.attempts) == 2
+    assert isinstance(second, Fulfilled) and second.cached
+    assert second.value.parsed == first.value.parsed
+    assert len(simulator.received) == sent  # nothing sent again
