@@ -66,7 +66,7 @@ def test_pydantic_model_becomes_strict_everywhere() -> None:
 
 def test_ref_with_siblings_is_inlined_and_none_default_dropped() -> None:
     """A $ref carrying a description is inlined; a None default is removed, as the API needs."""
-    raw = {
+    raw: dict[str, Any] = {
         "type": "object",
         "properties": {
             "where": {"$ref": "#/$defs/Place", "description": "the spot"},
@@ -173,7 +173,7 @@ def test_repair_body_appends_answer_and_error_for_both_apis() -> None:
 def test_example_satisfies_the_schema(seed: str) -> None:
     """The offline model's and simulator's answers pass the very validation fanwise applies."""
     for source in (Guide, ANSWER_SCHEMA):
-        schema = Schema.of(source)  # type: ignore[arg-type]
+        schema = Schema.of(source)
         value = example(schema.json_schema, seed=seed, text="Kyoto")
         schema.parse(json.dumps(value))
 

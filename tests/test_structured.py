@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from fanwise import Engine, RetryBudget
+from fanwise import Engine
 from fanwise.engine import Call
 from fanwise.models.base import Endpoint, Request, Usage
 from fanwise.models.fast import FastOpenAIModel
 from fanwise.models.offline import OfflineModel, OfflineSettings
 from fanwise.outcome import ErrorKind, Fulfilled, Rejected
-from fanwise.retry import NoWait
+from fanwise.retry import NoWait, RetryBudget
 from fanwise.schemas import Schema, schema_of_body, to_strict
 from fanwise.simulator import Simulator
 from fanwise.structured import outcome_usage
@@ -130,7 +130,7 @@ async def test_the_repair_appends_the_bad_answer_and_the_error_and_no_repair_res
         else:
             assert first == second
         assert outcome.value.parsed is not None
-    await model.close()
+    await model.aclose()
 
 
 async def test_usage_and_cost_count_every_attempt(simulator: Simulator, tmp_path: Path) -> None:
@@ -148,7 +148,7 @@ async def test_usage_and_cost_count_every_attempt(simulator: Simulator, tmp_path
     engine = Engine(model, sleep=NoWait(), store=store)
     calls = [Call(Request.text(q), schema=Schema.of(ANSWER)) for q in ("Sights?", "Secrets?")]
     fulfilled, refused = await engine.run(calls)
-    await model.close()
+    await model.aclose()
     sent = [json.loads(body)["usage"] for body in simulator.sent]
     assert len(sent) == 5  # 3 answers for Sights, 2 for Secrets
     total = Usage(
@@ -178,7 +178,7 @@ async def test_the_run_retry_budget_bounds_the_repairs(simulator: Simulator) -> 
     engine = Engine(model, sleep=NoWait(), retry_budget=RetryBudget(1), concurrency=1)
     calls = [Call(Request.text(q), schema=Schema.of(ANSWER)) for q in ("Sights?", "Food?")]
     outcomes = await engine.run(calls)
-    await model.close()
+    await model.aclose()
     assert [len(o.attempts) for o in outcomes] == [2, 1]
     assert all(isinstance(o, Rejected) and o.kind is ErrorKind.INVALID_RESPONSE for o in outcomes)
 
@@ -395,7 +395,7 @@ async def test_the_simulators_refusal_reads_as_a_refusal_on_every_path(
     deltas: list[str] = []
     request = Request.text("Secrets?", endpoint=endpoint)
     completion = await model.complete(request, on_delta=deltas.append if stream else None)
-    await model.close()
+    await model.aclose()
     assert completion.refusal is not None and "can't help" in completion.refusal
     assert completion.text == "" and deltas == []
 
@@ -417,9 +417,32 @@ async def test_a_repaired_call_is_journaled_under_its_original_key(
     again = JournalStore(journal, run_id, prices=load_prices(), endpoint="sim", resume=True)
     sent = len(simulator.received)
     [second] = await Engine(model, store=again).run([call])
-    await model.close()
+    await model.aclose()
     journal.close()
     assert isinstance(first, Fulfilled) and len(first.attempts) == 2
     assert isinstance(second, Fulfilled) and second.cached
     assert second.value.parsed == first.value.parsed
     assert len(simulator.received) == sent  # nothing sent again
+
+
+def test_the_python_api_takes_a_schema_for_research_ask_all_and_the_synthesis() -> None:
+    """research(schema=, synthesis_schema=) and ask_all(schema=) give validated parsed values."""
+    import fanwise
+
+    offline = OfflineSettings(latency=(0.0, 0.0))
+    result = fanwise.research(
+        "Kyoto",
+        ["Sights?", "Food?"],
+        schema=Sights,
+        synthesis_schema=ANSWER,
+        provider="offline",
+        offline=offline,
+    )
+    assert all(isinstance(a.outcome, Fulfilled) for a in result.answers)
+    assert all(isinstance(a.outcome.value.parsed, Sights) for a in result.answers)  # type: ignore[union-attr]
+    assert set(result.to_dict()["synthesis"]["parsed"]) == {"summary", "confidence"}
+    outcomes = fanwise.ask_all(["Sights?"], schema=ANSWER, provider="offline", offline=offline)
+    [outcome] = outcomes
+    assert isinstance(outcome, Fulfilled) and set(outcome.value.parsed) == {"summary", "confidence"}
+    with pytest.raises(ValueError, match="top level"):
+        fanwise.ask_all(["Q?"], schema={"type": "string"}, provider="offline", offline=offline)
