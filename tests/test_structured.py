@@ -446,3 +446,18 @@ def test_the_python_api_takes_a_schema_for_research_ask_all_and_the_synthesis() 
     assert isinstance(outcome, Fulfilled) and set(outcome.value.parsed) == {"summary", "confidence"}
     with pytest.raises(ValueError, match="top level"):
         fanwise.ask_all(["Q?"], schema={"type": "string"}, provider="offline", offline=offline)
+
+
+def test_the_cli_synthesis_schema_gives_the_synthesis_a_parsed_value(tmp_path: Path) -> None:
+    """--synthesis-schema: the synthesis is asked for it, and --json carries its parsed value."""
+    from tests.processes import run_fanwise
+
+    (tmp_path / "guide.json").write_text(json.dumps(ANSWER))
+    done = run_fanwise(
+        "research", "Kyoto", "-q", "Sights?", "--synthesis-schema", str(tmp_path / "guide.json"),
+        "--json", "--provider", "offline", "--offline-latency", "0,0", "--no-journal",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert "parsed" not in data["questions"][0]
+    assert set(data["synthesis"]["parsed"]) == {"summary", "confidence"}
