@@ -461,3 +461,27 @@ def test_the_cli_synthesis_schema_gives_the_synthesis_a_parsed_value(tmp_path: P
     data = json.loads(done.stdout)
     assert "parsed" not in data["questions"][0]
     assert set(data["synthesis"]["parsed"]) == {"summary", "confidence"}
+
+
+async def test_the_cost_budget_counts_broken_and_refused_answers(simulator: Simulator) -> None:
+    """--max-cost's spent total includes the tokens of a repaired answer and of a refusal."""
+    from fanwise.budget import Budget
+    from fanwise.prices import load_prices
+
+    prices = load_prices()
+    budget = Budget(100.0, prices)
+    model = FastOpenAIModel(api_key="k", base_url=simulator.base_url)
+    simulator.script("Sights", ["schema"])
+    simulator.script("Secrets", ["refuse"])
+    engine = Engine(model, sleep=NoWait(), admit=budget.admit, observer=budget)
+    calls = [Call(Request.text(q), schema=Schema.of(ANSWER)) for q in ("Sights?", "Secrets?")]
+    await engine.run(calls)
+    await model.aclose()
+    sent = [json.loads(body)["usage"] for body in simulator.sent]
+    assert len(sent) == 3
+    total = Usage(
+        input_tokens=sum(u["input_tokens"] for u in sent),
+        output_tokens=sum(u["output_tokens"] for u in sent),
+    )
+    assert budget.spent == pytest.approx(prices.cost("gpt-5", total))
+    assert budget.reserved == 0
