@@ -33,7 +33,8 @@ from fanwise.limits import Limiter, Unlimited
 from fanwise.models.base import DeltaSink, Model, Request
 from fanwise.models.offline import OfflineSettings
 from fanwise.retry import RetryPolicy
-from fanwise.workflow import ModelSettings, Plan, WorkflowResult, run_workflow
+from fanwise.schemas import Schema
+from fanwise.workflow import ModelSettings, Plan, SchemaSource, WorkflowResult, run_workflow
 
 if TYPE_CHECKING:
     from fanwise.journal import Journal, JournalStore
@@ -62,6 +63,7 @@ class _Setup:
     offline: OfflineSettings | None
     on_event: Observer | None
     environ: Mapping[str, str]
+    repair: bool = True
 
 
 @dataclass(slots=True)
@@ -112,6 +114,7 @@ async def _running(
         limiter=limiter,
         store=recording.store if recording else None,
         observer=setup.on_event,
+        repair=setup.repair,
     )
     try:
         yield engine, recording
@@ -211,6 +214,9 @@ async def aresearch(
     on_event: Observer | None = None,
     on_delta: DeltaSink | None = None,
     environ: Mapping[str, str] = os.environ,
+    schema: SchemaSource | None = None,
+    synthesis_schema: SchemaSource | None = None,
+    repair: bool = True,
 ) -> WorkflowResult:
     """Ask every question about ``topic`` at once, then synthesize one answer from those that
     arrived (``result.text``); ``await`` it in async code, or call ``research`` elsewhere.
@@ -219,18 +225,23 @@ async def aresearch(
     added to the synthesis prompt. ``deadline`` bounds the research phase in seconds;
     ``min_answers`` is the quorum for a synthesis; ``fail_fast`` stops at the first failure.
     ``journal``/``cache``: see the module docstring (``cache`` alone uses the default journal).
+
+    ``schema`` (a pydantic model class or a JSON Schema dict) asks every research answer for
+    structured output, ``synthesis_schema`` the synthesis: each answer is validated, its value
+    in ``outcome.value.parsed`` (``parsed`` in ``result.to_dict()``); an answer that breaks it
+    is asked again with the error appended (``repair=False``: the same request is resent).
     """
-    plan = Plan(topic, questions)
+    plan = Plan(topic, questions, schema=schema, synthesis_schema=synthesis_schema)
     if instructions:
         prompt = f"{plan.synthesis_instructions}\n\n{instructions.strip()}"
         plan = dataclasses.replace(plan, synthesis_instructions=prompt)
     setup = _Setup(
         *(model, provider, concurrency, journal, cache, timeout, retries, reasoning_effort),
-        *(base_url, api, transport, offline, on_event, environ),
+        *(base_url, api, transport, offline, on_event, environ, repair),
     )
     settings = _settings(model, provider, reasoning_effort, api, environ)
     spec = {
-        "plan": dataclasses.asdict(plan),
+        "plan": plan.to_dict(),
         "plan_model": {},
         "settings": dataclasses.asdict(settings),
         "options": {**_options_spec(setup), "min_answers": min_answers},
@@ -274,18 +285,23 @@ async def aask_all(
     offline: OfflineSettings | None = None,
     on_event: Observer | None = None,
     environ: Mapping[str, str] = os.environ,
+    schema: SchemaSource | None = None,
+    repair: bool = True,
 ) -> list[CallOutcome]:
     """Send every prompt at once; one outcome per prompt, in the order given: ``Fulfilled``
     (``.value.text``) or ``Rejected`` (``.kind``, ``.message``), never an exception for a call
     that failed. A prompt is a string (sent with ``instructions`` as the system message) or a
-    ``Request``, sent as it is."""
+    ``Request``, sent as it is. With a ``schema`` (a pydantic model class or a JSON Schema
+    dict), each answer is asked for in it and validated: ``.value.parsed`` holds its value."""
     setup = _Setup(
         *(model, provider, concurrency, journal, cache, timeout, retries, reasoning_effort),
-        *(base_url, api, transport, offline, on_event, environ),
+        *(base_url, api, transport, offline, on_event, environ, repair),
     )
     settings = _settings(model, provider, reasoning_effort, api, environ)
+    wanted = None if schema is None else Schema.of(schema)  # a bad one refused before any call
     calls = [
-        Call(p if isinstance(p, Request) else settings.request(p, instructions)) for p in prompts
+        Call(p if isinstance(p, Request) else settings.request(p, instructions), schema=wanted)
+        for p in prompts
     ]
     spec = {"settings": dataclasses.asdict(settings), "options": _options_spec(setup)}
     topic = f"{len(calls)} prompts"

@@ -23,6 +23,7 @@ from fanwise.limits import estimate_tokens
 from fanwise.models.base import Completion, Request, Usage
 from fanwise.outcome import Cancelled, Fulfilled
 from fanwise.prices import Price, PriceTable, format_usd
+from fanwise.structured import attempts_usage
 
 DEFAULT_OUTPUT_TOKENS = 1000
 
@@ -49,13 +50,14 @@ class Budget:
         self.spent = 0.0
         self.refused = 0
         self.stopped = False
-        self._in_flight: defaultdict[str, list[float]] = defaultdict(list)
+        # Per call key: each admitted call's estimate and model, until it settles.
+        self._in_flight: defaultdict[str, list[tuple[float, str]]] = defaultdict(list)
         self._answered = 0
         self._output_tokens = 0
 
     @property
     def reserved(self) -> float:
-        return sum(sum(estimates) for estimates in self._in_flight.values())
+        return sum(e for estimates in self._in_flight.values() for e, _ in estimates)
 
     def estimate(self, call: Call) -> float | None:
         """What ``call`` may cost, or None when its model has no price."""
@@ -85,7 +87,7 @@ class Budget:
                 f"{format_usd(self.spent)} spent and {format_usd(self.reserved)} in flight, "
                 f"this call ~{format_usd(estimate)}"
             )
-        self._in_flight[call.key].append(estimate)
+        self._in_flight[call.key].append((estimate, call.request.model))
 
     def _refuse(self, why: str) -> None:
         self.refused += 1
@@ -105,11 +107,13 @@ class Budget:
         estimates = self._in_flight.get(event.key)
         if not estimates:
             return
-        estimate = estimates.pop(0)
+        estimate, model = estimates.pop(0)
         if not estimates:
             del self._in_flight[event.key]
         if isinstance(outcome, Fulfilled):
             self.spent += self._actual(outcome.value, estimate)
+        else:  # a refusal, answers that broke their schema: their tokens were paid for
+            self.spent += self.prices.cost(model, attempts_usage(outcome.attempts)) or 0.0
 
     def _actual(self, completion: Completion, estimate: float) -> float:
         self._answered += 1

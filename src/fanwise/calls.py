@@ -13,19 +13,31 @@ from typing import Protocol
 
 from fanwise.models.base import Completion, Request
 from fanwise.outcome import Fulfilled, Rejected
+from fanwise.schemas import Schema, schema_of_body, with_schema
 
 CallOutcome = Fulfilled[Completion] | Rejected
 
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One request to make. ``key`` identifies it across runs (the journal's cache and resume)."""
+    """One request to make. ``key`` identifies it across runs (the journal's cache and resume).
+
+    With a ``schema``, the request asks for it in the API's strict form (added to the body if
+    the body does not ask for a format already), and each answer is validated against it.
+    """
 
     request: Request
     label: str = ""
     key: str = ""
+    schema: Schema | None = None
 
     def __post_init__(self) -> None:
+        if (
+            self.schema is not None
+            and schema_of_body(self.request.endpoint, self.request.body) is None
+        ):
+            body = with_schema(self.request.endpoint.value, self.request.body, self.schema)
+            object.__setattr__(self, "request", Request(self.request.endpoint, body))
         if not self.key:
             object.__setattr__(self, "key", request_key(self.request))
         if not self.label:

@@ -23,6 +23,7 @@ from fanwise.limits import Limiter
 from fanwise.models.base import DeltaSink, Model
 from fanwise.outcome import CallTimeout, Cancelled, Fulfilled, Rejected
 from fanwise.retry import RetryBudget, RetryPolicy
+from fanwise.structured import reparse
 from fanwise.telemetry import attach
 
 OnOutcome = Callable[[int, Call, CallOutcome], None]
@@ -47,6 +48,7 @@ class Engine:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         seed: int | None = None,
+        repair: bool = True,
     ) -> None:
         self.live = Live(
             model,
@@ -57,6 +59,7 @@ class Engine:
             limiter=limiter,
             sleep=sleep,
             seed=seed,
+            repair=repair,
         )
         """Sends the synthesis (``complete``), and ``run``'s calls unless ``dispatch`` is given."""
         self.dispatch: Dispatch = dispatch or self.live
@@ -229,7 +232,8 @@ class _Run:
         store = self.engine.store
         cached = store.lookup(call) if store is not None else None
         if cached is not None:
-            self._record(index, call, Fulfilled(cached.value, 0.0, self.now(), (), cached=True))
+            value = reparse(cached.value, call.schema)  # a pydantic instance is not journaled
+            self._record(index, call, Fulfilled(value, 0.0, self.now(), (), cached=True))
         return cached is not None
 
 

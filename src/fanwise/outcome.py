@@ -15,6 +15,7 @@ The errors form one tree; each kind says whether trying again can help::
         ├── InvalidResponse      invalid_response  retryable (a 2xx that is not what was promised)
         ├── BadRequest           bad_request       final (400, 404, 422, context length)
         ├── AuthError            auth              final (401, 403)
+        ├── Refused              refused           final (the model declined to answer)
         └── Cancelled            cancelled         final (fail-fast abort, Ctrl-C)
 
 An exception that is none of these (a bug in user code handed to ``settle``) keeps its own type
@@ -40,6 +41,7 @@ class ErrorKind(enum.StrEnum):
     INVALID_RESPONSE = "invalid_response"
     BAD_REQUEST = "bad_request"
     AUTH = "auth"
+    REFUSED = "refused"
     CANCELLED = "cancelled"
     EXCEPTION = "exception"
 
@@ -78,6 +80,7 @@ class CallError(FanwiseError):
         code: str | None = None,
         headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
+        usage: Mapping[str, int] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -86,6 +89,9 @@ class CallError(FanwiseError):
         self.code = code
         self.headers: Mapping[str, str] = dict(headers or {})
         self.body = body
+        # Tokens the failed attempt still cost (an answer that broke its schema, a refusal):
+        # kept so usage and cost count every attempt, not only the last.
+        self.usage: Mapping[str, int] | None = dict(usage) if usage else None
 
     @property
     def retryable(self) -> bool:
@@ -128,6 +134,12 @@ class Cancelled(CallError):
     kind = ErrorKind.CANCELLED
 
 
+class Refused(CallError):
+    """The model declined (a ``refusal`` in the answer): asking again the same way won't help."""
+
+    kind = ErrorKind.REFUSED
+
+
 ERROR_CLASSES: Mapping[ErrorKind, type[CallError]] = {
     cls.kind: cls
     for cls in (
@@ -139,6 +151,7 @@ ERROR_CLASSES: Mapping[ErrorKind, type[CallError]] = {
         BadRequest,
         AuthError,
         Cancelled,
+        Refused,
     )
 }
 
@@ -172,6 +185,8 @@ def error_to_dict(error: BaseException) -> dict[str, Any]:
             data["code"] = error.code
         if error.body is not None:
             data["body"] = error.body.decode(errors="replace")
+        if error.usage:
+            data["usage"] = dict(error.usage)
     return data
 
 
@@ -185,6 +200,7 @@ def error_from_dict(data: Mapping[str, Any]) -> CallError:
         retry_after=data.get("retry_after"),
         code=data.get("code"),
         body=data["body"].encode() if isinstance(data.get("body"), str) else None,
+        usage=data.get("usage"),
     )
 
 
@@ -366,6 +382,7 @@ __all__ = [
     "NetworkError",
     "Outcome",
     "RateLimited",
+    "Refused",
     "Rejected",
     "ServerError",
     "classify",

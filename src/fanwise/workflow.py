@@ -9,14 +9,21 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from fanwise.engine import Call, CallOutcome, Engine
 from fanwise.events import PhaseFinished, PhaseStarted, RunFinished, RunStarted
 from fanwise.models.base import DEFAULT_MODEL, DeltaSink, Endpoint, Request, Usage
 from fanwise.models.providers import endpoint_for, implied_provider
 from fanwise.outcome import ErrorKind, Fulfilled, Rejected
+from fanwise.schemas import Schema, schema_to_dict
+from fanwise.structured import jsonable, outcome_usage
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+SchemaSource: TypeAlias = "type[BaseModel] | Mapping[str, Any] | Schema"
 
 DEFAULT_SYNTHESIS = (
     "Combine the research below into one clear, well-structured answer about the topic, in "
@@ -38,6 +45,10 @@ class Plan:
     ``question_models`` gives each question the models to ask it of (in question order; an
     empty tuple: the run's model): a question asked of several models has one outcome each,
     labelled ``question [model]``, so the synthesis can compare them.
+
+    ``schema`` asks every research answer for structured output (a pydantic model class or a
+    JSON Schema dict), ``question_schemas`` one question each (``None``: the plan's), and
+    ``synthesis_schema`` the synthesis; each answer is validated, its value in ``parsed``.
     """
 
     topic: str
@@ -49,6 +60,9 @@ class Plan:
     question_bodies: tuple[Mapping[str, Any], ...] = ()
     synthesis_body: Mapping[str, Any] = field(default_factory=dict)
     question_models: tuple[tuple[str, ...], ...] = ()
+    schema: SchemaSource | None = None
+    question_schemas: tuple[SchemaSource | None, ...] = ()
+    synthesis_schema: SchemaSource | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.questions, str):
@@ -64,6 +78,26 @@ class Plan:
             raise ValueError("question_bodies needs one body (maybe empty) per question")
         if self.question_models and len(self.question_models) != len(self.questions):
             raise ValueError("question_models needs one tuple (maybe empty) per question")
+        if self.question_schemas and len(self.question_schemas) != len(self.questions):
+            raise ValueError("question_schemas needs one schema (maybe None) per question")
+        # Each schema is converted (and a bad one refused) here, once, before any call.
+        object.__setattr__(self, "schema", _schema(self.schema))
+        object.__setattr__(self, "question_schemas", tuple(map(_schema, self.question_schemas)))
+        object.__setattr__(self, "synthesis_schema", _schema(self.synthesis_schema))
+
+    def schema_for(self, index: int) -> Schema | None:
+        """The schema question ``index`` is answered in: its own, else the plan's."""
+        own = self.question_schemas[index] if self.question_schemas else None
+        return _schema(own if own is not None else self.schema)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as JSON data (the journal's spec, for ``fanwise resume``)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["questions"] = [q if isinstance(q, str) else q.to_dict() for q in self.questions]
+        data["schema"] = schema_to_dict(_schema(self.schema))
+        data["question_schemas"] = [schema_to_dict(_schema(s)) for s in self.question_schemas]
+        data["synthesis_schema"] = schema_to_dict(_schema(self.synthesis_schema))
+        return data
 
     @property
     def texts(self) -> tuple[str, ...]:
@@ -75,7 +109,8 @@ class Plan:
         calls = []
         for index, (question, text) in enumerate(zip(self.questions, self.texts, strict=True)):
             if isinstance(question, Request):
-                calls.append(Call(question.with_defaults(model=settings.model), label=text))
+                request = question.with_defaults(model=settings.model)
+                calls.append(Call(request, label=text, schema=self.schema_for(index)))
                 continue
             own = self.question_bodies[index] if self.question_bodies else {}
             extra = {**self.research_body, **own}
@@ -83,7 +118,8 @@ class Plan:
             for model in models or (settings.model,):
                 mine = settings.for_model(model)
                 request = mine.request(question, self.research_instructions, extra=extra)
-                calls.append(Call(request, label=f"{text} [{model}]" if len(models) > 1 else text))
+                label = f"{text} [{model}]" if len(models) > 1 else text
+                calls.append(Call(request, label=label, schema=self.schema_for(index)))
         return calls
 
 
@@ -149,10 +185,13 @@ class Answer:
         data: dict[str, Any] = {"question": self.question, "status": self.outcome.status}
         if isinstance(self.outcome, Fulfilled):
             data["answer"] = self.outcome.value.text
+            if self.outcome.value.parsed is not None:
+                data["parsed"] = jsonable(self.outcome.value.parsed)
             data["usage"] = self.outcome.value.usage.to_dict()
             data["cached"] = self.outcome.cached
         else:
             data["error"] = {"kind": self.outcome.kind.value, "message": self.outcome.message}
+            data["usage"] = outcome_usage(self.outcome).to_dict()
         data["latency"] = round(self.outcome.latency, 4)
         data["attempts"] = len(self.outcome.attempts)
         return data
@@ -264,6 +303,7 @@ class WorkflowResult:
             synthesis = {
                 "status": "fulfilled",
                 "text": self.synthesis.value.text,
+                **_parsed(self.synthesis.value.parsed),
                 "usage": self.synthesis.value.usage.to_dict(),
                 "latency": round(self.synthesis.latency, 4),
                 "attempts": len(self.synthesis.attempts),
@@ -366,6 +406,7 @@ async def _phases(
             Call(
                 settings.request(prompt, extra=plan.synthesis_body),
                 label=f"{plan.title} for {plan.topic}",
+                schema=_schema(plan.synthesis_schema),
             ),
             index=len(calls),
             on_delta=on_delta,
@@ -379,9 +420,9 @@ async def _phases(
         status = Status.PARTIAL if failed else Status.COMPLETE
     usage = sum(
         (
-            o.value.usage
+            outcome_usage(o)
             for o in (*outcomes, synthesis)
-            if isinstance(o, Fulfilled) and not o.cached
+            if o is not None and not (isinstance(o, Fulfilled) and o.cached)
         ),
         Usage(),
     )
@@ -418,3 +459,11 @@ def _no_synthesis_reason(
             f"{min_answers} required; no synthesis call was made"
         )
     return None
+
+
+def _schema(source: Any) -> Schema | None:
+    return None if source is None else Schema.of(source)
+
+
+def _parsed(value: Any) -> dict[str, Any]:
+    return {} if value is None else {"parsed": jsonable(value)}

@@ -20,6 +20,8 @@ from fanwise.events import PhaseFinished, PhaseStarted, RunFinished, RunStarted
 from fanwise.models.base import Completion, Usage
 from fanwise.models.bodies import made_body
 from fanwise.outcome import CallError, Fulfilled, Rejected, error_to_dict
+from fanwise.schemas import body_schema
+from fanwise.structured import outcome_usage
 from fanwise.workflow import ModelSettings
 
 Write = Callable[[str], None]
@@ -168,10 +170,14 @@ async def run_batch(
     deadline: float | None = None,
     fail_fast: bool = False,
     name: str = "",
+    validate: bool = False,
 ) -> BatchSummary:
     """Send every good line through ``engine``; ``write`` each result as it settles.
 
-    ``name`` (the input file's, say) names the run for observers such as telemetry.
+    ``name`` (the input file's, say) names the run for observers such as telemetry. With
+    ``validate``, each answer is checked against the schema its own line asks for
+    (``response_format`` or ``text.format``): one that breaks it is ``invalid_response``, and
+    retried as any retryable failure is.
     """
     engine.emit(RunStarted("batch", name, name, engine.now()))
     try:
@@ -186,6 +192,7 @@ async def run_batch(
             cost,
             deadline,
             fail_fast,
+            validate,
         )
     except BaseException as exc:
         engine.emit(RunFinished.raised(exc, engine.now()))
@@ -205,6 +212,7 @@ async def _send(
     cost: Cost | None,
     deadline: float | None,
     fail_fast: bool,
+    validate: bool,
 ) -> BatchSummary:
     summary = BatchSummary()
     reader = LineReader(defaults, instructions)
@@ -225,7 +233,9 @@ async def _send(
                 continue
             line_of[index] = number
             index += 1
-            yield Call(item.request, label=item.custom_id)
+            request = item.request
+            schema = body_schema(request.endpoint, request.body) if validate else None
+            yield Call(request, label=item.custom_id, schema=schema)
 
     def settled(index: int, call: Call, outcome: CallOutcome) -> None:
         price = cost(call, outcome) if cost is not None else None
@@ -235,6 +245,7 @@ async def _send(
         summary.queue_time += outcome.queue_time
         if isinstance(outcome, Rejected):
             summary.rejected += 1
+            summary.usage += outcome_usage(outcome)  # a refusal, an answer that broke its schema
             return
         summary.fulfilled += 1
         if outcome.cached:

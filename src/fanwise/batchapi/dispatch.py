@@ -33,6 +33,7 @@ from fanwise.dispatch import Dispatch, Live, Run, Ticket
 from fanwise.events import CallRetrying, CallStarted
 from fanwise.models.base import Completion
 from fanwise.outcome import BadRequest, CallError, error_to_dict
+from fanwise.structured import attempts_usage, checked
 
 RetryWith = Literal["batch", "live"]
 
@@ -128,6 +129,8 @@ class BatchAPI(Dispatch):
             for ticket in mine:
                 result = results.get(ticket.index)
                 if result is not None:
+                    spent = attempts_usage(ticket.attempts)  # a schema break: sent again
+                    result = checked(result, ticket.call.schema, spent)
                     ticket.add(started, now, None if isinstance(result, Completion) else result)
                     found[ticket.index] = result
 

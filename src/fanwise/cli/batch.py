@@ -43,8 +43,14 @@ from fanwise.workflow import ModelSettings
     default=None,
     help="System instructions for every plain line that gives none of its own.",
 )
+@click.option(
+    "--validate",
+    is_flag=True,
+    help="Check each answer against its line's own JSON Schema (response_format or "
+    "text.format); one that breaks it is invalid_response, and retried.",
+)
 @batch_options
-def batch(input_file: str, instructions: str | None, **kwargs: Any) -> None:
+def batch(input_file: str, instructions: str | None, validate: bool, **kwargs: Any) -> None:
     """Send one request per line of INPUT.jsonl in parallel; write one result line for each.
 
     \b
@@ -70,11 +76,13 @@ def batch(input_file: str, instructions: str | None, **kwargs: Any) -> None:
     """
     options = RunOptions.from_kwargs(kwargs)
     if input_file != STDIN:
-        sys.exit(execute_batch(Path(input_file), options, instructions=instructions))
+        sys.exit(
+            execute_batch(Path(input_file), options, instructions=instructions, validate=validate)
+        )
     no_resume = journal_off(options)
     source = spool_stdin(temporary=no_resume)
     try:
-        code = execute_batch(source, options, instructions=instructions)
+        code = execute_batch(source, options, instructions=instructions, validate=validate)
     finally:
         if no_resume:
             source.unlink(missing_ok=True)
@@ -89,6 +97,7 @@ def execute_batch(
     *,
     resume: int | None = None,
     instructions: str | None = None,
+    validate: bool = False,
 ) -> int:
     """Run one batch from resolved options; return the exit code."""
     if not source.is_file():
@@ -108,6 +117,7 @@ def execute_batch(
         "output": str(Path(options.out).resolve()) if options.out else None,
         "settings": dataclasses.asdict(defaults),
         "instructions": instructions,
+        "validate": validate,
         "options": options_spec(options),
     }
     with _output(options.out) as sink:
@@ -116,7 +126,7 @@ def execute_batch(
         )
 
         async def body(current: Run) -> BatchSummary:
-            return await _batch(source, sink, current, defaults, total, instructions)
+            return await _batch(source, sink, current, defaults, total, instructions, validate)
 
         summary, _ = run(options, model, session, body, total=total)
     status = _status(summary)
@@ -189,6 +199,7 @@ async def _batch(
     defaults: ModelSettings,
     total: int,
     instructions: str | None,
+    validate: bool = False,
 ) -> BatchSummary:
     session = current.session
 
@@ -215,6 +226,7 @@ async def _batch(
             deadline=current.options.deadline,
             fail_fast=current.options.mode == "all",
             name=source.name,
+            validate=validate,
         )
 
 

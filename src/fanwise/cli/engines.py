@@ -197,6 +197,7 @@ def build_engine(
         ),
         "observer": observer,
         "seed": options.seed,
+        "repair": options.repair,
         **(session.engine_options() if session is not None else {}),
     }
     if options.engine == "batch":

@@ -120,6 +120,13 @@ def pacing_options(deadline_help: str) -> list[Option]:
             help="Retries per call for retryable errors (429, 5xx, timeouts, drops).",
         ),
         click.option(
+            "--repair/--no-repair",
+            default=True,
+            show_default=True,
+            help="An answer that breaks its JSON Schema is asked again with the error appended; "
+            "--no-repair sends the same request again.",
+        ),
+        click.option(
             "--mode",
             type=click.Choice(["settled", "all"]),
             default="settled",

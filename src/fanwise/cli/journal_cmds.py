@@ -237,7 +237,12 @@ def resume(ctx: click.Context, /, run_id: int, **overrides: Any) -> None:
         if not given.get("out") and record.spec.get("output"):
             options = dataclasses.replace(options, out=record.spec["output"])
         instructions = record.spec.get("instructions")
-        sys.exit(execute_batch(source, options, resume=run_id, instructions=instructions))
+        validate = bool(record.spec.get("validate"))
+        sys.exit(
+            execute_batch(
+                source, options, resume=run_id, instructions=instructions, validate=validate
+            )
+        )
     plan = plan_from_spec(record.spec)
     sys.exit(execute(plan, record.spec.get("plan_model", {}), options, resume=run_id))
 

@@ -51,6 +51,7 @@ class RunOptions:
     batch_poll: float = 60.0
     workers: int = 2
     ray_address: str | None = None
+    repair: bool = True
 
     @property
     def server(self) -> str | None:

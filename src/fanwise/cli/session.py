@@ -324,7 +324,7 @@ def workflow_spec(
 ) -> dict[str, Any]:
     """Everything ``fanwise resume`` needs to run this workflow again without its flags."""
     return {
-        "plan": dataclasses.asdict(plan),
+        "plan": plan.to_dict(),
         "plan_model": dict(plan_model),
         "settings": dataclasses.asdict(settings),
         "options": options_spec(options, environ),

@@ -17,6 +17,7 @@ from fanwise.cli.inputs import read_questions
 from fanwise.cli.options import RunOptions
 from fanwise.cli.output_paths import unwritten
 from fanwise.cli.runner import Run, prepare, run
+from fanwise.cli.schema_flags import apply_schema_flags, schema_options
 from fanwise.cli.session import workflow_session
 from fanwise.outcome import ErrorKind, Rejected
 from fanwise.plans import LoadedPlan, PlanError, builtin_plans, load_plan
@@ -28,6 +29,7 @@ from fanwise.workflow import ModelSettings, Plan, Status, WorkflowResult, run_wo
 @click.command()
 @click.argument("destination")
 @workflow_options
+@schema_options
 def travel(destination: str, **kwargs: Any) -> None:
     """Research DESTINATION in parallel and write a travel guide (the seed's workflow).
 
@@ -38,7 +40,7 @@ def travel(destination: str, **kwargs: Any) -> None:
     if not destination.strip():
         raise InputError("DESTINATION must not be empty, e.g. fanwise travel Kyoto")
     loaded = _load("travel", {"destination": destination})
-    sys.exit(execute(loaded.plan, loaded.model, options))
+    sys.exit(execute(apply_schema_flags(loaded.plan, kwargs), loaded.model, options))
 
 
 @click.command()
@@ -60,6 +62,7 @@ def travel(destination: str, **kwargs: Any) -> None:
 )
 @click.option("--instructions", help="Added to the synthesis prompt, e.g. 'a one-page brief'.")
 @workflow_options
+@schema_options
 def research(
     topic: str,
     questions: tuple[str, ...],
@@ -80,7 +83,7 @@ def research(
     if instructions:
         prompt = f"{plan.synthesis_instructions}\n\n{instructions.strip()}"
         plan = dataclasses.replace(plan, synthesis_instructions=prompt)
-    sys.exit(execute(plan, {}, options))
+    sys.exit(execute(apply_schema_flags(plan, kwargs), {}, options))
 
 
 @click.command("run", epilog=f"Built-in plans: {', '.join(builtin_plans())} (fanwise run NAME).")
@@ -93,6 +96,7 @@ def research(
     help="Fill a plan variable, e.g. --set destination=Kyoto (repeatable).",
 )
 @workflow_options
+@schema_options
 def run_plan(plan_file: str, assignments: tuple[str, ...], **kwargs: Any) -> None:
     """Run a plan: a TOML file of questions and synthesis instructions (or a built-in plan name)."""
     options = RunOptions.from_kwargs(kwargs)
@@ -103,7 +107,7 @@ def run_plan(plan_file: str, assignments: tuple[str, ...], **kwargs: Any) -> Non
             raise InputError(f"--set {item!r}: expected KEY=VALUE, e.g. --set destination=Kyoto")
         variables[key.strip()] = value
     loaded = _load(plan_file, variables)
-    sys.exit(execute(loaded.plan, loaded.model, options))
+    sys.exit(execute(apply_schema_flags(loaded.plan, kwargs), loaded.model, options))
 
 
 def _load(source: str | Path, variables: Mapping[str, str]) -> LoadedPlan:

@@ -16,9 +16,10 @@ from fanwise.calls import CallOutcome
 from fanwise.dispatch.base import Dispatch, Run, Ticket
 from fanwise.events import CallRetrying, CallStarted
 from fanwise.limits import Limiter, Unlimited, request_tokens
-from fanwise.models.base import Completion, DeltaSink, Model, Request
+from fanwise.models.base import Completion, DeltaSink, Model, Request, Usage
 from fanwise.outcome import CallTimeout, error_to_dict
 from fanwise.retry import RetryBudget, RetryPolicy
+from fanwise.structured import accept, cost_of, next_request
 
 
 class Live(Dispatch):
@@ -35,6 +36,7 @@ class Live(Dispatch):
         limiter: Limiter | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         seed: int | None = None,
+        repair: bool = True,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -48,6 +50,7 @@ class Live(Dispatch):
         self.limiter: Limiter = limiter or Unlimited()
         self.sleep = sleep
         self.rng = random.Random(seed)
+        self.repair = repair  # an answer that broke its schema: re-ask with the error, or resend
 
     async def send(self, tickets: Iterable[Ticket], run: Run) -> None:
         slots = asyncio.Semaphore(self.concurrency)
@@ -81,18 +84,22 @@ class Live(Dispatch):
         call = ticket.call
         waited = 0.0
         tries = 0  # this dispatch's own: attempts made elsewhere (a batch) are not counted
+        request, spent = call.request, Usage()  # the next attempt's request; failed ones' tokens
         while True:
             tries += 1
             started = run.now()
             number = ticket.begin(started, waited)
             run.emit(CallStarted(ticket.index, call.key, call.label, number, started, call.request))
             try:
-                completion = await self._attempt(call.request, on_delta, ticket, run)
+                answer = await self._attempt(request, on_delta, ticket, run)
+                completion = accept(answer, call.schema, spent)
             except Exception as error:
                 ticket.end(run.now(), error)
                 wait = self.retry.delay(tries, error, self.rng)
                 if wait is None or not self.retry_budget.try_spend():
                     raise
+                spent += cost_of(error)
+                request = next_request(request, error, repair=self.repair)
                 failure = error_to_dict(error)
                 run.emit(
                     CallRetrying(

@@ -63,5 +63,5 @@ def meta_outcome(outcome: Mapping[str, Any]) -> dict[str, Any]:
     value = outcome.get("value")
     if not isinstance(value, Mapping) or "text" not in value:
         return dict(outcome)
-    kept = {k: v for k, v in value.items() if k not in ("tool_calls", "refusal")}
+    kept = {k: v for k, v in value.items() if k not in ("tool_calls", "refusal", "parsed")}
     return {**outcome, "value": {**kept, "text": NOT_KEPT}}

@@ -42,6 +42,7 @@ from fanwise.models.base import Completion, Endpoint, Request, Usage
 from fanwise.outcome import Fulfilled, outcome_from_dict
 from fanwise.paths import PRIVATE_FILE, Notify, private_dir, private_file, private_umask, tighten
 from fanwise.redact import redact
+from fanwise.structured import outcome_usage
 
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 """What SQLite may create beside the database: kept as private as the database itself."""
@@ -272,7 +273,7 @@ class Journal:
         self, run_id: int, index: int, call: Call, outcome: CallOutcome, *, cost: float | None
     ) -> None:
         """Append one settled call and commit it at once."""
-        usage = outcome.value.usage if isinstance(outcome, Fulfilled) else Usage()
+        usage = outcome_usage(outcome)
         cached = isinstance(outcome, Fulfilled) and outcome.cached
         label, stored = call.label, outcome.to_dict()
         request: dict[str, Any] = {"endpoint": call.request.endpoint.value}

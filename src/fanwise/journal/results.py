@@ -9,6 +9,7 @@ from fanwise.engine import CallOutcome
 from fanwise.journal.records import CallRecord, RunRecord
 from fanwise.models.base import Request, Usage
 from fanwise.outcome import Cancelled, Fulfilled, Rejected
+from fanwise.schemas import schema_from_dict
 from fanwise.workflow import Answer, ModelSettings, Plan, Stats, Status, WorkflowResult
 
 UNFINISHED = ("running", "interrupted")
@@ -22,6 +23,9 @@ def plan_from_spec(spec: Mapping[str, Any]) -> Plan:
     data["question_bodies"] = tuple(data.get("question_bodies", ()))
     if "synthesis" in data:  # runs recorded before the field's rename
         data["synthesis_instructions"] = data.pop("synthesis")
+    data["schema"] = schema_from_dict(data.get("schema"))
+    data["question_schemas"] = tuple(map(schema_from_dict, data.get("question_schemas", ())))
+    data["synthesis_schema"] = schema_from_dict(data.get("synthesis_schema"))
     return Plan(**data)
 
 

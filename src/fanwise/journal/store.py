@@ -15,6 +15,7 @@ from fanwise.journal.db import Journal
 from fanwise.models.base import Completion
 from fanwise.outcome import Fulfilled
 from fanwise.prices import PriceTable
+from fanwise.structured import outcome_usage
 
 
 class CostStore:
@@ -95,8 +96,12 @@ class JournalStore(CostStore):
 
 
 def call_cost(prices: PriceTable, call: Call, outcome: CallOutcome) -> float | None:
-    """What a settled call cost: nothing when it failed or was cached; None if unpriced."""
-    if not isinstance(outcome, Fulfilled) or outcome.cached:
+    """What a settled call cost, failed attempts included (an answer that broke its schema, a
+    refusal); nothing when cached or when no attempt was answered; None if unpriced."""
+    if isinstance(outcome, Fulfilled) and outcome.cached:
         return 0.0
-    model = outcome.value.model or call.request.model
-    return prices.cost(model, outcome.value.usage)
+    usage = outcome_usage(outcome)
+    if not usage.total_tokens:
+        return 0.0
+    model = (outcome.value.model if isinstance(outcome, Fulfilled) else "") or call.request.model
+    return prices.cost(model, usage)

@@ -220,6 +220,8 @@ class Completion:
     refusal: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     request_id: str | None = None
+    parsed: Any = field(default=None, compare=False, repr=False)
+    """The answer validated against its call's schema: a pydantic instance, or JSON data."""
 
     @property
     def body(self) -> Any:
@@ -252,6 +254,9 @@ class Completion:
             data["tool_calls"] = [call.to_dict() for call in self.tool_calls]
         if self.request_id is not None:
             data["request_id"] = self.request_id
+        if self.parsed is not None:
+            dump = getattr(self.parsed, "model_dump", None)
+            data["parsed"] = dump(mode="json") if callable(dump) else self.parsed
         return data
 
     @classmethod
@@ -267,6 +272,7 @@ class Completion:
             refusal=data.get("refusal"),
             tool_calls=tuple(ToolCall(**call) for call in data.get("tool_calls", ())),
             request_id=data.get("request_id"),
+            parsed=data.get("parsed"),
         )
 
 

@@ -22,6 +22,7 @@ from fanwise.limits import estimate_tokens
 from fanwise.models.base import Completion, DeltaSink, Endpoint, Model, Request, Usage
 from fanwise.models.bodies import made_body
 from fanwise.outcome import BadRequest, CallError, RateLimited, ServerError
+from fanwise.schemas import example, schema_of_body
 
 LABEL = "[offline model: generated locally, not by an LLM]"
 REASONING_TOKENS = {"minimal": 0, "low": 48, "medium": 192, "high": 768}
@@ -123,6 +124,10 @@ class OfflineModel(Model):
         # Only prompts still failing are remembered, so a long batch keeps no per-prompt state.
         del self._tries[request.prompt]
         text = compose(request, rng)
+        wanted = schema_of_body(request.endpoint, request.body)
+        if wanted is not None:  # structured outputs: JSON that the schema accepts
+            about = " ".join(request.prompt.split()[:8])
+            text = json.dumps(example(wanted, seed=text, text=about), ensure_ascii=False)
         await self._deliver(text, latency, on_delta)
         usage = Usage(
             input_tokens=estimate_tokens((request.instructions or "") + request.prompt),

@@ -11,11 +11,16 @@ travel workflow is itself a plan shipped inside the package (``travel``)::
     instructions = "..."                                    # optional
     body = { tools = [{ type = "web_search" }] }            # optional: API body fields
     questions = ["What to see in {destination}?", ...]      # or { text = "...", body = {...} }
+    schema = "answer.schema.json"                           # optional: a JSON Schema for every
+                                                            # answer (a file next to the plan,
+                                                            # or inline { type = "object", ... });
+                                                            # a question table may have its own
     # a question table may name its model(s): model = "claude-sonnet-4-5", or
     # models = ["gpt-5", "claude-sonnet-4-5", "gemini-2.5-pro"] (one answer per model)
     [synthesis]
     instructions = "..."                                    # optional
     body = { text = { verbosity = "low" } }                 # optional
+    schema = "guide.schema.json"                            # optional
     [model]
     name = "gpt-5"                                          # all optional
     reasoning_effort = "minimal"
@@ -36,13 +41,14 @@ from typing import Any, NoReturn
 
 from fanwise.endpoints import check_endpoint
 from fanwise.outcome import FanwiseError
+from fanwise.schemas import Schema, SchemaError, load_schema_file
 from fanwise.workflow import DEFAULT_SYNTHESIS, Plan
 
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
 _SCHEMA: dict[str | None, set[str]] = {
     None: {"title", "topic", "description", "variables", "research", "synthesis", "model"},
-    "research": {"questions", "instructions", "body"},
-    "synthesis": {"instructions", "body"},
+    "research": {"questions", "instructions", "body", "schema"},
+    "synthesis": {"instructions", "body", "schema"},
     "model": {"name", "reasoning_effort", "max_output_tokens", "temperature", "endpoints"},
 }
 
@@ -87,18 +93,20 @@ def builtin_plans() -> list[str]:
 def load_plan(source: str | Path, variables: Mapping[str, str] | None = None) -> LoadedPlan:
     """Read a plan file (or a built-in plan by name) and fill in its variables."""
     path = Path(source)
+    base = Path()
     if not path.exists() and str(source) in builtin_plans():
         text = _builtin_dir().joinpath(f"{source}.toml").read_text(encoding="utf-8")
         label = f"<built-in plan {source}>"
     elif path.is_file():
         text = _read(path)
         label = str(source)
+        base = path.parent
     elif path.is_dir():
         raise PlanError(str(source), "is a directory; a plan is a .toml file (or a built-in name)")
     else:
         known = ", ".join(builtin_plans())
         raise PlanError(str(source), f"no such plan file (built-in plans: {known})")
-    return parse_plan(text, label, variables or {})
+    return parse_plan(text, label, variables or {}, base=base)
 
 
 def _read(path: Path) -> str:
@@ -118,7 +126,10 @@ def _read(path: Path) -> str:
         ) from None
 
 
-def parse_plan(text: str, source: str, variables: Mapping[str, str]) -> LoadedPlan:
+def parse_plan(
+    text: str, source: str, variables: Mapping[str, str], *, base: Path | None = None
+) -> LoadedPlan:
+    """A plan from its TOML ``text``; a schema file it names is read relative to ``base``."""
     try:
         data = tomllib.loads(text)
     except RecursionError:
@@ -129,7 +140,7 @@ def parse_plan(text: str, source: str, variables: Mapping[str, str]) -> LoadedPl
         raise PlanError(
             source, f"not valid TOML: {message}", int(match[1]) if match else None
         ) from None
-    checker = _Checker(text, source)
+    checker = _Checker(text, source, base or Path())
     checker.known_keys(data)
     declared = checker.variables(data.get("variables", {}))
     values = checker.bind(declared, variables)
@@ -140,14 +151,18 @@ def parse_plan(text: str, source: str, variables: Mapping[str, str]) -> LoadedPl
         checker.fail(
             "[research] needs 'questions', a non-empty list of strings", "research", "questions"
         )
-    texts, bodies, models = [], [], []
+    texts, bodies, schemas, models = [], [], [], []
     for question in questions:
         text, body = checker.question(question)
         texts.append(text)
         bodies.append(body)
+        own = checker.schema(question, "research", text) if isinstance(question, dict) else None
+        schemas.append(own)
         models.append(checker.question_models(question))
     topic = checker.string(data, None, "topic", required=True) or ""
     synthesis_table = checker.table(data, "synthesis")
+    schema = checker.schema(research, "research")
+    synthesis_schema = checker.schema(synthesis_table, "synthesis")
     try:
         plan = Plan(
             topic=checker.fill(topic, values, None, "topic"),
@@ -156,6 +171,9 @@ def parse_plan(text: str, source: str, variables: Mapping[str, str]) -> LoadedPl
             question_bodies=tuple(bodies) if any(bodies) else (),
             question_models=tuple(models) if any(models) else (),
             synthesis_body=checker.body(synthesis_table, "synthesis"),
+            schema=schema,
+            question_schemas=tuple(schemas) if any(schemas) else (),
+            synthesis_schema=synthesis_schema,
             synthesis_instructions=checker.fill(
                 checker.string(synthesis_table, "synthesis", "instructions") or DEFAULT_SYNTHESIS,
                 values,
@@ -184,9 +202,10 @@ def _builtin_dir() -> Any:
 class _Checker:
     """Validates one plan's data, pointing every complaint at a line of its text."""
 
-    def __init__(self, text: str, source: str) -> None:
+    def __init__(self, text: str, source: str, base: Path) -> None:
         self.lines = text.splitlines()
         self.source = source
+        self.base = base
 
     def fail(
         self, message: str, table: str | None, key: str | None = None, needle: str = ""
@@ -251,10 +270,11 @@ class _Checker:
     def question(self, raw: Any) -> tuple[str, dict[str, Any]]:
         """A question's text and its own body fields: a string, or ``{ text, body }``."""
         if isinstance(raw, dict):
-            unknown = sorted(set(raw) - {"text", "body", "model", "models"})
+            unknown = sorted(set(raw) - {"text", "body", "schema", "model", "models"})
             if unknown:
                 self.fail(
-                    f"a question table takes text, body, model and models, not {unknown[0]!r}",
+                    "a question table takes text, body, schema, model and models, "
+                    f"not {unknown[0]!r}",
                     "research",
                     "questions",
                 )
@@ -289,6 +309,28 @@ class _Checker:
         if len(set(names)) != len(names):
             self.fail("models names a model twice", "research", "questions")
         return tuple(names)
+
+    def schema(self, table: Mapping[str, Any], name: str, needle: str = "") -> Schema | None:
+        """A table's ``schema``: inline, or the name of a JSON file next to the plan."""
+        raw = table.get("schema")
+        if raw is None:
+            return None
+        key = "questions" if needle else "schema"
+        line = self.line_of(name, key, needle) or self.line_of(f"{name}.schema", None)
+        try:
+            if isinstance(raw, str):
+                return load_schema_file(self.base / raw)
+            if isinstance(raw, dict):
+                return Schema.of(raw)
+        except SchemaError as error:
+            what = f"schema {raw!r}" if isinstance(raw, str) else "schema"
+            raise PlanError(self.source, f"{what}: {error}", line) from None
+        raise PlanError(
+            self.source,
+            "schema must be a JSON Schema table or the name of a JSON file, e.g. "
+            '"answer.schema.json"',
+            line,
+        )
 
     def body(self, table: Mapping[str, Any], name: str) -> dict[str, Any]:
         """A table's ``body``: API body fields, passed to the API as written."""

@@ -48,6 +48,7 @@ class Answer:
     cached_tokens: int = 0
     incomplete: bool = False
     tool: tuple[str, str] | None = None  # (name, arguments) of the function the answer calls
+    refusal: str | None = None  # the model declines: no text, this refusal instead
 
     @property
     def total_tokens(self) -> int:

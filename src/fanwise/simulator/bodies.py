@@ -25,7 +25,11 @@ def dumps(data: object) -> bytes:
 def responses_body(req: ApiRequest, answer: Answer, rid: str, created: int) -> Json:
     """A completed (or, when cut short by ``max_output_tokens``, incomplete) Response object."""
     body = _response_shell(req, rid, created, "incomplete" if answer.incomplete else "completed")
-    last = _function_call(answer, rid) if answer.tool else _message(answer.text, rid, "completed")
+    last = (
+        _function_call(answer, rid)
+        if answer.tool
+        else _message(answer.text, rid, "completed", answer.refusal)
+    )
     body["output"] = [*_reasoning_item(answer, rid), last]
     body["usage"] = {
         "input_tokens": answer.input_tokens,
@@ -60,20 +64,25 @@ def responses_events(req: ApiRequest, answer: Answer, rid: str, created: int) ->
             "item": _message("", rid, "in_progress"),
         }
     )
-    events.append({"type": "response.content_part.added", **where, "part": _text_part("")})
-    for delta in chunks(answer.text):
+    if answer.refusal is not None:
+        events += _refusal_events(answer.refusal, where)
+    else:
+        events.append({"type": "response.content_part.added", **where, "part": _text_part("")})
+        for delta in chunks(answer.text):
+            events.append(
+                {"type": "response.output_text.delta", **where, "delta": delta, "logprobs": []}
+            )
         events.append(
-            {"type": "response.output_text.delta", **where, "delta": delta, "logprobs": []}
+            {"type": "response.output_text.done", **where, "text": answer.text, "logprobs": []}
         )
-    events.append(
-        {"type": "response.output_text.done", **where, "text": answer.text, "logprobs": []}
-    )
-    events.append({"type": "response.content_part.done", **where, "part": _text_part(answer.text)})
+        events.append(
+            {"type": "response.content_part.done", **where, "part": _text_part(answer.text)}
+        )
     events.append(
         {
             "type": "response.output_item.done",
             "output_index": index,
-            "item": _message(answer.text, rid, "completed"),
+            "item": _message(answer.text, rid, "completed", answer.refusal),
         }
     )
     final = responses_body(req, answer, rid, created)
@@ -133,8 +142,20 @@ def _function_call(answer: Answer, rid: str) -> Json:
     }
 
 
-def _message(text: str, rid: str, status: str) -> Json:
-    content = [_text_part(text)] if status == "completed" else []
+def _refusal_events(refusal: str, where: Json) -> list[Json]:
+    part = {"type": "refusal", "refusal": refusal}
+    return [
+        {"type": "response.content_part.added", **where, "part": {**part, "refusal": ""}},
+        {"type": "response.refusal.delta", **where, "delta": refusal},
+        {"type": "response.refusal.done", **where, "refusal": refusal},
+        {"type": "response.content_part.done", **where, "part": part},
+    ]
+
+
+def _message(text: str, rid: str, status: str, refusal: str | None = None) -> Json:
+    content: list[Json] = [_text_part(text)] if status == "completed" else []
+    if refusal is not None and status == "completed":
+        content = [{"type": "refusal", "refusal": refusal}]
     return {
         "id": f"msg_{rid}",
         "type": "message",
@@ -152,8 +173,8 @@ def chat_body(req: ApiRequest, answer: Answer, rid: str, created: int) -> Json:
     """A ChatCompletion with one choice."""
     message: Json = {
         "role": "assistant",
-        "content": None if answer.tool else answer.text,
-        "refusal": None,
+        "content": None if answer.tool or answer.refusal is not None else answer.text,
+        "refusal": answer.refusal,
         "annotations": [],
     }
     if answer.tool:
@@ -187,6 +208,8 @@ def chat_events(req: ApiRequest, answer: Answer, rid: str, created: int) -> list
         return {**shell, "choices": [choice]}
 
     events = [chunk({"role": "assistant", "content": "", "refusal": None})]
+    if answer.refusal is not None:
+        events.append(chunk({"refusal": answer.refusal}))
     events += [chunk({"content": piece}) for piece in chunks(answer.text)]
     events.append(chunk({}, _finish(answer)))
     if req.include_usage:

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-FAULT_WORDS = ("drop", "hang", "garbage", "empty", "spend")
+FAULT_WORDS = ("drop", "hang", "garbage", "empty", "spend", "schema", "refuse")
 """Faults that are not an HTTP status: close the connection, never answer, a 200 that lies,
 a 429 that says the account may spend no more (OpenAI's ``insufficient_quota``, Anthropic's
-spend limit)."""
+spend limit), a 200 whose JSON breaks the schema the request asked for, a 200 that refuses."""
 
 LatencyKind = Literal["fixed", "uniform", "lognormal"]
 

@@ -35,6 +35,7 @@ from fanwise.simulator.ratelimit import (
 from fanwise.simulator.reply import SSE, Fate, Reply
 from fanwise.simulator.request import Api, ApiRequest, RequestError, parse_request
 from fanwise.simulator.stats import SimulatorStats, StatsRecorder
+from fanwise.simulator.structured import STRUCTURED_FAULTS, misanswer
 
 FAULT_HEADER = "x-fanwise-fault"
 LATENCY_HEADER = "x-fanwise-latency"
@@ -119,7 +120,10 @@ class SimulatorCore:
                 return refusal
         if fate is None:
             fate = Fate(self._draw_fault(rng))
-        if fate.fault not in (None, "ok"):
+        if fate.fault in STRUCTURED_FAULTS:  # a 200 all the same: it breaks or refuses
+            self.recorder.by_fault[str(fate.fault)] += 1
+            answer = misanswer(req, answer, str(fate.fault))
+        elif fate.fault not in (None, "ok"):
             self.recorder.by_fault[str(fate.fault)] += 1
             retry_after = self.config.retry_after if fate.retry_after is None else fate.retry_after
             return fault_reply(

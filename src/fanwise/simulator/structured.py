@@ -6,14 +6,25 @@ from the tool's ``parameters`` schema. A request that asks for ``json_schema`` o
 ``response_format``, the Responses API's ``text.format``) gets an instance of that schema; one
 that asks for ``json_object`` gets ``{"answer": ...}``. Deterministic: the same request, the
 same call or JSON.
+
+Two scripted faults are answers too (a 200): ``schema`` answers JSON that breaks the schema the
+request asked for (the first required property left out), ``refuse`` a refusal instead of text.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from fanwise.schemas import example
 from fanwise.simulator.request import ApiRequest
+
+if TYPE_CHECKING:
+    from fanwise.simulator.answer import Answer
+
+STRUCTURED_FAULTS = ("schema", "refuse")
+REFUSAL = "I'm sorry, but I can't help with that request. (simulated)"
 
 
 def tool_call(req: ApiRequest) -> tuple[str, str] | None:
@@ -49,9 +60,23 @@ def formatted(req: ApiRequest, text: str) -> str:
         spec: dict[str, Any] = (
             fmt["json_schema"] if isinstance(fmt.get("json_schema"), dict) else fmt
         )
-        schema = spec.get("schema") if isinstance(spec.get("schema"), dict) else {}
-        return json.dumps(instance(schema, text))
+        schema: dict[str, Any] = spec["schema"] if isinstance(spec.get("schema"), dict) else {}
+        return json.dumps(example(schema, seed=text, text=" ".join(text.split())[:60]))
     return text
+
+
+def misanswer(req: ApiRequest, answer: Answer, fault: str) -> Answer:
+    """``answer`` as the ``schema`` or ``refuse`` fault makes it (still a 200)."""
+    if fault == "refuse":
+        return dataclasses.replace(answer, text="", tool=None, refusal=REFUSAL, output_tokens=12)
+    fmt = req.format or {}
+    spec = fmt["json_schema"] if isinstance(fmt.get("json_schema"), dict) else fmt
+    schema: dict[str, Any] = spec["schema"] if isinstance(spec.get("schema"), dict) else {}
+    value = example(schema, seed=req.prompt, text=" ".join(req.prompt.split())[:60])
+    if isinstance(value, dict) and value:
+        value.pop(next(iter(value)))
+        return dataclasses.replace(answer, text=json.dumps(value))
+    return dataclasses.replace(answer, text="this is not JSON (simulated)")
 
 
 def instance(schema: Any, text: str, depth: int = 0) -> Any:
@@ -86,4 +111,4 @@ def instance(schema: Any, text: str, depth: int = 0) -> Any:
     return " ".join(text.split())[:60]
 
 
-__all__ = ["formatted", "instance", "tool_call"]
+__all__ = ["REFUSAL", "STRUCTURED_FAULTS", "formatted", "instance", "misanswer", "tool_call"]
