@@ -89,8 +89,12 @@ class Engine:
         fail_fast: bool = False,
         on_outcome: OnOutcome | None = None,
         keep: bool = True,
+        first_index: int = 0,
     ) -> list[CallOutcome]:
         """Run every call; the outcomes come back in input order (``keep=False`` keeps none).
+
+        Calls are numbered from ``first_index`` (a staged workflow numbers all its stages'
+        calls as one sequence, so each has its own row in the journal and the live view).
 
         With ``fail_fast`` the first rejection cancels the calls still running; they come back as
         ``Cancelled``, and the calls that had finished are kept. ``deadline`` (seconds) settles
@@ -103,7 +107,7 @@ class Engine:
                 f"{type(self.dispatch).__name__} cannot stop at the first failure: use mode settled"
             )
         run = _Run(self, on_outcome, keep, fail_fast, self.dispatch.carried())
-        source = enumerate(calls)
+        source = enumerate(calls, first_index)
         run.scope = scope = asyncio.timeout(deadline)
         expired = False
         try:

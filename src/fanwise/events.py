@@ -107,6 +107,46 @@ class BatchProgress:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class StageStarted:
+    """A stage of a staged workflow began: ``total`` calls (a map's width, a vote's count)."""
+
+    name: str
+    kind: str
+    total: int
+    at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event": "stage_started",
+            "name": self.name,
+            "kind": self.kind,
+            "total": self.total,
+            "at": self.at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StageFinished:
+    """A stage ended: its status and a short note (a route's choice, a vote's tally)."""
+
+    name: str
+    kind: str
+    status: str
+    note: str
+    at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event": "stage_finished",
+            "name": self.name,
+            "kind": self.kind,
+            "status": self.status,
+            "note": self.note,
+            "at": self.at,
+        }
+
+
 Event: TypeAlias = (
     RunStarted
     | RunFinished
@@ -116,6 +156,8 @@ Event: TypeAlias = (
     | CallRetrying
     | CallSettled
     | BatchProgress
+    | StageStarted
+    | StageFinished
 )
 Observer: TypeAlias = Callable[[Event], None]
 

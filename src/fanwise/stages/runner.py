@@ -1,0 +1,400 @@
+"""Runs a ``Workflow`` on the one ``Engine``: each stage's calls through the journal, in order.
+
+Every call of every stage goes through ``Engine.run``, so it is journaled the moment it settles
+and keyed by its content: a resume (or ``--cache``) finds each answered call again and sends
+only the missing or failed ones. A map's items come from its source stage's answer, which a
+resume reads back from the journal, so the map's calls (and keys) come out the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from fanwise.calls import Call, CallOutcome
+from fanwise.engine import Engine
+from fanwise.events import PhaseFinished, PhaseStarted, StageFinished, StageStarted
+from fanwise.models.base import Request
+from fanwise.outcome import Fulfilled, Rejected
+from fanwise.stages import cite
+from fanwise.stages.model import Stage, Workflow
+from fanwise.stages.result import Branch, RunStatus, StagedResult, StageResult, StageStatus
+from fanwise.stages.template import PathError, as_text, placeholders, render, walk
+from fanwise.workflow import ModelSettings
+
+_BLOCKING = (StageStatus.FAILED, StageStatus.SKIPPED)
+
+
+def stage_request(
+    settings: ModelSettings, stage: Stage, prompt: str, model: str | None = None
+) -> Request:
+    """The one place a stage's request is built: its model, instructions and body extras."""
+    chosen = model or stage.model
+    if chosen:
+        settings = dataclasses.replace(settings, model=chosen)
+    return settings.request(prompt, stage.instructions, extra=stage.body)
+
+
+def sample_key(key: str, sample: int) -> str:
+    """A vote's samples ask the same thing: each gets its own key, so each is kept apart."""
+    return hashlib.sha256(f"{key}/sample/{sample}".encode()).hexdigest()[:24]
+
+
+async def run_stages(
+    workflow: Workflow,
+    engine: Engine,
+    *,
+    settings: ModelSettings | None = None,
+    deadline: float | None = None,
+) -> StagedResult:
+    """Run the stages in order; a failed ``required`` stage stops the run."""
+    return await _Runner(workflow, engine, settings or ModelSettings(), deadline).run()
+
+
+class StageFailed(Exception):
+    """A stage that cannot go on; the message says why."""
+
+
+class _Runner:
+    def __init__(
+        self,
+        workflow: Workflow,
+        engine: Engine,
+        settings: ModelSettings,
+        deadline: float | None,
+    ) -> None:
+        self.workflow = workflow
+        self.engine = engine
+        self.settings = settings
+        self.deadline = None if deadline is None else engine.now() + deadline
+        self.results: dict[str, StageResult] = {}
+        self.next_index = 0
+        routed = {n for s in workflow.stages for names in s.branches.values() for n in names}
+        self.waiting_for_route = routed
+
+    async def run(self) -> StagedResult:
+        stopped: str | None = None
+        for stage in self.workflow.stages:
+            start = self.engine.now()
+            if stopped is not None:
+                result = StageResult(stage, StageStatus.SKIPPED, reason=stopped)
+            elif stage.name in self.waiting_for_route:
+                result = StageResult(
+                    stage, StageStatus.NOT_CHOSEN, reason="a route chose another branch"
+                )
+            else:
+                result = await self._stage(stage)
+            result = dataclasses.replace(result, started=start, finished=self.engine.now())
+            self.results[stage.name] = result
+            if result.status is StageStatus.FAILED and stage.required:
+                stopped = f"the required stage {stage.name!r} failed: {result.reason}"
+        return self._finish(stopped)
+
+    def _finish(self, stopped: str | None) -> StagedResult:
+        results = tuple(self.results.values())
+        done = StagedResult(self.workflow, results, RunStatus.NO_RESULT, model=self.settings.model)
+        final = done.final
+        reason = stopped
+        if reason is None and (final is None or not final.ok):
+            why = final.reason if final is not None else "no stage ran"
+            reason = f"the last stage {final.name!r} did not finish: {why}" if final else why
+        if reason is not None:
+            return dataclasses.replace(done, reason=reason)
+        clean = all(r.status in (StageStatus.FULFILLED, StageStatus.NOT_CHOSEN) for r in results)
+        status = RunStatus.COMPLETE if clean else RunStatus.PARTIAL
+        return dataclasses.replace(done, status=status)
+
+    async def _stage(self, stage: Stage) -> StageResult:
+        blocked = self._blocked_by(stage)
+        if blocked is not None:
+            return StageResult(stage, StageStatus.SKIPPED, reason=blocked)
+        try:
+            match stage.kind:
+                case "route":
+                    result = self._route(stage)
+                case "vote":
+                    result = await self._vote(stage)
+                case "map":
+                    result = await self._map(stage)
+                case "questions":
+                    prompts = [self._render(q, stage) for q in stage.questions]
+                    calls = [self._call(stage, p, p) for p in prompts]
+                    result = await self._fan(stage, calls, prompts, {})
+                case _:
+                    result = await self._prompt(stage)
+        except StageFailed as failed:
+            result = StageResult(stage, StageStatus.FAILED, reason=str(failed))
+            self._finished(result)
+        return result
+
+    def _blocked_by(self, stage: Stage) -> str | None:
+        """Why ``stage`` cannot run: an earlier stage it uses has no result."""
+        roots = {p.split(".")[0] for t in stage.texts() for p in placeholders(t)}
+        roots |= {s.split(".")[0] for s in (stage.map, stage.route) if s}
+        for root in sorted(roots):
+            used = self.results.get(root)
+            if used is not None and used.status in _BLOCKING:
+                return f"it uses stage {root!r}, which has no result ({used.status.value})"
+            if (
+                used is not None
+                and used.status is StageStatus.NOT_CHOSEN
+                and root
+                in (
+                    (stage.map or "").split(".")[0],
+                    (stage.route or "").split(".")[0],
+                )
+            ):
+                return f"it uses stage {root!r}, which a route did not choose"
+        return None
+
+    # --- the kinds ---------------------------------------------------------------------------
+
+    def _route(self, stage: Stage) -> StageResult:
+        assert stage.route is not None
+        value = self._source(stage.route)
+        self._started(stage, 0)
+        choice = as_text(value)
+        if choice not in stage.branches:
+            known = ", ".join(stage.branches)
+            raise StageFailed(
+                f"{stage.route} is {choice!r}, which is not one of its branches ({known})"
+            )
+        self.waiting_for_route -= set(stage.branches[choice])
+        for other, names in stage.branches.items():
+            if other != choice:
+                self.waiting_for_route |= set(names) - set(stage.branches[choice])
+        result = StageResult(stage, StageStatus.FULFILLED, value=choice, detail={"choice": choice})
+        self._finished(result, f"chose {choice}")
+        return result
+
+    async def _map(self, stage: Stage) -> StageResult:
+        assert stage.map is not None
+        assert stage.prompt is not None
+        items = self._source(stage.map)
+        if not isinstance(items, list):
+            raise StageFailed(f"map = {stage.map!r} is {type(items).__name__}, not a list")
+        width = len(items)
+        if stage.max_items is not None:
+            items = items[: stage.max_items]
+        prompts = [
+            self._render(stage.prompt, stage, {"item": item, "index": n})
+            for n, item in enumerate(items, 1)
+        ]
+        calls = [self._call(stage, p, p) for p in prompts]
+        detail = {"width": len(items), "items": width}
+        return await self._fan(stage, calls, [as_text(i) for i in items], detail)
+
+    async def _prompt(self, stage: Stage) -> StageResult:
+        assert stage.prompt is not None
+        prompt = self._render(stage.prompt, stage)
+        cited: list[Branch] = []
+        if stage.cite:
+            cited = self._cited_branches(stage)
+            prompt = f"{prompt}\n\n{cite.instructions(cited)}"
+        self._started(stage, 1)
+        (outcome,) = await self._send(stage, [self._call(stage, prompt, stage.name)])
+        branch = Branch(stage.name, stage.name, outcome)
+        if isinstance(outcome, Rejected):
+            result = StageResult(stage, StageStatus.FAILED, (branch,), reason=_why(branch))
+        else:
+            detail: dict[str, Any] = {}
+            if stage.cite:
+                detail["citations"] = cite.coverage(outcome.value.text, cited)
+            result = StageResult(stage, StageStatus.FULFILLED, (branch,), branch.data, None, detail)
+        note = cite.summary(result.detail["citations"]) if "citations" in result.detail else ""
+        self._finished(result, note)
+        return result
+
+    async def _vote(self, stage: Stage) -> StageResult:
+        assert stage.prompt is not None
+        assert stage.vote is not None
+        prompt = self._render(stage.prompt, stage)
+        models: Sequence[str | None] = stage.models or [None] * stage.vote
+        calls = [
+            dataclasses.replace(call, key=sample_key(call.key, n))
+            for n, model in enumerate(models)
+            for call in [self._call(stage, prompt, f"{stage.name} #{n + 1}", model)]
+        ]
+        labels = [f"{stage.name} #{n + 1}" + (f" ({m})" if m else "") for n, m in enumerate(models)]
+        fanned = await self._fan(stage, calls, labels, {}, finish=False)
+        if not fanned.ok:
+            self._finished(fanned)
+            return fanned
+        answered = [b for b in fanned.branches if isinstance(b.outcome, Fulfilled)]
+        if stage.judge is not None:
+            return await self._judge(stage, fanned, answered)
+        field = stage.pick.partition(":")[2] if stage.pick else ""
+        votes = [(b, self._ballot(b, field, stage)) for b in answered]
+        tally = Counter(as_text(v) for _, v in votes)
+        top = max(tally.values())
+        winner = next(b for b, v in votes if tally[as_text(v)] == top)
+        detail = {
+            "tally": dict(tally.most_common()),
+            "winner": winner.id,
+            "tie": sum(1 for n in tally.values() if n == top) > 1,
+        }
+        result = dataclasses.replace(fanned, value=winner.data, detail=detail)
+        self._finished(result, "tally " + ", ".join(f"{k!s:.30}: {n}" for k, n in tally.items()))
+        return result
+
+    def _ballot(self, branch: Branch, field: str, stage: Stage) -> Any:
+        if not field:
+            return branch.data
+        try:
+            return walk(branch.data, field.split("."), stage.name)
+        except PathError as error:
+            raise StageFailed(f"pick {stage.pick!r}: {error}") from None
+
+    async def _judge(
+        self, stage: Stage, fanned: StageResult, answered: list[Branch]
+    ) -> StageResult:
+        assert stage.judge is not None
+        candidates = "\n\n".join(f"### Candidate [{b.id}]\n{as_text(b.data)}" for b in answered)
+        prompt = f"{self._render(stage.judge, stage)}\n\n{candidates}"
+        judge = dataclasses.replace(stage, schema=None, models=(), cite=False)
+        (outcome,) = await self._send(stage, [self._call(judge, prompt, f"{stage.name} judge")])
+        branch = Branch(f"{stage.name}.judge", "judge", outcome)
+        branches = (*fanned.branches, branch)
+        if isinstance(outcome, Rejected):
+            result = StageResult(stage, StageStatus.FAILED, branches, reason=_why(branch))
+        else:
+            result = dataclasses.replace(
+                fanned, branches=branches, value=branch.data, detail={"judged": len(answered)}
+            )
+        self._finished(result, f"judged {len(answered)} answers")
+        return result
+
+    async def _fan(
+        self,
+        stage: Stage,
+        calls: list[Call],
+        labels: Sequence[str],
+        detail: dict[str, Any],
+        *,
+        finish: bool = True,
+    ) -> StageResult:
+        """Send a stage's calls at once and apply its failure policy."""
+        self._started(stage, len(calls))
+        outcomes = await self._send(stage, calls, fail_fast=stage.policy == "all")
+        branches = tuple(
+            Branch(f"{stage.name}.{n}", label, outcome)
+            for n, (label, outcome) in enumerate(zip(labels, outcomes, strict=True), 1)
+        )
+        failed = [b for b in branches if isinstance(b.outcome, Rejected)]
+        arrived = len(branches) - len(failed)
+        need = stage.quorum or (1 if branches else 0)
+        reason: str | None = None
+        if stage.policy == "all" and failed:
+            first = min(failed, key=lambda b: b.outcome.started + b.outcome.latency)
+            reason = f"policy all: {_why(first)}; the calls still running were cancelled"
+        elif arrived < need:
+            which = "; ".join(_why(b) for b in failed)
+            quorum = f"quorum {stage.quorum}" if stage.quorum else "at least one"
+            reason = f"{arrived} of {len(branches)} answers arrived, fewer than {quorum}: {which}"
+        status = StageStatus.FULFILLED if not failed else StageStatus.PARTIAL
+        if reason is not None:
+            status = StageStatus.FAILED
+        value = [b.data for b in branches if isinstance(b.outcome, Fulfilled)]
+        result = StageResult(stage, status, branches, value, reason, detail)
+        if finish:
+            self._finished(result, f"{arrived} of {len(branches)} answered")
+        return result
+
+    # --- the parts ---------------------------------------------------------------------------
+
+    def _call(self, stage: Stage, prompt: str, label: str, model: str | None = None) -> Call:
+        request = stage_request(self.settings, stage, prompt, model)
+        return Call(request, label=label, schema=stage.output_schema)
+
+    async def _send(
+        self, stage: Stage, calls: list[Call], *, fail_fast: bool = False
+    ) -> list[CallOutcome]:
+        first = self.next_index
+        self.next_index += len(calls)
+        remaining = None
+        if self.deadline is not None:
+            remaining = self.deadline - self.engine.now()
+            if remaining <= 0:
+                raise StageFailed("the deadline passed before it started")
+        return await self.engine.run(
+            calls, deadline=remaining, fail_fast=fail_fast, first_index=first
+        )
+
+    def _render(self, template: str, stage: Stage, local: dict[str, Any] | None = None) -> str:
+        local = local or {}
+
+        def lookup(path: str) -> str:
+            root, *fields = path.split(".")
+            try:
+                if root in local:
+                    return as_text(walk(local[root], fields, root))
+                used = self.results[root]
+                if used.status is StageStatus.NOT_CHOSEN:
+                    return ""
+                if not fields:
+                    return self._shown(used)
+                return as_text(walk(used.value, fields, root))
+            except PathError as error:
+                raise StageFailed(f"{{{path}}}: {error}") from None
+
+        return render(template, lookup)
+
+    def _shown(self, used: StageResult) -> str:
+        """``{name}``: a one-call stage's answer; a fan-out's answers, each with its id."""
+        if used.stage.kind not in ("questions", "map"):
+            return as_text(used.value)
+        parts = []
+        for branch in used.branches:
+            if isinstance(branch.outcome, Fulfilled):
+                parts.append(f"### [{branch.id}] {branch.label}\n{as_text(branch.data)}")
+            else:
+                parts.append(
+                    f"### [{branch.id}] {branch.label}\n(failed: no answer, "
+                    f"{branch.outcome.kind.value})"
+                )
+        return "\n\n".join(parts)
+
+    def _source(self, path: str) -> Any:
+        root, *fields = path.split(".")
+        try:
+            return walk(self.results[root].value, fields, root)
+        except PathError as error:
+            raise StageFailed(str(error)) from None
+
+    def _cited_branches(self, stage: Stage) -> list[Branch]:
+        roots = {p.split(".")[0] for t in stage.texts() for p in placeholders(t)}
+        return [
+            b
+            for r in self.results.values()
+            if r.name in roots and r.stage.kind in ("questions", "map")
+            for b in r.branches
+        ]
+
+    def _started(self, stage: Stage, total: int) -> None:
+        now = self.engine.now()
+        self.engine.emit(StageStarted(stage.name, stage.kind, total, now))
+        if total:
+            last = stage is self.workflow.stages[-1] and total == 1
+            self.engine.emit(PhaseStarted("synthesis" if last else "research", total, now))
+
+    def _finished(self, result: StageResult, note: str = "") -> None:
+        now = self.engine.now()
+        if result.branches:
+            last = result.stage is self.workflow.stages[-1] and len(result.branches) == 1
+            self.engine.emit(PhaseFinished("synthesis" if last else "research", now))
+        note = result.reason or note
+        self.engine.emit(
+            StageFinished(result.name, result.stage.kind, result.status.value, note, now)
+        )
+
+
+def _why(branch: Branch) -> str:
+    outcome = branch.outcome
+    assert isinstance(outcome, Rejected)
+    return f"{branch.id} ({branch.label[:60]}) failed: {outcome.kind.value}: {outcome.message}"
+
+
+__all__ = ["run_stages", "sample_key", "stage_request"]
