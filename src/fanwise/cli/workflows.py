@@ -20,7 +20,14 @@ from fanwise.cli.runner import Run, prepare, run
 from fanwise.cli.schema_flags import apply_schema_flags, schema_options
 from fanwise.cli.session import workflow_session
 from fanwise.outcome import ErrorKind, Rejected
-from fanwise.plans import LoadedPlan, PlanError, builtin_plans, load_plan
+from fanwise.plans import (
+    LoadedPlan,
+    LoadedWorkflow,
+    PlanError,
+    builtin_plans,
+    load_any,
+    load_plan,
+)
 from fanwise.report import to_json, to_markdown, write_report
 from fanwise.stream import SynthesisStream
 from fanwise.workflow import ModelSettings, Plan, Status, WorkflowResult, run_workflow
@@ -98,7 +105,8 @@ def research(
 @workflow_options
 @schema_options
 def run_plan(plan_file: str, assignments: tuple[str, ...], **kwargs: Any) -> None:
-    """Run a plan: a TOML file of questions and synthesis instructions (or a built-in plan name)."""
+    """Run a plan: a TOML file of questions and synthesis, or of [[stage]] tables (or a built-in
+    plan name, e.g. travel or city-districts)."""
     options = RunOptions.from_kwargs(kwargs)
     variables: dict[str, str] = {}
     for item in assignments:
@@ -106,7 +114,14 @@ def run_plan(plan_file: str, assignments: tuple[str, ...], **kwargs: Any) -> Non
         if not sep or not key.strip():
             raise InputError(f"--set {item!r}: expected KEY=VALUE, e.g. --set destination=Kyoto")
         variables[key.strip()] = value
-    loaded = _load(plan_file, variables)
+    try:
+        loaded = load_any(plan_file, variables)
+    except PlanError as exc:
+        raise _input_error(exc) from None
+    if isinstance(loaded, LoadedWorkflow):  # [[stage]] tables (docs/workflows.md)
+        from fanwise.cli.staged import execute_staged
+
+        sys.exit(execute_staged(loaded.workflow, loaded.model, options))
     sys.exit(execute(apply_schema_flags(loaded.plan, kwargs), loaded.model, options))
 
 
@@ -115,12 +130,16 @@ def _load(source: str | Path, variables: Mapping[str, str]) -> LoadedPlan:
     try:
         return load_plan(source, variables)
     except PlanError as exc:
-        message = str(exc)
-        if exc.unknown is not None:
-            message = message.replace(f"variable {exc.unknown!r}:", f"--set {exc.unknown}:")
-        if exc.missing:
-            message += ": " + " ".join(f"--set {name}=..." for name in exc.missing)
-        raise InputError(message) from None
+        raise _input_error(exc) from None
+
+
+def _input_error(exc: PlanError) -> InputError:
+    message = str(exc)
+    if exc.unknown is not None:
+        message = message.replace(f"variable {exc.unknown!r}:", f"--set {exc.unknown}:")
+    if exc.missing:
+        message += ": " + " ".join(f"--set {name}=..." for name in exc.missing)
+    return InputError(message)
 
 
 def execute(

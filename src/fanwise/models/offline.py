@@ -74,7 +74,10 @@ _UNNAMED = [
     "Write down what matters most to you first; it settles most trade-offs",
 ]
 _FAULTS: list[tuple[str, float]] = [("rate_limited", 0.5), ("server", 0.3), ("bad_request", 0.2)]
-_QA = re.compile(r"^### Q\d+: (?P<q>.+?)\n(?P<a>.*?)(?=^### Q\d+: |^## |\Z)", re.M | re.S)
+_QA = re.compile(
+    r"^### (?:Q\d+:|\[(?P<id>[^\]\n]+)\]) (?P<q>.+?)\n(?P<a>.*?)(?=^### |^## |\Z)", re.M | re.S
+)
+_FAILED = "(failed: no answer"  # how a staged workflow marks a branch that failed
 _MISSING = re.compile(r"^## Missing\n(?P<body>.*?)(?=^## |\Z)", re.M | re.S)
 _TOPIC = re.compile(r"^Topic: (?P<topic>.+)$", re.M)
 
@@ -212,10 +215,16 @@ def _synthesise(prompt: str) -> str:
     topic_match = _TOPIC.search(prompt)
     topic = topic_match["topic"].strip() if topic_match else "the topic"
     lines = [f"# {topic}: a guide", "", f"_{LABEL}_", ""]
+    gaps = []
     for match in _QA.finditer(prompt):
-        lines += [f"## {match['q'].strip()}", "", match["a"].replace(LABEL, "").strip(), ""]
+        cite = f" [{match['id']}]" if match["id"] else ""  # a staged workflow's branch id
+        answer = match["a"].replace(LABEL, "").strip()
+        if answer.startswith(_FAILED):
+            gaps.append(f"- {match['q'].strip()}{cite}")
+            continue
+        lines += [f"## {match['q'].strip()}", "", f"{answer}{cite}", ""]
     missing = _MISSING.search(prompt)
-    gaps = [line for line in (missing["body"] if missing else "").splitlines() if line[:2] == "- "]
+    gaps += [line for line in (missing["body"] if missing else "").splitlines() if line[:2] == "- "]
     if gaps:
         note = "The research could not answer these questions, so this guide leaves them out:"
         lines += ["## What this guide is missing", "", note, *gaps, ""]

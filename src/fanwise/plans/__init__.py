@@ -40,46 +40,35 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from fanwise.endpoints import check_endpoint
-from fanwise.outcome import FanwiseError
+from fanwise.plans.errors import PlanError as PlanError
 from fanwise.schemas import Schema, SchemaError, load_schema_file
+from fanwise.stages.model import Workflow
 from fanwise.workflow import DEFAULT_SYNTHESIS, Plan
 
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
 _SCHEMA: dict[str | None, set[str]] = {
-    None: {"title", "topic", "description", "variables", "research", "synthesis", "model"},
+    None: {
+        *("title", "topic", "description", "variables", "research", "synthesis", "model"),
+        "stage",
+    },
     "research": {"questions", "instructions", "body", "schema"},
     "synthesis": {"instructions", "body", "schema"},
     "model": {"name", "reasoning_effort", "max_output_tokens", "temperature", "endpoints"},
 }
 
 
-class PlanError(FanwiseError):
-    """A plan that cannot run; says which file, which line and what is wrong.
-
-    ``missing`` names the variables that need a value, ``unknown`` a variable given that the
-    plan does not declare: the caller says how to give them (the CLI: ``--set``).
-    """
-
-    def __init__(
-        self,
-        source: str,
-        message: str,
-        line: int | None = None,
-        *,
-        missing: tuple[str, ...] = (),
-        unknown: str | None = None,
-    ) -> None:
-        where = f"{source}:{line}" if line else source
-        super().__init__(f"{where}: {message}")
-        self.source = source
-        self.line = line
-        self.missing = missing
-        self.unknown = unknown
-
-
 @dataclass(frozen=True, slots=True)
 class LoadedPlan:
     plan: Plan
+    model: Mapping[str, Any] = field(default_factory=dict)
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedWorkflow:
+    """A plan of ``[[stage]]`` tables (docs/workflows.md)."""
+
+    workflow: Workflow
     model: Mapping[str, Any] = field(default_factory=dict)
     variables: Mapping[str, str] = field(default_factory=dict)
 
@@ -92,21 +81,30 @@ def builtin_plans() -> list[str]:
 
 def load_plan(source: str | Path, variables: Mapping[str, str] | None = None) -> LoadedPlan:
     """Read a plan file (or a built-in plan by name) and fill in its variables."""
+    text, label, base = _source(source)
+    return parse_plan(text, label, variables or {}, base=base)
+
+
+def load_any(
+    source: str | Path, variables: Mapping[str, str] | None = None
+) -> LoadedPlan | LoadedWorkflow:
+    """A plan of ``[[stage]]`` tables as a workflow, or a ``[research]`` plan as before."""
+    text, label, base = _source(source)
+    return parse_any(text, label, variables or {}, base=base)
+
+
+def _source(source: str | Path) -> tuple[str, str, Path]:
+    """A plan's text, its label for errors, and the folder its schema files are read from."""
     path = Path(source)
-    base = Path()
     if not path.exists() and str(source) in builtin_plans():
         text = _builtin_dir().joinpath(f"{source}.toml").read_text(encoding="utf-8")
-        label = f"<built-in plan {source}>"
-    elif path.is_file():
-        text = _read(path)
-        label = str(source)
-        base = path.parent
-    elif path.is_dir():
+        return text, f"<built-in plan {source}>", Path()
+    if path.is_file():
+        return _read(path), str(source), path.parent
+    if path.is_dir():
         raise PlanError(str(source), "is a directory; a plan is a .toml file (or a built-in name)")
-    else:
-        known = ", ".join(builtin_plans())
-        raise PlanError(str(source), f"no such plan file (built-in plans: {known})")
-    return parse_plan(text, label, variables or {}, base=base)
+    known = ", ".join(builtin_plans())
+    raise PlanError(str(source), f"no such plan file (built-in plans: {known})")
 
 
 def _read(path: Path) -> str:
@@ -126,12 +124,37 @@ def _read(path: Path) -> str:
         ) from None
 
 
-def parse_plan(
+def parse_any(
     text: str, source: str, variables: Mapping[str, str], *, base: Path | None = None
-) -> LoadedPlan:
-    """A plan from its TOML ``text``; a schema file it names is read relative to ``base``."""
+) -> LoadedPlan | LoadedWorkflow:
+    """``parse_plan``, or a workflow when the plan has ``[[stage]]`` tables."""
+    data = _toml(text, source)
+    if "stage" not in data:
+        return parse_plan(text, source, variables, base=base)
+    from fanwise.plans.stages import parse_workflow
+
+    checker = _Checker(text, source, base or Path())
+    checker.known_keys(data)
+    for old in ("research", "synthesis"):
+        if old in data:
+            checker.fail(f"give [[stage]] tables or [{old}], not both", old)
+    values = checker.bind(checker.variables(data.get("variables", {})), variables)
+    topic = checker.fill(checker.string(data, None, "topic") or "", values, None, "topic")
+    workflow = parse_workflow(
+        data,
+        text,
+        source,
+        values,
+        base=base or Path(),
+        title=checker.string(data, None, "title") or "workflow",
+        topic=topic,
+    )
+    return LoadedWorkflow(workflow, checker.model(checker.table(data, "model")), values)
+
+
+def _toml(text: str, source: str) -> dict[str, Any]:
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except RecursionError:
         raise PlanError(source, "not valid TOML: arrays or tables nested too deeply") from None
     except tomllib.TOMLDecodeError as exc:
@@ -140,8 +163,17 @@ def parse_plan(
         raise PlanError(
             source, f"not valid TOML: {message}", int(match[1]) if match else None
         ) from None
+
+
+def parse_plan(
+    text: str, source: str, variables: Mapping[str, str], *, base: Path | None = None
+) -> LoadedPlan:
+    """A plan from its TOML ``text``; a schema file it names is read relative to ``base``."""
+    data = _toml(text, source)
     checker = _Checker(text, source, base or Path())
     checker.known_keys(data)
+    if "stage" in data:
+        raise PlanError(source, "this plan has [[stage]] tables: run it with fanwise run PLAN")
     declared = checker.variables(data.get("variables", {}))
     values = checker.bind(declared, variables)
 

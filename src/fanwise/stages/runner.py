@@ -191,11 +191,13 @@ class _Runner:
         assert stage.prompt is not None
         prompt = self._render(stage.prompt, stage)
         cited: list[Branch] = []
-        if stage.cite:
+        asking = stage
+        if stage.cite:  # the citing rules go with the instructions, apart from the answers
             cited = self._cited_branches(stage)
-            prompt = f"{prompt}\n\n{cite.instructions(cited)}"
+            told = "\n\n".join(filter(None, (stage.instructions, cite.instructions(cited))))
+            asking = dataclasses.replace(stage, instructions=told)
         self._started(stage, 1)
-        (outcome,) = await self._send(stage, [self._call(stage, prompt, stage.name)])
+        (outcome,) = await self._send(stage, [self._call(asking, prompt, stage.name)])
         branch = Branch(stage.name, stage.name, outcome)
         if isinstance(outcome, Rejected):
             result = StageResult(stage, StageStatus.FAILED, (branch,), reason=_why(branch))

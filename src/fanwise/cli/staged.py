@@ -1,0 +1,97 @@
+"""``fanwise run PLAN`` for a plan of ``[[stage]]`` tables, and ``fanwise resume`` of one.
+
+Wiring only: the stages run in ``fanwise.stages`` on the engine the other commands build; this
+module records the run in the journal, shows the stages as they go and prints the result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fanwise.cli.engines import model_settings
+from fanwise.cli.errors import EXIT_NO_RESULT, EXIT_OK, EXIT_PARTIAL, InputError
+from fanwise.cli.options import RunOptions
+from fanwise.cli.runner import Run, prepare, run
+from fanwise.cli.session import open_session, options_spec
+from fanwise.prices import format_usd
+from fanwise.stages import RunStatus, StagedResult, Workflow, run_stages
+from fanwise.stages.show import to_markdown
+
+EXIT_CODES = {
+    RunStatus.COMPLETE: EXIT_OK,
+    RunStatus.PARTIAL: EXIT_PARTIAL,
+    RunStatus.NO_RESULT: EXIT_NO_RESULT,
+}
+
+
+def execute_staged(
+    workflow: Workflow,
+    plan_model: Mapping[str, Any],
+    options: RunOptions,
+    *,
+    resume: int | None = None,
+) -> int:
+    """Run a staged workflow from resolved options; print the result; return the exit code."""
+    if options.engine != "live":
+        raise InputError("--engine: a plan of stages runs live (--engine batch and ray come later)")
+    if plan_model.get("endpoints") and not options.endpoints:
+        options = dataclasses.replace(options, endpoints=tuple(plan_model["endpoints"]))
+    model = prepare(options)
+    settings = model_settings(options, plan_model)
+    spec = {
+        "workflow": workflow.to_dict(),
+        "plan_model": dict(plan_model),
+        "settings": dataclasses.asdict(settings),
+        "options": options_spec(options),
+    }
+    session = open_session(
+        options,
+        kind="stages",
+        topic=workflow.topic or workflow.title,
+        spec=spec,
+        resume=resume,
+        model=settings.model,
+    )
+
+    async def body(current: Run) -> StagedResult:
+        engine = current.engine()
+        return await run_stages(workflow, engine, settings=settings, deadline=options.deadline)
+
+    result, _ = run(options, model, session, body)
+    summary = {"stats": result.to_dict()["stats"], "cost_usd": round(session.cost, 6)}
+    session.finish(result.status.value, reason=result.reason, summary=summary)
+    if options.as_json:
+        document = json.dumps({**result.to_dict(), **session.to_dict()}, indent=2) + "\n"
+    else:
+        document = to_markdown(result)
+    if options.out:
+        Path(options.out).write_text(document, encoding="utf-8")
+    else:
+        click.echo(document, nl=False)
+    if options.report:
+        from fanwise.stages.report import write_stages_report
+
+        try:
+            write_stages_report(options.report, result, cost=session.cost)
+        except OSError as exc:
+            raise InputError(f"--report {options.report}: cannot write: {exc.strerror}") from None
+    if not options.quiet:
+        click.echo(_summary(result, session.cost), err=True)
+    if result.reason:
+        click.echo(f"fanwise: no {workflow.title}: {result.reason}", err=True)
+    return EXIT_CODES[result.status]
+
+
+def _summary(result: StagedResult, cost: float) -> str:
+    stats = result.to_dict()["stats"]
+    return (
+        f"📊 {len(result.stages)} stages · {stats['calls']} calls: {stats['fulfilled']} "
+        f"fulfilled, {stats['rejected']} rejected, {stats['cached']} from the journal · "
+        f"{result.usage.total_tokens:,} tokens · {format_usd(cost)}"
+    )
