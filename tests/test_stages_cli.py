@@ -97,7 +97,8 @@ def map_prompts(journal: Path) -> set[str]:
         return set()
     finally:
         db.close()
-    return {label for (label,) in rows if label.startswith("Describe district")}
+    prefix = "district: "  # a map call's label: its stage, then its prompt
+    return {label.removeprefix(prefix) for (label,) in rows if label.startswith(prefix)}
 
 
 @pytest.mark.slow

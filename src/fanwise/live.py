@@ -26,6 +26,8 @@ from fanwise.events import (
     PhaseStarted,
     RunFinished,
     RunStarted,
+    StageFinished,
+    StageStarted,
 )
 from fanwise.outcome import Rejected
 from fanwise.plain import PlainConsole, shorten
@@ -198,6 +200,10 @@ class LiveConsole:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted | RunFinished):  # the phases frame the view, not the run
+            return
+        if isinstance(event, StageStarted | StageFinished):  # a stage's line, above the view
+            self._stop()
+            self._print(self.lines.line(event))
             return
         if isinstance(event, PhaseStarted):
             line = self.lines.line(event)  # the plain formatter keeps track of the phase

@@ -17,6 +17,8 @@ from fanwise.events import (
     CallStarted,
     Event,
     PhaseStarted,
+    StageFinished,
+    StageStarted,
 )
 from fanwise.outcome import Fulfilled, Rejected
 from fanwise.prices import format_usd
@@ -76,6 +78,8 @@ class PlainConsole:
                 return (
                     f"❌ Failed: {shorten(label)}: {outcome.kind}: {shorten(outcome.message, 200)}"
                 )
+            case StageStarted() | StageFinished():
+                return stage_line(event)
             case BatchProgress(batch_id=batch_id, status=status, total=total):
                 failed = f", {event.failed} failed" if event.failed else ""
                 done = event.completed + event.failed
@@ -91,6 +95,24 @@ def call_time(outcome: Fulfilled[Any] | Rejected) -> str:
     queued = outcome.queue_time
     held = f", queued {queued:.1f} s" if queued >= 0.05 else ""
     return f"{outcome.service_time:.1f} s{held}"
+
+
+STAGE_ICONS = {
+    "fulfilled": "✅",
+    "partial": "🟡",
+    "failed": "❌",
+    "skipped": "⏭",
+    "not_chosen": "·",
+}
+
+
+def stage_line(event: StageStarted | StageFinished) -> str:
+    """``▶ stage districts: map ×5`` as a stage starts, ``✅ districts fulfilled`` as it ends."""
+    if isinstance(event, StageStarted):
+        width = f" ×{event.total}" if event.kind in ("questions", "map", "vote") else ""
+        return f"▶ stage {event.name}: {event.kind}{width}"
+    note = f": {shorten(event.note, 200)}" if event.note else ""
+    return f"{STAGE_ICONS.get(event.status, '?')} {event.name} {event.status}{note}"
 
 
 def summary_line(stats: Stats, cost: float | None = None) -> str:

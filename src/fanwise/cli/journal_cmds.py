@@ -142,7 +142,14 @@ def _shown(
         )
     if timeline:
         width = shutil.get_terminal_size((100, 24)).columns
-        return ascii_timeline(timeline_rows(record, calls), width=width)
+        rows = timeline_rows(record, calls)
+        if record.kind == "stages" and "workflow" in record.spec:  # one group per stage
+            from fanwise.stages import Workflow
+            from fanwise.stages.show import grouped_timeline
+
+            workflow = Workflow.from_dict(record.spec["workflow"])
+            return grouped_timeline(workflow, rows, width)
+        return ascii_timeline(rows, width=width)
     if record.kind == "workflow":
         result = rebuild_workflow(record, calls)
         return to_json(result, run=_run_dict(record)) if as_json else to_markdown(result)

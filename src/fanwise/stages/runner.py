@@ -121,7 +121,7 @@ class _Runner:
                     result = await self._map(stage)
                 case "questions":
                     prompts = [self._render(q, stage) for q in stage.questions]
-                    calls = [self._call(stage, p, p) for p in prompts]
+                    calls = [self._call(stage, p, f"{stage.name}: {p}") for p in prompts]
                     result = await self._fan(stage, calls, prompts, {})
                 case _:
                     result = await self._prompt(stage)
@@ -183,7 +183,7 @@ class _Runner:
             self._render(stage.prompt, stage, {"item": item, "index": n})
             for n, item in enumerate(items, 1)
         ]
-        calls = [self._call(stage, p, p) for p in prompts]
+        calls = [self._call(stage, p, f"{stage.name}: {p}") for p in prompts]
         detail = {"width": len(items), "items": width}
         return await self._fan(stage, calls, [as_text(i) for i in items], detail)
 

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from fanwise.events import StageFinished, StageStarted
+from collections.abc import Sequence
+
+from fanwise.plain import STAGE_ICONS
 from fanwise.stages import cite
+from fanwise.stages.model import Stage, Workflow
 from fanwise.stages.result import StagedResult, StageResult, StageStatus
+from fanwise.timeline import TimelineRow, ascii_timeline
 
-ICONS = {"fulfilled": "✅", "partial": "🟡", "failed": "❌", "skipped": "⏭", "not_chosen": "·"}
-
-
-def stage_line(event: StageStarted | StageFinished) -> str:
-    """``▶ stage districts: map ×5`` as it starts, ``✅ districts: 5 of 5 answered`` as it ends."""
-    if isinstance(event, StageStarted):
-        width = f" ×{event.total}" if event.kind in ("questions", "map", "vote") else ""
-        return f"▶ stage {event.name}: {event.kind}{width}"
-    note = f": {event.note}" if event.note else ""
-    return f"{ICONS.get(event.status, '?')} {event.name} {event.status}{note}"
+ICONS = STAGE_ICONS
 
 
 def group(result: StageResult) -> str:
@@ -59,13 +54,26 @@ def to_markdown(result: StagedResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def timeline(result: StagedResult, width: int = 50) -> str:
-    """An ASCII timeline of the stages: one bar per stage, on the run's time axis."""
-    end = max((s.finished for s in result.stages), default=0.0) or 1.0
-    rows = []
-    for stage in result.stages:
-        start = int(stage.started / end * width)
-        length = max(1, int((stage.finished - stage.started) / end * width))
-        bar = " " * start + "█" * length if stage.branches else " " * start + "·"
-        rows.append(f"{stage.name[:14]:<14} |{bar:<{width}}| {group(stage)} {stage.status.value}")
-    return "\n".join(rows) + "\n"
+def grouped_timeline(workflow: Workflow, rows: Sequence[TimelineRow], width: int = 100) -> str:
+    """The ASCII timeline of a staged run, a header line above each stage's calls."""
+    rows = sorted(rows, key=lambda r: r.index)
+    text = ascii_timeline(rows, width=width).splitlines()
+    out, shown = text[:1], text[1 : 1 + min(len(rows), 60)]
+    stages = [_stage_of(workflow, row.label) for row in rows]
+    current: Stage | None = None
+    for stage, line in zip(stages, shown, strict=False):
+        if stage is not None and stage is not current:
+            current = stage
+            width_of = sum(s is stage for s in stages)
+            times = f" ×{width_of}" if width_of > 1 else ""
+            out.append(f"── {stage.name}: {stage.kind}{times} " + "─" * 20)
+        out.append(line)
+    return "\n".join([*out, *text[1 + len(shown) :]]) + "\n"
+
+
+def _stage_of(workflow: Workflow, label: str) -> Stage | None:
+    """A call's stage, from its label (``name``, ``name: prompt``, ``name #2``, ``name judge``)."""
+    for stage in workflow.stages:
+        if label == stage.name or label.startswith((f"{stage.name}:", f"{stage.name} ")):
+            return stage
+    return None
