@@ -45,9 +45,7 @@ def engine_on(simulator: Simulator, store: Any = None, retries: int = 0) -> Engi
 
 
 async def close(engine: Engine) -> None:
-    """Close the engine's model (``aclose`` on main, ``close`` before it)."""
-    closer: Any = getattr(engine.model, "aclose", None) or getattr(engine.model, "close", None)
-    await closer()
+    await engine.model.aclose()
 
 
 def journal_store(path: Path, *, cache: bool = False) -> tuple[Journal, JournalStore]:

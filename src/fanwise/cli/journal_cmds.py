@@ -227,7 +227,7 @@ def resume(ctx: click.Context, /, run_id: int, **overrides: Any) -> None:
         )
     if record.status == "running" and _alive(record.pid):
         raise InputError(f"run {run_id} is still running (process {record.pid})")
-    if record.kind not in ("workflow", "batch"):
+    if record.kind not in ("workflow", "batch", "stages"):
         raise InputError(
             f"run {run_id} ({record.kind}) was made from Python: run it again there with "
             "cache=True to reuse its answers"
