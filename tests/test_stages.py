@@ -225,3 +225,23 @@ def test_a_workflow_round_trips_through_its_dict() -> None:
     assert again.to_dict() == THREE_STAGES.to_dict()
     assert [s.kind for s in again.stages] == ["prompt", "map", "prompt"]
     assert isinstance(Fulfilled, type) and ErrorKind.CANCELLED.value == "cancelled"
+
+
+async def test_fanwise_arun_records_a_staged_run_and_a_cached_rerun_reuses_every_call(
+    tmp_path: Path,
+) -> None:
+    """``fanwise.arun`` with a journal records each call; again with cache, none is sent."""
+    import fanwise
+    from fanwise import OfflineSettings
+
+    offline = OfflineSettings(latency=(0.0, 0.0))
+    path = tmp_path / "journal.db"
+    first = await fanwise.arun(THREE_STAGES, provider="offline", offline=offline, journal=path)
+    again = await fanwise.arun(
+        THREE_STAGES, provider="offline", offline=offline, journal=path, cache=True
+    )
+    assert first.status is RunStatus.COMPLETE and first.text == again.text
+    assert again.to_dict()["stats"]["cached"] == 5
+    journal = Journal.open(path)
+    assert [run.kind for run in journal.runs()] == ["stages", "stages"]
+    journal.close()

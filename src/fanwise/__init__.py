@@ -1,7 +1,8 @@
 """fanwise: parallel LLM workflows done right.
 
 ``research`` fans out independent questions and synthesizes one answer from those that arrived;
-``ask_all`` is the fan-out alone (``aresearch`` and ``aask_all`` in async code). Underneath:
+``ask_all`` is the fan-out alone, ``run`` a ``Workflow`` of ``Stage``s (chain, map, route,
+vote; ``aresearch``, ``aask_all`` and ``arun`` in async code). Underneath:
 ``get_model`` picks the model as the CLI does, the ``Engine`` runs model calls, ``settle``,
 ``gather_all`` and ``as_settled`` fan out any awaitables, and ``run_workflow`` runs a ``Plan``.
 """
@@ -31,11 +32,15 @@ _EXPORTS = {
     "Rejected": "fanwise.outcome",
     "Request": "fanwise.models.base",
     "RetryPolicy": "fanwise.retry",
+    "Stage": "fanwise.stages",
+    "StagedResult": "fanwise.stages",
     "Status": "fanwise.workflow",
     "Usage": "fanwise.models.base",
+    "Workflow": "fanwise.stages",
     "WorkflowResult": "fanwise.workflow",
     "aask_all": "fanwise.api",
     "aresearch": "fanwise.api",
+    "arun": "fanwise.api",
     "as_settled": "fanwise.settle",
     "ask_all": "fanwise.api",
     "gather_all": "fanwise.settle",
@@ -43,6 +48,7 @@ _EXPORTS = {
     "get_model": "fanwise.factory",
     "load_plan": "fanwise.plans",
     "research": "fanwise.api",
+    "run": "fanwise.api",
     "run_workflow": "fanwise.workflow",
     "settle": "fanwise.settle",
 }
@@ -50,7 +56,7 @@ _EXPORTS = {
 fanwise`` (and every ``fanwise`` command, ``--help`` first) pays only for what it touches."""
 
 if _typing.TYPE_CHECKING:
-    from fanwise.api import aask_all, aresearch, ask_all, research
+    from fanwise.api import aask_all, aresearch, arun, ask_all, research, run
     from fanwise.engine import Call, Engine
     from fanwise.factory import ConfigError, OfflineModelWarning, get_limiter, get_model
     from fanwise.models.base import Completion, Model, Request, Usage
@@ -66,6 +72,7 @@ if _typing.TYPE_CHECKING:
     from fanwise.plans import PlanError, load_plan
     from fanwise.retry import RetryPolicy
     from fanwise.settle import as_settled, gather_all, settle
+    from fanwise.stages import Stage, StagedResult, Workflow
     from fanwise.workflow import ModelSettings, Plan, Status, WorkflowResult, run_workflow
 
     __version__: str
@@ -129,12 +136,16 @@ __all__ = [
     "Rejected",
     "Request",
     "RetryPolicy",
+    "Stage",
+    "StagedResult",
     "Status",
     "Usage",
+    "Workflow",
     "WorkflowResult",
     "__version__",
     "aask_all",
     "aresearch",
+    "arun",
     "as_settled",
     "ask_all",
     "gather_all",
@@ -142,6 +153,7 @@ __all__ = [
     "get_model",
     "load_plan",
     "research",
+    "run",
     "run_workflow",
     "settle",
 ]

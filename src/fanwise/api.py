@@ -1,5 +1,6 @@
-"""fanwise from Python in one call: ``research`` (fan out, then synthesize) and ``ask_all``
-(the fan-out alone), each with an ``a``-prefixed twin for async code.
+"""fanwise from Python in one call: ``research`` (fan out, then synthesize), ``ask_all`` (the
+fan-out alone) and ``run`` (a ``Workflow`` of stages), each with an ``a``-prefixed twin for
+async code.
 
 They pick the model as the CLI does (``fanwise.get_model``: OpenAI when ``OPENAI_API_KEY`` is
 set, else the offline model, with an ``OfflineModelWarning`` saying so), run the calls through
@@ -38,6 +39,7 @@ from fanwise.workflow import ModelSettings, Plan, SchemaSource, WorkflowResult, 
 
 if TYPE_CHECKING:
     from fanwise.journal import Journal, JournalStore
+    from fanwise.stages import StagedResult, Workflow
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -317,6 +319,54 @@ async def aask_all(
     return outcomes
 
 
+async def arun(
+    workflow: Workflow,
+    *,
+    model: str | Model | None = None,
+    provider: str = "auto",
+    concurrency: int = 8,
+    journal: JournalChoice = False,
+    cache: bool = False,
+    timeout: float | None = None,
+    deadline: float | None = None,
+    retries: int = 3,
+    reasoning_effort: str | None = None,
+    base_url: str | None = None,
+    api: Api = "responses",
+    transport: Transport = "aiohttp",
+    offline: OfflineSettings | None = None,
+    on_event: Observer | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> StagedResult:
+    """Run a ``Workflow`` of stages (chain, fan-out, map, route, vote; docs/workflows.md) and
+    return every stage's result; ``result.text`` is the last stage's answer. With ``journal``,
+    every call is recorded as it settles (``fanwise resume RUN`` finishes the run), and with
+    ``cache`` a call answered before is not sent again."""
+    from fanwise.stages import run_stages
+
+    setup = _Setup(
+        *(model, provider, concurrency, journal, cache, timeout, retries, reasoning_effort),
+        *(base_url, api, transport, offline, on_event, environ),
+    )
+    settings = get_settings(model if isinstance(model, str) else None, reasoning_effort)
+    spec = {
+        "workflow": workflow.to_dict(),
+        "plan_model": {},
+        "settings": dataclasses.asdict(settings),
+        "options": _options_spec(setup),
+    }
+    topic = workflow.topic or workflow.title
+    async with _running(setup, kind="stages", topic=topic, spec=spec, total=None) as (
+        engine,
+        recording,
+    ):
+        result = await run_stages(workflow, engine, settings=settings, deadline=deadline)
+        if recording is not None:
+            stats = result.to_dict()["stats"]
+            recording.finish(result.status.value, result.reason, {"stats": stats})
+    return result
+
+
 def _blocking(twin: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
     """``twin`` for code that is not async: the same arguments, run in an event loop of its own."""
     name = twin.__name__.removeprefix("a")
@@ -341,6 +391,7 @@ def _blocking(twin: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
 
 research = _blocking(aresearch)
 ask_all = _blocking(aask_all)
+run = _blocking(arun)
 
 
-__all__ = ["aask_all", "aresearch", "ask_all", "research"]
+__all__ = ["aask_all", "aresearch", "arun", "ask_all", "research", "run"]
