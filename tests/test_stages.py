@@ -245,3 +245,42 @@ async def test_fanwise_arun_records_a_staged_run_and_a_cached_rerun_reuses_every
     journal = Journal.open(path)
     assert [run.kind for run in journal.runs()] == ["stages", "stages"]
     journal.close()
+
+
+async def test_a_vote_across_models_asks_each_model_once_and_a_judge_picks() -> None:
+    """models = [a, b, c] sends one call per model; a judge gets every candidate by id."""
+    model = ScriptedModel()
+    workflow = Workflow(
+        (
+            Stage(
+                "best",
+                prompt="Name a river.",
+                models=("m-a", "m-b", "m-c"),
+                judge="Pick the best answer.",
+            ),
+        )
+    )
+    result = await run_stages(workflow, Engine(model))
+    asked = [r.model for r in model.history[:3]]
+    assert sorted(asked) == ["m-a", "m-b", "m-c"]
+    judge = model.history[-1].prompt
+    assert judge.startswith("Pick the best answer.")
+    assert all(f"[best.{n}]" in judge for n in (1, 2, 3))
+    best = result.stage("best")
+    assert best.value == f"answer to {judge}"
+    assert best.detail == {"judged": 3}
+
+
+async def test_a_resumed_vote_keeps_the_samples_already_answered(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    """Each vote sample has its own key: the journal answers all three on a second run."""
+    workflow = Workflow((Stage("best", prompt="Pick a district of Lyon.", vote=3),))
+    for cache in (False, True):
+        journal, store = journal_store(tmp_path / "j.db", cache=cache)
+        engine = engine_on(simulator, store)
+        result = await run_stages(workflow, engine)
+        await close(engine)
+        journal.close()
+        assert result.stage("best").detail["tally"] == {result.stage("best").value: 3}
+    assert simulator.stats().requests == 3

@@ -156,3 +156,8 @@ def test_a_bad_stage_is_refused_with_its_file_and_line(tmp_path: Path) -> None:
     path.write_text('[[stage]]\nname = "a"\nprompt = "x"\nvote = "five"\n')
     code, _, err = run("run", str(path), "--provider", "offline", "--no-journal")
     assert code == 2 and f"{path}:4: 'vote' must be a whole number" in err
+    path.write_text('[[stage]]\nname = "a"\nprompt = "x"\n')
+    code, _, err = run("run", str(path), "--provider", "offline", "--mode", "all")
+    assert code == 2 and "--mode all: a plan of stages sets its schemas" in err
+    code, _, err = run("run", str(path), "--provider", "offline", "--engine", "batch")
+    assert code == 2 and "Traceback" not in err

@@ -121,6 +121,17 @@ def run_plan(plan_file: str, assignments: tuple[str, ...], **kwargs: Any) -> Non
     if isinstance(loaded, LoadedWorkflow):  # [[stage]] tables (docs/workflows.md)
         from fanwise.cli.staged import execute_staged
 
+        for flag, given in (
+            ("--schema", kwargs.get("schema")),
+            ("--synthesis-schema", kwargs.get("synthesis_schema")),
+            ("--mode all", options.mode == "all"),
+        ):
+            if given:
+                raise InputError(
+                    f"{flag}: a plan of stages sets its schemas and failure policies per stage "
+                    f"(schema = ..., policy = ...), in {plan_file}"
+                )
+
         sys.exit(execute_staged(loaded.workflow, loaded.model, options))
     sys.exit(execute(apply_schema_flags(loaded.plan, kwargs), loaded.model, options))
 
