@@ -128,6 +128,28 @@ async def test_a_route_on_an_unknown_value_fails_that_stage_clearly(simulator: S
     assert simulator.stats().requests == 1
 
 
+async def test_a_failed_route_that_is_not_required_skips_its_branches_and_says_why(
+    simulator: Simulator,
+) -> None:
+    """Without required, the route's branch stages are skipped (not 'not chosen'), with why."""
+    workflow = Workflow(
+        (
+            Stage("classify", prompt="Pick one: Lyon"),
+            Stage("pick", route="classify", branches={"history": ["past"]}),
+            Stage("past", prompt="tell the history"),
+            Stage("after", prompt="a closing line"),
+        )
+    )
+    engine = engine_on(simulator)
+    result = await run_stages(workflow, engine)
+    await close(engine)
+    past = result.stage("past")
+    assert past.status is StageStatus.SKIPPED
+    assert past.reason == "its route 'pick' chose no branch"
+    assert result.stage("after").status is StageStatus.FULFILLED
+    assert result.status is RunStatus.PARTIAL
+
+
 async def test_vote_five_with_a_majority_pick_returns_the_majority_and_its_tally() -> None:
     """Five samples answering A, B, A, C, A: the stage's value is A and the tally is 3/1/1."""
     model = ScriptedModel()

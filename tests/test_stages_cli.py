@@ -85,6 +85,10 @@ def test_three_stages_send_five_requests_and_a_cached_rerun_sends_none(
     assert stats(sim)["requests"] == 5, "the cached re-run sent requests"
     assert json.loads(again)["text"] == data["text"]
     assert json.loads(again)["stats"]["cached"] == 5
+    code, timeline, err = run("show", "1", "--timeline", "--journal", str(tmp_path / "j.db"))
+    assert code == 0, err
+    assert "── district: map ×3, fulfilled" in timeline
+    assert timeline.index("── outline") < timeline.index("── district") < timeline.index("── guide")
 
 
 def map_prompts(journal: Path) -> set[str]:

@@ -362,8 +362,8 @@ async def arun(
     ):
         result = await run_stages(workflow, engine, settings=settings, deadline=deadline)
         if recording is not None:
-            stats = result.to_dict()["stats"]
-            recording.finish(result.status.value, result.reason, {"stats": stats})
+            summary = {"stats": result.to_dict()["stats"], "stages": result.summary()}
+            recording.finish(result.status.value, result.reason, summary)
     return result
 
 

@@ -148,7 +148,9 @@ def _shown(
             from fanwise.stages.show import grouped_timeline
 
             workflow = Workflow.from_dict(record.spec["workflow"])
-            return grouped_timeline(workflow, rows, width)
+            stages = record.summary.get("stages") or []
+            groups = {s["name"]: f"{s['group']}, {s['status']}" for s in stages}
+            return grouped_timeline(workflow, rows, width, groups)
         return ascii_timeline(rows, width=width)
     if record.kind == "workflow":
         result = rebuild_workflow(record, calls)

@@ -64,7 +64,11 @@ def execute_staged(
         return await run_stages(workflow, engine, settings=settings, deadline=options.deadline)
 
     result, _ = run(options, model, session, body)
-    summary = {"stats": result.to_dict()["stats"], "cost_usd": round(session.cost, 6)}
+    summary = {
+        "stats": result.to_dict()["stats"],
+        "stages": result.summary(),
+        "cost_usd": round(session.cost, 6),
+    }
     session.finish(result.status.value, reason=result.reason, summary=summary)
     if options.as_json:
         document = json.dumps({**result.to_dict(), **session.to_dict()}, indent=2) + "\n"

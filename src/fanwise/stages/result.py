@@ -151,6 +151,12 @@ class StagedResult:
         )
         return sum(spent, Usage())
 
+    def summary(self) -> list[dict[str, str]]:
+        """Each stage's name, status and group (``map ×3``, ``route → food``), for the journal."""
+        from fanwise.stages.show import group
+
+        return [{"name": r.name, "status": r.status.value, "group": group(r)} for r in self.stages]
+
     def to_dict(self) -> dict[str, Any]:
         outcomes = self.outcomes
         return {

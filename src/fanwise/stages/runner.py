@@ -72,8 +72,13 @@ class _Runner:
         self.deadline = None if deadline is None else engine.now() + deadline
         self.results: dict[str, StageResult] = {}
         self.next_index = 0
-        routed = {n for s in workflow.stages for names in s.branches.values() for n in names}
-        self.waiting_for_route = routed
+        self.route_of = {
+            name: stage.name
+            for stage in workflow.stages
+            for names in stage.branches.values()
+            for name in names
+        }
+        self.waiting_for_route = set(self.route_of)
 
     async def run(self) -> StagedResult:
         stopped: str | None = None
@@ -82,9 +87,7 @@ class _Runner:
             if stopped is not None:
                 result = StageResult(stage, StageStatus.SKIPPED, reason=stopped)
             elif stage.name in self.waiting_for_route:
-                result = StageResult(
-                    stage, StageStatus.NOT_CHOSEN, reason="a route chose another branch"
-                )
+                result = self._not_run(stage)
             else:
                 result = await self._stage(stage)
             result = dataclasses.replace(result, started=start, finished=self.engine.now())
@@ -92,6 +95,16 @@ class _Runner:
             if result.status is StageStatus.FAILED and stage.required:
                 stopped = f"the required stage {stage.name!r} failed: {result.reason}"
         return self._finish(stopped)
+
+    def _not_run(self, stage: Stage) -> StageResult:
+        """A routed stage its route did not choose, or could not choose (it failed)."""
+        route = self.results[self.route_of[stage.name]]
+        if route.ok:
+            why = f"route {route.name!r} chose {route.value!r}"
+            return StageResult(stage, StageStatus.NOT_CHOSEN, reason=why)
+        return StageResult(
+            stage, StageStatus.SKIPPED, reason=f"its route {route.name!r} chose no branch"
+        )
 
     def _finish(self, stopped: str | None) -> StagedResult:
         results = tuple(self.results.values())
@@ -163,9 +176,6 @@ class _Runner:
                 f"{stage.route} is {choice!r}, which is not one of its branches ({known})"
             )
         self.waiting_for_route -= set(stage.branches[choice])
-        for other, names in stage.branches.items():
-            if other != choice:
-                self.waiting_for_route |= set(names) - set(stage.branches[choice])
         result = StageResult(stage, StageStatus.FULFILLED, value=choice, detail={"choice": choice})
         self._finished(result, f"chose {choice}")
         return result
@@ -239,7 +249,10 @@ class _Runner:
             "tie": sum(1 for n in tally.values() if n == top) > 1,
         }
         result = dataclasses.replace(fanned, value=winner.data, detail=detail)
-        self._finished(result, "tally " + ", ".join(f"{k!s:.30}: {n}" for k, n in tally.items()))
+        self._finished(
+            result,
+            "tally " + ", ".join(f"{' '.join(k.split())[:30]}: {n}" for k, n in tally.items()),
+        )
         return result
 
     def _ballot(self, branch: Branch, field: str, stage: Stage) -> Any:

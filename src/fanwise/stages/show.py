@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from fanwise.plain import STAGE_ICONS
+from fanwise.plain import STAGE_ICONS, shorten
 from fanwise.stages import cite
 from fanwise.stages.model import Stage, Workflow
 from fanwise.stages.result import StagedResult, StageResult, StageStatus
@@ -23,7 +23,7 @@ def group(result: StageResult) -> str:
     if kind == "route" and "choice" in detail:
         return f"route → {detail['choice']}"
     if kind == "vote" and "tally" in detail:
-        tally = ", ".join(f"{k[:30]}: {n}" for k, n in detail["tally"].items())
+        tally = ", ".join(f"{shorten(k, 30)}: {n}" for k, n in detail["tally"].items())
         return f"vote ×{len(result.branches)} ({tally})"
     if kind == "questions":
         return f"questions ×{len(result.branches)}"
@@ -54,21 +54,34 @@ def to_markdown(result: StagedResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def grouped_timeline(workflow: Workflow, rows: Sequence[TimelineRow], width: int = 100) -> str:
-    """The ASCII timeline of a staged run, a header line above each stage's calls."""
+def grouped_timeline(
+    workflow: Workflow,
+    rows: Sequence[TimelineRow],
+    width: int = 100,
+    groups: Mapping[str, str] | None = None,
+) -> str:
+    """The ASCII timeline of a staged run: each stage heads its calls, in the run's order.
+
+    ``groups`` (from the run's summary) says what each stage was: ``map ×3``, ``route → food``,
+    a vote's tally; without it the header says the kind and the number of calls.
+    """
     rows = sorted(rows, key=lambda r: r.index)
     text = ascii_timeline(rows, width=width).splitlines()
-    out, shown = text[:1], text[1 : 1 + min(len(rows), 60)]
-    stages = [_stage_of(workflow, row.label) for row in rows]
-    current: Stage | None = None
-    for stage, line in zip(stages, shown, strict=False):
-        if stage is not None and stage is not current:
-            current = stage
-            width_of = sum(s is stage for s in stages)
-            times = f" ×{width_of}" if width_of > 1 else ""
-            out.append(f"── {stage.name}: {stage.kind}{times} " + "─" * 20)
-        out.append(line)
-    return "\n".join([*out, *text[1 + len(shown) :]]) + "\n"
+    shown = text[1 : 1 + min(len(rows), 60)]
+    lines: dict[str, list[str]] = {stage.name: [] for stage in workflow.stages}
+    others: list[str] = []
+    for row, line in zip(rows, shown, strict=False):
+        stage = _stage_of(workflow, row.label)
+        (lines[stage.name] if stage is not None else others).append(line)
+    out = text[:1]
+    for stage in workflow.stages:
+        calls = lines[stage.name]
+        what = (groups or {}).get(stage.name)
+        if what is None:
+            what = stage.kind + (f" ×{len(calls)}" if len(calls) > 1 else "")
+        out.append(f"── {stage.name}: {what} " + "─" * 20)
+        out += calls
+    return "\n".join([*out, *others, *text[1 + len(shown) :]]) + "\n"
 
 
 def _stage_of(workflow: Workflow, label: str) -> Stage | None:
