@@ -147,3 +147,15 @@ async def test_groups_and_the_timeline_show_a_map_width_and_a_vote_tally() -> No
 def _labelled(result: StagedResult) -> list[tuple[str, Fulfilled[Completion] | Rejected]]:
     labels = {"list": "list", "each": "each: About", "best": "best #"}
     return [(labels[r.name], b.outcome) for r in result.stages for b in r.branches]
+
+
+async def test_the_html_report_escapes_model_text_and_groups_each_stage() -> None:
+    """An answer with a <script> tag stays text; each stage is a section with its group."""
+    model = ScriptedModel()
+    model.enqueue("Q?", Reply("<script>alert(1)</script>"))
+    workflow = Workflow((Stage("facts", questions=("Q?", "R?")), Stage("end", prompt="{facts}")))
+    result = await run_stages(workflow, Engine(model))
+    page = to_html(result, cost=0.0)
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "<section class='stage fulfilled'><h3>facts <small>questions ×2" in page
+    assert "script-src" not in page and "default-src 'none'" in page
