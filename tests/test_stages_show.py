@@ -22,7 +22,8 @@ from fanwise.outcome import Fulfilled, Rejected, ServerError
 from fanwise.retry import RetryPolicy
 from fanwise.stages import Stage, StagedResult, StageStatus, Workflow, run_stages
 from fanwise.stages.report import to_html
-from fanwise.stages.show import group, grouped_timeline, to_markdown
+from fanwise.stages.result import group
+from fanwise.stages.show import grouped_timeline, to_markdown
 from fanwise.timeline import TimelineRow
 from tests.scripted import Reply, ScriptedModel
 

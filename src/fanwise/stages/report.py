@@ -14,8 +14,7 @@ from pathlib import Path
 from fanwise.html_report import CSP, markdown
 from fanwise.prices import format_usd
 from fanwise.stages import cite
-from fanwise.stages.result import StagedResult, StageResult
-from fanwise.stages.show import group
+from fanwise.stages.result import StagedResult, StageResult, group
 from fanwise.stages.template import as_text
 
 STYLE = """

@@ -15,6 +15,7 @@ from fanwise.calls import CallOutcome
 from fanwise.models.base import Usage
 from fanwise.outcome import Fulfilled, Rejected
 from fanwise.stages.model import Stage, Workflow
+from fanwise.stages.template import as_text
 from fanwise.structured import jsonable, outcome_usage
 
 
@@ -130,11 +131,7 @@ class StagedResult:
         if final is None or not final.ok:
             return None
         value = final.value
-        if isinstance(value, str):
-            return value
-        from fanwise.stages.template import as_text
-
-        return as_text(value)
+        return value if isinstance(value, str) else as_text(value)
 
     def stage(self, name: str) -> StageResult:
         return next(r for r in self.stages if r.name == name)
@@ -153,8 +150,6 @@ class StagedResult:
 
     def summary(self) -> list[dict[str, str]]:
         """Each stage's name, status and group (``map ×3``, ``route → food``), for the journal."""
-        from fanwise.stages.show import group
-
         return [{"name": r.name, "status": r.status.value, "group": group(r)} for r in self.stages]
 
     def to_dict(self) -> dict[str, Any]:
@@ -177,4 +172,21 @@ class StagedResult:
         }
 
 
-__all__ = ["Branch", "RunStatus", "StageResult", "StageStatus", "StagedResult"]
+def group(result: StageResult) -> str:
+    """What a stage was, as a group: a map's width, a route's choice, a vote's tally."""
+    detail = result.detail
+    kind = result.stage.kind
+    if kind == "map" and "width" in detail:
+        cut = f" of {detail['items']}" if detail["items"] != detail["width"] else ""
+        return f"map ×{detail['width']}{cut}"
+    if kind == "route" and "choice" in detail:
+        return f"route → {detail['choice']}"
+    if kind == "vote" and "tally" in detail:
+        tally = ", ".join(f"{' '.join(k.split())[:30]}: {n}" for k, n in detail["tally"].items())
+        return f"vote ×{len(result.branches)} ({tally})"
+    if kind == "questions":
+        return f"questions ×{len(result.branches)}"
+    return kind
+
+
+__all__ = ["Branch", "RunStatus", "StageResult", "StageStatus", "StagedResult", "group"]

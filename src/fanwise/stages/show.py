@@ -4,30 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from fanwise.plain import STAGE_ICONS, shorten
+from fanwise.plain import STAGE_ICONS
 from fanwise.stages import cite
 from fanwise.stages.model import Stage, Workflow
-from fanwise.stages.result import StagedResult, StageResult, StageStatus
+from fanwise.stages.result import StagedResult, StageStatus, group
 from fanwise.timeline import TimelineRow, ascii_timeline
 
 ICONS = STAGE_ICONS
-
-
-def group(result: StageResult) -> str:
-    """What a stage was, as a group: a map's width, a route's choice, a vote's tally."""
-    detail = result.detail
-    kind = result.stage.kind
-    if kind == "map" and "width" in detail:
-        cut = f" of {detail['items']}" if detail["items"] != detail["width"] else ""
-        return f"map ×{detail['width']}{cut}"
-    if kind == "route" and "choice" in detail:
-        return f"route → {detail['choice']}"
-    if kind == "vote" and "tally" in detail:
-        tally = ", ".join(f"{shorten(k, 30)}: {n}" for k, n in detail["tally"].items())
-        return f"vote ×{len(result.branches)} ({tally})"
-    if kind == "questions":
-        return f"questions ×{len(result.branches)}"
-    return kind
 
 
 def to_markdown(result: StagedResult) -> str:
