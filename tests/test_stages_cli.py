@@ -89,6 +89,12 @@ def test_three_stages_send_five_requests_and_a_cached_rerun_sends_none(
     assert code == 0, err
     assert "── district: map ×3, fulfilled" in timeline
     assert timeline.index("── outline") < timeline.index("── district") < timeline.index("── guide")
+    page = tmp_path / "report.html"
+    code, _, err = run("report", "1", "-o", str(page), "--journal", str(tmp_path / "j.db"))
+    assert code == 0, err
+    html = page.read_text(encoding="utf-8")
+    assert "district <small>map ×3 · fulfilled</small>" in html
+    assert "[district.3]" in html and '<svg class="gantt"' in html
 
 
 def map_prompts(journal: Path) -> set[str]:

@@ -158,5 +158,5 @@ async def test_the_html_report_escapes_model_text_and_groups_each_stage() -> Non
     result = await run_stages(workflow, Engine(model))
     page = to_html(result, cost=0.0)
     assert "<script>" not in page and "&lt;script&gt;" in page
-    assert "<section class='stage fulfilled'><h3>facts <small>questions ×2" in page
+    assert "<article class='stage fulfilled'><h3>facts <small>questions ×2" in page
     assert "script-src" not in page and "default-src 'none'" in page

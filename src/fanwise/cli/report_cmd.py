@@ -36,6 +36,19 @@ def report_html(record: RunRecord, calls: Iterable[CallRecord]) -> str:
     if record.kind == "workflow":
         result = rebuild_workflow(record, calls)
         return to_html(result, run_id=str(record.id), cost=cost, created=created)
+    if record.kind == "stages" and "workflow" in record.spec:  # each stage as a group
+        from fanwise.stages import Workflow
+        from fanwise.stages.report import from_journal
+
+        return from_journal(
+            Workflow.from_dict(record.spec["workflow"]),
+            [(call.index, call.label, call.outcome) for call in calls],
+            status=record.status,
+            reason=record.reason,
+            summary=record.summary,
+            cost=cost,
+            run_id=str(record.id),
+        )
     return calls_to_html(
         f"{record.kind} {record.topic}",
         timeline_rows(record, calls),

@@ -82,7 +82,8 @@ def execute_staged(
         from fanwise.stages.report import write_stages_report
 
         try:
-            write_stages_report(options.report, result, cost=session.cost)
+            run_id = None if session.run_id is None else str(session.run_id)
+            write_stages_report(options.report, result, cost=session.cost, run_id=run_id)
         except OSError as exc:
             raise InputError(f"--report {options.report}: cannot write: {exc.strerror}") from None
     if not options.quiet:

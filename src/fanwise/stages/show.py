@@ -54,7 +54,7 @@ def grouped_timeline(
     lines: dict[str, list[str]] = {stage.name: [] for stage in workflow.stages}
     others: list[str] = []
     for row, line in zip(rows, shown, strict=False):
-        stage = _stage_of(workflow, row.label)
+        stage = stage_of(workflow, row.label)
         (lines[stage.name] if stage is not None else others).append(line)
     out = text[:1]
     for stage in workflow.stages:
@@ -67,7 +67,7 @@ def grouped_timeline(
     return "\n".join([*out, *others, *text[1 + len(shown) :]]) + "\n"
 
 
-def _stage_of(workflow: Workflow, label: str) -> Stage | None:
+def stage_of(workflow: Workflow, label: str) -> Stage | None:
     """A call's stage, from its label (``name``, ``name: prompt``, ``name #2``, ``name judge``)."""
     for stage in workflow.stages:
         if label == stage.name or label.startswith((f"{stage.name}:", f"{stage.name} ")):
