@@ -86,8 +86,10 @@ class _Runner:
             start = self.engine.now()
             if stopped is not None:
                 result = StageResult(stage, StageStatus.SKIPPED, reason=stopped)
+                self._finished(result)
             elif stage.name in self.waiting_for_route:
                 result = self._not_run(stage)
+                self._finished(result)
             else:
                 result = await self._stage(stage)
             result = dataclasses.replace(result, started=start, finished=self.engine.now())
@@ -99,6 +101,8 @@ class _Runner:
     def _not_run(self, stage: Stage) -> StageResult:
         """A routed stage its route did not choose, or could not choose (it failed)."""
         route = self.results[self.route_of[stage.name]]
+        if route.status is StageStatus.NOT_CHOSEN:
+            return StageResult(stage, StageStatus.NOT_CHOSEN, reason=route.reason)
         if route.ok:
             why = f"route {route.name!r} chose {route.value!r}"
             return StageResult(stage, StageStatus.NOT_CHOSEN, reason=why)
@@ -123,7 +127,9 @@ class _Runner:
     async def _stage(self, stage: Stage) -> StageResult:
         blocked = self._blocked_by(stage)
         if blocked is not None:
-            return StageResult(stage, StageStatus.SKIPPED, reason=blocked)
+            skipped = StageResult(stage, StageStatus.SKIPPED, reason=blocked)
+            self._finished(skipped)
+            return skipped
         try:
             match stage.kind:
                 case "route":
