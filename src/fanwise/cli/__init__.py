@@ -44,8 +44,8 @@ COMMANDS = {
     ),
     "run": LazyCommand(
         "fanwise.cli.workflows:run_plan",
-        "Run a plan: a TOML file of questions and synthesis instructions (or a built-in plan "
-        "name).",
+        "Run a plan: a TOML file of questions and synthesis, or of [[stage]] tables (or a "
+        "built-in plan name, e.g. travel or city-districts).",
     ),
     "runs": LazyCommand(
         "fanwise.cli.journal_cmds:runs",
