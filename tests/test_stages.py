@@ -306,3 +306,14 @@ async def test_a_resumed_vote_keeps_the_samples_already_answered(
         journal.close()
         assert result.stage("best").detail["tally"] == {result.stage("best").value: 3}
     assert simulator.stats().requests == 3
+
+
+async def test_the_last_stage_streams_its_text_to_on_delta() -> None:
+    """With on_delta, the final prompt stage's text arrives in pieces that add up to it."""
+    from fanwise import OfflineModel, OfflineSettings
+
+    pieces: list[str] = []
+    engine = Engine(OfflineModel(OfflineSettings(latency=(0.0, 0.0))))
+    result = await run_stages(THREE_STAGES, engine, on_delta=pieces.append)
+    assert result.status is RunStatus.COMPLETE
+    assert len(pieces) > 1 and "".join(pieces) == result.text

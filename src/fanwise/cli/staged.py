@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from fanwise.cli.session import open_session, options_spec
 from fanwise.prices import format_usd
 from fanwise.stages import RunStatus, StagedResult, Workflow, run_stages
 from fanwise.stages.show import to_markdown
+from fanwise.stream import SynthesisStream
 
 EXIT_CODES = {
     RunStatus.COMPLETE: EXIT_OK,
@@ -59,9 +61,14 @@ def execute_staged(
         model=settings.model,
     )
 
+    streamed = options.stream and not (options.as_json or options.out)
+    stream = SynthesisStream(sys.stdout, sys.stderr) if streamed else None
+
     async def body(current: Run) -> StagedResult:
-        engine = current.engine()
-        return await run_stages(workflow, engine, settings=settings, deadline=options.deadline)
+        engine = current.engine(stream.observe if stream else None)
+        return await run_stages(
+            workflow, engine, settings=settings, deadline=options.deadline, on_delta=stream
+        )
 
     result, _ = run(options, model, session, body)
     summary = {
@@ -72,8 +79,8 @@ def execute_staged(
     session.finish(result.status.value, reason=result.reason, summary=summary)
     if options.as_json:
         document = json.dumps({**result.to_dict(), **session.to_dict()}, indent=2) + "\n"
-    else:
-        document = to_markdown(result)
+    else:  # the last stage's text already on stdout, if it streamed
+        document = to_markdown(result, text=stream is None or not stream.delivered)
     if options.out:
         Path(options.out).write_text(document, encoding="utf-8")
     else:

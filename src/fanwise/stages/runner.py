@@ -17,7 +17,7 @@ from typing import Any
 from fanwise.calls import Call, CallOutcome
 from fanwise.engine import Engine
 from fanwise.events import PhaseFinished, PhaseStarted, StageFinished, StageStarted
-from fanwise.models.base import Request
+from fanwise.models.base import DeltaSink, Request
 from fanwise.outcome import Fulfilled, Rejected
 from fanwise.stages import cite
 from fanwise.stages.model import Stage, Workflow
@@ -49,9 +49,12 @@ async def run_stages(
     *,
     settings: ModelSettings | None = None,
     deadline: float | None = None,
+    on_delta: DeltaSink | None = None,
 ) -> StagedResult:
-    """Run the stages in order; a failed ``required`` stage stops the run."""
-    return await _Runner(workflow, engine, settings or ModelSettings(), deadline).run()
+    """Run the stages in order; a failed ``required`` stage stops the run. ``on_delta`` gets
+    the last stage's text as it streams, when that stage is one call (a ``prompt``)."""
+    runner = _Runner(workflow, engine, settings or ModelSettings(), deadline, on_delta)
+    return await runner.run()
 
 
 class StageFailed(Exception):
@@ -65,8 +68,10 @@ class _Runner:
         engine: Engine,
         settings: ModelSettings,
         deadline: float | None,
+        on_delta: DeltaSink | None = None,
     ) -> None:
         self.workflow = workflow
+        self.on_delta = on_delta
         self.engine = engine
         self.settings = settings
         self.deadline = None if deadline is None else engine.now() + deadline
@@ -213,7 +218,11 @@ class _Runner:
             told = "\n\n".join(filter(None, (stage.instructions, cite.instructions(cited))))
             asking = dataclasses.replace(stage, instructions=told)
         self._started(stage, 1)
-        (outcome,) = await self._send(stage, [self._call(asking, prompt, stage.name)])
+        call = self._call(asking, prompt, stage.name)
+        if self.on_delta is not None and stage is self.workflow.stages[-1]:
+            outcome = await self._stream(call, self.on_delta)
+        else:
+            (outcome,) = await self._send(stage, [call])
         branch = Branch(stage.name, stage.name, outcome)
         if isinstance(outcome, Rejected):
             result = StageResult(stage, StageStatus.FAILED, (branch,), reason=_why(branch))
@@ -343,6 +352,12 @@ class _Runner:
         return await self.engine.run(
             calls, deadline=remaining, fail_fast=fail_fast, first_index=first
         )
+
+    async def _stream(self, call: Call, on_delta: DeltaSink) -> CallOutcome:
+        """The last stage's one call, its text handed to ``on_delta`` as it comes (live)."""
+        index = self.next_index
+        self.next_index += 1
+        return await self.engine.complete(call, index=index, on_delta=on_delta)
 
     def _render(self, template: str, stage: Stage, local: dict[str, Any] | None = None) -> str:
         local = local or {}

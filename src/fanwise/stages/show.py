@@ -13,15 +13,17 @@ from fanwise.timeline import TimelineRow, ascii_timeline
 ICONS = STAGE_ICONS
 
 
-def to_markdown(result: StagedResult) -> str:
-    """The final stage's text, then a short account of every stage."""
-    lines = [
-        f"# {result.workflow.title}"
-        + (f": {result.workflow.topic}" if result.workflow.topic else ""),
-        "",
-    ]
-    text = result.text
-    lines += [text.strip() if text else f"_No result: {result.reason}_", "", "## Stages", ""]
+def to_markdown(result: StagedResult, *, text: bool = True) -> str:
+    """The final stage's text, then a short account of every stage (``text=False``: only the
+    account, after a final stage already streamed to stdout)."""
+    lines = [""]  # after the streamed text: a blank line
+    if text:
+        lines = []
+        title = result.workflow.title
+        lines += [f"# {title}" + (f": {result.workflow.topic}" if result.workflow.topic else "")]
+        lines += ["", result.text.strip() if result.text else f"_No result: {result.reason}_"]
+        lines.append("")
+    lines += ["## Stages", ""]
     for stage in result.stages:
         answered = sum(b.outcome.status == "fulfilled" for b in stage.branches)
         calls = f", {answered} of {len(stage.branches)} calls answered" if stage.branches else ""
