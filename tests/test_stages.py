@@ -317,3 +317,15 @@ async def test_the_last_stage_streams_its_text_to_on_delta() -> None:
     result = await run_stages(THREE_STAGES, engine, on_delta=pieces.append)
     assert result.status is RunStatus.COMPLETE
     assert len(pieces) > 1 and "".join(pieces) == result.text
+
+
+async def test_the_deadline_bounds_every_stage_the_streamed_one_too() -> None:
+    """A run deadline cuts a slow streamed last stage: it fails and says the deadline passed."""
+    model = ScriptedModel()
+    model.enqueue("slow", Reply("late", delay=5.0))
+    workflow = Workflow((Stage("a", prompt="quick"), Stage("b", prompt="slow")))
+    result = await run_stages(workflow, Engine(model), deadline=0.2, on_delta=lambda _: None)
+    assert result.stage("a").status is StageStatus.FULFILLED
+    assert result.stage("b").status is StageStatus.FAILED
+    assert result.stage("b").reason == "the deadline passed while it ran"
+    assert result.status is RunStatus.NO_RESULT

@@ -8,6 +8,7 @@ resume reads back from the journal, so the map's calls (and keys) come out the s
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 from collections import Counter
@@ -344,11 +345,7 @@ class _Runner:
     ) -> list[CallOutcome]:
         first = self.next_index
         self.next_index += len(calls)
-        remaining = None
-        if self.deadline is not None:
-            remaining = self.deadline - self.engine.now()
-            if remaining <= 0:
-                raise StageFailed("the deadline passed before it started")
+        remaining = self._remaining()
         return await self.engine.run(
             calls, deadline=remaining, fail_fast=fail_fast, first_index=first
         )
@@ -357,7 +354,23 @@ class _Runner:
         """The last stage's one call, its text handed to ``on_delta`` as it comes (live)."""
         index = self.next_index
         self.next_index += 1
-        return await self.engine.complete(call, index=index, on_delta=on_delta)
+        remaining = self._remaining()
+        if remaining is None:
+            return await self.engine.complete(call, index=index, on_delta=on_delta)
+        try:
+            async with asyncio.timeout(remaining):
+                return await self.engine.complete(call, index=index, on_delta=on_delta)
+        except TimeoutError:
+            raise StageFailed("the deadline passed while it ran") from None
+
+    def _remaining(self) -> float | None:
+        """Seconds left before the run's deadline (None: no deadline)."""
+        if self.deadline is None:
+            return None
+        remaining = self.deadline - self.engine.now()
+        if remaining <= 0:
+            raise StageFailed("the deadline passed before it started")
+        return remaining
 
     def _render(self, template: str, stage: Stage, local: dict[str, Any] | None = None) -> str:
         local = local or {}
