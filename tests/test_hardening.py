@@ -159,7 +159,7 @@ def test_runs_counts_research_and_synthesis_apart() -> None:
 def test_runs_n_and_run_have_help_that_names_what_they_take() -> None:
     """Case 18: `runs --help` explains -n; `run --help` lists the built-in plans."""
     assert "How many runs to list" in fanwise("runs", "--help").stdout
-    assert "Built-in plans: travel" in fanwise("run", "--help").stdout
+    assert "Built-in plans: city-districts, travel" in fanwise("run", "--help").stdout
 
 
 # 5: a reader that goes away
