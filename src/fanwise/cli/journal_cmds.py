@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import sys
 from collections.abc import Mapping
@@ -20,7 +19,7 @@ from fanwise.cli.engine_flags import EndpointList
 from fanwise.cli.errors import InputError
 from fanwise.cli.flags import workflow_options
 from fanwise.cli.journal_flags import journal_option, max_cost_option
-from fanwise.cli.journal_read import RUN_ID, journal_exists, read_journal
+from fanwise.cli.journal_read import RUN_ID, journal_exists, process_alive, read_journal
 from fanwise.cli.numbers import FiniteRange
 from fanwise.cli.options import RunOptions
 from fanwise.cli.otel_flag import otel_option
@@ -227,7 +226,7 @@ def resume(ctx: click.Context, /, run_id: int, **overrides: Any) -> None:
             f"run {run_id} kept no prompt or answer text (--journal-content meta), so it cannot "
             "be resumed: run the command again"
         )
-    if record.status == "running" and _alive(record.pid):
+    if record.status == "running" and process_alive(record.pid):
         raise InputError(f"run {run_id} is still running (process {record.pid})")
     if record.kind not in ("workflow", "batch", "stages"):
         raise InputError(
@@ -292,23 +291,9 @@ def _run_dict(record: RunRecord) -> dict[str, Any]:
 
 def _status(record: RunRecord) -> str:
     """The stored status, except that a 'running' run whose process is gone has stopped."""
-    if record.status == "running" and not _alive(record.pid):
+    if record.status == "running" and not process_alive(record.pid):
         return "stopped"
     return record.status
-
-
-def _alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _clip(text: str, width: int) -> str:
