@@ -51,7 +51,7 @@ FAULTS = {  # the simulator's fault -> the kind both transports must make of it
 
 def open_session(model: FastOpenAIModel) -> aiohttp.ClientSession | None:
     """The model's HTTP session now (a call, not an attribute, so mypy does not pin its type)."""
-    return model._http
+    return model._http.current
 
 
 def build(transport: str, sim: Simulator, api: str = "responses") -> Any:
@@ -199,7 +199,7 @@ async def test_one_session_serves_many_calls_and_close_releases_it(simulator: Si
     model = FastOpenAIModel(api_key="k", base_url=simulator.base_url)
     engine = Engine(model, concurrency=50)
     outcomes = await engine.run(Call(Request.text(f"Question {i}")) for i in range(50))
-    session = model._http
+    session = open_session(model)
     await model.aclose()
     assert all(isinstance(o, Fulfilled) for o in outcomes)
     assert session is not None and session.closed and open_session(model) is None

@@ -98,7 +98,7 @@ def test_get_model_resolves_provider_and_transport_as_the_cli_does() -> None:
 async def test_a_model_closes_its_connections_at_the_end_of_async_with() -> None:
     """`async with model:` calls aclose(); the offline model inherits a no-op aclose."""
     async with FastOpenAIModel(api_key="k", base_url="http://127.0.0.1:1/v1") as model:
-        session = model._session()
+        session = model._http.get()
     assert session.closed and open_session(model) is None
     async with fanwise.OfflineModel() as offline:
         assert offline.name == "offline"

@@ -30,10 +30,10 @@ from fanwise.models.anthropic_bodies import (
     message_completion,
 )
 from fanwise.models.base import Completion, DeltaSink, Endpoint, Model, Request
-from fanwise.models.bodies import error_message, lowered_headers
-from fanwise.models.fast import _env_proxy as env_proxy
+from fanwise.models.bodies import lowered_headers
+from fanwise.models.http_session import SharedSession, transport_errors
 from fanwise.models.sse import SseLines
-from fanwise.outcome import BadRequest, CallError, CallTimeout, InvalidResponse, NetworkError
+from fanwise.outcome import BadRequest
 
 DEFAULT_ROOT = "https://api.anthropic.com"
 
@@ -47,9 +47,8 @@ def messages_url(root: str) -> str:
 class AnthropicModel(Model):
     """Claude, through the Messages API, spoken to with aiohttp.
 
-    The session is made on the first call inside the running loop and shared by every call
-    after it; ``aclose()`` (or ``async with``) releases it. No client timeout: the engine bounds
-    each attempt. ``clock`` (wall time) turns the RFC 3339 resets into seconds.
+    One ``SharedSession`` carries every call; ``aclose()`` (or ``async with``) releases it.
+    ``clock`` (wall time) turns the RFC 3339 resets into seconds.
     """
 
     def __init__(
@@ -65,15 +64,13 @@ class AnthropicModel(Model):
             raise ValueError("an API key is needed: pass api_key or set ANTHROPIC_API_KEY")
         self.base_url = (base_url or environ.get("ANTHROPIC_BASE_URL") or DEFAULT_ROOT).rstrip("/")
         self.url = messages_url(self.base_url)
-        self._headers = {
+        headers = {
             "x-api-key": key,
             "anthropic-version": VERSION,
             "content-type": "application/json",
         }
         self._clock = clock
-        # HTTPS_PROXY/NO_PROXY as the SDK honours them, read once (see models/fast.py).
-        self._proxy, self._proxy_auth = env_proxy(self.url)
-        self._http: aiohttp.ClientSession | None = None
+        self._http = SharedSession(self.url, headers)
 
     @property
     def name(self) -> str:
@@ -81,19 +78,7 @@ class AnthropicModel(Model):
 
     async def aclose(self) -> None:
         """Release the connections; the next call opens a fresh session."""
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
-
-    def _session(self) -> aiohttp.ClientSession:
-        if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-                headers=self._headers,
-                timeout=aiohttp.ClientTimeout(total=None),
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
-        return self._http
+        await self._http.aclose()
 
     async def complete(self, request: Request, *, on_delta: DeltaSink | None = None) -> Completion:
         """Send ``request.body`` to the Messages API; stream it when ``on_delta`` is given."""
@@ -102,18 +87,10 @@ class AnthropicModel(Model):
                 f"the anthropic provider speaks the messages endpoint, not {request.endpoint}: "
                 "give the request as a Messages body (endpoint messages, url /v1/messages)"
             )
-        try:
+        with transport_errors():
             if on_delta is None:
                 return await self._call(request.body)
             return await self._stream(request.body, on_delta)
-        except CallError:
-            raise
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidResponse(error_message(exc)) from exc
-        except TimeoutError as exc:
-            raise CallTimeout(error_message(exc)) from exc
-        except aiohttp.ClientError as exc:
-            raise NetworkError(error_message(exc)) from exc
 
     async def _call(self, body: Mapping[str, Any]) -> Completion:
         async with self._post(body) as response:
@@ -144,14 +121,7 @@ class AnthropicModel(Model):
         return reader.result(headers)
 
     def _post(self, body: Mapping[str, Any]) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
-        return self._session().post(
-            self.url,
-            data=json.dumps(body).encode(),
-            headers=beta_headers(body),
-            allow_redirects=False,
-            proxy=self._proxy,
-            proxy_auth=self._proxy_auth,
-        )
+        return self._http.post(self.url, json.dumps(body).encode(), headers=beta_headers(body))
 
 
 __all__ = ["DEFAULT_ROOT", "AnthropicModel", "messages_url"]

@@ -31,6 +31,7 @@ from fanwise.models.anthropic_bodies import (
 )
 from fanwise.models.base import Completion, DeltaSink, Endpoint, Model, Request
 from fanwise.models.bodies import lowered_headers
+from fanwise.models.sdk_errors import response_content, sdk_errors, sdk_message
 from fanwise.models.sse import SseLines
 from fanwise.outcome import (
     BadRequest,
@@ -40,7 +41,6 @@ from fanwise.outcome import (
     NetworkError,
     ServerError,
 )
-from fanwise.redact import redact
 
 
 class AnthropicSdkModel(Model):
@@ -76,7 +76,7 @@ class AnthropicSdkModel(Model):
             raise BadRequest(
                 f"the anthropic provider speaks the messages endpoint, not {request.endpoint}"
             )
-        try:
+        with sdk_errors(anthropic.AnthropicError, self.classify):
             if on_delta is None:
                 response = await self.client.post(
                     "/v1/messages",
@@ -87,12 +87,6 @@ class AnthropicSdkModel(Model):
                 headers = limit_headers(lowered_headers(dict(response.headers)), self._clock)
                 return message_completion(json.loads(response.content), response.content, headers)
             return await self._stream(request, on_delta)
-        except CallError:
-            raise
-        except (anthropic.AnthropicError, httpx2.HTTPError, json.JSONDecodeError) as exc:
-            raise self.classify(exc) from exc
-        except UnicodeDecodeError as exc:
-            raise InvalidResponse(redact(str(exc))[:500]) from exc
 
     async def _stream(self, request: Request, on_delta: DeltaSink) -> Completion:
         reader = MessagesStream(on_delta)
@@ -117,7 +111,7 @@ class AnthropicSdkModel(Model):
 
     def classify(self, exc: BaseException) -> CallError:
         """Map an SDK or transport failure onto the taxonomy; the order of the checks matters."""
-        message = redact(str(getattr(exc, "message", None) or exc or type(exc).__name__))[:500]
+        message = sdk_message(exc)
         if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
             return CallTimeout(message)
         if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):
@@ -125,19 +119,12 @@ class AnthropicSdkModel(Model):
         if isinstance(exc, anthropic.APIResponseValidationError | json.JSONDecodeError):
             return InvalidResponse(message)
         if isinstance(exc, anthropic.APIStatusError):
-            raw = _content(exc.response) or b""
+            raw = response_content(exc.response) or b""
             headers = lowered_headers(dict(exc.response.headers))
             return error_from_body(exc.status_code, raw, headers, self._clock)
         if isinstance(exc, httpx2.HTTPError):
             return NetworkError(message)
         return ServerError(message)  # an error without a status, e.g. one inside a stream
-
-
-def _content(response: httpx2.Response) -> bytes | None:
-    try:
-        return response.content
-    except httpx2.ResponseNotRead:
-        return None
 
 
 __all__ = ["AnthropicSdkModel"]

@@ -23,21 +23,18 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import aiohttp
-from aiohttp.helpers import get_env_proxy_for_url
-from yarl import URL
 
 from fanwise.models.base import Completion, DeltaSink, Endpoint, Model, Request
 from fanwise.models.bodies import (
     ChatStream,
     ResponsesStream,
     error_from_body,
-    error_message,
     lowered_headers,
     read_body,
 )
 from fanwise.models.compat import resolve_api_key, streamed_body
+from fanwise.models.http_session import SharedSession, transport_errors
 from fanwise.models.sse import SseLines
-from fanwise.outcome import CallError, CallTimeout, InvalidResponse, NetworkError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -45,9 +42,7 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 class FastOpenAIModel(Model):
     """A model behind an OpenAI-compatible HTTP API, spoken to with aiohttp.
 
-    The session is made on the first call, inside the running event loop, and shared by every
-    call after it; ``aclose()`` (or ``async with``) releases it. No client timeout: the engine
-    bounds each attempt.
+    One ``SharedSession`` carries every call; ``aclose()`` (or ``async with``) releases it.
     """
 
     def __init__(
@@ -60,18 +55,14 @@ class FastOpenAIModel(Model):
         key = resolve_api_key(api_key, base_url, environ)
         self.base_url = (base_url or environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self._urls = {endpoint: self.base_url + endpoint.path for endpoint in Endpoint}
-        self._headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         for header, variable in (
             ("OpenAI-Organization", "OPENAI_ORG_ID"),
             ("OpenAI-Project", "OPENAI_PROJECT_ID"),
         ):
             if environ.get(variable):
-                self._headers[header] = environ[variable]
-        # The proxy from HTTPS_PROXY/NO_PROXY (as the SDK honours them), read once. aiohttp's
-        # trust_env=True reads it and ~/.netrc in a thread on every request: 0.61 ms of CPU per
-        # call instead of 0.27 ms (5,000 calls at concurrency 1,000, docs/benchmarks.md).
-        self._proxy, self._proxy_auth = _env_proxy(self.base_url)
-        self._http: aiohttp.ClientSession | None = None
+                headers[header] = environ[variable]
+        self._http = SharedSession(self.base_url, headers)
 
     @property
     def name(self) -> str:
@@ -79,37 +70,14 @@ class FastOpenAIModel(Model):
 
     async def aclose(self) -> None:
         """Release the connections; the next call opens a fresh session."""
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
-
-    def _session(self) -> aiohttp.ClientSession:
-        if self._http is None or self._http.closed:
-            # limit=0: the engine's concurrency is the cap; aiohttp's default of 100 connections
-            # would queue calls behind it at --concurrency 1000.
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-            self._http = aiohttp.ClientSession(
-                connector=connector,
-                headers=self._headers,
-                timeout=aiohttp.ClientTimeout(total=None),
-                cookie_jar=aiohttp.DummyCookieJar(),  # the API sets none that matter
-            )
-        return self._http
+        await self._http.aclose()
 
     async def complete(self, request: Request, *, on_delta: DeltaSink | None = None) -> Completion:
         """Send ``request.body`` to its endpoint; stream it when ``on_delta`` is given."""
-        try:
+        with transport_errors():
             if on_delta is None or request.endpoint not in _STREAMED:
                 return await self._call(request)
             return await self._stream(request, on_delta)
-        except CallError:
-            raise
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidResponse(error_message(exc)) from exc  # the SDK's words for it, too
-        except TimeoutError as exc:  # aiohttp's own (connect) timeouts; the engine's are outside
-            raise CallTimeout(error_message(exc)) from exc
-        except aiohttp.ClientError as exc:
-            raise NetworkError(error_message(exc)) from exc
 
     async def _call(self, request: Request) -> Completion:
         async with self._post(request.endpoint, request.body) as response:
@@ -147,24 +115,11 @@ class FastOpenAIModel(Model):
         self, endpoint: Endpoint, body: Mapping[str, Any]
     ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
         """The request, as an async context manager that releases the connection on exit."""
-        return self._session().post(
-            self._urls[endpoint],
-            data=json.dumps(body).encode(),
-            allow_redirects=False,
-            proxy=self._proxy,
-            proxy_auth=self._proxy_auth,
-        )
+        return self._http.post(self._urls[endpoint], json.dumps(body).encode())
 
 
 _STREAMED = frozenset({Endpoint.RESPONSES, Endpoint.CHAT})
 """The endpoints whose text can stream; any other answers whole, even when asked to stream."""
-
-
-def _env_proxy(url: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:
-    try:
-        return get_env_proxy_for_url(URL(url))
-    except LookupError:
-        return None, None
 
 
 __all__ = ["FastOpenAIModel"]

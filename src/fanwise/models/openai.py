@@ -22,6 +22,7 @@ from openai import AsyncOpenAI
 from fanwise.models.base import Completion, DeltaSink, Endpoint, Model, Request
 from fanwise.models.bodies import ChatStream, ResponsesStream, lowered_headers, read_body
 from fanwise.models.compat import resolve_api_key, status_error, streamed_body
+from fanwise.models.sdk_errors import response_content, sdk_errors, sdk_message
 from fanwise.models.sse import SseLines
 from fanwise.outcome import (
     AuthError,
@@ -32,7 +33,6 @@ from fanwise.outcome import (
     NetworkError,
     ServerError,
 )
-from fanwise.redact import redact
 
 
 class OpenAIModel(Model):
@@ -62,19 +62,13 @@ class OpenAIModel(Model):
 
     async def complete(self, request: Request, *, on_delta: DeltaSink | None = None) -> Completion:
         """Post ``request.body`` through the SDK's client and read the raw body it returns."""
-        try:
+        with sdk_errors(openai.OpenAIError, classify_error):
             if on_delta is None or request.endpoint not in (Endpoint.RESPONSES, Endpoint.CHAT):
                 response = await self.client.post(
                     request.endpoint.path, cast_to=httpx2.Response, body=dict(request.body)
                 )
                 return read_body(request.endpoint, response.content, lowered(response.headers))
             return await self._stream(request, on_delta)
-        except CallError:
-            raise
-        except (openai.OpenAIError, httpx2.HTTPError, json.JSONDecodeError) as exc:
-            raise classify_error(exc) from exc
-        except UnicodeDecodeError as exc:
-            raise InvalidResponse(redact(str(exc))[:500]) from exc
 
     async def _stream(self, request: Request, on_delta: DeltaSink) -> Completion:
         reader = (
@@ -112,7 +106,7 @@ def lowered(headers: httpx2.Headers) -> dict[str, str]:
 
 def classify_error(exc: BaseException) -> CallError:
     """Map any SDK or transport failure onto the taxonomy. The order of the checks matters."""
-    message = redact(str(getattr(exc, "message", None) or exc or type(exc).__name__))[:500]
+    message = sdk_message(exc)
     if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
         return CallTimeout(message)
     if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
@@ -141,16 +135,8 @@ def _from_status(exc: openai.APIStatusError, message: str) -> CallError:
         message,
         code=exc.code,
         headers=exc.response.headers,
-        body=_content(exc.response),
+        body=response_content(exc.response),
     )
-
-
-def _content(response: httpx2.Response) -> bytes | None:
-    """The error body, when the SDK read it (it does before raising a status error)."""
-    try:
-        return response.content
-    except httpx2.ResponseNotRead:
-        return None
 
 
 def _named(exc: BaseException, name: str) -> bool:
