@@ -8,12 +8,6 @@ a killed process's batch is adopted by ``fanwise resume`` without being sent aga
 from __future__ import annotations
 
 import json
-import os
-import signal
-import sqlite3
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +24,7 @@ from fanwise.outcome import ErrorKind
 from fanwise.retry import NoWait
 from fanwise.simulator import Simulator
 from tests.conftest import SimulatorProcess
+from tests.processes import kill_once_submitted, start_fanwise
 
 FAST = Polling(first=0.01, factor=2.0, most=0.05)
 
@@ -113,30 +108,12 @@ def test_result_lines_read_as_the_batch_api_reads_them() -> None:
     assert expired["error"]["code"] == "batch_expired" and expired["response"] is None
 
 
-def _submitted(journal: Path) -> bool:
-    if not journal.exists():
-        return False
-    db = sqlite3.connect(journal, timeout=10)
-    try:
-        row = db.execute("SELECT COUNT(*) FROM batches WHERE state = 'submitted'").fetchone()
-    except sqlite3.OperationalError:  # not migrated yet
-        return False
-    finally:
-        db.close()
-    return bool(row[0])
-
-
-def start(*args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "ANTHROPIC_API_KEY": "test", "PYTHONUNBUFFERED": "1"}
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "FANWISE_MODEL"):
-        env.pop(name, None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "fanwise", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+ANTHROPIC_ONLY = {
+    "ANTHROPIC_API_KEY": "test",
+    "OPENAI_API_KEY": None,
+    "OPENAI_BASE_URL": None,
+    "FANWISE_MODEL": None,
+}
 
 
 def test_resume_adopts_the_message_batch_a_killed_process_left_running(
@@ -149,23 +126,16 @@ def test_resume_adopts_the_message_batch_a_killed_process_left_running(
     lines = [{"prompt": f"question {i}", "custom_id": f"q{i}"} for i in range(count)]
     source.write_text("".join(json.dumps(line) + "\n" for line in lines))
     journal, out = tmp_path / "journal.db", tmp_path / "out.jsonl"
-    process = start(
+    process = start_fanwise(
         "batch", str(source), "--engine", "batch", "--batch-poll", "0.1", "-o", str(out),
         "--journal", str(journal), "--quiet", "--provider", "anthropic", "--base-url", sim.url,
-        "--model", "claude-haiku-4-5",
+        "--model", "claude-haiku-4-5", env=ANTHROPIC_ONLY,
     )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not _submitted(journal):
-        assert process.poll() is None, process.stderr.read() if process.stderr else ""
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    time.sleep(0.3)  # mid-poll
-    process.send_signal(signal.SIGKILL)
-    process.communicate(timeout=10)
+    kill_once_submitted(process, journal, within=60, then=0.3)  # mid-poll
     [running] = message_batches(sim.url)
     assert running["processing_status"] == "in_progress"
 
-    done = start("resume", "1", "--journal", str(journal), "--quiet")
+    done = start_fanwise("resume", "1", "--journal", str(journal), "--quiet", env=ANTHROPIC_ONLY)
     _, err = done.communicate(timeout=120)
     assert done.returncode == 0, err
     results = [json.loads(line) for line in out.read_text().splitlines()]

@@ -8,12 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
-import sqlite3
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -28,8 +22,10 @@ from fanwise.events import BatchProgress
 from fanwise.live import LiveConsole
 from fanwise.plain import PlainConsole
 from tests.conftest import SimulatorProcess
+from tests.processes import kill_once_submitted, start_fanwise
 
 FAST_POLL = ("--batch-poll", "0.05")
+OPENAI_KEY = {"OPENAI_API_KEY": "test"}
 
 
 def write_input(path: Path, count: int) -> Path:
@@ -43,18 +39,6 @@ def fanwise(*args: str, url: str | None = None) -> Result:
     target = ["--provider", "openai", "--base-url", url] if url else []
     env = {"OPENAI_API_KEY": "test", "OPENAI_BASE_URL": "", "FANWISE_MODEL": ""}
     return CliRunner().invoke(cli, [*args, *target], env=env, catch_exceptions=False)
-
-
-def start(*args: str) -> subprocess.Popen[str]:
-    """A real ``python -m fanwise`` process."""
-    env = {**os.environ, "OPENAI_API_KEY": "test", "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "fanwise", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
 
 
 def batches(url: str) -> list[Any]:
@@ -103,19 +87,15 @@ def test_resume_collects_the_batch_a_killed_process_left_running(
     sim = spawn_simulator("--batch-speed", "300")  # a batch takes about 2.4 s
     source = write_input(tmp_path / "in.jsonl", 4)
     journal, out = tmp_path / "journal.db", tmp_path / "out.jsonl"
-    process = start(
+    process = start_fanwise(
         "batch", str(source), "--engine", "batch", "--batch-poll", "0.1", "-o", str(out),
         "--journal", str(journal), "--quiet", "--provider", "openai", "--base-url", sim.base_url,
+        env=OPENAI_KEY,
     )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while not _submitted(journal):
-        assert time.monotonic() < deadline, process.stderr.read() if process.stderr else ""
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.communicate(timeout=10)
+    kill_once_submitted(process, journal, within=30)
     assert [b.status for b in batches(sim.base_url)] in (["validating"], ["in_progress"])
 
-    done = start("resume", "1", "--journal", str(journal), "--quiet")
+    done = start_fanwise("resume", "1", "--journal", str(journal), "--quiet", env=OPENAI_KEY)
     _, err = done.communicate(timeout=60)
     assert done.returncode == 0, err
     assert sorted(read_output(out)) == ["q0", "q1", "q2", "q3"]
@@ -182,19 +162,6 @@ def test_engine_flags_that_cannot_work_are_refused_with_the_reason(tmp_path: Pat
     result = CliRunner().invoke(cli, ["run", str(plan)], env=env)
     assert result.exit_code == 2
     assert f"{plan}:5:" in result.output
-
-
-def _submitted(journal: Path) -> bool:
-    if not journal.exists():
-        return False
-    db = sqlite3.connect(journal, timeout=10)
-    try:
-        row = db.execute("SELECT COUNT(*) FROM batches WHERE state = 'submitted'").fetchone()
-    except sqlite3.OperationalError:  # not migrated yet
-        return False
-    finally:
-        db.close()
-    return bool(row[0])
 
 
 def test_batch_progress_is_a_line_in_the_live_view_and_in_plain_lines() -> None:
