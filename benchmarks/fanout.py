@@ -29,7 +29,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +41,7 @@ from fanout_report import (
     render_plot,
     text_table,
 )
+from simulator_process import Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENDERS_SCRIPT = Path(__file__).resolve().parent / "fanout_contenders.py"
@@ -119,37 +119,6 @@ def run_child(command: list[str], env: dict[str, str], timeout: float = CHILD_TI
         )
 
 
-class Simulator:
-    """``python -m fanwise.simulator`` in its own process, and its control endpoints."""
-
-    def __init__(self, latency: float, *flags: str) -> None:
-        command = [sys.executable, "-m", "fanwise.simulator", "--port", "0"]
-        command += ["--latency", str(latency), *flags]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline().decode()
-        if not line.startswith("fanwise simulator listening on "):
-            self.process.kill()
-            raise SystemExit(f"the simulator did not start: {line!r}")
-        self.base_url = line.split()[-1]
-        self.root = self.base_url.removesuffix("/v1")
-
-    def reset(self) -> None:
-        request = urllib.request.Request(f"{self.root}/_control/reset", method="POST")
-        with urllib.request.urlopen(request, timeout=10) as response:
-            response.read()
-
-    def stats(self) -> tuple[int, int]:
-        """Answers sent (200s) and the most requests in flight at once, since the last reset."""
-        with urllib.request.urlopen(f"{self.root}/_stats", timeout=10) as response:
-            stats = json.loads(response.read())
-        return int(stats["by_status"].get("200", 0)), int(stats["peak_in_flight"])
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
 class Failed(Exception):
     """A contender that did not finish: reported in the notes, the run goes on."""
 
@@ -170,7 +139,8 @@ def measure(case: Case, sim: Simulator, workdir: Path, env: dict[str, str]) -> R
             raise Failed(f"{case.contender} failed ({child.returncode}): {_last(child.stderr)}")
         report = json.loads(child.stdout.splitlines()[-1])
         wall, cpu, ok = report["wall"], report["cpu"], report["ok"]
-    served, peak = sim.stats()
+    stats = sim.stats()
+    served, peak = int(stats["by_status"].get("200", 0)), int(stats["peak_in_flight"])
     return Result(case, wall, cpu, ok, child.max_rss_mb, served, peak, LATENCY)
 
 

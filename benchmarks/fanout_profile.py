@@ -25,8 +25,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from fanout import LATENCY, Simulator
+from fanout import LATENCY
 from fanout_contenders import CONTENDERS, IMPORTS
+from simulator_process import Simulator
 
 LAYERS = [  # first match wins: (layer, pattern on the file path)
     ("idle (waiting for the network)", r"selectors\.py$"),

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from simulator_process import Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
 LATENCY = 0.2
@@ -134,26 +135,6 @@ class Run:
         return self.refused / self.requests if self.requests else 0.0
 
 
-class Simulator:
-    """``python -m fanwise.simulator`` in its own process."""
-
-    def __init__(self, flags: tuple[str, ...]) -> None:
-        command = [sys.executable, "-m", "fanwise.simulator", "--port", "0"]
-        command += ["--latency", str(LATENCY), *flags]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline().decode()
-        if not line.startswith("fanwise simulator listening on "):
-            self.process.kill()
-            raise SystemExit(f"the simulator did not start: {line!r}")
-        self.url = line.split()[-1]
-        self.root = self.url.removesuffix("/v1")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
 def prompt(i: int, chars: int) -> str:
     head = f"Question {i}: what should a visitor to Kyoto know? "
     return head + "Context: " + "temples gardens tea " * max(0, (chars - len(head)) // 20)
@@ -181,7 +162,7 @@ async def prepare(sim: Simulator, scenario: Scenario) -> tuple[float, float]:
         if scenario.limited:
             body = {"model": "gpt-5", "input": prompt(-1, max(60, scenario.prompt_chars))}
             while 429 not in await asyncio.gather(
-                *(post(http, f"{sim.url}/responses", body) for _ in range(50))
+                *(post(http, f"{sim.base_url}/responses", body) for _ in range(50))
             ):
                 pass
         return reset, time.monotonic()
@@ -189,16 +170,14 @@ async def prepare(sim: Simulator, scenario: Scenario) -> tuple[float, float]:
 
 def server_view(sim: Simulator) -> tuple[dict[str, int], dict[str, Any]]:
     """What the buckets hold now (when the server says) and its statistics."""
-    with urllib.request.urlopen(f"{sim.url}/models", timeout=10) as response:
+    with urllib.request.urlopen(f"{sim.base_url}/models", timeout=10) as response:
         headers = {k.lower(): v for k, v in response.headers.items()}
     remaining = {
         unit: int(headers[f"x-ratelimit-remaining-{unit}"])
         for unit in ("requests", "tokens")
         if f"x-ratelimit-remaining-{unit}" in headers
     }
-    with urllib.request.urlopen(f"{sim.root}/_stats", timeout=10) as response:
-        stats: dict[str, Any] = json.loads(response.read())
-    return remaining, stats
+    return remaining, sim.stats()
 
 
 def seconds_to_serve(need: float, held: float, segments: list[tuple[float, float]]) -> float:
@@ -243,7 +222,7 @@ def run_once(sim: Simulator, scenario: Scenario, mode: str, workdir: Path) -> Ru
     reset, drained = asyncio.run(prepare(sim, scenario))
     remaining, before = server_view(sim)
     command = [sys.executable, "-m", "fanwise", "batch", str(source), "--out", str(output)]
-    command += ["--provider", "openai", "--base-url", sim.url, "--quiet"]
+    command += ["--provider", "openai", "--base-url", sim.base_url, "--quiet"]
     command += ["--concurrency", str(scenario.concurrency), "--retries", str(RETRIES)]
     command += ["--reasoning-effort", "minimal"]
     if mode != "default":
@@ -363,7 +342,7 @@ def main() -> None:
     targets: list[str] = []
     with tempfile.TemporaryDirectory(prefix="fanwise-limits-") as tmp:
         for scenario in chosen:
-            sim = Simulator(scenario.server)
+            sim = Simulator(LATENCY, *scenario.server)
             try:
                 runs = median_runs(sim, scenario, Path(tmp))
             finally:
