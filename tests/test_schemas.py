@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field
 
+from fanwise.schema_example import example
 from fanwise.schemas import (
     Schema,
     SchemaError,
     SchemaViolation,
-    example,
     repair_body,
     schema_of_body,
     to_strict,
@@ -176,6 +176,53 @@ def test_example_satisfies_the_schema(seed: str) -> None:
         schema = Schema.of(source)
         value = example(schema.json_schema, seed=seed, text="Kyoto")
         schema.parse(json.dumps(value))
+
+
+LISTS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "names": {"type": "array", "items": {"type": "string"}, "minItems": 3, "maxItems": 8},
+        "short": {
+            "type": "array",
+            "items": {"type": "string", "maxLength": 4},
+            "minItems": 5,
+            "maxItems": 5,
+            "uniqueItems": True,
+        },
+        "colours": {
+            "type": "array",
+            "items": {"enum": ["red", "green", "blue"]},
+            "minItems": 3,
+            "maxItems": 3,
+            "uniqueItems": True,
+        },
+        "scores": {
+            "type": "array",
+            "items": {"type": "integer", "minimum": 1, "maximum": 4},
+            "minItems": 4,
+            "uniqueItems": True,
+        },
+        "places": {"type": "array", "items": {"$ref": "#/$defs/Place"}, "minItems": 2},
+        "flags": {"type": "array", "items": {"type": "boolean"}, "minItems": 3, "maxItems": 3},
+    },
+    "$defs": {"Place": {"type": "object", "properties": {"name": {"type": "string"}}}},
+}
+
+
+@pytest.mark.parametrize("seed", ["a", "b", "c", "d"])
+def test_example_lists_have_distinct_items_and_keep_their_bounds(seed: str) -> None:
+    """A list's items differ (strings, enums, numbers, objects), within min/maxItems, maxLength
+    and uniqueItems; only two booleans cannot fill three places without a repeat."""
+    from jsonschema import validate
+
+    value = example(LISTS, seed=seed, text="Kyoto")
+    validate(value, LISTS)
+    assert value == example(LISTS, seed=seed, text="Kyoto")
+    for key in ("names", "short", "colours", "scores", "places"):
+        items = [json.dumps(item) for item in value[key]]
+        assert len(set(items)) == len(items), (key, items)
+    assert value["names"][1] == "names 2: Kyoto"
+    assert len(value["flags"]) == 3
 
 
 def test_refused_is_final_and_failed_attempt_usage_survives_json() -> None:

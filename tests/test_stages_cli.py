@@ -153,6 +153,20 @@ def test_the_built_in_city_districts_plan_runs_offline(tmp_path: Path) -> None:
     assert "citations: cited" in out and "Lyon" in out
 
 
+def test_the_offline_city_districts_plan_maps_distinct_districts() -> None:
+    """Offline, the outline lists different districts, so each map call asks about its own."""
+    code, out, err = run(
+        "run", "city-districts", "--set", "city=Lyon", "--provider", "offline",
+        "--offline-latency", "0,0", "--no-journal", "--json", "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    outline, district, _ = json.loads(out)["stages"]
+    districts = outline["value"]["districts"]
+    assert len(districts) >= 3 and len(set(districts)) == len(districts), districts
+    labels = [call["label"] for call in district["calls"]]
+    assert len(labels) == len(districts) and len(set(labels)) == len(labels), labels
+
+
 def test_a_bad_stage_is_refused_with_its_file_and_line(tmp_path: Path) -> None:
     """A placeholder naming no earlier stage: exit 2, file:line, no traceback, no request."""
     path = tmp_path / "bad.toml"

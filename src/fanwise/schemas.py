@@ -263,7 +263,7 @@ def _strict(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
     ref = node.get("$ref")
     if isinstance(ref, str) and len(node) > 1:
         # The API takes a $ref only on its own: inline it, the node's own keys winning.
-        resolved = _resolve_ref(root, ref)
+        resolved = resolve_ref(root, ref)
         merged = {**resolved, **node}
         merged.pop("$ref")
         node.clear()
@@ -272,7 +272,8 @@ def _strict(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-def _resolve_ref(root: Mapping[str, Any], ref: str) -> dict[str, Any]:
+def resolve_ref(root: Mapping[str, Any], ref: str) -> dict[str, Any]:
+    """A copy of the schema object the local ``$ref`` (``#/...``) points at in ``root``."""
     if not ref.startswith("#/"):
         raise SchemaError(f"$ref {ref!r}: only local references (#/...) are supported")
     target: Any = root
@@ -346,77 +347,3 @@ def _is_pydantic_model(obj: type) -> bool:
 
     pydantic = sys.modules.get("pydantic")
     return pydantic is not None and issubclass(obj, pydantic.BaseModel)
-
-
-def example(schema: Mapping[str, Any], *, seed: str = "", text: str = "") -> Any:
-    """A value that satisfies ``schema``: what the offline model and the simulator answer with.
-
-    Deterministic for one ``seed``; strings carry ``text`` (a short phrase about the question)
-    so a structured demo still reads like an answer.
-    """
-    return _Example(schema, seed, text or "an answer").value(schema, "", 0)
-
-
-@dataclass(slots=True)
-class _Example:
-    root: Mapping[str, Any]
-    seed: str
-    text: str
-
-    def pick(self, path: str, n: int) -> int:
-        import hashlib
-
-        digest = hashlib.sha256(f"{self.seed}/{path}".encode()).digest()
-        return int.from_bytes(digest[:4], "big") % max(n, 1)
-
-    def value(self, node: Mapping[str, Any], path: str, depth: int) -> Any:
-        ref = node.get("$ref")
-        if isinstance(ref, str):
-            return self.value(_resolve_ref(self.root, ref), path, depth + 1)
-        if "const" in node:
-            return node["const"]
-        enum = node.get("enum")
-        if isinstance(enum, list) and enum:
-            return enum[self.pick(path, len(enum))]
-        for union in ("anyOf", "oneOf"):
-            variants = [v for v in node.get(union) or [] if isinstance(v, Mapping)]
-            real = [v for v in variants if v.get("type") != "null"] or variants
-            if real:
-                return self.value(real[self.pick(path, len(real))], path, depth + 1)
-        all_of = node.get("allOf")
-        if isinstance(all_of, list) and all_of:
-            merged: dict[str, Any] = {}
-            for part in all_of:
-                merged.update(part)
-            return self.value(merged, path, depth + 1)
-        kind = node.get("type")
-        if isinstance(kind, list):
-            kind = next((k for k in kind if k != "null"), "null")
-        if kind == "object" or (kind is None and "properties" in node):
-            props = node.get("properties") or {}
-            return {key: self.value(sub, f"{path}.{key}", depth + 1) for key, sub in props.items()}
-        if kind == "array":
-            raw_items = node.get("items")
-            items: Mapping[str, Any] = raw_items if isinstance(raw_items, Mapping) else {}
-            low = int(node.get("minItems", 1 if depth < 4 else 0))
-            high = int(node.get("maxItems", max(low, 3)))
-            count = low + self.pick(path + "#n", high - low + 1)
-            return [self.value(items, f"{path}[{i}]", depth + 1) for i in range(count)]
-        if kind in ("integer", "number"):
-            low = node.get("minimum", node.get("exclusiveMinimum", 0))
-            high = node.get("maximum", node.get("exclusiveMaximum", low + 10))
-            if "exclusiveMinimum" in node:
-                low += 1
-            if "exclusiveMaximum" in node:
-                high -= 1
-            number = int(low) + self.pick(path, int(high) - int(low) + 1)
-            return number if kind == "integer" else float(number)
-        if kind == "boolean":
-            return self.pick(path, 2) == 1
-        if kind == "null":
-            return None
-        label = path.rsplit(".", 1)[-1].strip("[]0123456789") or "answer"
-        words = f"{label.replace('_', ' ')}: {self.text}"
-        low_len = int(node.get("minLength", 0))
-        high_len = int(node.get("maxLength", max(len(words), low_len)))
-        return words.ljust(low_len, ".")[:high_len]

@@ -22,7 +22,8 @@ from fanwise.limits import estimate_tokens
 from fanwise.models.base import Completion, DeltaSink, Endpoint, Model, Request, Usage
 from fanwise.models.bodies import made_body
 from fanwise.outcome import BadRequest, CallError, RateLimited, ServerError
-from fanwise.schemas import example, schema_of_body
+from fanwise.schema_example import example
+from fanwise.schemas import schema_of_body
 
 LABEL = "[offline model: generated locally, not by an LLM]"
 REASONING_TOKENS = {"minimal": 0, "low": 48, "medium": 192, "high": 768}

@@ -17,7 +17,7 @@ import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
-from fanwise.schemas import example
+from fanwise.schema_example import example
 from fanwise.simulator.request import ApiRequest
 
 if TYPE_CHECKING:
