@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from fanwise.batch import output_line
-from fanwise.cli.batch import batch, execute_batch
+from fanwise.cli.batch import execute_batch
 from fanwise.cli.engine_flags import EndpointList
 from fanwise.cli.errors import InputError
 from fanwise.cli.flags import workflow_options
@@ -24,8 +24,7 @@ from fanwise.cli.numbers import FiniteRange
 from fanwise.cli.options import RunOptions
 from fanwise.cli.otel_flag import otel_option
 from fanwise.cli.output_paths import check_writable
-from fanwise.cli.prune_cmds import export_command, prune_command
-from fanwise.cli.report_cmd import report, timeline_rows
+from fanwise.cli.report_cmd import timeline_rows
 from fanwise.cli.run_counts import research_counts
 from fanwise.cli.session import RESUME_OVERRIDES, open_journal
 from fanwise.cli.workflows import execute
@@ -299,7 +298,3 @@ def _status(record: RunRecord) -> str:
 def _clip(text: str, width: int) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
-COMMANDS = (batch, runs, show, resume, report, prune_command, export_command)
-"""Registered on the ``fanwise`` group."""
