@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from fanwise import Engine, Request, RetryPolicy
-from fanwise.batch import LineError, parse_line, run_batch
-from fanwise.models.base import Endpoint
-from fanwise.outcome import BadRequest
+from fanwise.batch import LineError, output_line, parse_line, run_batch
+from fanwise.calls import CallOutcome
+from fanwise.models.base import Completion, Endpoint
+from fanwise.outcome import Attempt, BadRequest, CallError, CallTimeout, Fulfilled, Rejected
 from fanwise.workflow import ModelSettings
 from tests.scripted import Reply, ScriptedModel
 
@@ -159,3 +160,82 @@ async def test_a_long_file_is_streamed_never_held() -> None:
     summary = await run_batch(source(), engine, write, defaults=DEFAULTS)
     assert summary.fulfilled == written == 20_000
     assert most_pending <= concurrency + 1
+
+
+def _reference_line(
+    custom_id: str, outcome: CallOutcome, line: int | None, key: str, cost: float | None
+) -> dict[str, Any]:
+    """What an output line holds, built with json's own types (the hand-written text must match)."""
+    response: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    if isinstance(outcome, Fulfilled):
+        body = json.loads(outcome.value.raw)
+        response = {"status_code": 200, "request_id": outcome.value.request_id, "body": body}
+    elif isinstance(outcome.error, CallError) and outcome.error.body:
+        body = json.loads(outcome.error.body)
+        request_id = outcome.error.headers.get("x-request-id")
+        response = {"status_code": outcome.error.status_code, "request_id": request_id}
+        response["body"] = body
+    else:
+        error = {"code": outcome.kind.value, "message": str(outcome.error)}
+    return {
+        "id": f"batch_req_{key or line}",
+        "custom_id": custom_id,
+        "response": response,
+        "error": error,
+        "fanwise": {
+            "line": line,
+            "attempts": len(outcome.attempts),
+            "latency": round(outcome.latency, 4),
+            "service_time": round(outcome.service_time, 4),
+            "queued": round(outcome.queue_time, 4),
+            "cached": isinstance(outcome, Fulfilled) and outcome.cached,
+            "cost_usd": None if cost is None else round(cost, 8),
+        },
+    }
+
+
+ATTEMPTS = (Attempt(1, 0.0, 0.123456789, queued=0.0100004), Attempt(2, 0.2, 1e-7))
+OUTPUT_CASES: list[tuple[str, CallOutcome, int | None, str, float | None]] = [
+    (
+        'q"1\\\n€',
+        Fulfilled(
+            Completion(
+                "hi", raw=b'{"id":"resp_1","output_text":"h\\u00e9 \\"x\\""}', request_id="req_9"
+            ),
+            latency=0.123456789,
+            attempts=ATTEMPTS,
+            cached=True,
+        ),
+        3,
+        "abc",
+        1.234567891e-5,
+    ),
+    (
+        "r2",
+        Rejected(
+            BadRequest(
+                "no",
+                status_code=400,
+                body=b'{"error": {"message": "no"}}',
+                headers={"x-request-id": "req_\u00e9"},
+            ),
+            latency=2.0,
+            attempts=ATTEMPTS[:1],
+        ),
+        None,
+        "",
+        None,
+    ),
+    ("r3", Rejected(CallTimeout("took too long \u2014 gave up"), latency=float("inf")), 7, "", 0.0),
+]
+
+
+@pytest.mark.parametrize(("custom_id", "outcome", "number", "key", "cost"), OUTPUT_CASES)
+def test_an_output_line_is_the_json_its_parts_make(
+    custom_id: str, outcome: CallOutcome, number: int | None, key: str, cost: float | None
+) -> None:
+    """The hand-built output line parses to exactly what json would have written, on one line."""
+    text = output_line(custom_id, outcome, line=number, key=key, cost=cost)
+    assert "\n" not in text
+    assert json.loads(text) == _reference_line(custom_id, outcome, number, key, cost)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from fanwise.models.base import Completion, Request
@@ -30,6 +30,9 @@ class Call:
     label: str = ""
     key: str = ""
     schema: Schema | None = None
+    canonical_body: str = field(init=False, repr=False, compare=False)
+    """The body as canonical JSON (sorted keys), made once: the key's digest and the journal's
+    row both read it, which saved one encoding of every body per call."""
 
     def __post_init__(self) -> None:
         if (
@@ -38,15 +41,28 @@ class Call:
         ):
             body = with_schema(self.request.endpoint.value, self.request.body, self.schema)
             object.__setattr__(self, "request", Request(self.request.endpoint, body))
+        canonical = canonical_json(self.request.body)
+        object.__setattr__(self, "canonical_body", canonical)
         if not self.key:
-            object.__setattr__(self, "key", request_key(self.request))
+            object.__setattr__(self, "key", _digest(self.request.endpoint.value, canonical))
         if not self.label:
             object.__setattr__(self, "label", self.request.prompt)
 
 
+canonical_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+"""JSON with sorted keys, as written: one encoder made once (``json.dumps`` with options builds
+a new one on every call)."""
+
+
 def request_key(request: Request) -> str:
     """A stable digest of everything that shapes the answer: same key, same question."""
-    canonical = json.dumps(request.to_dict(), sort_keys=True, ensure_ascii=False)
+    return _digest(request.endpoint.value, canonical_json(request.body))
+
+
+def _digest(endpoint: str, canonical_body: str) -> str:
+    """sha256 of ``{"body": ..., "endpoint": ...}`` in canonical JSON, built from the body's
+    canonical text: the same digest every journal so far holds, without encoding twice."""
+    canonical = f'{{"body": {canonical_body}, "endpoint": {canonical_json(endpoint)}}}'
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 
@@ -58,4 +74,4 @@ class Store(Protocol):
     def record(self, index: int, call: Call, outcome: CallOutcome) -> None: ...
 
 
-__all__ = ["Call", "CallOutcome", "Store", "request_key"]
+__all__ = ["Call", "CallOutcome", "Store", "canonical_json", "request_key"]
