@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from fanwise import Call, Engine, Fulfilled, Rejected, Request, RetryPolicy
-from fanwise.events import CallSettled, Event
+from fanwise.events import CallSettled, CallStarted, Event
 from fanwise.journal import MIGRATIONS, Journal, JournalError, JournalStore
 from fanwise.models import OfflineModel, OfflineSettings
+from fanwise.models.base import Completion
 from fanwise.outcome import BadRequest
 from fanwise.prices import Price, PriceTable
 from tests.scripted import Reply, ScriptedModel
@@ -62,6 +64,11 @@ def written_bytes(folder: Path) -> bytes:
     return b"".join(path.read_bytes() for path in folder.iterdir() if path.is_file())
 
 
+def waiting(journal: Journal) -> bool:
+    """Rows written and not committed yet (a function: mypy would narrow the attribute)."""
+    return journal.db.in_transaction
+
+
 def store(journal: Journal, run_id: int, **flags: bool) -> JournalStore:
     return JournalStore(journal, run_id, prices=PRICES, endpoint="scripted", **flags)
 
@@ -98,25 +105,59 @@ def test_a_journal_that_cannot_be_created_is_a_clear_error(tmp_path: Path) -> No
         Journal.open(tmp_path / "file" / "j.db")
 
 
-async def test_each_call_is_in_the_journal_before_anyone_hears_it_settled(
+async def test_each_call_is_written_before_it_is_heard_and_committed_before_the_next_is_sent(
     journal: Journal, tmp_path: Path
 ) -> None:
-    """When CallSettled is emitted, another connection already reads that call's row."""
+    """On CallSettled the run's own connection reads the call's row; by the time the freed
+    slot's next call starts, another connection reads it too (the pass's commit came first)."""
     run_id = journal.start_run("workflow", "t", {}, endpoint="scripted")
     reader = sqlite3.connect(tmp_path / "journal.db")
-    seen: list[int] = []
+    written: list[int] = []
+    committed_at_start: list[int] = []
+
+    def count(db: sqlite3.Connection) -> int:
+        rows = db.execute("SELECT COUNT(*) FROM calls WHERE run_id = ?", (run_id,))
+        return int(rows.fetchone()[0])
 
     def observe(event: Event) -> None:
         if isinstance(event, CallSettled):
-            rows = reader.execute("SELECT COUNT(*) FROM calls WHERE run_id = ?", (run_id,))
-            seen.append(rows.fetchone()[0])
+            written.append(count(journal.db))
+        elif isinstance(event, CallStarted):
+            committed_at_start.append(count(reader))
 
     model = ScriptedModel()
-    for n, prompt in enumerate(("a", "b", "c")):
-        model.enqueue(prompt, Reply(delay=0.01 * n))
-    engine = Engine(model, store=store(journal, run_id), observer=observe)
+    for prompt in ("a", "b", "c"):
+        model.enqueue(prompt, Reply(delay=0.001))
+    engine = Engine(model, store=store(journal, run_id), observer=observe, concurrency=1)
     await engine.run(calls("a", "b", "c"))
-    assert seen == [1, 2, 3]
+    assert written == [1, 2, 3]
+    assert committed_at_start == [0, 1, 2]
+    assert count(reader) == 3  # the last pass's commit ran before the run returned
+
+
+async def test_the_rows_of_one_pass_share_one_commit_and_a_failed_commit_is_counted(
+    journal: Journal,
+) -> None:
+    """Rows settled in one pass wait for one commit at the next pass; a commit that fails is
+    rolled back and counted as unrecorded (the answers went on), not raised into the loop."""
+    run_id = journal.start_run("workflow", "t", {}, endpoint="scripted")
+    recording = store(journal, run_id)
+    outcome: Fulfilled[Completion] = Fulfilled(Completion("x"), 0.1)
+    recording.record(0, Call(Request.text("a")), outcome)
+    assert waiting(journal)  # written, waiting for the pass's commit
+    await asyncio.sleep(0)
+    assert not waiting(journal) and recording.unrecorded == 0
+
+    recording.record(1, Call(Request.text("b")), outcome)
+    # A check SQLite defers to the commit: a row of a run that does not exist fails it there.
+    journal.db.execute("PRAGMA defer_foreign_keys = ON")
+    JournalStore(journal, 999, prices=PRICES, endpoint="scripted").record(
+        2, Call(Request.text("c")), outcome
+    )
+    await asyncio.sleep(0)
+    assert not waiting(journal)
+    assert recording.unrecorded == 2 and isinstance(recording.write_error, sqlite3.Error)
+    assert [row[0] for row in journal.db.execute("SELECT idx FROM calls")] == [0]
 
 
 async def test_resume_sends_only_the_calls_that_failed(journal: Journal) -> None:

@@ -27,8 +27,17 @@ class CostStore:
         self.spent = 0.0
         self.unpriced = 0
         self.reused = 0
-        self.unrecorded = 0  # settled calls the journal failed to write (see write_error)
-        self.write_error: sqlite3.Error | None = None
+        self.failed_inserts = 0
+        self.insert_error: sqlite3.Error | None = None
+
+    @property
+    def unrecorded(self) -> int:
+        """Settled calls the journal failed to write (see ``write_error``)."""
+        return self.failed_inserts
+
+    @property
+    def write_error(self) -> sqlite3.Error | None:
+        return self.insert_error
 
     def lookup(self, call: Call) -> Fulfilled[Completion] | None:
         return None
@@ -91,8 +100,18 @@ class JournalStore(CostStore):
         except sqlite3.Error as exc:
             # The answer still reaches the caller; only resuming it later is lost. Failing the
             # whole run here would throw away every call in flight for a bookkeeping error.
-            self.unrecorded += 1
-            self.write_error = self.write_error or exc
+            self.failed_inserts += 1
+            self.insert_error = self.insert_error or exc
+
+    @property
+    def unrecorded(self) -> int:
+        """Rows that failed to insert, and those lost with a failed commit (``Journal.flush``;
+        counted for the whole journal, which one run's store uses alone)."""
+        return self.failed_inserts + self.journal.unwritten
+
+    @property
+    def write_error(self) -> sqlite3.Error | None:
+        return self.insert_error or self.journal.write_error
 
 
 def call_cost(prices: PriceTable, call: Call, outcome: CallOutcome) -> float | None:
