@@ -14,6 +14,7 @@ import sys
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,10 +36,12 @@ from fanwise.events import (
 from fanwise.models.base import Completion, Request, Usage
 from fanwise.outcome import Fulfilled
 from fanwise.retry import NoWait
+from fanwise.simulator import Simulator
 from fanwise.telemetry import attach, disabled
 from fanwise.telemetry.auto import Traced
 from fanwise.telemetry.setup import wanted
 from fanwise.telemetry.spans import Telemetry
+from fanwise.workflow import ModelSettings
 
 PLAN = Plan("Kyoto", ("Q1?", "Q2?", "Q3?"), title="guide")
 
@@ -427,3 +430,56 @@ def test_without_the_extra_otel_is_a_usage_error_and_the_variable_a_warning() ->
     assert told.returncode == 0, told.stderr
     assert told.stderr.startswith("fanwise: warning: no OpenTelemetry export: ")
     assert "# Kyoto" in told.stdout
+
+
+async def test_failed_attempts_tokens_count_in_metrics_spans_and_the_report(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    """A batch whose first line breaks its schema then passes and whose second is refused: the
+    token metric, the call spans and the report's tokens card all equal the batch summary's."""
+    from fanwise.batch import run_batch
+    from fanwise.cli.report_cmd import report_html
+    from fanwise.journal import Journal, JournalStore
+    from fanwise.models.fast import FastOpenAIModel
+    from fanwise.prices import load_prices
+    from fanwise.schemas import to_strict
+
+    schema = {
+        "type": "object",
+        "properties": {"summary": {"type": "string"}},
+        "required": ["summary"],
+    }
+    fmt = {"type": "json_schema", "json_schema": {"name": "answer", "schema": to_strict(schema)}}
+    lines = [
+        json.dumps({"custom_id": q, "method": "POST", "url": "/v1/chat/completions",
+                    "body": {"messages": [{"role": "user", "content": q}], "response_format": fmt}})
+        for q in ("Sights?", "Secrets?")
+    ]  # fmt: skip
+    simulator.script("Sights", ["schema"])
+    simulator.script("Secrets", ["refuse"])
+    t = traces()
+    journal = Journal.open(tmp_path / "journal.db")
+    run_id = journal.start_run("batch", "in.jsonl", {}, endpoint="sim", total=2)
+    store = JournalStore(journal, run_id, prices=load_prices(), endpoint="sim")
+    model = FastOpenAIModel(api_key="k", base_url=simulator.base_url)
+    engine = Engine(model, observer=t.telemetry, store=store, sleep=NoWait())
+    summary = await run_batch(
+        lines, engine, lambda _: None, defaults=ModelSettings(model="gpt-5"), validate=True
+    )
+    await model.aclose()
+    assert (summary.fulfilled, summary.rejected) == (1, 1)
+    sent = sum(json.loads(body)["usage"]["total_tokens"] for body in simulator.sent)
+    assert len(simulator.sent) == 3 and summary.usage.total_tokens == sent
+    metered = sum(int(p.sum) for p in t.metric_points("gen_ai.client.token.usage"))
+    assert metered == summary.usage.total_tokens
+    spanned = sum(
+        attr(s, "gen_ai.usage.input_tokens") + attr(s, "gen_ai.usage.output_tokens")
+        for s in t.calls()
+    )
+    assert spanned == summary.usage.total_tokens
+    journal.finish_run(run_id, summary.status, summary=summary.to_dict())
+    record = journal.run(run_id)
+    assert record is not None
+    page = report_html(record, journal.latest_calls(run_id))
+    assert f"<dt>tokens</dt><dd>{summary.usage.total_tokens:,}</dd>" in page
+    journal.close()

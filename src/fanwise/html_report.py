@@ -19,6 +19,7 @@ from fanwise.charts import gantt, histogram, throughput
 from fanwise.models.base import Completion
 from fanwise.outcome import Fulfilled, Rejected
 from fanwise.prices import format_usd
+from fanwise.structured import outcome_usage
 from fanwise.timeline import TimelineRow, rows_of, span
 from fanwise.workflow import Stats, WorkflowResult
 
@@ -97,8 +98,11 @@ def calls_to_html(
     first, last = span(rows)
     wall = last - first
     stats = Stats.of([r.outcome for r in rows], wall_time=wall)
-    tokens = sum(
-        o.value.usage.total_tokens for o in done if not o.cached and isinstance(o.value, Completion)
+    tokens = sum(  # a refusal and an answer that broke its schema cost tokens too
+        outcome_usage(r.outcome).total_tokens
+        for r in rows
+        if isinstance(r.outcome, Rejected)
+        or (not r.outcome.cached and isinstance(r.outcome.value, Completion))
     )
     cards = [
         ("fulfilled", f"{len(done)}"),

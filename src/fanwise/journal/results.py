@@ -10,6 +10,7 @@ from fanwise.journal.records import CallRecord, RunRecord
 from fanwise.models.base import Request, Usage
 from fanwise.outcome import Cancelled, Fulfilled, Rejected
 from fanwise.schemas import schema_from_dict
+from fanwise.structured import outcome_usage
 from fanwise.workflow import Answer, ModelSettings, Plan, Stats, Status, WorkflowResult
 
 UNFINISHED = ("running", "interrupted")
@@ -56,12 +57,16 @@ def _stats(
     stored: Mapping[str, Any] | None, answers: tuple[Answer, ...], synthesis: CallOutcome | None
 ) -> Stats:
     outcomes = [a.outcome for a in answers]
-    done = [o for o in (*outcomes, synthesis) if isinstance(o, Fulfilled) and not o.cached]
+    paid = [
+        o
+        for o in (*outcomes, synthesis)
+        if o is not None and not (isinstance(o, Fulfilled) and o.cached)
+    ]
     computed = Stats.of(
         outcomes,
         wall_time=0.0,
         synthesis=synthesis,
-        usage=sum((o.value.usage for o in done), Usage()),
+        usage=sum((outcome_usage(o) for o in paid), Usage()),  # as run_workflow counts it
     )
     if not stored:
         return computed

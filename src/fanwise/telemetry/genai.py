@@ -14,6 +14,7 @@ from typing import Any
 from fanwise.models.base import Completion, Request
 from fanwise.outcome import Attempt, Fulfilled, Rejected
 from fanwise.redact import redact
+from fanwise.structured import outcome_usage
 
 OPERATION = "chat"
 """``gen_ai.operation.name`` of every call: the Responses and Chat Completions APIs are chats."""
@@ -75,10 +76,18 @@ def request_attributes(
 
 
 def outcome_attributes(outcome: Fulfilled[Completion] | Rejected, content: bool) -> Attributes:
-    """What is known when the call has settled: the response, or why there is none."""
+    """What is known when the call has settled: the response, or why there is none.
+
+    The usage is every attempt's (``outcome_usage``): a refusal or an answer that broke its
+    schema still cost tokens, and the journal and the summary count them.
+    """
     attributes: Attributes = {"fanwise.call.attempts": len(outcome.attempts)}
+    usage = outcome_usage(outcome)
     if isinstance(outcome, Rejected):
         attributes["error.type"] = outcome.kind.value
+        if usage.total_tokens:
+            attributes["gen_ai.usage.input_tokens"] = usage.input_tokens
+            attributes["gen_ai.usage.output_tokens"] = usage.output_tokens
         return attributes
     completion = outcome.value
     attributes["fanwise.call.cached"] = outcome.cached
@@ -86,8 +95,8 @@ def outcome_attributes(outcome: Fulfilled[Completion] | Rejected, content: bool)
         attributes["gen_ai.response.model"] = completion.model
     if completion.response_id:
         attributes["gen_ai.response.id"] = completion.response_id
-    attributes["gen_ai.usage.input_tokens"] = completion.usage.input_tokens
-    attributes["gen_ai.usage.output_tokens"] = completion.usage.output_tokens
+    attributes["gen_ai.usage.input_tokens"] = usage.input_tokens
+    attributes["gen_ai.usage.output_tokens"] = usage.output_tokens
     reason = completion.finish_reason
     if reason:
         attributes["gen_ai.response.finish_reasons"] = [reason]

@@ -1,7 +1,8 @@
 """The GenAI client metrics: ``gen_ai.client.operation.duration`` and ``gen_ai.client.token.usage``.
 
-Recorded once per call that reached the model (a cached or refused call made no operation), with
-the bucket boundaries the semantic conventions advise.
+Recorded once per call that reached the model (a cached call made no operation), with the bucket
+boundaries the semantic conventions advise. The tokens are ``outcome_usage``'s, the journal's and
+the summary's: a refusal and an answer that broke its schema still cost what they cost.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from opentelemetry.metrics import Meter
 
 from fanwise.models.base import Completion
 from fanwise.outcome import Fulfilled, Rejected
+from fanwise.structured import outcome_usage
 from fanwise.telemetry.genai import OPERATION
 
 DURATION_BUCKETS = tuple(0.01 * 2**power for power in range(14))  # 0.01, 0.02 ... 81.92 s
@@ -45,12 +47,11 @@ class CallMetrics:
             attributes["gen_ai.request.model"] = model
         if isinstance(outcome, Rejected):
             attributes["error.type"] = outcome.kind.value
-            self.duration.record(outcome.latency, attributes)
-            return
-        completion = outcome.value
-        if completion.model:
-            attributes["gen_ai.response.model"] = completion.model
+        elif outcome.value.model:
+            attributes["gen_ai.response.model"] = outcome.value.model
         self.duration.record(outcome.latency, attributes)
-        usage = completion.usage
+        usage = outcome_usage(outcome)
+        if isinstance(outcome, Rejected) and not usage.total_tokens:  # no answer, no tokens
+            return
         self.tokens.record(usage.input_tokens, {**attributes, "gen_ai.token.type": "input"})
         self.tokens.record(usage.output_tokens, {**attributes, "gen_ai.token.type": "output"})
