@@ -130,3 +130,64 @@ def test_claude_and_gemini_models_are_priced_with_their_cache_reads() -> None:
     assert table.price("claude-opus-4-1-20250805") != table.price("claude-opus-4-5")
     assert table.price("gemini-2.5-flash-lite") != table.price("gemini-2.5-flash")
     assert table.price("gemini-2.5-pro") is not None
+
+
+# A Message as the Messages API sends it when a request writes a prompt cache (5-minute TTL) and
+# reads another: Anthropic reports both cache counts apart from ``input_tokens``.
+CACHE_WRITING_MESSAGE = b"""{
+  "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
+  "type": "message",
+  "role": "assistant",
+  "model": "claude-sonnet-4-5-20250929",
+  "content": [{"type": "text", "text": "Kyoto's temples, in three lines."}],
+  "stop_reason": "end_turn",
+  "stop_sequence": null,
+  "usage": {
+    "input_tokens": 21,
+    "cache_creation_input_tokens": 188086,
+    "cache_read_input_tokens": 4000,
+    "cache_creation": {"ephemeral_5m_input_tokens": 188086, "ephemeral_1h_input_tokens": 0},
+    "output_tokens": 393,
+    "service_tier": "standard"
+  }
+}"""
+
+
+def test_anthropic_cache_writes_cost_a_quarter_more_than_input() -> None:
+    """A recorded Message's cache writes are priced at the cache_write rate (1.25x input), its
+    reads at the cached rate, the rest at input; a journaled usage keeps the writes."""
+    import json
+
+    from fanwise.models.anthropic_bodies import made_message, message_completion
+
+    completion = message_completion(json.loads(CACHE_WRITING_MESSAGE), CACHE_WRITING_MESSAGE, {})
+    usage = completion.usage
+    assert (usage.input_tokens, usage.cached_tokens, usage.cache_write_tokens) == (
+        21 + 188086 + 4000,
+        4000,
+        188086,
+    )
+    expected = (21 * 3.00 + 188086 * 3.75 + 4000 * 0.30 + 393 * 15.00) / 1e6
+    assert builtin_prices().cost(completion.model, usage) == pytest.approx(expected)
+    assert Usage.from_dict(usage.to_dict()) == usage
+    assert made_message("x", usage, "m", "1")["usage"] == {
+        "input_tokens": 21,
+        "cache_creation_input_tokens": 188086,
+        "cache_read_input_tokens": 4000,
+        "output_tokens": 393,
+    }
+
+
+def test_cache_write_defaults_to_a_quarter_over_input_and_leaves_openai_alone(
+    tmp_path: Path,
+) -> None:
+    """An entry without cache_write prices writes at 1.25x its input; a usage with no writes (all
+    OpenAI's) costs what it did, and its JSON has no cache_write_tokens key."""
+    user = tmp_path / "prices.toml"
+    user.write_text('[models]\n"claude-x" = { input = 2, cache_write = 3, output = 10 }\n')
+    assert load_prices(user).price("claude-x") == Price(2.0, 10.0, None, 3.0)
+    writes = Usage(input_tokens=1_000_000, cache_write_tokens=1_000_000)
+    assert Price(input=4.0, output=8.0).cost(writes) == pytest.approx(5.0)
+    openai = Usage(input_tokens=1_000_000, output_tokens=1_000_000, cached_tokens=500_000)
+    assert builtin_prices().cost("gpt-5", openai) == pytest.approx(0.5 * 1.25 + 0.5 * 0.125 + 10)
+    assert "cache_write_tokens" not in openai.to_dict()

@@ -1,8 +1,9 @@
 """What a call costs: a price table per model, and the arithmetic on a call's usage.
 
 The table ships as ``prices.toml`` beside this module (US dollars per 1M tokens, with the date it
-was taken). A user's table (``$FANWISE_HOME/prices.toml`` or ``--prices FILE``) is laid over it,
-so one line is enough to add or correct a model.
+was taken): input, output, cached input (cache reads) and, for Anthropic, cache writes. A user's
+table (``$FANWISE_HOME/prices.toml`` or ``--prices FILE``) is laid over it, so one line is
+enough to add or correct a model.
 """
 
 from __future__ import annotations
@@ -25,19 +26,34 @@ class PriceError(FanwiseError):
     """A price file that cannot be read; says which file and what is wrong."""
 
 
+CACHE_WRITE_FACTOR = 1.25
+"""A cache write's price over plain input when the table lists none: Anthropic's 5-minute rate.
+Only Anthropic reports cache writes, so OpenAI's and Gemini's costs never use it."""
+
+
 @dataclass(frozen=True, slots=True)
 class Price:
-    """US dollars per 1M tokens. Cached input tokens are part of the input tokens."""
+    """US dollars per 1M tokens. Cache reads and writes are part of the input tokens."""
 
     input: float
     output: float
     cached_input: float | None = None
+    cache_write: float | None = None
 
     def cost(self, usage: Usage) -> float:
         cached = min(usage.cached_tokens, usage.input_tokens)
+        written = min(usage.cache_write_tokens, usage.input_tokens - cached)
         cached_rate = self.input if self.cached_input is None else self.cached_input
-        fresh = usage.input_tokens - cached
-        return (fresh * self.input + cached * cached_rate + usage.output_tokens * self.output) / 1e6
+        write_rate = (
+            self.input * CACHE_WRITE_FACTOR if self.cache_write is None else self.cache_write
+        )
+        fresh = usage.input_tokens - cached - written
+        return (
+            fresh * self.input
+            + cached * cached_rate
+            + written * write_rate
+            + usage.output_tokens * self.output
+        ) / 1e6
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +125,10 @@ def _price(source: str, name: str, entry: Any) -> Price:
     example = f'"{name}" = {{ input = 1.25, cached_input = 0.125, output = 10.0 }}'
     if not isinstance(entry, dict) or not {"input", "output"} <= entry.keys():
         raise PriceError(f"{source}: model {name!r} needs input and output prices, e.g. {example}")
-    unknown = set(entry) - {"input", "output", "cached_input"}
+    unknown = set(entry) - set(_FIELDS)
     if unknown:
         raise PriceError(f"{source}: model {name!r}: unknown field {sorted(unknown)[0]!r}")
-    values = {k: entry[k] for k in ("input", "output", "cached_input") if k in entry}
+    values = {k: entry[k] for k in _FIELDS if k in entry}
     for key, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise PriceError(f"{source}: model {name!r}: {key} must be a number, e.g. {example}")
@@ -122,7 +138,11 @@ def _price(source: str, name: str, entry: Any) -> Price:
         float(values["input"]),
         float(values["output"]),
         float(values["cached_input"]) if "cached_input" in values else None,
+        float(values["cache_write"]) if "cache_write" in values else None,
     )
+
+
+_FIELDS = ("input", "output", "cached_input", "cache_write")
 
 
 def format_usd(amount: float | None) -> str:
@@ -137,6 +157,7 @@ def format_usd(amount: float | None) -> str:
 
 
 __all__ = [
+    "CACHE_WRITE_FACTOR",
     "Price",
     "PriceError",
     "PriceTable",

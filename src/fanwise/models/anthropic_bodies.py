@@ -3,7 +3,7 @@
 A Message's ``content`` is a list of blocks: the text of its ``text`` blocks is the answer,
 ``tool_use`` blocks are tool calls, ``thinking`` blocks stay in the raw body. Usage counts the
 cache: fanwise's input tokens are ``input_tokens`` plus both cache counts (Anthropic reports
-them apart), and its cached tokens are the cache reads.
+them apart), its cached tokens are the cache reads and its cache write tokens the writes.
 
 Errors keep fanwise's kinds, with Anthropic's exceptions: a 529 ``overloaded_error`` is a
 retryable ``server`` error; a spend limit or an empty credit balance is ``auth`` whatever its
@@ -91,7 +91,10 @@ def message_completion(data: Any, raw: bytes, headers: Headers) -> Completion:
 
 
 def messages_usage(usage: Any) -> Usage:
-    """Usage from a Message's ``usage``: every input token, cache writes and reads included."""
+    """Usage from a Message's ``usage``: every input token, cache writes and reads included.
+
+    The writes are kept apart too (``cache_write_tokens``): they cost more than plain input.
+    """
     if not isinstance(usage, dict):
         return Usage()
     fresh = _int(usage.get("input_tokens"))
@@ -101,6 +104,7 @@ def messages_usage(usage: Any) -> Usage:
         input_tokens=fresh + written + read,
         output_tokens=_int(usage.get("output_tokens")),
         cached_tokens=read,
+        cache_write_tokens=written,
     )
 
 
@@ -248,8 +252,8 @@ def made_message(text: str, usage: Usage, model: str, rid: str) -> dict[str, Any
         "stop_reason": "end_turn",
         "stop_sequence": None,
         "usage": {
-            "input_tokens": usage.input_tokens - usage.cached_tokens,
-            "cache_creation_input_tokens": 0,
+            "input_tokens": usage.input_tokens - usage.cached_tokens - usage.cache_write_tokens,
+            "cache_creation_input_tokens": usage.cache_write_tokens,
             "cache_read_input_tokens": usage.cached_tokens,
             "output_tokens": usage.output_tokens,
         },
