@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -116,3 +118,38 @@ def test_a_run_recorded_from_python_is_seen_by_the_cli(tmp_path: Path) -> None:
     assert shown.exit_code == 0 and shown.stdout.strip() == (result.text or "").strip()
     refused = runner.invoke(cli, ["resume", "2", "--journal", str(path)])
     assert refused.exit_code == 2 and "was made from Python" in refused.stderr
+
+
+def _offline_warnings(run: Callable[[], object]) -> list[warnings.WarningMessage]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run()
+    return [w for w in caught if issubclass(w.category, fanwise.OfflineModelWarning)]
+
+
+WORKFLOW = fanwise.Workflow((fanwise.Stage("a", prompt="Hi?"),))
+
+
+def test_the_offline_warning_points_at_the_callers_line() -> None:
+    """research, ask_all, run and get_model warn at the line that called them, not at a line
+    inside fanwise or asyncio (research reaches get_model through asyncio.run)."""
+    runs: list[Callable[[], object]] = [
+        lambda: fanwise.research("t", ["q?"], offline=QUICK, environ=NO_KEY),
+        lambda: fanwise.ask_all(["q?"], offline=QUICK, environ=NO_KEY),
+        lambda: fanwise.run(WORKFLOW, offline=QUICK, environ=NO_KEY),
+        lambda: fanwise.get_model(environ=NO_KEY),
+    ]
+    for run in runs:
+        [warning] = _offline_warnings(run)
+        assert warning.filename == __file__, warning.filename
+
+
+async def test_the_async_twins_offline_warning_points_at_the_awaiting_line() -> None:
+    """aresearch, aask_all and arun warn at the line that awaits them."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        await fanwise.aresearch("t", ["q?"], offline=QUICK, environ=NO_KEY)
+        await fanwise.aask_all(["q?"], offline=QUICK, environ=NO_KEY)
+        await fanwise.arun(WORKFLOW, offline=QUICK, environ=NO_KEY)
+    found = [w for w in caught if issubclass(w.category, fanwise.OfflineModelWarning)]
+    assert [w.filename for w in found] == [__file__] * 3

@@ -10,9 +10,13 @@ flags or terminals.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from types import FrameType
 from typing import Any, Literal
 
 from fanwise.endpoints import Endpoint, EndpointPool
@@ -43,6 +47,25 @@ class ConfigError(FanwiseError, ValueError):
 
 class OfflineModelWarning(UserWarning):
     """No API key was found, so the answers come from the offline model, not from an LLM."""
+
+
+_OWN_FILES = (
+    os.path.dirname(__file__) + os.sep,  # fanwise
+    os.path.dirname(asyncio.__file__) + os.sep,
+    contextlib.__file__,
+)
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` of the first frame outside fanwise, asyncio and contextlib, for a
+    warning issued by our caller: ``research()`` reaches ``get_model`` through ``asyncio.run``
+    and an async context manager, so no fixed level names the user's line. (Python 3.12's
+    ``skip_file_prefixes`` does this; 3.11 has not got it.)"""
+    frame: FrameType | None = sys._getframe(1)  # the one that calls warnings.warn: level 1
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(_OWN_FILES):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def resolve_provider(
@@ -113,7 +136,7 @@ def get_model(
     # a claude-* model names Anthropic; a server with no key is an OpenAI-compatible one
     resolved = resolve_provider(provider, environ, model, base_url=server)
     if resolved == "offline" and provider in (None, "", "auto"):
-        warnings.warn(OFFLINE_NOTE, OfflineModelWarning, stacklevel=2)
+        warnings.warn(OFFLINE_NOTE, OfflineModelWarning, stacklevel=_caller_stacklevel())
     if endpoints:
         make_limiter = limiter or (lambda: get_limiter(resolved, environ=environ))
         one: dict[str, Any] = {"api_key": api_key, "api": api, "transport": transport}
