@@ -267,3 +267,23 @@ def test_resume_writes_to_the_runs_own_files_from_any_directory(
     assert resumed.exit_code == 0, resumed.stderr
     assert (first_dir / "guide.md").read_text().startswith("# Oslo")
     assert not list(other_dir.iterdir())
+
+
+def test_resume_of_a_batch_refuses_the_flags_batch_refuses(
+    simulator_process: str, tmp_path: Path
+) -> None:
+    """`fanwise resume RUN --json` on a batch run exits 2 with one line, and sends nothing."""
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text(json.dumps({"prompt": "Say hi", "custom_id": "a"}) + "\n")
+    script(simulator_process, {"match": "Say hi", "faults": ["500"]})
+    first = fanwise(simulator_process, "batch", str(source), "-o", str(out), "--retries", "0")
+    assert first.exit_code == 1, first.stderr  # no result: the one line failed
+    sent = stats(simulator_process)["requests"]
+    refused = fanwise(None, "resume", "1", "--json")
+    assert refused.exit_code == 2
+    assert refused.stderr.splitlines() == [
+        "fanwise: error: --json: run 1 is a batch, and fanwise batch takes no --json "
+        "(its result lines are JSON already)"
+    ]
+    assert refused.stdout == "" and stats(simulator_process)["requests"] == sent
+    assert fanwise(simulator_process, "batch", str(source), "--json").exit_code == 2

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from fanwise.batch import output_line
-from fanwise.cli.batch import execute_batch
+from fanwise.cli.batch import batch, execute_batch
 from fanwise.cli.engine_flags import EndpointList
 from fanwise.cli.errors import InputError
 from fanwise.cli.flags import workflow_options
@@ -240,6 +240,7 @@ def resume(ctx: click.Context, /, run_id: int, **overrides: Any) -> None:
     given["journal"] = overrides["journal"]  # the journal the run was found in
     options = rebuild_options(record.spec.get("options", {}), given)
     if record.kind == "batch":
+        _refuse_what_batch_refuses(ctx, run_id, given)
         source = Path(record.spec["input"])
         if not given.get("out") and record.spec.get("output"):
             options = dataclasses.replace(options, out=record.spec["output"])
@@ -275,6 +276,22 @@ def rebuild_options(stored: Mapping[str, Any], overrides: Mapping[str, Any]) -> 
     values.update({k: v for k, v in overrides.items() if k in RESUME_OVERRIDES})
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     return RunOptions.from_kwargs(values)
+
+
+_BATCH_HINTS = {"as_json": " (its result lines are JSON already)"}
+
+
+def _refuse_what_batch_refuses(ctx: click.Context, run_id: int, given: Mapping[str, Any]) -> None:
+    """A batch run resumes as ``fanwise batch`` runs, so a flag that command has not got (today,
+    ``--json``) is refused before any request, as ``fanwise batch`` would refuse it."""
+    takes = {param.name for param in batch.params}
+    for param in ctx.command.params:
+        if param.name in given and param.name not in takes and param.opts:
+            flag = param.opts[0]
+            raise InputError(
+                f"{flag}: run {run_id} is a batch, and fanwise batch takes no {flag}"
+                + _BATCH_HINTS.get(param.name or "", "")
+            )
 
 
 def _find(journal: Journal, run_id: int) -> RunRecord:
