@@ -33,7 +33,8 @@ EXPECTED_SCHEMA = {
         "INTEGER NOT NULL, latency REAL NOT NULL, input_tokens INTEGER NOT NULL DEFAULT 0, "
         "cached_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0, "
         "reasoning_tokens INTEGER NOT NULL DEFAULT 0, cost REAL, cached INTEGER NOT NULL "
-        "DEFAULT 0, recorded_at REAL NOT NULL , request_body BLOB, response_body BLOB)"
+        "DEFAULT 0, recorded_at REAL NOT NULL , request_body BLOB, response_body BLOB, line "
+        "INTEGER)"
     ),
     ("index", "calls_by_run"): "CREATE INDEX calls_by_run ON calls(run_id, idx)",
     ("index", "calls_by_key"): (
@@ -69,8 +70,12 @@ def waiting(journal: Journal) -> bool:
     return journal.db.in_transaction
 
 
-def store(journal: Journal, run_id: int, **flags: bool) -> JournalStore:
-    return JournalStore(journal, run_id, prices=PRICES, endpoint="scripted", **flags)
+def store(
+    journal: Journal, run_id: int, *, resume: bool = False, cache: bool = False
+) -> JournalStore:
+    return JournalStore(
+        journal, run_id, prices=PRICES, endpoint="scripted", resume=resume, cache=cache
+    )
 
 
 def test_a_blank_journal_gets_exactly_the_final_schema(tmp_path: Path) -> None:

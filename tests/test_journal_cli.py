@@ -287,3 +287,33 @@ def test_resume_of_a_batch_refuses_the_flags_batch_refuses(
     ]
     assert refused.stdout == "" and stats(simulator_process)["requests"] == sent
     assert fanwise(simulator_process, "batch", str(source), "--json").exit_code == 2
+
+
+def test_show_jsonl_gives_each_batch_call_its_input_line(tmp_path: Path) -> None:
+    """Blank and bad lines take no call index, yet `fanwise show RUN --jsonl` gives each
+    result the input line its output line had, read from the journal."""
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text(
+        "\n".join(
+            [
+                json.dumps({"prompt": "One?", "custom_id": "a"}),
+                "",
+                "{oops",
+                json.dumps({"prompt": "Two?", "custom_id": "b"}),
+                "   ",
+                json.dumps({"prompt": "Three?", "custom_id": "c"}),
+            ]
+        )
+        + "\n"
+    )
+    ran = fanwise(None, "batch", str(source), "-o", str(out), "--quiet", *OFFLINE)
+    assert ran.exit_code == 4, ran.stderr  # partial: the bad line
+    written = {
+        r["custom_id"]: r["fanwise"]["line"] for r in map(json.loads, out.read_text().splitlines())
+    }
+    assert written == {"a": 1, None: 3, "b": 4, "c": 6}
+    shown = fanwise(None, "show", "1", "--jsonl")
+    replayed = {
+        r["custom_id"]: r["fanwise"]["line"] for r in map(json.loads, shown.stdout.splitlines())
+    }
+    assert replayed == {"a": 1, "b": 4, "c": 6}

@@ -196,13 +196,16 @@ async def run_batch(
     fail_fast: bool = False,
     name: str = "",
     validate: bool = False,
+    line_of: dict[int, int] | None = None,
 ) -> BatchSummary:
     """Send every good line through ``engine``; ``write`` each result as it settles.
 
     ``name`` (the input file's, say) names the run for observers such as telemetry. With
     ``validate``, each answer is checked against the schema its own line asks for
     (``response_format`` or ``text.format``): one that breaks it is ``invalid_response``, and
-    retried as any retryable failure is.
+    retried as any retryable failure is. ``line_of`` is filled with the engine index of each
+    call in flight and its input line (blank and bad lines take no index): pass the dict a
+    ``JournalStore`` reads as its ``lines`` to journal each call's line.
     """
     engine.emit(RunStarted("batch", name, name, engine.now()))
     try:
@@ -218,6 +221,7 @@ async def run_batch(
             deadline,
             fail_fast,
             validate,
+            {} if line_of is None else line_of,
         )
     except BaseException as exc:
         engine.emit(RunFinished.raised(exc, engine.now()))
@@ -238,10 +242,10 @@ async def _send(
     deadline: float | None,
     fail_fast: bool,
     validate: bool,
+    line_of: dict[int, int],  # engine index -> input line, for the calls in flight only
 ) -> BatchSummary:
     summary = BatchSummary()
     reader = LineReader(defaults, instructions)
-    line_of: dict[int, int] = {}  # engine index -> input line, for the calls in flight only
 
     def calls() -> Iterator[Call]:
         index = 0

@@ -120,13 +120,22 @@ def execute_batch(
         "validate": validate,
         "options": options_spec(options),
     }
+    line_of: dict[int, int] = {}  # run_batch fills it, the journal reads each call's line
     with _output(options.out) as sink:
         session = open_session(
-            options, kind="batch", topic=source.name, spec=spec, total=total, resume=resume
+            options,
+            kind="batch",
+            topic=source.name,
+            spec=spec,
+            total=total,
+            resume=resume,
+            lines=line_of,
         )
 
         async def body(current: Run) -> BatchSummary:
-            return await _batch(source, sink, current, defaults, total, instructions, validate)
+            return await _batch(
+                source, sink, current, defaults, total, instructions, validate, line_of
+            )
 
         summary, _ = run(options, model, session, body, total=total)
     status = _status(summary)
@@ -199,7 +208,8 @@ async def _batch(
     defaults: ModelSettings,
     total: int,
     instructions: str | None,
-    validate: bool = False,
+    validate: bool,
+    line_of: dict[int, int],
 ) -> BatchSummary:
     session = current.session
 
@@ -227,6 +237,7 @@ async def _batch(
             fail_fast=current.options.mode == "all",
             name=source.name,
             validate=validate,
+            line_of=line_of,
         )
 
 

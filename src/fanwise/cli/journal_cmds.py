@@ -133,9 +133,10 @@ def _shown(
     record: RunRecord, calls: list[CallRecord], *, as_json: bool, jsonl: bool, timeline: bool
 ) -> str:
     """What ``fanwise show`` prints for a run: its output lines, timeline, JSON or Markdown."""
-    if jsonl:  # the input line number is not journaled: null
+    if jsonl:  # the input line: journaled since schema 5, null for calls journaled before
         return "".join(
-            output_line(call.label, call.outcome, line=None, key=call.key, cost=call.cost) + "\n"
+            output_line(call.label, call.outcome, line=call.line, key=call.key, cost=call.cost)
+            + "\n"
             for call in calls
         )
     if timeline:

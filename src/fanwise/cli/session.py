@@ -262,11 +262,13 @@ def open_session(
     resume: int | None = None,
     model: str | None = None,
     environ: Mapping[str, str] = os.environ,
+    lines: Mapping[int, int] | None = None,
 ) -> Session:
     """Start a run in the journal (or reopen run ``resume``) and build what records it.
 
     ``model``, when every call uses one, is checked up front against the price table so that
-    ``--max-cost`` can refuse to start rather than refuse every call.
+    ``--max-cost`` can refuse to start rather than refuse every call. ``lines`` is a batch's
+    map of call index to input line (``run_batch``'s ``line_of``), journaled with each call.
     """
     check_journal_flags(options, environ)
     prices = load_price_table(options, environ)
@@ -306,6 +308,7 @@ def open_session(
         endpoint=where,
         resume=resume is not None,
         cache=options.cache,
+        lines=lines,
     )
     command: str | None = f"fanwise resume {run_id}"
     if options.journal:

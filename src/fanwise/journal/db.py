@@ -317,9 +317,17 @@ class Journal:
     # calls
 
     def record_call(
-        self, run_id: int, index: int, call: Call, outcome: CallOutcome, *, cost: float | None
+        self,
+        run_id: int,
+        index: int,
+        call: Call,
+        outcome: CallOutcome,
+        *,
+        cost: float | None,
+        line: int | None = None,
     ) -> None:
-        """Append one settled call; it is committed with the others of this pass (``flush``)."""
+        """Append one settled call; it is committed with the others of this pass (``flush``).
+        ``line`` is a batch call's input line."""
         usage = outcome_usage(outcome)
         cached = isinstance(outcome, Fulfilled) and outcome.cached
         label, stored = call.label, outcome.to_dict()
@@ -334,8 +342,8 @@ class Journal:
         self.db.execute(
             "INSERT INTO calls (run_id, idx, key, label, request, status, outcome, error_kind,"
             " attempts, latency, input_tokens, cached_tokens, output_tokens, reasoning_tokens,"
-            " cost, cached, recorded_at, request_body, response_body)"
-            " VALUES (" + ", ".join("?" * 19) + ")",
+            " cost, cached, recorded_at, request_body, response_body, line)"
+            " VALUES (" + ", ".join("?" * 20) + ")",
             (
                 run_id,
                 index,
@@ -356,6 +364,7 @@ class Journal:
                 self.clock(),
                 body,
                 _compress(self._redact_bytes(raw)) if raw else None,
+                line,
             ),
         )
         self._waiting += self.db.in_transaction
@@ -392,10 +401,10 @@ class Journal:
         """The latest row of each call index of a run, in index order, read lazily."""
         cursor = self.db.execute(
             "SELECT run_id, idx, key, label, request, outcome, cost, recorded_at, request_body,"
-            f" response_body FROM calls WHERE id IN ({_LATEST}) ORDER BY idx",
+            f" response_body, line FROM calls WHERE id IN ({_LATEST}) ORDER BY idx",
             (run_id,),
         )
-        for run, index, key, label, request, outcome, cost, recorded_at, sent, got in cursor:
+        for run, index, key, label, request, outcome, cost, recorded_at, sent, got, line in cursor:
             yield CallRecord(
                 run,
                 index,
@@ -405,6 +414,7 @@ class Journal:
                 _outcome(outcome, got),
                 cost,
                 recorded_at,
+                line,
             )
 
 

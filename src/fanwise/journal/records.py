@@ -84,3 +84,4 @@ class CallRecord:
     outcome: CallOutcome
     cost: float | None
     recorded_at: float
+    line: int | None = None  # a batch call's input line

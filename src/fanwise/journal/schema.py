@@ -112,11 +112,19 @@ def m004_call_bodies(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE calls ADD COLUMN response_body BLOB")
 
 
+def m005_call_line(db: sqlite3.Connection) -> None:
+    """A batch call's input line (``fanwise show RUN --jsonl`` gives it back): blank and bad
+    lines are skipped, so a call's index is not its line. NULL for other runs, and for calls
+    journaled before this migration."""
+    db.execute("ALTER TABLE calls ADD COLUMN line INTEGER")
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     m001_runs_and_calls,
     m002_batches,
     m003_run_content,
     m004_call_bodies,
+    m005_call_line,
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
+from collections.abc import Mapping
 
 from fanwise.engine import Call, CallOutcome
 from fanwise.journal.db import Journal
@@ -56,7 +57,11 @@ class CostStore:
 
 
 class JournalStore(CostStore):
-    """Records one run's calls; ``resume`` and ``cache`` decide what may be answered from it."""
+    """Records one run's calls; ``resume`` and ``cache`` decide what may be answered from it.
+
+    ``lines`` (a batch's: the engine index of each call in flight to its input line, kept by
+    ``run_batch``) puts each call's input line in its row.
+    """
 
     def __init__(
         self,
@@ -67,8 +72,10 @@ class JournalStore(CostStore):
         endpoint: str,
         resume: bool = False,
         cache: bool = False,
+        lines: Mapping[int, int] | None = None,
     ) -> None:
         super().__init__(prices=prices)
+        self.lines = lines
         self.journal = journal
         self.run_id = run_id
         self.endpoint = endpoint
@@ -96,7 +103,8 @@ class JournalStore(CostStore):
                 return
         cost = self.count(call, outcome)
         try:
-            self.journal.record_call(self.run_id, index, call, outcome, cost=cost)
+            line = None if self.lines is None else self.lines.get(index)
+            self.journal.record_call(self.run_id, index, call, outcome, cost=cost, line=line)
         except sqlite3.Error as exc:
             # The answer still reaches the caller; only resuming it later is lost. Failing the
             # whole run here would throw away every call in flight for a bookkeeping error.
