@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from fanwise import Call, Engine, OfflineModel, OfflineSettings, Plan, RetryPolicy, run_workflow
+from fanwise.api import aask_all
 from fanwise.events import (
     BatchProgress,
     CallStarted,
@@ -37,6 +38,7 @@ from fanwise.models.base import Completion, Request, Usage
 from fanwise.outcome import Fulfilled
 from fanwise.retry import NoWait
 from fanwise.simulator import Simulator
+from fanwise.stages import Stage, Workflow, run_stages
 from fanwise.telemetry import attach, disabled
 from fanwise.telemetry.auto import Traced
 from fanwise.telemetry.setup import wanted
@@ -87,6 +89,15 @@ def traces(capture_content: bool | None = None) -> Traces:
     meters = MeterProvider(metric_readers=[reader])
     telemetry = Telemetry(provider, meters, provider="offline", capture_content=capture_content)
     return Traces(telemetry, exporter, reader, provider)
+
+
+DISTRICTS = {
+    "type": "object",
+    "properties": {
+        "districts": {"type": "array", "items": {"type": "string"}, "minItems": 3, "maxItems": 3}
+    },
+    "required": ["districts"],
+}
 
 
 def attr(item: ReadableSpan | Event, name: str) -> Any:
@@ -145,6 +156,39 @@ async def test_a_workflow_is_a_run_span_over_phase_spans_over_call_spans() -> No
         assert attr(span, "gen_ai.usage.output_tokens") > 0
     assert attr(run, "fanwise.run.status") == "complete"
     assert attr(research, "fanwise.phase.fulfilled") == 3
+
+
+async def test_staged_workflow_is_one_run_span_over_its_stages_calls() -> None:
+    """Every call of a staged run (a map stage too) is in the run's trace, under its span,
+    which ends with the run's status."""
+    t = traces()
+    workflow = Workflow(
+        (
+            Stage("outline", prompt="List three districts of Lyon.", schema=DISTRICTS),
+            Stage("details", map="outline.districts", prompt="Describe {item}"),
+            Stage("guide", prompt="Write a guide from these notes:\n{details}"),
+        ),
+        title="lyon",
+    )
+    result = await run_stages(workflow, Engine(offline(), observer=t.telemetry))
+
+    run = t.one("stages lyon")
+    assert run.parent is None and result.status.value == "complete"
+    assert attr(run, "fanwise.run.status") == "complete"
+    assert attr(run, "fanwise.run.kind") == "stages"
+    assert len(t.calls()) == 5  # outline, three details, guide
+    assert {s.context.trace_id for s in t.spans} == {run.context.trace_id}
+    assert all(window(run)[0] <= window(s)[0] <= window(s)[1] <= window(run)[1] for s in t.spans)
+
+
+async def test_ask_all_is_a_run_span_over_a_phase_over_its_calls() -> None:
+    """``aask_all`` frames its calls as a run and a phase, so its trace has one root."""
+    t = traces()
+    outcomes = await aask_all(["a?", "b?", "c?"], model=offline(), on_event=t.telemetry, environ={})
+    run, phase = t.one("ask_all"), t.one("batch")
+    assert len(outcomes) == 3 and attr(run, "fanwise.run.status") == "complete"
+    assert run.parent is None and parent_of(phase) == run.context.span_id
+    assert [parent_of(s) for s in t.calls()] == [phase.context.span_id] * 3
 
 
 async def test_concurrent_workflows_each_stay_under_their_callers_span() -> None:

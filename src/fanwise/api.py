@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from fanwise.engine import Call, CallOutcome, Engine
-from fanwise.events import Observer
+from fanwise.events import Observer, PhaseFinished, PhaseStarted, RunStarted
 from fanwise.factory import (
     Api,
     Transport,
@@ -311,12 +311,27 @@ async def aask_all(
         engine,
         recording,
     ):
-        outcomes = await engine.run(calls, deadline=deadline, fail_fast=fail_fast)
+
+        async def fan_out() -> list[CallOutcome]:
+            engine.emit(PhaseStarted("batch", len(calls), engine.now()))
+            outcomes = await engine.run(calls, deadline=deadline, fail_fast=fail_fast)
+            engine.emit(PhaseFinished("batch", engine.now()))
+            return outcomes
+
+        started = RunStarted("ask_all", "", topic, engine.now())
+        outcomes = await engine.announced(started, fan_out(), lambda done: (_status(done), None))
         if recording is not None:
-            fulfilled = sum(o.status == "fulfilled" for o in outcomes)
-            status = "complete" if fulfilled == len(outcomes) else "partial"
-            recording.finish(status if fulfilled else "no_result", None, {})
+            recording.finish(_status(outcomes), None, {})
     return outcomes
+
+
+def _status(outcomes: Sequence[CallOutcome]) -> str:
+    """``complete`` when every call was answered, ``partial`` when some were, else
+    ``no_result``."""
+    fulfilled = sum(o.status == "fulfilled" for o in outcomes)
+    if not fulfilled:
+        return "no_result"
+    return "complete" if fulfilled == len(outcomes) else "partial"
 
 
 async def arun(

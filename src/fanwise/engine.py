@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Set
+from typing import TypeVar
 
 from fanwise.calls import Call, CallOutcome, Store, request_key
 from fanwise.dispatch.base import Dispatch, Ticket
 from fanwise.dispatch.live import Live
-from fanwise.events import CallSettled, Event, Observer
+from fanwise.events import CallSettled, Event, Observer, RunFinished, RunStarted
 from fanwise.limits import Limiter
 from fanwise.models.base import DeltaSink, Model
 from fanwise.outcome import CallTimeout, Cancelled, Fulfilled, Rejected
@@ -27,6 +28,7 @@ from fanwise.structured import reparse
 from fanwise.telemetry import attach
 
 OnOutcome = Callable[[int, Call, CallOutcome], None]
+T = TypeVar("T")
 
 
 class Engine:
@@ -80,6 +82,25 @@ class Engine:
     def emit(self, event: Event) -> None:
         if self.observer is not None:
             self.observer(event)
+
+    async def announced(
+        self,
+        started: RunStarted,
+        work: Awaitable[T],
+        finished: Callable[[T], tuple[str, str | None]],
+    ) -> T:
+        """``work`` framed by ``started`` and a ``RunFinished`` with the status and reason
+        ``finished`` reads from its result, or ``interrupted``/``error`` when it raises: every
+        kind of run (a workflow, stages, a batch, ``ask_all``) is one run span in telemetry."""
+        self.emit(started)
+        try:
+            result = await work
+        except BaseException as exc:
+            self.emit(RunFinished.raised(exc, self.now()))
+            raise
+        status, reason = finished(result)
+        self.emit(RunFinished(status, self.now(), reason))
+        return result
 
     async def run(
         self,

@@ -20,10 +20,11 @@ Phase = Literal["research", "synthesis", "batch"]
 
 @dataclass(frozen=True, slots=True)
 class RunStarted:
-    """A workflow or a batch began; everything until ``RunFinished`` belongs to it."""
+    """A run began (a workflow, staged workflow, batch file or ``ask_all``); everything until
+    ``RunFinished`` belongs to it."""
 
-    kind: Literal["workflow", "batch"]
-    name: str  # the plan's title, or the batch file's name
+    kind: Literal["workflow", "stages", "batch", "ask_all"]
+    name: str  # the plan's title or the batch file's name ("" for ask_all)
     topic: str
     at: float
 

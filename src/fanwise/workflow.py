@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from fanwise.engine import Call, CallOutcome, Engine
-from fanwise.events import PhaseFinished, PhaseStarted, RunFinished, RunStarted
+from fanwise.events import PhaseFinished, PhaseStarted, RunStarted
 from fanwise.models.base import DEFAULT_MODEL, DeltaSink, Endpoint, Request, Usage
 from fanwise.models.providers import endpoint_for, implied_provider
 from fanwise.outcome import ErrorKind, Fulfilled, Rejected
@@ -366,14 +366,11 @@ async def run_workflow(
         raise ValueError(
             f"min_answers is {min_answers}, but the plan has only {len(plan.questions)} questions"
         )
-    engine.emit(RunStarted("workflow", plan.title, plan.topic, engine.now()))
-    try:
-        result = await _phases(plan, engine, settings, fail_fast, min_answers, deadline, on_delta)
-    except BaseException as exc:
-        engine.emit(RunFinished.raised(exc, engine.now()))
-        raise
-    engine.emit(RunFinished(result.status.value, engine.now(), result.reason))
-    return result
+    return await engine.announced(
+        RunStarted("workflow", plan.title, plan.topic, engine.now()),
+        _phases(plan, engine, settings, fail_fast, min_answers, deadline, on_delta),
+        lambda result: (result.status.value, result.reason),
+    )
 
 
 async def _phases(

@@ -18,7 +18,7 @@ from typing import Any
 
 from fanwise.batch.lines import LineError, LineReader
 from fanwise.engine import Call, CallOutcome, Engine
-from fanwise.events import PhaseFinished, PhaseStarted, RunFinished, RunStarted
+from fanwise.events import PhaseFinished, PhaseStarted, RunStarted
 from fanwise.models.base import Completion, Usage
 from fanwise.models.bodies import made_body
 from fanwise.outcome import CallError, Fulfilled, Rejected, error_to_dict
@@ -207,27 +207,22 @@ async def run_batch(
     call in flight and its input line (blank and bad lines take no index): pass the dict a
     ``JournalStore`` reads as its ``lines`` to journal each call's line.
     """
-    engine.emit(RunStarted("batch", name, name, engine.now()))
-    try:
-        summary = await _send(
-            lines,
-            engine,
-            write,
-            defaults,
-            instructions,
-            total,
-            on_bad_line,
-            cost,
-            deadline,
-            fail_fast,
-            validate,
-            {} if line_of is None else line_of,
-        )
-    except BaseException as exc:
-        engine.emit(RunFinished.raised(exc, engine.now()))
-        raise
-    engine.emit(RunFinished(summary.status, engine.now()))
-    return summary
+    work = _send(
+        lines,
+        engine,
+        write,
+        defaults,
+        instructions,
+        total,
+        on_bad_line,
+        cost,
+        deadline,
+        fail_fast,
+        validate,
+        {} if line_of is None else line_of,
+    )
+    started = RunStarted("batch", name, name, engine.now())
+    return await engine.announced(started, work, lambda summary: (summary.status, None))
 
 
 async def _send(

@@ -17,7 +17,7 @@ from typing import Any
 
 from fanwise.calls import Call, CallOutcome
 from fanwise.engine import Engine
-from fanwise.events import PhaseFinished, PhaseStarted, StageFinished, StageStarted
+from fanwise.events import PhaseFinished, PhaseStarted, RunStarted, StageFinished, StageStarted
 from fanwise.models.base import DeltaSink, Request
 from fanwise.outcome import Fulfilled, Rejected
 from fanwise.stages import cite
@@ -55,7 +55,11 @@ async def run_stages(
     """Run the stages in order; a failed ``required`` stage stops the run. ``on_delta`` gets
     the last stage's text as it streams, when that stage is one call (a ``prompt``)."""
     runner = _Runner(workflow, engine, settings or ModelSettings(), deadline, on_delta)
-    return await runner.run()
+    return await engine.announced(
+        RunStarted("stages", workflow.title, workflow.topic, engine.now()),
+        runner.run(),
+        lambda result: (result.status.value, result.reason),
+    )
 
 
 class StageFailed(Exception):
