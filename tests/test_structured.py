@@ -374,7 +374,13 @@ def test_batch_validate_checks_each_line_against_its_own_schema(
     assert food["fanwise"]["attempts"] == 1 and food["response"]["status_code"] == 200
     assert secrets["response"] is None and secrets["error"]["code"] == "refused"
     with OpenAI(api_key="t", base_url=url, max_retries=0) as client:
-        assert len(client.batches.list(limit=100).data) == batches
+        made = sorted(client.batches.list(limit=100).data, key=lambda b: b.created_at)
+        assert len(made) == batches
+        sent = [client.files.content(b.input_file_id).text.splitlines() for b in made]
+    if engine == "batch":  # the follow-up batch sends the repaired request, not the same one
+        first, again = (json.loads(line)["body"]["messages"] for line in (sent[0][0], sent[1][0]))
+        assert again[: len(first)] == first and len(again) == len(first) + 2
+        assert "schema" in again[-1]["content"]
 
 
 @pytest.mark.parametrize("transport", ["aiohttp", "sdk"])

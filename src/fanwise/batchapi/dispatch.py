@@ -33,7 +33,7 @@ from fanwise.dispatch import Dispatch, Live, Run, Ticket
 from fanwise.events import CallRetrying, CallStarted
 from fanwise.models.base import Completion
 from fanwise.outcome import BadRequest, CallError, error_to_dict
-from fanwise.structured import attempts_usage, checked
+from fanwise.structured import attempts_usage, checked, next_request
 
 RetryWith = Literal["batch", "live"]
 
@@ -102,6 +102,7 @@ class BatchAPI(Dispatch):
         call = ticket.call
         failure = error_to_dict(error)
         run.emit(CallRetrying(ticket.index, call.key, call.label, number, failure, 0.0, run.now()))
+        ticket.repaired = next_request(ticket.request, error, repair=live.repair)
         return True
 
     async def _round(
@@ -159,7 +160,7 @@ class BatchAPI(Dispatch):
     def _lines(self, tickets: list[Ticket]) -> Iterator[tuple[int, str, bytes]]:
         for ticket in tickets:
             index, call = ticket.index, ticket.call
-            yield index, call.key, request_line(index, call.key, call.request, self.api)
+            yield index, call.key, request_line(index, call.key, ticket.request, self.api)
 
 
 __all__ = ["BatchAPI", "RetryWith"]

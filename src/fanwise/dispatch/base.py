@@ -16,7 +16,7 @@ from typing import Protocol
 
 from fanwise.calls import Call, CallOutcome
 from fanwise.events import Event
-from fanwise.models.base import Completion
+from fanwise.models.base import Completion, Request
 from fanwise.outcome import Attempt, Fulfilled, Rejected, error_to_dict
 
 
@@ -31,6 +31,15 @@ class Ticket:
     current: tuple[int, float, float] | None = None  # attempt number, start, wait before it
     queued: float = 0.0  # of the current attempt: seconds until the limiter let it go
     held_since: float | None = None  # set while the current attempt waits for the limiter
+    repaired: Request | None = None
+    """What the next attempt sends when it is not ``call.request``: the request repaired after
+    an answer broke its schema (``structured.next_request``), for a dispatch that sends the
+    retry later (a follow-up batch, then live)."""
+
+    @property
+    def request(self) -> Request:
+        """What the next attempt sends."""
+        return self.call.request if self.repaired is None else self.repaired
 
     def begin(self, now: float, waited: float = 0.0) -> int:
         """An attempt starts now, ``waited`` seconds after the one before; its number."""

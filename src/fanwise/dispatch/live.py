@@ -16,10 +16,10 @@ from fanwise.calls import CallOutcome
 from fanwise.dispatch.base import Dispatch, Run, Ticket
 from fanwise.events import CallRetrying, CallStarted
 from fanwise.limits import Limiter, Unlimited, request_tokens
-from fanwise.models.base import Completion, DeltaSink, Model, Request, Usage
+from fanwise.models.base import Completion, DeltaSink, Model, Request
 from fanwise.outcome import CallTimeout, error_to_dict
 from fanwise.retry import RetryBudget, RetryPolicy
-from fanwise.structured import accept, cost_of, next_request
+from fanwise.structured import accept, attempts_usage, cost_of, next_request
 
 
 class Live(Dispatch):
@@ -84,7 +84,9 @@ class Live(Dispatch):
         call = ticket.call
         waited = 0.0
         tries = 0  # this dispatch's own: attempts made elsewhere (a batch) are not counted
-        request, spent = call.request, Usage()  # the next attempt's request; failed ones' tokens
+        # The next attempt's request (repaired, after a batch's schema break), and the tokens
+        # of the attempts that failed (a batch's too).
+        request, spent = ticket.request, attempts_usage(ticket.attempts)
         while True:
             tries += 1
             started = run.now()
