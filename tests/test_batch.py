@@ -239,3 +239,17 @@ def test_an_output_line_is_the_json_its_parts_make(
     text = output_line(custom_id, outcome, line=number, key=key, cost=cost)
     assert "\n" not in text
     assert json.loads(text) == _reference_line(custom_id, outcome, number, key, cost)
+
+
+@pytest.mark.parametrize(("bad", "said"), [(1, ", 1 bad line ·"), (2, ", 2 bad lines ·")])
+def test_the_batch_summary_counts_bad_lines_in_words(bad: int, said: str) -> None:
+    """One bad line is "1 bad line", more are "lines"."""
+    from types import SimpleNamespace
+    from typing import cast
+
+    from fanwise.batch import BatchSummary
+    from fanwise.cli.batch import summary_line
+    from fanwise.cli.session import Session
+
+    session = cast(Session, SimpleNamespace(cost=0.0, run_id=None))
+    assert said in summary_line(BatchSummary(fulfilled=1, bad_lines=bad), session)

@@ -23,7 +23,16 @@ from fanwise.models.base import Endpoint
 from fanwise.retry import NoWait
 from fanwise.simulator import Simulator
 from tests.conftest import StartSimulator
-from tests.test_fault_matrix import HANG_TIMEOUT, MATRIX, POLICY, PROMPT, RETRY_AFTER, TIMEOUT, Row
+from tests.test_fault_matrix import (
+    HANG_TIMEOUT,
+    MATRIX,
+    POLICY,
+    PROMPT,
+    RETRY_AFTER,
+    TIMEOUT,
+    Row,
+    seen,
+)
 
 ANTHROPIC_MATRIX = MATRIX
 MESSAGES = Endpoint.MESSAGES
@@ -79,7 +88,7 @@ async def test_a_fault_once_then_success(simulator: Simulator, row: Row, transpo
     else:
         assert isinstance(outcome, Rejected) and outcome.kind is row.kind
         assert len(outcome.attempts) == 1
-    assert simulator.stats().attempts[PROMPT] == len(outcome.attempts)
+    assert await seen(simulator, len(outcome.attempts)) == len(outcome.attempts)
     assert_waits(row, [a.waited for a in outcome.attempts])
 
 
@@ -95,7 +104,7 @@ async def test_a_fault_that_never_clears(simulator: Simulator, row: Row, transpo
 
     assert isinstance(outcome, Rejected) and outcome.kind is row.kind
     expected = POLICY.max_attempts if row.retried else 1
-    assert len(outcome.attempts) == expected == simulator.stats().attempts[PROMPT]
+    assert len(outcome.attempts) == expected == await seen(simulator, expected)
     assert all(a.error is not None and a.error["kind"] == row.kind.value for a in outcome.attempts)
     assert_waits(row, [a.waited for a in outcome.attempts])
 

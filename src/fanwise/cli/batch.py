@@ -167,7 +167,8 @@ def count_lines(path: Path) -> int:
 
 
 def summary_line(summary: BatchSummary, session: Session) -> str:
-    bad = f", {summary.bad_lines} bad lines" if summary.bad_lines else ""
+    bad_lines = summary.bad_lines
+    bad = f", {bad_lines} bad line{'' if bad_lines == 1 else 's'}" if bad_lines else ""
     cached = f" ({summary.cached} from the journal)" if summary.cached else ""
     queued = summary.queue_time
     held = f" (+ {queued:.1f} s queued in fanwise's limiter)" if queued >= 0.05 else ""
