@@ -114,7 +114,10 @@ async def test_attempts_wait_for_the_first_endpoint_with_room(
     outcomes = await engine(spread, concurrency=8).run(asks(8))
     assert all(o.ok for o in outcomes)
     assert [s.stats().peak_in_flight for s in sims] == [1, 1]
-    assert [s.stats().requests for s in sims] == [4, 4]
+    # Both share the work; the exact split follows which server answers first (4/4 when the
+    # machine is quiet), so a busy machine may move a call or two.
+    requests = [s.stats().requests for s in sims]
+    assert sum(requests) == 8 and min(requests) >= 2, requests
 
 
 async def test_limits_say_when_they_will_be_ready() -> None:
