@@ -229,6 +229,39 @@ async def test_a_resumed_run_collects_the_batch_a_dead_process_left_running(
     assert [row.state for row in _ledger_rows(journal, run_id)] == ["collected"]
 
 
+async def test_a_resumed_staged_run_collects_a_later_stages_batch_in_that_stage(
+    start_simulator: StartSimulator, journal: Journal
+) -> None:
+    """Stage two's batch, left running by a dead process, is not taken by stage one's resumed
+    run (where its answers would be dropped and asked again), but collected by stage two."""
+    sim = await start_simulator(batch=BatchTiming(speed=1800))
+    model = OpenAIModel(api_key="t", base_url=sim.base_url)
+    run_id = journal.start_run("stages", "t", {}, endpoint="sim")
+    first, second = asks("a", "b"), asks("c", "d")
+    running = asyncio.Event()
+
+    def progress(event: Event) -> None:
+        if isinstance(event, BatchProgress):
+            running.set()
+
+    dying = engine(model, journal, run_id, polling=Polling(0.01, 1, 0.01), sleep=asyncio.sleep)
+    assert all(o.ok for o in await dying.run(first))
+    dying.observer = progress
+    task = asyncio.create_task(dying.run(second, first_index=2))
+    await running.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    try:
+        again = engine(model, journal, run_id, resume=True, sleep=asyncio.sleep)
+        outcomes = [*await again.run(first), *await again.run(second, first_index=2)]
+    finally:
+        await model.aclose()
+    assert all(o.ok for o in outcomes)
+    assert len(sim.batches.batches) == 2, "stage two's batch was sent again"
+    assert [row.state for row in _ledger_rows(journal, run_id)] == ["collected", "collected"]
+
+
 async def test_a_crash_between_upload_and_create_neither_loses_nor_doubles_the_batch(
     simulator: Simulator, model: OpenAIModel, journal: Journal
 ) -> None:

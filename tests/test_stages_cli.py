@@ -184,4 +184,45 @@ def test_a_bad_stage_is_refused_with_its_file_and_line(tmp_path: Path) -> None:
     code, _, err = run("run", str(path), "--provider", "offline", "--mode", "all")
     assert code == 2 and "--mode all: a plan of stages sets its schemas" in err
     code, _, err = run("run", str(path), "--provider", "offline", "--engine", "batch")
-    assert code == 2 and "Traceback" not in err
+    assert code == 2 and "needs the OpenAI Batch API" in err and "Traceback" not in err
+    code, _, err = run("run", str(path), "--provider", "offline", "--engine", "ray")
+    assert code == 2 and "--engine: a plan of stages runs live or on the Batch API" in err
+
+
+def ledger_states(journal: Path) -> list[str]:
+    """The ``batches`` rows' states, oldest first (empty until the table exists)."""
+    if not journal.exists():
+        return []
+    db = sqlite3.connect(journal, timeout=10)
+    try:
+        return [state for (state,) in db.execute("SELECT state FROM batches ORDER BY id")]
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        db.close()
+
+
+@pytest.mark.slow
+def test_stages_on_the_batch_api_resume_a_killed_run_without_a_second_batch(
+    spawn_simulator: Callable[..., SimulatorProcess], tmp_path: Path
+) -> None:
+    """--engine batch: one batch a stage; killed while the map's batch runs, the resume
+    collects that batch (no second one) and ends as a clean run would."""
+    from openai import OpenAI
+
+    sim = spawn_simulator("--batch-speed", "300", "--batch-duration", "600")  # ~2 s a batch
+    path, journal = plan(tmp_path, 3), tmp_path / "j.db"
+    flags = ["--journal", str(journal), "--engine", "batch", "--batch-poll", "0.05", "--quiet"]
+    process = start("run", str(path), *flags, base_url=sim.base_url)
+    wait_for(lambda: ledger_states(journal) == ["collected", "submitted"])
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=10)
+
+    resumed = start("resume", "1", "--journal", str(journal), "--json", "--quiet")
+    out, err = resumed.communicate(timeout=60)
+    assert resumed.returncode == 0, err
+    data = json.loads(out)
+    assert [s["status"] for s in data["stages"]] == ["fulfilled"] * 3
+    assert ledger_states(journal) == ["collected"] * 3
+    with OpenAI(api_key="t", base_url=sim.base_url, max_retries=0) as client:
+        assert len(client.batches.list(limit=100).data) == 3, "a stage's batch was made twice"

@@ -68,14 +68,13 @@ class BatchAPI(Dispatch):
         return {pair for job in self.ledger.open_jobs() for pair in job.calls}
 
     async def send(self, tickets: Iterable[Ticket], run: Run) -> None:
-        adopted = self.ledger.open_jobs()
+        open_ = {ticket.index: ticket for ticket in tickets}
+        mine = {(ticket.index, ticket.call.key) for ticket in open_.values()}
+        # Only the open jobs of these calls: a staged run sends one set of calls per stage, and
+        # a later stage's batch, left running by a dead process, is collected by that stage.
+        adopted = [job for job in self.ledger.open_jobs() if mine.intersection(job.calls)]
         carried = {pair for job in adopted for pair in job.calls}
-        open_: dict[int, Ticket] = {}
-        fresh: list[Ticket] = []
-        for ticket in tickets:
-            open_[ticket.index] = ticket
-            if (ticket.index, ticket.call.key) not in carried:
-                fresh.append(ticket)
+        fresh = [t for t in open_.values() if (t.index, t.call.key) not in carried]
         to_send, jobs = fresh, adopted
         while to_send or jobs:
             results, finished = await self._round(run, open_, to_send, jobs)
