@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -212,3 +215,37 @@ def test_the_command_line_runs_a_batch_file_on_ray(simulator_process: str, tmp_p
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(line["custom_id"] for line in lines) == [f"c{i}" for i in range(8)]
     assert all(line["response"]["status_code"] == 200 for line in lines)
+
+
+LOCAL_RAY = """
+import json, os, ray
+from fanwise.cli.engines import start_ray
+from fanwise.cli.options import RunOptions
+
+options = RunOptions(
+    model=None, provider="openai", base_url=None, api="responses", reasoning_effort=None,
+    concurrency=8, timeout=None, deadline=None, retries=2, mode="settled", out=None, quiet=True,
+    plain=True, report=None, seed=0, offline_latency=(0.0, 0.0), offline_fail_rate=0.0,
+    engine="ray", workers=1,
+)
+start_ray(options)
+key = ray.remote(num_cpus=0.25)(lambda: os.environ.get("OPENAI_API_KEY"))
+print(json.dumps({
+    "key": ray.get(key.remote()),
+    "cpus": ray.cluster_resources()["CPU"],
+    "runtime_env": ray.get_runtime_context().runtime_env,
+}))
+"""
+
+
+def test_a_local_ray_is_sized_to_the_run_and_its_workers_inherit_the_key() -> None:
+    """The CLI's own Ray: one CPU per actor of the run, the key in the workers, no runtime_env."""
+    env = {**os.environ, "OPENAI_API_KEY": "sk-inherited", "RAY_ADDRESS": ""}
+    done = subprocess.run(
+        [sys.executable, "-c", LOCAL_RAY], env=env, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert seen["key"] == "sk-inherited"
+    assert seen["cpus"] == 2  # the limiter and the one worker: Ray prestarts just those
+    assert not seen["runtime_env"]  # else Ray boots fresh processes instead of those

@@ -282,9 +282,15 @@ def shared_limits(options: RunOptions, environ: Mapping[str, str] = os.environ) 
 
 
 def start_ray(options: RunOptions, environ: Mapping[str, str] = os.environ) -> None:
-    """Join ``--ray-address`` (or start a local Ray), unless this process already has.
+    """Join ``--ray-address``, or start a local Ray, unless this process already has.
 
-    The workers get the API key through the job's environment, never through a pickled value.
+    A local Ray is sized to the run: one CPU per process it needs (the limiter and each
+    worker), so Ray prestarts those processes while it starts, and no more (by default it
+    prestarts one per core). Its processes are this process's children and inherit its
+    environment, the API key included: a job ``runtime_env`` would only make Ray boot fresh
+    processes for the job instead of using the prestarted ones, 2 s more before the first call
+    (docs/scaling.md). Joining a cluster, the workers get the key through the job's
+    environment. Never through a pickled value.
     """
     from fanwise.cluster import RayMissing, import_ray
 
@@ -295,13 +301,16 @@ def start_ray(options: RunOptions, environ: Mapping[str, str] = os.environ) -> N
     if ray.is_initialized():
         return
     key = environ.get("OPENAI_API_KEY")
+    local = options.ray_address is None
+    inherited = local and key == os.environ.get("OPENAI_API_KEY")
     try:
         ray.init(
-            address=options.ray_address,
+            address="local" if local else options.ray_address,  # `auto`: a `ray start` cluster
+            num_cpus=options.workers + 1 if local else None,
             include_dashboard=False,
             log_to_driver=False,
             logging_level=logging.WARNING,
-            runtime_env={"env_vars": {"OPENAI_API_KEY": key}} if key else None,
+            runtime_env={"env_vars": {"OPENAI_API_KEY": key}} if key and not inherited else None,
         )
     except ConnectionError as exc:
         raise InputError(f"--ray-address {options.ray_address}: cannot connect: {exc}") from None
