@@ -8,6 +8,7 @@ too, each endpoint under its own ``--rpm``/``--tpm``.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 from collections.abc import Iterable, Mapping
@@ -291,6 +292,10 @@ def start_ray(options: RunOptions, environ: Mapping[str, str] = os.environ) -> N
     processes for the job instead of using the prestarted ones, 2 s more before the first call
     (docs/scaling.md). Joining a cluster, the workers get the key through the job's
     environment. Never through a pickled value.
+
+    At exit this process shuts Ray down (stops the local one, leaves a cluster) itself: Ray's
+    own exit hook first sleeps half a second for worker logs, and none come here
+    (``log_to_driver=False``).
     """
     from fanwise.cluster import RayMissing, import_ray
 
@@ -314,6 +319,7 @@ def start_ray(options: RunOptions, environ: Mapping[str, str] = os.environ) -> N
         )
     except ConnectionError as exc:
         raise InputError(f"--ray-address {options.ray_address}: cannot connect: {exc}") from None
+    atexit.register(ray.shutdown)
 
 
 __all__ = [
