@@ -77,6 +77,7 @@ def engine_options() -> list[Callable[[Any], Any]]:
             "--ray-address",
             envvar="RAY_ADDRESS",
             metavar="ADDRESS",
-            help="--engine ray: the cluster to join [default: start a local Ray].",
+            help="--engine ray: the cluster to join (auto: one started with `ray start` here) "
+            "[default: start a local Ray].",
         ),
     ]
