@@ -306,7 +306,7 @@ def start_ray(options: RunOptions, environ: Mapping[str, str] = os.environ) -> N
     if ray.is_initialized():
         return
     key = environ.get("OPENAI_API_KEY")
-    local = options.ray_address is None
+    local = not options.ray_address
     inherited = local and key == os.environ.get("OPENAI_API_KEY")
     try:
         ray.init(
