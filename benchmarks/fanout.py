@@ -6,13 +6,17 @@
     python benchmarks/fanout.py --quick         # N = 3, 100, 1,000 only (~1 minute)
     python benchmarks/fanout.py --only fanwise-api,aiohttp-floor --sizes 10000
     python benchmarks/fanout.py --sizes 5000 --no-write   # issue 13's plain-server case only
+    python benchmarks/fanout.py --sizes 10000 --only aiohttp-floor,fanwise-cli --rounds 5 --no-write
 
 The simulator runs as ``python -m fanwise.simulator`` in a separate process with a fixed latency
 (0.2 s). Each contender (see ``fanout_contenders.py``; the CLI is a real ``fanwise batch``
 process) runs in a fresh child process; its CPU time and peak RSS come from ``getrusage`` and
 ``wait4``, so the simulator's CPU is never counted. Prints, per size and concurrency: wall time,
 its ratio to the ideal ``ceil(N / concurrency) × latency``, calls per second, CPU per call, peak
-RSS and the ratios to the aiohttp floor of the same case; then checks issue 6's targets, and issue
+RSS and the ratios to the aiohttp floor of the same case (with ``--rounds R``, the median of R
+runs, the case's contenders alternated round by round: this machine's speed drifts by a third
+within minutes, and a floor measured a minute apart from its contender moved the ratio by as
+much); then checks issue 6's targets, and issue
 13's: the CLI with its default flags at N = 5,000, concurrency 500, against a second simulator
 that sends no rate-limit headers (a plain server: vLLM, Ollama, a proxy). Writes
 the table between the markers of ``docs/benchmarks.md`` and the plot ``docs/benchmarks.png``.
@@ -22,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import itertools
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -200,6 +206,13 @@ def main() -> None:
     parser.add_argument("--sizes", help="comma-separated N, e.g. 1000,10000")
     parser.add_argument("--only", help="comma-separated contenders, e.g. fanwise-api,aiohttp-floor")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run each (N, concurrency) group this many times, its contenders alternated, and "
+        "report each contender's median: the floor and fanwise then see the same load",
+    )
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "benchmarks.png")
     args = parser.parse_args()
@@ -217,7 +230,10 @@ def main() -> None:
     load_before = os.getloadavg()
     env = {**os.environ, "OPENAI_API_KEY": "bench", "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("OPENAI_BASE_URL", None)
-    print(f"{len(todo)} runs; simulator latency {LATENCY} s; load average {load_before[0]:.2f}")
+    print(
+        f"{len(todo)} cases x {max(1, args.rounds)} rounds; simulator latency {LATENCY} s; "
+        f"load average {load_before[0]:.2f}"
+    )
     started = time.perf_counter()
     sim = Simulator(LATENCY)
     plain = Simulator(LATENCY, "--limit-style", "proxy")  # no x-ratelimit-* headers
@@ -228,14 +244,21 @@ def main() -> None:
         try:
             startup = cli_startup(workdir, env)
             seeds = {t: seed_phase(sim, workdir, env, t) for t in ("aiohttp", "sdk")}
-            for case in todo:
-                try:
-                    results.append(measure(case, servers[case.server], workdir, env))
-                except Failed as failure:
-                    notes.append(f"N = {case.n:,}, concurrency {case.concurrency:,}: {failure}")
-                    print(notes[-1], flush=True)
-                    continue
-                print(text_table(results[-1:], results, header=len(results) == 1), flush=True)
+            for group in groups(todo):
+                runs: dict[Case, list[Result]] = {case: [] for case in group}
+                for _ in range(max(1, args.rounds)):
+                    for case in group:
+                        try:
+                            runs[case].append(measure(case, servers[case.server], workdir, env))
+                        except Failed as failure:
+                            where = f"N = {case.n:,}, concurrency {case.concurrency:,}"
+                            notes.append(f"{where}: {failure}")
+                            print(notes[-1], flush=True)
+                for case in group:
+                    if runs[case]:
+                        results.append(median(runs[case]))
+                        header = len(results) == 1
+                        print(text_table(results[-1:], results, header=header), flush=True)
         finally:
             sim.stop()
             plain.stop()
@@ -268,6 +291,28 @@ def main() -> None:
     except ImportError:
         print("no plot: matplotlib is not installed (pip install '.[bench]')")
     print(f"wrote {args.doc} and {args.plot}")
+
+
+def groups(todo: list[Case]) -> list[list[Case]]:
+    """The cases of one (N, concurrency, server), in order: each group's rounds alternate them."""
+    keyed = itertools.groupby(todo, key=lambda case: (case.n, case.concurrency, case.server))
+    return [list(group) for _, group in keyed]
+
+
+def median(runs: list[Result]) -> Result:
+    """One result from several runs of a case: the median wall and CPU, the fewest answers,
+    the highest RSS and peak (a single run is itself)."""
+    first = runs[0]
+    return Result(
+        first.case,
+        statistics.median(r.wall for r in runs),
+        statistics.median(r.cpu for r in runs),
+        min(r.ok for r in runs),
+        max(r.rss_mb for r in runs),
+        max(r.served for r in runs),
+        max(r.peak for r in runs),
+        first.latency,
+    )
 
 
 START, END = "<!-- fanout:results -->", "<!-- /fanout:results -->"

@@ -82,3 +82,26 @@ def test_a_quiet_batch_loads_only_what_it_runs(simulator_process: str, tmp_path:
     assert result.returncode == 0, result.stderr
     assert ast.literal_eval(result.stdout.splitlines()[-1]) == []
     assert '"response":{' in (tmp_path / "out.jsonl").read_text(encoding="utf-8")
+
+
+def test_the_command_collects_cycles_rarely_and_the_library_leaves_the_collector_alone() -> None:
+    """``fanwise`` (the command) freezes start-up and raises the collector's threshold before
+    it runs a command; ``import fanwise`` changes neither."""
+    code = (
+        "import gc, json, sys\n"
+        "default = gc.get_threshold()\n"
+        "import fanwise, fanwise.api\n"
+        "library = gc.get_threshold() == default\n"
+        "import fanwise.cli\n"
+        "seen = []\n"
+        "fanwise.cli.main = lambda: seen.append([gc.get_threshold(), gc.get_freeze_count()])\n"
+        "from fanwise.__main__ import main\n"
+        "main()\n"
+        "print(json.dumps([library, *seen[0]]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    library, command, frozen = json.loads(result.stdout)
+    assert library is True
+    assert command == [50_000, 20, 100] and frozen > 10_000
