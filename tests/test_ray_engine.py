@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -215,6 +216,24 @@ def test_the_command_line_runs_a_batch_file_on_ray(simulator_process: str, tmp_p
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(line["custom_id"] for line in lines) == [f"c{i}" for i in range(8)]
     assert all(line["response"]["status_code"] == 200 for line in lines)
+
+
+def test_a_plan_of_stages_runs_on_ray(simulator_process: str, tmp_path: Path) -> None:
+    """`fanwise run PLAN --engine ray`: each stage's calls go through the workers; the map
+    stage is as wide as the outline's list and every stage is fulfilled."""
+    journal = tmp_path / "journal.db"
+    args = ["run", "city-districts", "--set", "city=Lyon", "--engine", "ray", "--workers", "2"]
+    args += ["--provider", "openai", "--base-url", simulator_process, "--journal", str(journal)]
+    result = CliRunner().invoke(
+        cli, [*args, "--json", "--quiet"], env={"OPENAI_API_KEY": "test"}, catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [s["status"] for s in data["stages"]] == ["fulfilled"] * 3
+    outline, district, _ = data["stages"]
+    assert district["width"] == len(outline["value"]["districts"]) >= 3
+    rows = sqlite3.connect(journal).execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+    assert rows == 2 + district["width"]
 
 
 LOCAL_RAY = """

@@ -185,8 +185,6 @@ def test_a_bad_stage_is_refused_with_its_file_and_line(tmp_path: Path) -> None:
     assert code == 2 and "--mode all: a plan of stages sets its schemas" in err
     code, _, err = run("run", str(path), "--provider", "offline", "--engine", "batch")
     assert code == 2 and "needs the OpenAI Batch API" in err and "Traceback" not in err
-    code, _, err = run("run", str(path), "--provider", "offline", "--engine", "ray")
-    assert code == 2 and "--engine: a plan of stages runs live or on the Batch API" in err
 
 
 def ledger_states(journal: Path) -> list[str]:

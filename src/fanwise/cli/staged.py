@@ -40,8 +40,6 @@ def execute_staged(
     resume: int | None = None,
 ) -> int:
     """Run a staged workflow from resolved options; print the result; return the exit code."""
-    if options.engine == "ray":
-        raise InputError("--engine: a plan of stages runs live or on the Batch API (not ray)")
     if plan_model.get("endpoints") and not options.endpoints:
         options = dataclasses.replace(options, endpoints=tuple(plan_model["endpoints"]))
     model = prepare(options)
