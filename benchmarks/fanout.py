@@ -283,6 +283,7 @@ def main() -> None:
         f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, load average "
         f"{load_before[0]:.2f} before and {load_after[0]:.2f} after the {elapsed:.0f} s run; "
         f"simulator latency {LATENCY} s"
+        + (f"; each row the median of {args.rounds} alternated rounds" if args.rounds > 1 else "")
     )
     section = render_markdown(results, targets, notes, context, args.plot.name)
     write_section(args.doc, section)
