@@ -331,13 +331,17 @@ class Journal:
         usage = outcome_usage(outcome)
         cached = isinstance(outcome, Fulfilled) and outcome.cached
         label, stored = call.label, outcome.to_dict()
-        request = _ENDPOINT_ROW[call.request.endpoint]
-        raw = outcome.value.raw if isinstance(outcome, Fulfilled) else b""
-        body: bytes | None = _compress(self._redact(call.canonical_body).encode())
-        if self.content is Content.META:
+        body: bytes | None = None
+        response: bytes | None = None
+        if self.content is Content.META:  # no text: neither body is kept
             label = meta_label(self._kind(run_id), label, index)
             request = self._json(meta_request(call.request.to_dict()))
-            stored, body, raw = meta_outcome(stored), None, b""
+            stored = meta_outcome(stored)
+        else:
+            request = _ENDPOINT_ROW[call.request.endpoint]
+            body = _compress(self._redact(call.canonical_body).encode())
+            raw = outcome.value.raw if isinstance(outcome, Fulfilled) else b""
+            response = _compress(self._redact_bytes(raw)) if raw else None
         self._begin()
         self.db.execute(
             "INSERT INTO calls (run_id, idx, key, label, request, status, outcome, error_kind,"
@@ -363,7 +367,7 @@ class Journal:
                 int(cached),
                 self.clock(),
                 body,
-                _compress(self._redact_bytes(raw)) if raw else None,
+                response,
                 line,
             ),
         )
