@@ -252,8 +252,26 @@ class Attempt:
         )
 
 
+class _Timed:
+    """What a call's attempts add up to; ``Fulfilled`` and ``Rejected`` both read it."""
+
+    __slots__ = ()
+    attempts: tuple[Attempt, ...]
+
+    @property
+    def service_time(self) -> float:
+        """Seconds its requests were out with the server, every attempt's (``Attempt.service``):
+        what the call cost the server, without fanwise's own waits."""
+        return sum(a.service for a in self.attempts)
+
+    @property
+    def queue_time(self) -> float:
+        """Seconds its attempts were held by fanwise's own limiter before going out."""
+        return sum(a.queued for a in self.attempts)
+
+
 @dataclass(frozen=True, slots=True)
-class Fulfilled(Generic[T]):
+class Fulfilled(_Timed, Generic[T]):
     """A call that produced a value."""
 
     value: T
@@ -266,17 +284,6 @@ class Fulfilled(Generic[T]):
     @property
     def ok(self) -> Literal[True]:
         return True
-
-    @property
-    def service_time(self) -> float:
-        """Seconds its requests were out with the server, every attempt's (``Attempt.service``):
-        what the call cost the server, without fanwise's own waits."""
-        return sum(a.service for a in self.attempts)
-
-    @property
-    def queue_time(self) -> float:
-        """Seconds its attempts were held by fanwise's own limiter before going out."""
-        return sum(a.queued for a in self.attempts)
 
     def to_dict(self, value_to_json: Callable[[T], Any] | None = None) -> dict[str, Any]:
         value = value_to_json(self.value) if value_to_json else _jsonable(self.value)
@@ -291,7 +298,7 @@ class Fulfilled(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
-class Rejected:
+class Rejected(_Timed):
     """A call that failed; ``error`` is the classified exception, ``kind`` its class in the tree."""
 
     error: Exception
@@ -303,17 +310,6 @@ class Rejected:
     @property
     def ok(self) -> Literal[False]:
         return False
-
-    @property
-    def service_time(self) -> float:
-        """Seconds its requests were out with the server, every attempt's (``Attempt.service``):
-        what the call cost the server, without fanwise's own waits."""
-        return sum(a.service for a in self.attempts)
-
-    @property
-    def queue_time(self) -> float:
-        """Seconds its attempts were held by fanwise's own limiter before going out."""
-        return sum(a.queued for a in self.attempts)
 
     @property
     def kind(self) -> ErrorKind:
