@@ -129,6 +129,33 @@ def test_first_ctrl_c_keeps_finished_calls_and_prints_the_resume_command(
     assert all(sent[prompt] == 1 for prompt in before)
 
 
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_and_sighup_stop_the_run_as_ctrl_c_does(
+    spawn_simulator: Callable[..., SimulatorProcess],
+    tmp_path: Path,
+    signum: signal.Signals,
+    code: int,
+) -> None:
+    """SIGTERM (SIGHUP) exits 143 (129), prints the resume line, leaves the run interrupted;
+    the resume then finishes without sending a finished call again."""
+    sim = spawn_simulator("--latency", "uniform:0.1,0.3")
+    journal = tmp_path / "journal.db"
+    process = research(journal, sim.base_url)
+    wait_for(lambda: len(finished_prompts(journal)) >= 2)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == code, err
+    assert f"fanwise resume 1 --journal {journal}" in err and "Traceback" not in err
+    row = sqlite3.connect(journal).execute("SELECT status, reason FROM runs").fetchone()
+    assert row == ("interrupted", f"interrupted ({signum.name})")
+    before = finished_prompts(journal)
+
+    assert resume(journal)["status"] == "complete"
+    sent = attempts(sim)
+    assert set(sent) == set(QUESTIONS), "no question lost"
+    assert all(sent[prompt] == 1 for prompt in before)
+
+
 SLOW_CLEANUP = textwrap.dedent(
     """
     import asyncio, sys

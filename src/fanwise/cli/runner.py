@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 
 from fanwise.cli.engines import build_engine, build_model
-from fanwise.cli.errors import EXIT_INTERRUPTED
-from fanwise.cli.interrupt import run_interruptible
+from fanwise.cli.interrupt import Interrupted, exit_code, run_interruptible
 from fanwise.cli.options import RunOptions
 from fanwise.cli.output_paths import check_writable
 from fanwise.cli.session import Session
@@ -69,7 +68,8 @@ def run(
     ``total`` (a batch's line count) asks, without a terminal, for a line of counts every few
     seconds rather than a line per call, unless ``--plain`` (``periodic.py``).
 
-    On Ctrl-C the run is marked interrupted, the resume line printed, and the command exits 130.
+    On Ctrl-C (or SIGTERM, SIGHUP) the run is marked interrupted, the resume line printed, and the
+    command exits 130 (143, 129).
     """
     from fanwise.console import choose_display  # rich loads only for a run that shows it
 
@@ -91,9 +91,10 @@ def run(
 
     try:
         return run_interruptible(main()), display
-    except KeyboardInterrupt:
-        click.echo(session.interrupted(), err=True)
-        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+    except KeyboardInterrupt as stop:
+        how = stop.name if isinstance(stop, Interrupted) else "Ctrl-C"
+        click.echo(session.interrupted(how), err=True)
+        raise click.exceptions.Exit(exit_code(stop)) from None
 
 
 __all__ = ["Run", "prepare", "run"]

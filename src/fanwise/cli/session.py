@@ -102,12 +102,13 @@ class Session:
 
         return JournalLedger(self.journal, self.run_id)
 
-    def interrupted(self) -> str:
-        """Mark the run interrupted; the line that says how to finish it, if it can be."""
+    def interrupted(self, how: str = "Ctrl-C") -> str:
+        """Mark the run interrupted (by ``how``: Ctrl-C, SIGTERM...); the line that says how to
+        finish it, if it can be."""
         cancelled = "\nfanwise: interrupted: the calls in flight were cancelled"
         if self.journal is None or self.run_id is None:
             return f"{cancelled}; the journal is off, so nothing was kept and there is no resume."
-        self.journal.finish_run(self.run_id, "interrupted", reason="interrupted (Ctrl-C)")
+        self.journal.finish_run(self.run_id, "interrupted", reason=f"interrupted ({how})")
         self.journal.close()
         if self.resume_command is None:
             return (
