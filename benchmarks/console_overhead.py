@@ -19,7 +19,7 @@ from collections.abc import Callable
 from rich.console import Console
 
 from fanwise import Call, Completion, Engine, Request, Usage
-from fanwise.console import Display, LiveConsole, PlainConsole
+from fanwise.ui.console import Display, LiveConsole, PlainConsole
 from fanwise.events import PhaseFinished, PhaseStarted
 from fanwise.models.base import DeltaSink, Model
 

@@ -19,8 +19,8 @@ from rich.console import Console
 
 from fanwise.cli import cli
 from fanwise.events import BatchProgress
-from fanwise.live import LiveConsole
-from fanwise.plain import PlainConsole
+from fanwise.ui.live import LiveConsole
+from fanwise.ui.plain import PlainConsole
 from tests.conftest import SimulatorProcess
 from tests.processes import kill_once_submitted, start_fanwise
 

@@ -267,7 +267,7 @@ def test_the_periodic_summary_counts_and_shows_failures_at_once() -> None:
     """Case 16: a line of counts once the interval has passed; each failure at once."""
     from fanwise.events import CallRetrying, CallSettled
     from fanwise.outcome import Fulfilled, Rejected, ServerError
-    from fanwise.periodic import PeriodicConsole
+    from fanwise.ui.periodic import PeriodicConsole
 
     now = [0.0]
     stream = io.StringIO()

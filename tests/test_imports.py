@@ -94,3 +94,25 @@ def test_the_import_graph_has_no_cycle() -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     """The check itself can fail: a two-module loop is reported."""
     assert cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
+
+
+def test_only_the_cli_and_the_ui_import_the_ui() -> None:
+    """What a person sees lives in ``fanwise.ui``: the library (engine, runners, journal, API)
+    imports none of it, so a Python user never loads a terminal or report module."""
+    graph = import_graph()
+    outside = {
+        name: sorted(target for target in targets if target.startswith("fanwise.ui"))
+        for name, targets in graph.items()
+        if not name.startswith(("fanwise.ui", "fanwise.cli"))
+    }
+    assert {name: ui for name, ui in outside.items() if ui} == {}
+
+
+def test_the_terminal_and_report_modules_live_in_ui() -> None:
+    """The display, timeline and report modules moved into ``fanwise.ui``; none is left behind."""
+    names = set(module_names())
+    moved = ("console", "plain", "live", "progress", "periodic", "stream", "timeline", "charts")
+    for name in (*moved, "html_report", "documents", "stage_show", "stage_report"):
+        assert f"fanwise.ui.{name}" in names
+    assert not {f"fanwise.{name}" for name in (*moved, "report", "html_report")} & names
+    assert not {"fanwise.stages.show", "fanwise.stages.report"} & names

@@ -7,7 +7,7 @@ import io
 from rich.console import Console
 
 from fanwise import Completion, Fulfilled, Plan, Rejected, Usage
-from fanwise.console import LiveConsole, PlainConsole, choose_display, summary_table
+from fanwise.ui.console import LiveConsole, PlainConsole, choose_display, summary_table
 from fanwise.events import (
     CallRetrying,
     CallSettled,
@@ -16,9 +16,9 @@ from fanwise.events import (
     PhaseFinished,
     PhaseStarted,
 )
-from fanwise.live import render
+from fanwise.ui.live import render
 from fanwise.outcome import Attempt, RateLimited, ServerError
-from fanwise.progress import Progress
+from fanwise.ui.progress import Progress
 from fanwise.workflow import Answer, Stats, Status, WorkflowResult
 
 RATE_LIMITED = {"kind": "rate_limited", "message": "slow down"}

@@ -8,7 +8,7 @@ import io
 import pytest
 from rich.console import Console
 
-from fanwise.console import LiveConsole
+from fanwise.ui.console import LiveConsole
 from fanwise.events import CallStarted, PhaseStarted
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fanwise.html_report import to_html
+from fanwise.ui.html_report import to_html
 from tests.reports import INJECTED_IDS, SCRIPT, hostile_result
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

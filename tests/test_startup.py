@@ -69,7 +69,7 @@ def test_a_quiet_batch_loads_only_what_it_runs(simulator_process: str, tmp_path:
     source.write_text('{"prompt": "hello", "custom_id": "a"}\n', encoding="utf-8")
     args = ["batch", str(source), "--out", str(tmp_path / "out.jsonl"), "--quiet"]
     args += ["--provider", "openai", "--base-url", simulator_process]
-    heavy = (*HEAVY, "fanwise.html_report", "fanwise.live")
+    heavy = (*HEAVY, "fanwise.ui.html_report", "fanwise.ui.live")
     code = (
         f"import sys\nsys.argv = ['fanwise', *{args!r}]\nfrom fanwise.cli import main\n"
         "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"

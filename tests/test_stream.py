@@ -16,7 +16,7 @@ from fanwise.models.openai import OpenAIModel
 from fanwise.outcome import CallError, ServerError
 from fanwise.retry import NoWait
 from fanwise.simulator import Simulator
-from fanwise.stream import SynthesisStream
+from fanwise.ui.stream import SynthesisStream
 from tests.processes import run_fanwise
 
 PLAN = Plan("Kyoto", ("sights?", "transport?"), title="travel guide")

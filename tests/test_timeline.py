@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fanwise import Completion, Fulfilled, Rejected
 from fanwise.outcome import Attempt, RateLimited
-from fanwise.timeline import TimelineRow, ascii_timeline, nice_step
+from fanwise.ui.timeline import TimelineRow, ascii_timeline, nice_step
 
 RATE_LIMITED = {"kind": "rate_limited", "message": "429"}
 

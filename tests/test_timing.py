@@ -8,7 +8,7 @@ from fanwise import Call, Engine, Request
 from fanwise.limits import Bucket, Limits
 from fanwise.models.base import Completion, Usage
 from fanwise.outcome import Attempt, Cancelled, Fulfilled, Rejected, ServerError
-from fanwise.plain import call_time, summary_line
+from fanwise.ui.plain import call_time, summary_line
 from fanwise.workflow import Stats
 from tests.scripted import ScriptedModel
 

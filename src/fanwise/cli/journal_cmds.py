@@ -33,8 +33,8 @@ from fanwise.journal.results import plan_from_spec, rebuild_workflow
 from fanwise.outcome import Fulfilled
 from fanwise.paths import journal_path
 from fanwise.prices import format_usd
-from fanwise.report import to_json, to_markdown
-from fanwise.timeline import ascii_timeline
+from fanwise.ui.documents import to_json, to_markdown
+from fanwise.ui.timeline import ascii_timeline
 
 
 @click.command()
@@ -144,7 +144,7 @@ def _shown(
         rows = timeline_rows(record, calls)
         if record.kind == "stages" and "workflow" in record.spec:  # one group per stage
             from fanwise.stages import Workflow
-            from fanwise.stages.show import grouped_timeline
+            from fanwise.ui.stage_show import grouped_timeline
 
             workflow = Workflow.from_dict(record.spec["workflow"])
             stages = record.summary.get("stages") or []

@@ -17,7 +17,7 @@ from fanwise.cli.journal_flags import journal_option
 from fanwise.cli.journal_read import RUN_ID, read_journal
 from fanwise.journal import CallRecord, RunRecord
 from fanwise.journal.results import rebuild_workflow
-from fanwise.timeline import TimelineRow, rows_of
+from fanwise.ui.timeline import TimelineRow, rows_of
 
 
 def timeline_rows(record: RunRecord, calls: Iterable[CallRecord]) -> list[TimelineRow]:
@@ -29,7 +29,7 @@ def timeline_rows(record: RunRecord, calls: Iterable[CallRecord]) -> list[Timeli
 
 def report_html(record: RunRecord, calls: Iterable[CallRecord]) -> str:
     """The HTML report of a recorded run."""
-    from fanwise.html_report import calls_to_html, to_html  # markdown-it: only for a report
+    from fanwise.ui.html_report import calls_to_html, to_html  # markdown-it: only for a report
 
     created = datetime.fromtimestamp(record.started_at).strftime("%Y-%m-%d %H:%M")
     cost = None if record.totals.unpriced else record.totals.cost
@@ -38,7 +38,7 @@ def report_html(record: RunRecord, calls: Iterable[CallRecord]) -> str:
         return to_html(result, run_id=str(record.id), cost=cost, created=created)
     if record.kind == "stages" and "workflow" in record.spec:  # each stage as a group
         from fanwise.stages import Workflow
-        from fanwise.stages.report import from_journal
+        from fanwise.ui.stage_report import from_journal
 
         return from_journal(
             Workflow.from_dict(record.spec["workflow"]),

@@ -26,7 +26,7 @@ from fanwise.events import Observer, fan_out
 from fanwise.models.base import Model
 
 if TYPE_CHECKING:
-    from fanwise.console import Display
+    from fanwise.ui.console import Display
 
 T = TypeVar("T")
 
@@ -66,12 +66,12 @@ def run(
     """Run ``body`` under the display with the two-stage Ctrl-C, then close the model.
 
     ``total`` (a batch's line count) asks, without a terminal, for a line of counts every few
-    seconds rather than a line per call, unless ``--plain`` (``periodic.py``).
+    seconds rather than a line per call, unless ``--plain`` (``ui/periodic.py``).
 
     On Ctrl-C (or SIGTERM, SIGHUP) the run is marked interrupted, the resume line printed, and the
     command exits 130 (143, 129).
     """
-    from fanwise.console import choose_display  # rich loads only for a run that shows it
+    from fanwise.ui.console import choose_display  # rich loads only for a run that shows it
 
     display = (
         None

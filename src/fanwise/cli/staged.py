@@ -22,8 +22,8 @@ from fanwise.cli.runner import Run, prepare, run
 from fanwise.cli.session import open_session, options_spec
 from fanwise.prices import format_usd
 from fanwise.stages import RunStatus, StagedResult, Workflow, run_stages
-from fanwise.stages.show import to_markdown
-from fanwise.stream import SynthesisStream
+from fanwise.ui.stage_show import to_markdown
+from fanwise.ui.stream import SynthesisStream
 
 EXIT_CODES = {
     RunStatus.COMPLETE: EXIT_OK,
@@ -84,7 +84,7 @@ def execute_staged(
     else:
         click.echo(document, nl=False)
     if options.report:
-        from fanwise.stages.report import write_stages_report
+        from fanwise.ui.stage_report import write_stages_report
 
         try:
             run_id = None if session.run_id is None else str(session.run_id)

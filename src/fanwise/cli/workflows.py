@@ -28,8 +28,8 @@ from fanwise.plans import (
     load_any,
     load_plan,
 )
-from fanwise.report import to_json, to_markdown, write_report
-from fanwise.stream import SynthesisStream
+from fanwise.ui.documents import to_json, to_markdown, write_report
+from fanwise.ui.stream import SynthesisStream
 from fanwise.workflow import ModelSettings, Plan, Status, WorkflowResult, run_workflow
 
 

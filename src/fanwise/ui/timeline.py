@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from fanwise.outcome import Fulfilled, Rejected
-from fanwise.plain import shorten
+from fanwise.ui.plain import shorten
 from fanwise.workflow import WorkflowResult
 
 SegmentKind = Literal["ok", "failed", "wait", "queued", "cached"]

@@ -13,7 +13,7 @@ from typing import IO
 
 from fanwise.events import BatchProgress, CallRetrying, CallSettled, Event
 from fanwise.outcome import Fulfilled
-from fanwise.plain import PlainConsole
+from fanwise.ui.plain import PlainConsole
 
 SUMMARY_EVERY = 5.0
 """Seconds between two summary lines."""

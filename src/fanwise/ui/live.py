@@ -30,9 +30,9 @@ from fanwise.events import (
     StageStarted,
 )
 from fanwise.outcome import Rejected
-from fanwise.plain import PlainConsole, shorten
+from fanwise.ui.plain import PlainConsole, shorten
 from fanwise.prices import format_usd
-from fanwise.progress import CallRow, Price, Progress
+from fanwise.ui.progress import CallRow, Price, Progress
 from fanwise.workflow import WorkflowResult
 
 STATE_STYLES = {

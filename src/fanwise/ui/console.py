@@ -14,13 +14,13 @@ from contextlib import AbstractAsyncContextManager
 from typing import IO, TYPE_CHECKING, Protocol
 
 from fanwise.events import Event
-from fanwise.periodic import PeriodicConsole
-from fanwise.plain import PlainConsole, shorten, summary_line
-from fanwise.progress import Price
+from fanwise.ui.periodic import PeriodicConsole
+from fanwise.ui.plain import PlainConsole, shorten, summary_line
+from fanwise.ui.progress import Price
 from fanwise.workflow import WorkflowResult
 
 if TYPE_CHECKING:  # rich loads only for a live view
-    from fanwise.live import LiveConsole, summary_table
+    from fanwise.ui.live import LiveConsole, summary_table
 
 
 class Display(Protocol):
@@ -51,7 +51,7 @@ def choose_display(
 ) -> Display:
     """The live view on a terminal; the plain lines with ``plain`` or when not a terminal,
     except that with ``periodic`` (a batch) and no ``plain``, a non-terminal gets a line of
-    counts every few seconds and the failures (``periodic.py``)."""
+    counts every few seconds and the failures (``ui/periodic.py``)."""
     if plain:
         return PlainConsole(stream)
     if not is_live_terminal(stream, environ):
@@ -60,19 +60,19 @@ def choose_display(
         )
     from rich.console import Console
 
-    from fanwise.live import LiveConsole
+    from fanwise.ui.live import LiveConsole
 
     console = Console(file=stream, no_color=bool(environ.get("NO_COLOR")), highlight=False)
     return LiveConsole(console, clock=clock, price=price)
 
 
 def __getattr__(name: str) -> object:
-    """``LiveConsole`` and ``summary_table``, from ``fanwise.live`` when first asked for."""
+    """``LiveConsole`` and ``summary_table``, from ``fanwise.ui.live`` when first asked for."""
     if name in ("LiveConsole", "summary_table"):
         from fanwise import live
 
         return getattr(live, name)
-    raise AttributeError(f"module 'fanwise.console' has no attribute {name!r}")
+    raise AttributeError(f"module 'fanwise.ui.console' has no attribute {name!r}")
 
 
 __all__ = [

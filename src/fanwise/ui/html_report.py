@@ -15,12 +15,12 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
-from fanwise.charts import gantt, histogram, throughput
+from fanwise.ui.charts import gantt, histogram, throughput
 from fanwise.models.base import Completion
 from fanwise.outcome import Fulfilled, Rejected
 from fanwise.prices import format_usd
 from fanwise.structured import outcome_usage
-from fanwise.timeline import TimelineRow, rows_of, span
+from fanwise.ui.timeline import TimelineRow, rows_of, span
 from fanwise.workflow import Stats, WorkflowResult
 
 BIG_RUN = 60
@@ -147,7 +147,7 @@ def _page(title: str, meta: str, *sections: str) -> str:
         *sections,
         "<footer>made by fanwise · this page loads nothing and runs no script</footer>",
     ]
-    css = resources.files("fanwise").joinpath("report.css").read_text(encoding="utf-8")
+    css = resources.files("fanwise.ui").joinpath("report.css").read_text(encoding="utf-8")
     return PAGE.format(csp=CSP, title=escape(title), css=css, body="\n".join(body))
 
 

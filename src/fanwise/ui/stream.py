@@ -28,7 +28,7 @@ from typing import IO
 
 from fanwise.events import CallRetrying, CallSettled, Event, PhaseFinished, PhaseStarted
 from fanwise.outcome import Fulfilled
-from fanwise.plain import shorten
+from fanwise.ui.plain import shorten
 
 
 class SynthesisStream:

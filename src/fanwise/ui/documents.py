@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fanwise.html_report import to_html
+from fanwise.ui.html_report import to_html
 from fanwise.workflow import WorkflowResult
 
 

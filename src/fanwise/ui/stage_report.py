@@ -16,14 +16,14 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from fanwise.html_report import _page, _timeline, markdown
+from fanwise.ui.html_report import _page, _timeline, markdown
 from fanwise.outcome import Fulfilled, Rejected
 from fanwise.prices import format_usd
 from fanwise.stages import cite
 from fanwise.stages.model import Workflow
 from fanwise.stages.result import Branch, StagedResult, group
 from fanwise.stages.template import as_text
-from fanwise.timeline import TimelineRow
+from fanwise.ui.timeline import TimelineRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ def from_journal(
     run_id: str | None = None,
 ) -> str:
     """The page from a journaled run: its calls (index, label, outcome) grouped by stage."""
-    from fanwise.stages.show import stage_of
+    from fanwise.ui.stage_show import stage_of
 
     ordered = sorted(calls, key=lambda c: c[0])
     told = {s["name"]: s for s in summary.get("stages") or []}

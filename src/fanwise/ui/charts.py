@@ -10,8 +10,8 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-from fanwise.plain import shorten
-from fanwise.timeline import TimelineRow, nice_step, span, tick_label
+from fanwise.ui.plain import shorten
+from fanwise.ui.timeline import TimelineRow, nice_step, span, tick_label
 
 WIDTH = 1000
 LABEL = 290  # the label column of the Gantt chart, in SVG units
