@@ -19,9 +19,9 @@ from collections.abc import Callable
 from rich.console import Console
 
 from fanwise import Call, Completion, Engine, Request, Usage
-from fanwise.ui.console import Display, LiveConsole, PlainConsole
 from fanwise.events import PhaseFinished, PhaseStarted
 from fanwise.models.base import DeltaSink, Model
+from fanwise.ui.console import Display, LiveConsole, PlainConsole
 
 
 class Instant(Model):

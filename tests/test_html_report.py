@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from fanwise import Completion, Fulfilled, Plan, Usage
-from fanwise.ui.html_report import markdown, to_html
 from fanwise.outcome import Attempt
+from fanwise.ui.html_report import markdown, to_html
 from fanwise.workflow import Answer, Stats, Status, WorkflowResult
 from tests.reports import INJECTED_IDS, hostile_result
 

@@ -7,7 +7,6 @@ import io
 from rich.console import Console
 
 from fanwise import Completion, Fulfilled, Plan, Rejected, Usage
-from fanwise.ui.console import LiveConsole, PlainConsole, choose_display, summary_table
 from fanwise.events import (
     CallRetrying,
     CallSettled,
@@ -16,8 +15,9 @@ from fanwise.events import (
     PhaseFinished,
     PhaseStarted,
 )
-from fanwise.ui.live import render
 from fanwise.outcome import Attempt, RateLimited, ServerError
+from fanwise.ui.console import LiveConsole, PlainConsole, choose_display, summary_table
+from fanwise.ui.live import render
 from fanwise.ui.progress import Progress
 from fanwise.workflow import Answer, Stats, Status, WorkflowResult
 

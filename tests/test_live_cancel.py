@@ -8,8 +8,8 @@ import io
 import pytest
 from rich.console import Console
 
-from fanwise.ui.console import LiveConsole
 from fanwise.events import CallStarted, PhaseStarted
+from fanwise.ui.console import LiveConsole
 
 
 async def test_an_interrupted_run_leaves_its_unfinished_calls_marked_cancelled() -> None:

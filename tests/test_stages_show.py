@@ -7,7 +7,6 @@ import json
 
 from rich.console import Console
 
-from fanwise.ui.console import LiveConsole, PlainConsole
 from fanwise.engine import Engine
 from fanwise.events import (
     CallSettled,
@@ -21,8 +20,9 @@ from fanwise.models.base import Completion, DeltaSink, Request
 from fanwise.outcome import Fulfilled, Rejected, ServerError
 from fanwise.retry import RetryPolicy
 from fanwise.stages import Stage, StagedResult, StageStatus, Workflow, run_stages
-from fanwise.ui.stage_report import to_html
 from fanwise.stages.result import group
+from fanwise.ui.console import LiveConsole, PlainConsole
+from fanwise.ui.stage_report import to_html
 from fanwise.ui.stage_show import grouped_timeline, to_markdown
 from fanwise.ui.timeline import TimelineRow
 from tests.scripted import Reply, ScriptedModel

@@ -24,17 +24,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fanwise.outcome import FanwiseError
+
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
 _NAME_OK = re.compile(r"[^a-zA-Z0-9_-]")
 
 
-class SchemaError(ValueError):
+class SchemaError(FanwiseError, ValueError):
     """A schema that the API would refuse, said with where and why, before any call is made."""
 
 
-class SchemaViolation(ValueError):
+class SchemaViolation(FanwiseError, ValueError):
     """An answer that is not JSON, or is JSON that breaks its schema; the message says where."""
 
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fanwise.models.base import Endpoint, Request
+from fanwise.outcome import FanwiseError
 from fanwise.workflow import ModelSettings
 
 URLS = tuple(e.url for e in Endpoint)
@@ -45,7 +46,7 @@ class _Bad(Exception):
     """What is wrong with a line, before its number is attached."""
 
 
-class LineError(ValueError):
+class LineError(FanwiseError, ValueError):
     """A line that cannot become a request: its number, its custom_id if known, and why."""
 
     def __init__(self, line: int, message: str, custom_id: str | None = None) -> None:

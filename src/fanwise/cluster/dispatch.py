@@ -25,13 +25,13 @@ from fanwise.cluster.worker import Worker, WorkerPlan
 from fanwise.dispatch import Dispatch, Run, Ticket
 from fanwise.limits import Unlimited
 from fanwise.models.base import Completion
-from fanwise.outcome import NetworkError, outcome_from_dict
+from fanwise.outcome import FanwiseError, NetworkError, outcome_from_dict
 
 WORKER_PREFIX = "fanwise-worker-"
 LIMITS_PREFIX = "fanwise-limits-"
 
 
-class RayMissing(ImportError):
+class RayMissing(FanwiseError, ImportError):
     """``--engine ray`` without Ray installed."""
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
+from fanwise.outcome import FanwiseError
 from fanwise.schemas import Schema, schema_from_dict, schema_to_dict
 from fanwise.stages.template import placeholders
 
@@ -24,7 +25,7 @@ POLICIES = ("settled", "all")
 MAP_NAMES = ("item", "index")
 
 
-class StageError(ValueError):
+class StageError(FanwiseError, ValueError):
     """A workflow that cannot run; ``stage`` names the stage at fault (None: the whole)."""
 
     def __init__(self, message: str, stage: str | None = None) -> None:

@@ -13,12 +13,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from fanwise.outcome import FanwiseError
 from fanwise.telemetry.auto import disabled
 
 INSTALL = "pip install 'fanwise[otel]'"
 
 
-class TelemetryError(Exception):
+class TelemetryError(FanwiseError):
     """OpenTelemetry was asked for but cannot be set up (the extra is missing, a bad setting)."""
 
 

@@ -69,7 +69,7 @@ def choose_display(
 def __getattr__(name: str) -> object:
     """``LiveConsole`` and ``summary_table``, from ``fanwise.ui.live`` when first asked for."""
     if name in ("LiveConsole", "summary_table"):
-        from fanwise import live
+        from fanwise.ui import live
 
         return getattr(live, name)
     raise AttributeError(f"module 'fanwise.ui.console' has no attribute {name!r}")

@@ -15,11 +15,11 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
-from fanwise.ui.charts import gantt, histogram, throughput
 from fanwise.models.base import Completion
 from fanwise.outcome import Fulfilled, Rejected
 from fanwise.prices import format_usd
 from fanwise.structured import outcome_usage
+from fanwise.ui.charts import gantt, histogram, throughput
 from fanwise.ui.timeline import TimelineRow, rows_of, span
 from fanwise.workflow import Stats, WorkflowResult
 

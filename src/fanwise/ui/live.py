@@ -30,8 +30,8 @@ from fanwise.events import (
     StageStarted,
 )
 from fanwise.outcome import Rejected
-from fanwise.ui.plain import PlainConsole, shorten
 from fanwise.prices import format_usd
+from fanwise.ui.plain import PlainConsole, shorten
 from fanwise.ui.progress import CallRow, Price, Progress
 from fanwise.workflow import WorkflowResult
 

@@ -16,13 +16,13 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from fanwise.ui.html_report import _page, _timeline, markdown
 from fanwise.outcome import Fulfilled, Rejected
 from fanwise.prices import format_usd
 from fanwise.stages import cite
 from fanwise.stages.model import Workflow
 from fanwise.stages.result import Branch, StagedResult, group
 from fanwise.stages.template import as_text
+from fanwise.ui.html_report import _page, _timeline, markdown
 from fanwise.ui.timeline import TimelineRow
 
 

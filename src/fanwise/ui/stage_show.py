@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from fanwise.ui.plain import STAGE_ICONS
 from fanwise.stages import cite
 from fanwise.stages.model import Stage, Workflow
 from fanwise.stages.result import StagedResult, StageStatus, group
+from fanwise.ui.plain import STAGE_ICONS
 from fanwise.ui.timeline import TimelineRow, ascii_timeline
 
 ICONS = STAGE_ICONS
