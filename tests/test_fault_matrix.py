@@ -51,6 +51,7 @@ MATRIX = [
     Row("hang", ErrorKind.TIMEOUT, retried=True),
     Row("garbage", ErrorKind.INVALID_RESPONSE, retried=True),
     Row("empty", ErrorKind.INVALID_RESPONSE, retried=True),
+    Row("cut", ErrorKind.INVALID_RESPONSE, retried=True),
     Row("400", ErrorKind.BAD_REQUEST, retried=False),
     Row("401", ErrorKind.AUTH, retried=False),
     Row("403", ErrorKind.AUTH, retried=False),

@@ -22,6 +22,7 @@ from typing import Any
 
 from fanwise.models.base import Completion, Endpoint, ToolCall, Usage
 from fanwise.models.compat import status_error
+from fanwise.models.surrogates import Halves, whole
 from fanwise.outcome import AuthError, CallError, InvalidResponse, ServerError
 from fanwise.redact import redact
 
@@ -109,10 +110,14 @@ def messages_usage(usage: Any) -> Usage:
 
 
 class MessagesStream:
-    """Reads a Messages stream's events into the Message they add up to, as the SDK does."""
+    """Reads a Messages stream's events into the Message they add up to, as the SDK does.
+
+    A stream that ends before ``message_stop``, however cleanly, was cut short:
+    ``invalid_response``. A character split across two text deltas is joined (``Halves``)."""
 
     def __init__(self, on_delta: Callable[[str], None]) -> None:
         self.on_delta = on_delta
+        self.halves = Halves()
         self.message: dict[str, Any] | None = None
         self.blocks: dict[int, dict[str, Any]] = {}
         self.json_parts: dict[int, list[str]] = {}
@@ -150,8 +155,9 @@ class MessagesStream:
         if kind == "text_delta":
             text = str(delta.get("text") or "")
             block["text"] = str(block.get("text") or "") + text
-            if text:
-                self.on_delta(text)
+            shown = self.halves.feed(text)
+            if shown:
+                self.on_delta(shown)
         elif kind == "input_json_delta":
             self.json_parts.setdefault(index, []).append(str(delta.get("partial_json") or ""))
         elif kind == "thinking_delta":
@@ -161,10 +167,17 @@ class MessagesStream:
 
     def result(self, headers: Headers) -> Completion:
         if self.message is None or not self.stopped:
-            raise InvalidResponse("the stream ended before message_stop")
+            raise InvalidResponse("the stream ended before message_stop (cut short)")
+        tail = self.halves.flush()
+        if tail:
+            self.on_delta(tail)
+        for block in self.blocks.values():
+            for key in ("text", "thinking"):
+                if isinstance(block.get(key), str):
+                    block[key] = whole(block[key])
         for index, parts in self.json_parts.items():
             try:
-                self.blocks[index]["input"] = json.loads("".join(parts) or "{}")
+                self.blocks[index]["input"] = json.loads(whole("".join(parts)) or "{}")
             except ValueError as exc:
                 raise InvalidResponse(f"a tool call's input is not JSON: {exc}") from exc
         body = {**self.message, "content": [self.blocks[i] for i in sorted(self.blocks)]}

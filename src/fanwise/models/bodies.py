@@ -22,6 +22,7 @@ from typing import Any
 from fanwise.models.anthropic_bodies import made_message, message_completion
 from fanwise.models.base import Completion, Endpoint, ToolCall, Usage
 from fanwise.models.compat import status_error
+from fanwise.models.surrogates import Halves, whole
 from fanwise.outcome import CallError, InvalidResponse, ServerError
 from fanwise.redact import redact
 
@@ -250,11 +251,14 @@ def _responses_output(response: Mapping[str, Any]) -> tuple[str, str | None, tup
 
 
 class ResponsesStream:
-    """Responses API events: text deltas, then ``response.completed`` with the whole response."""
+    """Responses API events: text deltas, then ``response.completed`` (or
+    ``response.incomplete``) with the whole response. A stream that stops before that event,
+    however cleanly, is cut short: ``invalid_response``, retried, never an answer."""
 
     def __init__(self, on_delta: Callable[[str], None]) -> None:
         self.on_delta = on_delta
         self.parts: list[str] = []
+        self.halves = Halves()
         self.final: dict[str, Any] | None = None
 
     def take(self, data: str) -> bool:
@@ -264,9 +268,10 @@ class ResponsesStream:
         event = _event(data)
         kind = event.get("type")
         if kind == "response.output_text.delta":
-            delta = str(event.get("delta", ""))
-            self.parts.append(delta)
-            self.on_delta(delta)
+            delta = self.halves.feed(str(event.get("delta", "")))
+            if delta:
+                self.parts.append(delta)
+                self.on_delta(delta)
         elif kind in ("response.completed", "response.incomplete"):
             final = event.get("response")
             self.final = final if isinstance(final, dict) else {}
@@ -277,17 +282,31 @@ class ResponsesStream:
 
     def result(self, headers: Headers) -> Completion:
         if self.final is None:
-            raise InvalidResponse("the stream ended without a response.completed event")
+            raise InvalidResponse(
+                f"the stream ended without a response.completed event (cut short after "
+                f"{sum(map(len, self.parts)):,} characters)"
+            )
+        tail = self.halves.flush()
+        if tail:
+            self.parts.append(tail)
+            self.on_delta(tail)
         raw = json.dumps(self.final, ensure_ascii=False).encode()
         return responses_completion(self.final, raw, headers, "".join(self.parts))
 
 
 class ChatStream:
-    """Chat Completions chunks, assembled into the ChatCompletion body they add up to."""
+    """Chat Completions chunks, assembled into the ChatCompletion body they add up to.
+
+    A whole stream has a chunk with the first choice's ``finish_reason`` (OpenAI, vLLM,
+    llama.cpp, Ollama and Gemini all send one; usage may follow in a chunk of its own, and
+    ``[DONE]`` may or may not close it). A stream without one was cut short, even when it ends
+    with ``[DONE]`` (llama.cpp's server does so when it drops a request): ``invalid_response``.
+    """
 
     def __init__(self, on_delta: Callable[[str], None], model: str) -> None:
         self.on_delta = on_delta
         self.parts: list[str] = []
+        self.halves = Halves()
         self.refusal: list[str] = []
         self.calls: dict[int, dict[str, Any]] = {}
         self.head: dict[str, Any] = {"id": None, "created": 0, "model": model}
@@ -306,12 +325,16 @@ class ChatStream:
         for choice in _list(chunk.get("choices")):
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
-            self.finish_reason = choice.get("finish_reason") or self.finish_reason
+            reason = choice.get("finish_reason")
+            if isinstance(reason, str) and reason:
+                self.finish_reason = reason
             delta: dict[str, Any] = choice["delta"] if isinstance(choice.get("delta"), dict) else {}
             content = delta.get("content")
             if isinstance(content, str) and content:
-                self.parts.append(content)
-                self.on_delta(content)
+                content = self.halves.feed(content)
+                if content:
+                    self.parts.append(content)
+                    self.on_delta(content)
             if isinstance(delta.get("refusal"), str):
                 self.refusal.append(delta["refusal"])
             for call in _list(delta.get("tool_calls")):
@@ -333,12 +356,23 @@ class ChatStream:
         call["function"]["arguments"] += str(function.get("arguments") or "")
 
     def result(self, headers: Headers) -> Completion:
+        if self.finish_reason is None:
+            raise InvalidResponse(
+                f"the stream ended without a finish_reason (cut short after "
+                f"{sum(map(len, self.parts)):,} characters)"
+            )
+        tail = self.halves.flush()
+        if tail:
+            self.parts.append(tail)
+            self.on_delta(tail)
         message: dict[str, Any] = {
             "role": "assistant",
             "content": "".join(self.parts) or None,
-            "refusal": "".join(self.refusal) or None,
+            "refusal": whole("".join(self.refusal)) or None,
         }
         if self.calls:
+            for call in self.calls.values():
+                call["function"]["arguments"] = whole(call["function"]["arguments"])
             message["tool_calls"] = [self.calls[i] for i in sorted(self.calls)]
         body = {
             **self.head,
@@ -347,7 +381,7 @@ class ChatStream:
                 {
                     "index": 0,
                     "message": message,
-                    "finish_reason": self.finish_reason or "stop",
+                    "finish_reason": self.finish_reason,
                     "logprobs": None,
                 }
             ],

@@ -12,10 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-FAULT_WORDS = ("drop", "hang", "garbage", "empty", "spend", "schema", "refuse")
+FAULT_WORDS = ("drop", "hang", "garbage", "empty", "spend", "schema", "refuse", "cut", "split")
 """Faults that are not an HTTP status: close the connection, never answer, a 200 that lies,
 a 429 that says the account may spend no more (OpenAI's ``insufficient_quota``, Anthropic's
-spend limit), a 200 whose JSON breaks the schema the request asked for, a 200 that refuses."""
+spend limit), a 200 whose JSON breaks the schema the request asked for, a 200 that refuses, a
+stream that ends cleanly halfway through its answer, a stream that splits a character between
+two events (``streamfaults.py``)."""
 
 LatencyKind = Literal["fixed", "uniform", "lognormal"]
 

@@ -7,7 +7,8 @@ A request's fate is settled in a fixed order, so that tests can rely on it:
 2. the context window (a 400 ``context_length_exceeded``), then the ``rpm``/``tpm`` buckets
    (a 429 that says which bucket ran dry and when it will hold enough again);
 3. a random fault, drawn with the configured probabilities;
-4. the answer, after the latency.
+4. the answer, after the latency (a stream cut short or split between a character's halves by
+   the ``cut`` and ``split`` faults, ``streamfaults.py``).
 
 Randomness comes from the seed, the prompt and the prompt's attempt number only, so a rerun with
 the same seed gives every call the same fate whatever order concurrent requests arrive in.
@@ -35,6 +36,7 @@ from fanwise.simulator.ratelimit import (
 from fanwise.simulator.reply import SSE, Fate, Reply
 from fanwise.simulator.request import Api, ApiRequest, RequestError, parse_request
 from fanwise.simulator.stats import SimulatorStats, StatsRecorder
+from fanwise.simulator.streamfaults import stream_fault, with_character
 from fanwise.simulator.structured import STRUCTURED_FAULTS, misanswer
 
 FAULT_HEADER = "x-fanwise-fault"
@@ -120,15 +122,19 @@ class SimulatorCore:
                 return refusal
         if fate is None:
             fate = Fate(self._draw_fault(rng))
+        streamed = req.stream and api not in ("embeddings", "completions")
         if fate.fault in STRUCTURED_FAULTS:  # a 200 all the same: it breaks or refuses
             self.recorder.by_fault[str(fate.fault)] += 1
             answer = misanswer(req, answer, str(fate.fault))
+        elif fate.fault == "split" or (fate.fault == "cut" and streamed):  # a 200 that lies
+            self.recorder.by_fault[str(fate.fault)] += 1
+            answer = with_character(answer) if fate.fault == "split" else answer
         elif fate.fault not in (None, "ok"):
             self.recorder.by_fault[str(fate.fault)] += 1
             retry_after = self.config.retry_after if fate.retry_after is None else fate.retry_after
             return fault_reply(
                 req,
-                fate,
+                Fate("garbage") if fate.fault == "cut" else fate,
                 self._limit_headers(),
                 rid=rid,
                 latency=latency,
@@ -139,16 +145,18 @@ class SimulatorCore:
         self.recorder.output_tokens += answer.output_tokens
         created = int(time.time())
         headers_out = {**self._limit_headers(), "x-request-id": f"req_{rid}"}
-        if not req.stream or api in ("embeddings", "completions"):
+        if not streamed:
             build = _BODIES[api]
             body_out = bodies.dumps(build(req, answer, rid, created))
             self.sent.append(body_out)
             return Reply(body=body_out, headers=headers_out, delay=latency)
         if api == "responses":
             events = bodies.responses_events(req, answer, rid, created)
+            events = stream_fault(events, api, str(fate.fault))
             head, tail = bodies.sse(events[:2], named=True), bodies.sse(events[2:], named=True)
         else:
             events = bodies.chat_events(req, answer, rid, created)
+            events = stream_fault(events, api, str(fate.fault))
             head, tail = bodies.sse(events[:1], named=False), bodies.sse(events[1:], named=False)
             tail += b"data: [DONE]\n\n"
         headers_out["cache-control"] = "no-cache"

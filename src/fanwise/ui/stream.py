@@ -17,7 +17,8 @@ of the synthesis restarts or ends.
 
 A reader that goes away (``fanwise travel Kyoto | head -3``) is not a failed call: on the first
 broken pipe the writer stops writing (stdout is pointed at ``/dev/null``, so nothing complains at
-exit), the synthesis runs to its end and the journal keeps it whole.
+exit), the synthesis runs to its end and the journal keeps it whole. Nor is a character the
+terminal cannot encode: it is written as ``?``, never lost with the rest of the answer.
 """
 
 from __future__ import annotations
@@ -111,7 +112,10 @@ class SynthesisStream:
         if not text or self.gone:
             return
         try:
-            self.out.write(text)
+            try:
+                self.out.write(text)
+            except UnicodeEncodeError:  # a terminal that cannot show a character: show "?"
+                self.out.write(_encodable(text, self.out))
             self.out.flush()
         except BrokenPipeError:
             self.gone = True
@@ -139,6 +143,14 @@ class SynthesisStream:
     def _is_terminal(self) -> bool:
         isatty = getattr(self.out, "isatty", None)
         return bool(isatty and isatty())
+
+
+def _encodable(text: str, out: IO[str]) -> str:
+    """``text`` as ``out``'s encoding can carry it: what it cannot becomes ``?`` (a lone
+    surrogate half too), so a received answer is never lost to an encoding error; the journal
+    and ``--out`` keep it whole."""
+    encoding = getattr(out, "encoding", None) or "utf-8"
+    return text.encode(encoding, "replace").decode(encoding, "replace")
 
 
 def _silence(out: IO[str]) -> None:
