@@ -33,7 +33,7 @@ from fanwise.simulator import Simulator, SimulatorConfig
 from fanwise.simulator.core import SimulatorCore
 from fanwise.simulator.request import Api
 from fanwise.simulator.streamfaults import SPLIT
-from fanwise.stream import SynthesisStream
+from fanwise.ui.stream import SynthesisStream
 from tests.conftest import SimulatorProcess
 from tests.processes import run_fanwise
 
