@@ -28,8 +28,8 @@ from fanwise import Call, Completion, Engine, Fulfilled, Request, Usage
 from fanwise.batch import run_batch
 from fanwise.journal import Journal, JournalStore
 from fanwise.models.base import DeltaSink, Model
+from fanwise.models.settings import ModelSettings
 from fanwise.prices import builtin_prices
-from fanwise.workflow import ModelSettings
 
 WRITES = 2000
 ROUNDS = 3

@@ -12,8 +12,8 @@ from fanwise import Engine, Request, RetryPolicy
 from fanwise.batch import LineError, output_line, parse_line, run_batch
 from fanwise.calls import CallOutcome
 from fanwise.models.base import Completion, Endpoint
+from fanwise.models.settings import ModelSettings
 from fanwise.outcome import Attempt, BadRequest, CallError, CallTimeout, Fulfilled, Rejected
-from fanwise.workflow import ModelSettings
 from tests.scripted import Reply, ScriptedModel
 
 DEFAULTS = ModelSettings(model="gpt-5-nano", reasoning_effort="low")

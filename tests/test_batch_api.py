@@ -18,11 +18,12 @@ from fanwise.events import BatchProgress, CallRetrying, CallSettled, CallStarted
 from fanwise.journal import Journal, JournalStore
 from fanwise.models.base import Endpoint
 from fanwise.models.openai import OpenAIModel
+from fanwise.models.settings import ModelSettings
 from fanwise.outcome import CallError, CallTimeout, ErrorKind
 from fanwise.prices import PriceTable
 from fanwise.retry import NoWait
 from fanwise.simulator import BatchTiming, Simulator
-from fanwise.workflow import ModelSettings, run_workflow
+from fanwise.workflow import run_workflow
 from tests.conftest import StartSimulator
 
 FAST = Polling(first=0.01, factor=2.0, most=0.05)

@@ -21,9 +21,10 @@ from fanwise.limits import estimate_tokens, request_tokens
 from fanwise.models.base import Completion, Endpoint, Request
 from fanwise.models.fast import FastOpenAIModel
 from fanwise.models.openai import OpenAIModel
+from fanwise.models.settings import ModelSettings
 from fanwise.plans import load_plan
 from fanwise.simulator import Simulator
-from fanwise.workflow import ModelSettings, Plan, run_workflow
+from fanwise.workflow import Plan, run_workflow
 from tests.scripted import ScriptedModel
 
 SCHEMA = {

@@ -17,9 +17,10 @@ from fanwise.models.anthropic import AnthropicModel
 from fanwise.models.base import Endpoint, Model
 from fanwise.models.fast import FastOpenAIModel
 from fanwise.models.router import ProviderRouter
+from fanwise.models.settings import ModelSettings
 from fanwise.plans import PlanError, load_plan
 from fanwise.simulator import Simulator
-from fanwise.workflow import ModelSettings, Plan
+from fanwise.workflow import Plan
 from tests.conftest import SimulatorProcess
 from tests.processes import run_fanwise
 

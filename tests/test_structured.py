@@ -17,12 +17,13 @@ from fanwise.engine import Call
 from fanwise.models.base import Endpoint, Request, Usage
 from fanwise.models.fast import FastOpenAIModel
 from fanwise.models.offline import OfflineModel, OfflineSettings
+from fanwise.models.settings import ModelSettings
 from fanwise.outcome import ErrorKind, Fulfilled, Rejected
 from fanwise.retry import NoWait, RetryBudget
 from fanwise.schemas import Schema, schema_of_body, to_strict
 from fanwise.simulator import Simulator
 from fanwise.structured import outcome_usage
-from fanwise.workflow import ModelSettings, Plan, run_workflow
+from fanwise.workflow import Plan, run_workflow
 
 ANSWER = {
     "title": "Answer",

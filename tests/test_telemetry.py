@@ -35,6 +35,7 @@ from fanwise.events import (
     RunStarted,
 )
 from fanwise.models.base import Completion, Request, Usage
+from fanwise.models.settings import ModelSettings
 from fanwise.outcome import Fulfilled
 from fanwise.retry import NoWait
 from fanwise.simulator import Simulator
@@ -43,7 +44,6 @@ from fanwise.telemetry import attach, disabled
 from fanwise.telemetry.auto import Traced
 from fanwise.telemetry.setup import wanted
 from fanwise.telemetry.spans import Telemetry
-from fanwise.workflow import ModelSettings
 
 PLAN = Plan("Kyoto", ("Q1?", "Q2?", "Q3?"), title="guide")
 

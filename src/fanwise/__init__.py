@@ -22,7 +22,7 @@ _EXPORTS = {
     "FanwiseError": "fanwise.outcome",
     "Fulfilled": "fanwise.outcome",
     "Model": "fanwise.models.base",
-    "ModelSettings": "fanwise.workflow",
+    "ModelSettings": "fanwise.models.settings",
     "OfflineModel": "fanwise.models.offline",
     "OfflineModelWarning": "fanwise.factory",
     "OfflineSettings": "fanwise.models.offline",
@@ -61,6 +61,7 @@ if _typing.TYPE_CHECKING:
     from fanwise.factory import ConfigError, OfflineModelWarning, get_limiter, get_model
     from fanwise.models.base import Completion, Model, Request, Usage
     from fanwise.models.offline import OfflineModel, OfflineSettings
+    from fanwise.models.settings import ModelSettings
     from fanwise.outcome import (
         CallError,
         ErrorKind,
@@ -73,7 +74,7 @@ if _typing.TYPE_CHECKING:
     from fanwise.retry import RetryPolicy
     from fanwise.settle import as_settled, gather_all, settle
     from fanwise.stages import Stage, StagedResult, Workflow
-    from fanwise.workflow import ModelSettings, Plan, Status, WorkflowResult, run_workflow
+    from fanwise.workflow import Plan, Status, WorkflowResult, run_workflow
 
     __version__: str
 else:

@@ -33,9 +33,10 @@ from fanwise.factory import (
 from fanwise.limits import Limiter, Unlimited
 from fanwise.models.base import DeltaSink, Model, Request
 from fanwise.models.offline import OfflineSettings
+from fanwise.models.settings import ModelSettings
 from fanwise.retry import RetryPolicy
 from fanwise.schemas import Schema
-from fanwise.workflow import ModelSettings, Plan, SchemaSource, WorkflowResult, run_workflow
+from fanwise.workflow import Plan, SchemaSource, WorkflowResult, run_workflow
 
 if TYPE_CHECKING:
     from fanwise.journal import Journal, JournalStore

@@ -25,8 +25,8 @@ from fanwise.models import Provider, choose_provider
 from fanwise.models.base import DEFAULT_MODEL, Model
 from fanwise.models.offline import OfflineModel, OfflineSettings
 from fanwise.models.providers import DEFAULT_MODELS, endpoint_for, provider_model
+from fanwise.models.settings import ModelSettings
 from fanwise.outcome import FanwiseError
-from fanwise.workflow import ModelSettings
 
 Api = Literal["responses", "chat"]
 Transport = Literal["aiohttp", "sdk"]

@@ -6,7 +6,6 @@ answers than the caller requires, no synthesis call is made and the result says 
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -14,8 +13,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from fanwise.engine import Call, CallOutcome, Engine
 from fanwise.events import PhaseFinished, PhaseStarted, RunStarted
-from fanwise.models.base import DEFAULT_MODEL, DeltaSink, Endpoint, Request, Usage
-from fanwise.models.providers import endpoint_for, implied_provider
+from fanwise.models.base import DeltaSink, Request, Usage
+from fanwise.models.settings import ModelSettings
 from fanwise.outcome import ErrorKind, Fulfilled, Rejected
 from fanwise.schemas import Schema, schema_to_dict
 from fanwise.structured import jsonable, outcome_usage
@@ -121,53 +120,6 @@ class Plan:
                 label = f"{text} [{model}]" if len(models) > 1 else text
                 calls.append(Call(request, label=label, schema=self.schema_for(index)))
         return calls
-
-
-@dataclass(frozen=True, slots=True)
-class ModelSettings:
-    """Model settings shared by every call of a workflow."""
-
-    model: str = DEFAULT_MODEL
-    reasoning_effort: str | None = "minimal"
-    max_output_tokens: int | None = None
-    temperature: float | None = None
-    endpoint: Endpoint = Endpoint.RESPONSES
-
-    def __post_init__(self) -> None:
-        endpoint: object = self.endpoint  # a journaled spec holds its name
-        if not isinstance(endpoint, Endpoint):
-            object.__setattr__(self, "endpoint", Endpoint.parse(str(endpoint)))
-
-    def for_model(self, model: str) -> ModelSettings:
-        """These settings for ``model``, on the endpoint its provider speaks (a ``claude-*``
-        model: Anthropic's messages; ``gemini-*``: Chat Completions, with no ``minimal``)."""
-        if model == self.model:
-            return self
-        provider = implied_provider(model)
-        endpoint = self.endpoint if provider is None else endpoint_for(provider, self.endpoint)
-        effort = self.reasoning_effort
-        if provider == "gemini" and effort == "minimal":
-            effort = None
-        return dataclasses.replace(self, model=model, endpoint=endpoint, reasoning_effort=effort)
-
-    def request(
-        self,
-        prompt: str,
-        instructions: str | None = None,
-        *,
-        extra: Mapping[str, Any] | None = None,
-    ) -> Request:
-        """A prompt-style request with these settings; ``extra`` body fields are added."""
-        return Request.text(
-            prompt,
-            model=self.model,
-            instructions=instructions,
-            reasoning_effort=self.reasoning_effort,
-            max_output_tokens=self.max_output_tokens,
-            temperature=self.temperature,
-            endpoint=self.endpoint,
-            extra=extra,
-        )
 
 
 class Status(enum.StrEnum):

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fanwise.models.base import Endpoint, Request
+from fanwise.models.settings import ModelSettings
 from fanwise.outcome import FanwiseError
-from fanwise.workflow import ModelSettings
 
 URLS = tuple(e.url for e in Endpoint)
 BATCH_FIELDS = frozenset({"custom_id", "method", "url", "body"})

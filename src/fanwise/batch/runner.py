@@ -21,10 +21,10 @@ from fanwise.engine import Call, CallOutcome, Engine
 from fanwise.events import PhaseFinished, PhaseStarted, RunStarted
 from fanwise.models.base import Completion, Usage
 from fanwise.models.bodies import made_body
+from fanwise.models.settings import ModelSettings
 from fanwise.outcome import CallError, Fulfilled, Rejected, error_to_dict
 from fanwise.schemas import body_schema
 from fanwise.structured import outcome_usage
-from fanwise.workflow import ModelSettings
 
 Write = Callable[[str], None]
 """Receives each output line (JSON text, without its newline)."""

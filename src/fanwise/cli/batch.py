@@ -29,8 +29,8 @@ from fanwise.cli.session import (
 )
 from fanwise.engine import Call, CallOutcome
 from fanwise.journal import call_cost
+from fanwise.models.settings import ModelSettings
 from fanwise.prices import format_usd
-from fanwise.workflow import ModelSettings
 
 
 @click.command()

@@ -29,8 +29,8 @@ from fanwise.models import OfflineSettings, Provider
 from fanwise.models.base import Model
 from fanwise.models.providers import implied_provider, keyed_providers
 from fanwise.models.router import ProviderRouter
+from fanwise.models.settings import ModelSettings
 from fanwise.retry import RetryBudget, RetryPolicy
-from fanwise.workflow import ModelSettings
 
 if TYPE_CHECKING:  # fanwise.cluster loads only for --engine ray
     from fanwise.cluster import WorkerPlan

@@ -25,9 +25,10 @@ from fanwise.factory import endpoint_label
 from fanwise.journal import Content, CostStore, Journal, JournalError, JournalStore
 from fanwise.models import choose_provider
 from fanwise.models.base import Completion, Request
+from fanwise.models.settings import ModelSettings
 from fanwise.paths import fanwise_home, journal_path, private_dir
 from fanwise.prices import Price, PriceError, PriceTable, format_usd, load_prices
-from fanwise.workflow import ModelSettings, Plan, WorkflowResult
+from fanwise.workflow import Plan, WorkflowResult
 
 if TYPE_CHECKING:
     from fanwise.batchapi import JournalLedger

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from fanwise.cli.engines import model_settings
+from fanwise.cli.engines import build_router, model_settings
 from fanwise.cli.errors import EXIT_NO_RESULT, EXIT_OK, EXIT_PARTIAL, InputError
 from fanwise.cli.options import RunOptions
 from fanwise.cli.runner import Run, prepare, run
@@ -43,6 +43,7 @@ def execute_staged(
     if plan_model.get("endpoints") and not options.endpoints:
         options = dataclasses.replace(options, endpoints=tuple(plan_model["endpoints"]))
     model = prepare(options)
+    model = build_router(options, model, workflow.models)  # a claude-* stage: Anthropic's own
     settings = model_settings(options, plan_model)
     spec = {
         "workflow": workflow.to_dict(),

@@ -19,6 +19,7 @@ from fanwise.cli.output_paths import unwritten
 from fanwise.cli.runner import Run, prepare, run
 from fanwise.cli.schema_flags import apply_schema_flags, schema_options
 from fanwise.cli.session import workflow_session
+from fanwise.models.settings import ModelSettings
 from fanwise.outcome import ErrorKind, Rejected
 from fanwise.plans import (
     LoadedPlan,
@@ -30,7 +31,7 @@ from fanwise.plans import (
 )
 from fanwise.ui.documents import to_json, to_markdown, write_report
 from fanwise.ui.stream import SynthesisStream
-from fanwise.workflow import ModelSettings, Plan, Status, WorkflowResult, run_workflow
+from fanwise.workflow import Plan, Status, WorkflowResult, run_workflow
 
 
 @click.command()

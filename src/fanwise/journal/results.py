@@ -8,10 +8,11 @@ from typing import Any
 from fanwise.engine import CallOutcome
 from fanwise.journal.records import CallRecord, RunRecord
 from fanwise.models.base import Request, Usage
+from fanwise.models.settings import ModelSettings
 from fanwise.outcome import Cancelled, Fulfilled, Rejected
 from fanwise.schemas import schema_from_dict
 from fanwise.structured import outcome_usage
-from fanwise.workflow import Answer, ModelSettings, Plan, Stats, Status, WorkflowResult
+from fanwise.workflow import Answer, Plan, Stats, Status, WorkflowResult
 
 UNFINISHED = ("running", "interrupted")
 

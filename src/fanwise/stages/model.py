@@ -180,6 +180,13 @@ class Workflow:
     def stage(self, name: str) -> Stage:
         return next(s for s in self.stages if s.name == name)
 
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Every model a stage names (its ``model``, a vote's ``models``): the providers a run
+        of this workflow needs besides its own."""
+        named = (m for s in self.stages for m in (s.model, *s.models) if m)
+        return tuple(dict.fromkeys(named))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "title": self.title,

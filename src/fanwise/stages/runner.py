@@ -19,12 +19,12 @@ from fanwise.calls import Call, CallOutcome
 from fanwise.engine import Engine
 from fanwise.events import PhaseFinished, PhaseStarted, RunStarted, StageFinished, StageStarted
 from fanwise.models.base import DeltaSink, Request
+from fanwise.models.settings import ModelSettings
 from fanwise.outcome import Fulfilled, Rejected
 from fanwise.stages import cite
 from fanwise.stages.model import Stage, Workflow
 from fanwise.stages.result import Branch, RunStatus, StagedResult, StageResult, StageStatus
 from fanwise.stages.template import PathError, as_text, placeholders, render, walk
-from fanwise.workflow import ModelSettings
 
 _BLOCKING = (StageStatus.FAILED, StageStatus.SKIPPED)
 
@@ -32,10 +32,14 @@ _BLOCKING = (StageStatus.FAILED, StageStatus.SKIPPED)
 def stage_request(
     settings: ModelSettings, stage: Stage, prompt: str, model: str | None = None
 ) -> Request:
-    """The one place a stage's request is built: its model, instructions and body extras."""
+    """The one place a stage's request is built: its model, instructions and body extras.
+
+    A stage's own model (or a vote's) is routed by ``ModelSettings.for_model``, as a research
+    question's is: a ``claude-*`` stage goes to Anthropic's Messages API, a ``gemini-*`` one to
+    Chat Completions."""
     chosen = model or stage.model
     if chosen:
-        settings = dataclasses.replace(settings, model=chosen)
+        settings = settings.for_model(chosen)
     return settings.request(prompt, stage.instructions, extra=stage.body)
 
 
