@@ -17,8 +17,10 @@ import os
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from fanwise.context import Material
 from fanwise.engine import Call, CallOutcome, Engine
 from fanwise.events import Observer, PhaseFinished, PhaseStarted, RunStarted
 from fanwise.factory import (
@@ -220,6 +222,8 @@ async def aresearch(
     schema: SchemaSource | None = None,
     synthesis_schema: SchemaSource | None = None,
     repair: bool = True,
+    context: Sequence[str | os.PathLike[str]] = (),
+    warm: bool = True,
 ) -> WorkflowResult:
     """Ask every question about ``topic`` at once, then synthesize one answer from those that
     arrived (``result.text``); ``await`` it in async code, or call ``research`` elsewhere.
@@ -233,8 +237,18 @@ async def aresearch(
     structured output, ``synthesis_schema`` the synthesis: each answer is validated, its value
     in ``outcome.value.parsed`` (``parsed`` in ``result.to_dict()``); an answer that breaks it
     is asked again with the error appended (``repair=False``: the same request is resent).
+
+    ``context`` is material every question is about (each item a text, or a path to a file):
+    sent once before each question, the same bytes in every call, so the provider caches it;
+    ``warm`` sends one question first so the others find it cached (docs/caching.md).
     """
-    plan = Plan(topic, questions, schema=schema, synthesis_schema=synthesis_schema)
+    plan = Plan(
+        topic,
+        questions,
+        schema=schema,
+        synthesis_schema=synthesis_schema,
+        context=_materials(context),
+    )
     if instructions:
         prompt = f"{plan.synthesis_instructions}\n\n{instructions.strip()}"
         plan = dataclasses.replace(plan, synthesis_instructions=prompt)
@@ -262,10 +276,25 @@ async def aresearch(
             min_answers=min_answers,
             deadline=deadline,
             on_delta=on_delta,
+            warm=warm,
         )
         if recording is not None:
             recording.finish(result.status.value, result.reason, {"stats": result.stats.to_dict()})
     return result
+
+
+def _materials(items: Sequence[str | os.PathLike[str]]) -> tuple[Material, ...]:
+    """Each item as shared context: a path's file, read whole, or the text itself."""
+    if isinstance(items, str | os.PathLike):
+        items = [items]
+    materials = []
+    for number, item in enumerate(items, 1):
+        if isinstance(item, os.PathLike):
+            path = Path(item)
+            materials.append(Material(path.name, path.read_text(encoding="utf-8-sig")))
+        else:
+            materials.append(Material(f"context {number}", str(item)))
+    return tuple(materials)
 
 
 async def aask_all(

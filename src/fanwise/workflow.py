@@ -11,9 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from fanwise.context import ANTHROPIC_LONG_TTL_AFTER, Material, block, tokens, warm_worthy
 from fanwise.engine import Call, CallOutcome, Engine
 from fanwise.events import PhaseFinished, PhaseStarted, RunStarted
-from fanwise.models.base import DeltaSink, Request, Usage
+from fanwise.models.base import DeltaSink, Endpoint, Request, Usage
+from fanwise.models.providers import implied_provider
 from fanwise.models.settings import ModelSettings
 from fanwise.outcome import ErrorKind, Fulfilled, Rejected
 from fanwise.schemas import Schema, schema_to_dict
@@ -62,8 +64,10 @@ class Plan:
     schema: SchemaSource | None = None
     question_schemas: tuple[SchemaSource | None, ...] = ()
     synthesis_schema: SchemaSource | None = None
+    context: Sequence[Material] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "context", tuple(_material(m) for m in self.context))
         if isinstance(self.questions, str):
             raise TypeError("questions must be a sequence of questions, not one string")
         object.__setattr__(self, "questions", tuple(self.questions))
@@ -96,15 +100,24 @@ class Plan:
         data["schema"] = schema_to_dict(_schema(self.schema))
         data["question_schemas"] = [schema_to_dict(_schema(s)) for s in self.question_schemas]
         data["synthesis_schema"] = schema_to_dict(_schema(self.synthesis_schema))
+        data["context"] = [m.to_dict() for m in self.context]
         return data
+
+    @property
+    def context_block(self) -> str | None:
+        """The shared context as the one block every research call carries, if any."""
+        return block(self.context) if self.context else None
 
     @property
     def texts(self) -> tuple[str, ...]:
         """Each question as text: a request's user text stands for it."""
         return tuple(q if isinstance(q, str) else q.prompt for q in self.questions)
 
-    def research_calls(self, settings: ModelSettings) -> list[Call]:
-        """The research phase's calls, each with its own body."""
+    def research_calls(
+        self, settings: ModelSettings, *, cache_ttl: str | None = None
+    ) -> list[Call]:
+        """The research phase's calls, each with its own body (the shared context first)."""
+        context = self.context_block
         calls = []
         for index, (question, text) in enumerate(zip(self.questions, self.texts, strict=True)):
             if isinstance(question, Request):
@@ -116,7 +129,13 @@ class Plan:
             models = self.question_models[index] if self.question_models else ()
             for model in models or (settings.model,):
                 mine = settings.for_model(model)
-                request = mine.request(question, self.research_instructions, extra=extra)
+                request = mine.request(
+                    question,
+                    self.research_instructions,
+                    extra=extra,
+                    context=context,
+                    cache_ttl=cache_ttl,
+                )
                 label = f"{text} [{model}]" if len(models) > 1 else text
                 calls.append(Call(request, label=label, schema=self.schema_for(index)))
         return calls
@@ -310,8 +329,12 @@ async def run_workflow(
     min_answers: int = 1,
     deadline: float | None = None,
     on_delta: DeltaSink | None = None,
+    warm: bool = True,
 ) -> WorkflowResult:
-    """Phase 1 asks every question at once; phase 2 combines the answers in one call."""
+    """Phase 1 asks every question at once; phase 2 combines the answers in one call.
+
+    With a shared context long enough to be cached, one question goes first and the others
+    follow once its answer has begun (``warm=False``: all at once)."""
     if min_answers < 1:
         raise ValueError(f"min_answers must be at least 1, got {min_answers}")
     if min_answers > len(plan.questions):  # no synthesis could ever be made: say so up front
@@ -320,7 +343,7 @@ async def run_workflow(
         )
     return await engine.announced(
         RunStarted("workflow", plan.title, plan.topic, engine.now()),
-        _phases(plan, engine, settings, fail_fast, min_answers, deadline, on_delta),
+        _phases(plan, engine, settings, fail_fast, min_answers, deadline, on_delta, warm),
         lambda result: (result.status.value, result.reason),
     )
 
@@ -333,12 +356,15 @@ async def _phases(
     min_answers: int,
     deadline: float | None,
     on_delta: DeltaSink | None,
+    warm: bool,
 ) -> WorkflowResult:
     settings = settings or ModelSettings()
-    calls = plan.research_calls(settings)
+    waves = -(-len(plan.questions) // engine.live.concurrency)
+    calls = plan.research_calls(settings, cache_ttl=cache_ttl(waves))
+    warm = warm and warm_first(plan, settings, engine.model.name, len(calls))
     research_start = engine.now()
     engine.emit(PhaseStarted("research", len(calls), research_start))
-    outcomes = await engine.run(calls, deadline=deadline, fail_fast=fail_fast)
+    outcomes = await engine.run(calls, deadline=deadline, fail_fast=fail_fast, warm=warm)
     research_end = engine.now()
     engine.emit(PhaseFinished("research", research_end))
     answers = tuple(Answer(c.label, o) for c, o in zip(calls, outcomes, strict=True))
@@ -381,6 +407,24 @@ async def _phases(
     return WorkflowResult(plan, answers, synthesis, status, stats, reason, settings)
 
 
+def warm_first(plan: Plan, settings: ModelSettings, model_name: str, calls: int) -> bool:
+    """Whether the research calls share a prefix the provider would cache (``context.py``)."""
+    context = plan.context_block
+    if context is None or model_name == "offline":
+        return False
+    prefix = tokens(f"{plan.research_instructions or ''}{context}")
+    provider = implied_provider(settings.model) or (
+        "anthropic" if settings.endpoint is Endpoint.MESSAGES else "openai"
+    )
+    return warm_worthy(prefix, calls, provider, settings.model)
+
+
+def cache_ttl(waves: int) -> str | None:
+    """Anthropic's 1-hour cache for a run expected to outlast the 5-minute one (a wave of
+    calls counted as a minute, generously); None: the default 5 minutes."""
+    return "1h" if waves * 60 > ANTHROPIC_LONG_TTL_AFTER else None
+
+
 def _no_synthesis_reason(
     answers: tuple[Answer, ...],
     arrived: list[Answer],
@@ -408,6 +452,10 @@ def _no_synthesis_reason(
             f"{min_answers} required; no synthesis call was made"
         )
     return None
+
+
+def _material(item: Material | Mapping[str, Any]) -> Material:
+    return item if isinstance(item, Material) else Material.from_dict(item)
 
 
 def _schema(source: Any) -> Schema | None:

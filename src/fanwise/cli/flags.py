@@ -219,6 +219,14 @@ def workflow_options(command: F) -> F:
                 "Seconds the whole research phase may take; unfinished calls count as timeouts."
             ),
             *synthesis_options(),
+            click.option(
+                "--warm/--no-warm",
+                default=True,
+                show_default=True,
+                help="With a shared --context long enough to cache, send one question first and "
+                "the rest once its answer begins, so they read the context from the provider's "
+                "prompt cache (docs/caching.md); --no-warm sends all at once.",
+            ),
             *output_options("Write the result here, not to stdout."),
             *offline_options(),
             *journal_options(),

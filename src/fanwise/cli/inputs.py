@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from fanwise.cli.errors import InputError
+from fanwise.context import Material
 from fanwise.paths import fanwise_home
 
 STDIN = "-"
@@ -63,20 +64,37 @@ def read_questions(values: Iterable[str], files: Iterable[str] = ()) -> tuple[st
 
 def _lines_of(flag: str, name: str) -> list[str]:
     """The non-blank lines of a questions file, stripped; one clean error if unreadable."""
+    text = _text_of(flag, name)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise InputError(f"{flag}: no questions in it (one question a line)")
+    return lines
+
+
+def read_context(names: Iterable[str]) -> tuple[Material, ...]:
+    """The files of ``--context FILE`` (``-``: standard input), each whole, in order."""
+    materials = []
+    for name in names:
+        flag = f"--context {name}"
+        text = "\n".join(_text_of(flag, name).splitlines())
+        if not text.strip():
+            raise InputError(f"{flag}: the file is empty")
+        materials.append(Material("stdin" if name == STDIN else Path(name).name, text))
+    return tuple(materials)
+
+
+def _text_of(flag: str, name: str) -> str:
+    """A file's UTF-8 text; one clean error if it cannot be read."""
     try:
         data = sys.stdin.buffer.read() if name == STDIN else Path(name).read_bytes()
     except IsADirectoryError:
-        raise InputError(f"{flag}: is a directory, not a file of questions") from None
+        raise InputError(f"{flag}: is a directory, not a file") from None
     except FileNotFoundError:
         raise InputError(f"{flag}: no such file") from None
     except OSError as exc:
         raise InputError(f"{flag}: cannot read: {exc.strerror}") from None
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise InputError(f"{flag}: line {line} is not UTF-8 text") from None
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if not lines:
-        raise InputError(f"{flag}: no questions in it (one question a line)")
-    return lines

@@ -52,6 +52,7 @@ class RunOptions:
     workers: int = 2
     ray_address: str | None = None
     repair: bool = True
+    warm: bool = True
 
     @property
     def server(self) -> str | None:

@@ -13,14 +13,16 @@ import click
 from fanwise.cli.engines import build_router, model_settings
 from fanwise.cli.errors import EXIT_NO_RESULT, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, InputError
 from fanwise.cli.flags import workflow_options
-from fanwise.cli.inputs import read_questions
+from fanwise.cli.inputs import read_context, read_questions
 from fanwise.cli.options import RunOptions
 from fanwise.cli.output_paths import unwritten
 from fanwise.cli.runner import Run, prepare, run
 from fanwise.cli.schema_flags import apply_schema_flags, schema_options
 from fanwise.cli.session import workflow_session
+from fanwise.context import cache_report, tokens
+from fanwise.models.base import Usage
 from fanwise.models.settings import ModelSettings
-from fanwise.outcome import ErrorKind, Rejected
+from fanwise.outcome import ErrorKind, Fulfilled, Rejected
 from fanwise.plans import (
     LoadedPlan,
     LoadedWorkflow,
@@ -29,6 +31,7 @@ from fanwise.plans import (
     load_any,
     load_plan,
 )
+from fanwise.structured import outcome_usage
 from fanwise.ui.documents import to_json, to_markdown, write_report
 from fanwise.ui.stream import SynthesisStream
 from fanwise.workflow import Plan, Status, WorkflowResult, run_workflow
@@ -69,6 +72,15 @@ def travel(destination: str, **kwargs: Any) -> None:
     help="Read one question a line from FILE (- for stdin); with or instead of -q.",
 )
 @click.option("--instructions", help="Added to the synthesis prompt, e.g. 'a one-page brief'.")
+@click.option(
+    "--context",
+    "contexts",
+    multiple=True,
+    metavar="FILE",
+    help="Material every question is asked about (repeatable; - for stdin): placed once, "
+    "before the question, the same bytes in every call, so the provider caches it "
+    "(docs/caching.md).",
+)
 @workflow_options
 @schema_options
 def research(
@@ -76,6 +88,7 @@ def research(
     questions: tuple[str, ...],
     questions_files: tuple[str, ...],
     instructions: str | None,
+    contexts: tuple[str, ...],
     **kwargs: Any,
 ) -> None:
     """Ask every -q QUESTION about TOPIC at once, then synthesize one answer."""
@@ -87,7 +100,7 @@ def research(
         raise InputError(
             "no questions: give -q QUESTION (repeatable), -q @FILE or --questions-file"
         )
-    plan = Plan(topic=topic, questions=asked)
+    plan = Plan(topic=topic, questions=asked, context=read_context(contexts))
     if instructions:
         prompt = f"{plan.synthesis_instructions}\n\n{instructions.strip()}"
         plan = dataclasses.replace(plan, synthesis_instructions=prompt)
@@ -177,7 +190,11 @@ def execute(
 
     result, display = run(options, model, session, body)
     session.finish_workflow(result)
-    document = to_json(result, **session.to_dict()) if options.as_json else to_markdown(result)
+    shown = session.to_dict()
+    cache = cache_report(_usages(result), session.prices)
+    if plan.context or cache.cached_tokens or cache.written_tokens:
+        shown["cost"]["cache"] = cache.to_dict()
+    document = to_json(result, **shown) if options.as_json else to_markdown(result)
     failed: list[str] = []
     if options.out:
         try:
@@ -198,6 +215,11 @@ def execute(
         click.echo(line, err=True)
     if display is not None:
         display.summary(result, session.cost)
+        cached = cache.line()
+        if cached is not None:
+            click.echo(f"💾 {cached}", err=True)
+        if plan.context and model.name == "offline":
+            click.echo(_offline_cache_note(plan, len(result.answers)), err=True)
     if result.reason:
         click.echo(f"fanwise: no {plan.title}: {result.reason}", err=True)
     return EXIT_NO_RESULT if failed else exit_code(result)
@@ -215,6 +237,30 @@ async def _workflow(
         min_answers=options.min_answers,
         deadline=options.deadline,
         on_delta=stream,
+        warm=options.warm,
+    )
+
+
+def _usages(result: WorkflowResult) -> list[tuple[str, Usage]]:
+    """Each call's model and usage (answers reused from the journal cost nothing now)."""
+    outcomes = [a.outcome for a in result.answers]
+    if result.synthesis is not None:
+        outcomes.append(result.synthesis)
+    return [
+        (o.value.model if isinstance(o, Fulfilled) else "", outcome_usage(o))
+        for o in outcomes
+        if not (isinstance(o, Fulfilled) and o.cached)
+    ]
+
+
+def _offline_cache_note(plan: Plan, calls: int) -> str:
+    """What a real provider would cache, said on the offline model (which caches nothing)."""
+    size = tokens(plan.context_block or "")
+    return (
+        f"fanwise: the context is ~{size:,} tokens in each of {calls} research calls; the offline "
+        f"model caches nothing. Against OpenAI or Anthropic, the first call would warm the "
+        f"prompt cache and the other {calls - 1} would read the context from it, at about a "
+        "tenth of the input price (docs/caching.md)."
     )
 
 

@@ -84,7 +84,13 @@ class Ticket:
 
 
 class Run(Protocol):
-    """What a dispatch sees of the run it sends for: the clock, the events, the settling."""
+    """What a dispatch sees of the run it sends for: the clock, the events, the settling.
+
+    ``warm``: the calls share a cacheable prefix, so a dispatch that sends one at a time sends
+    the first alone and the rest once its answer has begun (``Live``).
+    """
+
+    warm: bool
 
     def now(self) -> float:
         """Seconds on the run's time axis (every event and attempt uses it)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 from fanwise.calls import CallOutcome
 from fanwise.dispatch.base import Dispatch, Run, Ticket
@@ -56,6 +56,8 @@ class Live(Dispatch):
         slots = asyncio.Semaphore(self.concurrency)
         feed = iter(tickets)
         async with asyncio.TaskGroup() as group:
+            if run.warm:
+                await self._warm(feed, run, slots, group)
             while True:
                 await slots.acquire()  # before taking a ticket: it is admitted when taken
                 ticket = next(feed, None)
@@ -63,11 +65,38 @@ class Live(Dispatch):
                     break
                 group.create_task(self._one(ticket, run, slots))
 
-    async def _one(self, ticket: Ticket, run: Run, slots: asyncio.Semaphore) -> None:
+    async def _warm(
+        self,
+        feed: Iterator[Ticket],
+        run: Run,
+        slots: asyncio.Semaphore,
+        group: asyncio.TaskGroup,
+    ) -> None:
+        """Send the first call alone, streamed, and return once its answer has begun (its first
+        text) or it has ended: by then the provider has cached the prefix the calls share."""
+        await slots.acquire()
+        first = next(feed, None)
+        if first is None:
+            slots.release()
+            return
+        begun = asyncio.Event()
+        group.create_task(self._one(first, run, slots, lambda _: begun.set(), begun))
+        await begun.wait()
+
+    async def _one(
+        self,
+        ticket: Ticket,
+        run: Run,
+        slots: asyncio.Semaphore,
+        on_delta: DeltaSink | None = None,
+        ended: asyncio.Event | None = None,
+    ) -> None:
         try:
-            outcome = await self.outcome(ticket, run)
+            outcome = await self.outcome(ticket, run, on_delta)
         finally:
             slots.release()
+            if ended is not None:
+                ended.set()
         run.settled(ticket, outcome)
 
     async def outcome(

@@ -42,6 +42,9 @@ def meta_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
                 if isinstance(value, str) and name != "title"
             },
             "questions": [f"question {n} {NOT_KEPT}" for n in range(1, len(questions) + 1)],
+            "context": [
+                {"name": NOT_KEPT, "text": NOT_KEPT} for _ in plan.get("context", ()) or ()
+            ],
         }
     return kept
 

@@ -140,8 +140,11 @@ class Request:
         temperature: float | None = None,
         endpoint: Endpoint = Endpoint.RESPONSES,
         extra: Mapping[str, Any] | None = None,
+        context: str | None = None,
+        cache_ttl: str | None = None,
     ) -> Request:
-        """A prompt-style request, as the endpoint's own body; ``extra`` fields are added."""
+        """A prompt-style request, as the endpoint's own body; ``extra`` fields are added.
+        ``context`` is shared material placed before the prompt for the provider's cache."""
         body = _read.text_body(
             endpoint.value,
             prompt,
@@ -150,6 +153,8 @@ class Request:
             reasoning_effort=reasoning_effort,
             max_output_tokens=max_output_tokens,
             temperature=temperature,
+            context=context,
+            cache_ttl=cache_ttl,
         )
         if extra:
             body.update(extra)

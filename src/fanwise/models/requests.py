@@ -7,6 +7,7 @@ never changes the body. Every shape is checked, so an odd body reads as empty, n
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,9 +21,26 @@ def text_body(
     reasoning_effort: str | None,
     max_output_tokens: int | None,
     temperature: float | None,
+    context: str | None = None,
+    cache_ttl: str | None = None,
 ) -> dict[str, Any]:
-    """The body of ``endpoint`` (a value of ``Endpoint``) that asks ``prompt``."""
-    body: dict[str, Any] = {"model": model}
+    """The body of ``endpoint`` (a value of ``Endpoint``) that asks ``prompt``.
+
+    ``context`` (shared by many calls: ``fanwise.context``) goes after the instructions and
+    before the question, marked for the provider's prompt cache: a ``prompt_cache_key`` for
+    OpenAI (derived from the prefix), a ``cache_control`` breakpoint for Anthropic (with
+    ``cache_ttl``, e.g. ``"1h"``). Gemini caches prefixes by itself and takes no hint.
+    """
+    body: dict[str, Any]
+    if context:
+        system = f"{instructions.strip()}\n\n{context}" if instructions else context
+        body = text_body(
+            endpoint, prompt, model=model, instructions=system,
+            reasoning_effort=reasoning_effort, max_output_tokens=max_output_tokens,
+            temperature=temperature,
+        )  # fmt: skip
+        return _cache_hinted(endpoint, body, instructions, context, system, cache_ttl)
+    body = {"model": model}
     if endpoint == "messages":
         effort, limit = reasoning_effort, max_output_tokens
         return messages_body(body, prompt, instructions, effort, limit, temperature)
@@ -51,6 +69,30 @@ def text_body(
     if temperature is not None:
         body["temperature"] = temperature
     return body
+
+
+def _cache_hinted(
+    endpoint: str,
+    body: dict[str, Any],
+    instructions: str | None,
+    context: str,
+    system: str,
+    ttl: str | None,
+) -> dict[str, Any]:
+    """Tell the provider where the shared prefix ends (one system text for chat templates)."""
+    model = str(body.get("model", ""))
+    if endpoint == "messages":
+        marker = {"type": "ephemeral", **({"ttl": ttl} if ttl else {})}
+        blocks = [{"type": "text", "text": instructions.strip()}] if instructions else []
+        body["system"] = [*blocks, {"type": "text", "text": context, "cache_control": marker}]
+    elif endpoint in ("responses", "chat.completions") and not model.startswith("gemini"):
+        body["prompt_cache_key"] = cache_key(system)
+    return body
+
+
+def cache_key(prefix: str) -> str:
+    """A ``prompt_cache_key`` for ``prefix``: the requests that share it share a cache."""
+    return "fanwise-" + hashlib.sha256(prefix.encode()).hexdigest()[:24]
 
 
 THINKING_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384}
@@ -158,6 +200,7 @@ def content_text(content: Any) -> str:
 __all__ = [
     "MESSAGES_MAX_TOKENS",
     "THINKING_BUDGETS",
+    "cache_key",
     "content_text",
     "instructions",
     "max_output_tokens",

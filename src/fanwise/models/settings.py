@@ -50,8 +50,11 @@ class ModelSettings:
         instructions: str | None = None,
         *,
         extra: Mapping[str, Any] | None = None,
+        context: str | None = None,
+        cache_ttl: str | None = None,
     ) -> Request:
-        """A prompt-style request with these settings; ``extra`` body fields are added."""
+        """A prompt-style request with these settings; ``extra`` body fields are added and
+        ``context`` (shared by many calls) goes before the prompt, marked for caching."""
         return Request.text(
             prompt,
             model=self.model,
@@ -61,6 +64,8 @@ class ModelSettings:
             temperature=self.temperature,
             endpoint=self.endpoint,
             extra=extra,
+            context=context,
+            cache_ttl=cache_ttl,
         )
 
 

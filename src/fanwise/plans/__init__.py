@@ -11,6 +11,10 @@ travel workflow is itself a plan shipped inside the package (``travel``)::
     instructions = "..."                                    # optional
     body = { tools = [{ type = "web_search" }] }            # optional: API body fields
     questions = ["What to see in {destination}?", ...]      # or { text = "...", body = {...} }
+    context = ["contract.md", { text = "..." }]             # optional: material every question
+                                                            # is asked about (files next to the
+                                                            # plan, or inline), sent once before
+                                                            # each question, cached (caching.md)
     schema = "answer.schema.json"                           # optional: a JSON Schema for every
                                                             # answer (a file next to the plan,
                                                             # or inline { type = "object", ... });
@@ -39,6 +43,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
 
+from fanwise.context import Material
 from fanwise.endpoints import check_endpoint
 from fanwise.plans.errors import PlanError as PlanError
 from fanwise.schemas import Schema, SchemaError, load_schema_file
@@ -51,7 +56,7 @@ _SCHEMA: dict[str | None, set[str]] = {
         *("title", "topic", "description", "variables", "research", "synthesis", "model"),
         "stage",
     },
-    "research": {"questions", "instructions", "body", "schema"},
+    "research": {"questions", "instructions", "body", "schema", "context"},
     "synthesis": {"instructions", "body", "schema"},
     "model": {"name", "reasoning_effort", "max_output_tokens", "temperature", "endpoints"},
 }
@@ -216,6 +221,7 @@ def parse_plan(
                 checker.fill, checker.string(research, "research", "instructions"), values
             ),
             title=checker.string(data, None, "title") or "research",
+            context=checker.context(research, "research"),
         )
     except ValueError as exc:  # what Plan itself refuses, e.g. a topic that is only spaces
         where = (None, "topic") if "topic" in str(exc) else ("research", "questions")
@@ -363,6 +369,32 @@ class _Checker:
             '"answer.schema.json"',
             line,
         )
+
+    def context(self, table: Mapping[str, Any], name: str) -> tuple[Material, ...]:
+        """A table's ``context``: files next to the plan (by name) or ``{ text = "..." }``."""
+        raw = table.get("context", [])
+        if isinstance(raw, str | dict):
+            raw = [raw]
+        if not isinstance(raw, list):
+            self.fail('context must be a list of file names or { text = "..." }', name, "context")
+        materials = []
+        for number, item in enumerate(raw, 1):
+            if isinstance(item, dict) and isinstance(item.get("text"), str) and item["text"]:
+                materials.append(Material(str(item.get("name", f"context {number}")), item["text"]))
+                continue
+            if not isinstance(item, str) or not item:
+                self.fail(
+                    'each context is a file name or { text = "..." }, e.g. "contract.md"',
+                    name,
+                    "context",
+                )
+            try:
+                text = (self.base / item).read_text(encoding="utf-8-sig")
+            except (OSError, UnicodeDecodeError) as exc:
+                why = getattr(exc, "strerror", None) or "not UTF-8 text"
+                self.fail(f"context {item!r}: cannot read: {why}", name, "context")
+            materials.append(Material(Path(item).name, text))
+        return tuple(materials)
 
     def body(self, table: Mapping[str, Any], name: str) -> dict[str, Any]:
         """A table's ``body``: API body fields, passed to the API as written."""

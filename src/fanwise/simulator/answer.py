@@ -1,8 +1,8 @@
 """The simulated answer to a request: deterministic text derived from the prompt, and its usage.
 
 Token counts follow the usual rule of thumb (about four characters a token), reasoning tokens
-follow the requested effort, and a repeated long prompt reports cached tokens as OpenAI's prompt
-cache would (in steps of 128, from 1,024 tokens up).
+follow the requested effort. Cached tokens are the prompt cache's to set (``prompt_cache.py``),
+once the request's fate is known.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class Answer:
     output_tokens: int
     reasoning_tokens: int = 0
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
     incomplete: bool = False
     tool: tuple[str, str] | None = None  # (name, arguments) of the function the answer calls
     refusal: str | None = None  # the model declines: no text, this refusal instead
@@ -55,7 +56,7 @@ class Answer:
         return self.input_tokens + self.output_tokens
 
 
-def compose(request: ApiRequest, *, attempt: int = 1) -> Answer:
+def compose(request: ApiRequest) -> Answer:
     """The answer to ``request``: the same prompt always gets the same text."""
     head = " ".join(request.prompt.split())[:60]
     digest = hashlib.sha256(request.prompt.encode()).digest()
@@ -76,15 +77,11 @@ def compose(request: ApiRequest, *, attempt: int = 1) -> Answer:
         reasoning = min(reasoning, limit)
         text = text[: (limit - reasoning) * 4]
         incomplete = True
-    cached = 0
-    if attempt > 1 and input_tokens >= 1024:
-        cached = input_tokens // 128 * 128
     return Answer(
         text=text,
         input_tokens=input_tokens,
         output_tokens=reasoning + estimate_tokens(tool[1] if tool else text) if tool or text else 0,
         reasoning_tokens=reasoning,
-        cached_tokens=cached,
         incomplete=incomplete,
         tool=tool,
     )

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fanwise.simulator import bodies
+from fanwise.simulator.prompt_cache import Breakpoint
 from fanwise.simulator.ratelimit import UNLIMITED
 from fanwise.simulator.reply import SSE, Reply
 from fanwise.simulator.request import RequestError, json_object
@@ -190,7 +191,7 @@ def _chunk_events(chunk: dict[str, Any], *, first: bool, stop: list[str]) -> lis
             stop.append(_STOP.get(choice["finish_reason"], "end_turn"))
     if chunk.get("usage"):
         delta_out = {"stop_reason": stop[-1] if stop else "end_turn", "stop_sequence": None}
-        usage = {"output_tokens": _usage(chunk["usage"])["output_tokens"]}
+        usage = _usage(chunk["usage"])  # cumulative, input and cache counts included
         events.append({"type": "message_delta", "delta": delta_out, "usage": usage})
         events.append({"type": "message_stop"})
     return events
@@ -250,13 +251,53 @@ def _message(raw: bytes) -> tuple[str, str | None]:
 
 
 def _usage(usage: Any) -> dict[str, int]:
+    """Anthropic's usage: ``input_tokens`` are only those after the last cache breakpoint."""
     usage = usage if isinstance(usage, dict) else {}
+    details = usage.get("prompt_tokens_details")
+    details = details if isinstance(details, dict) else {}
+    read = int(details.get("cached_tokens", 0) or 0)
+    written = int(details.get("cache_write_tokens", 0) or 0)
     return {
-        "input_tokens": int(usage.get("prompt_tokens", 0)),
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "input_tokens": int(usage.get("prompt_tokens", 0)) - read - written,
+        "cache_creation_input_tokens": written,
+        "cache_read_input_tokens": read,
         "output_tokens": int(usage.get("completion_tokens", 0)),
     }
+
+
+_TTLS = {"5m": 300.0, "1h": 3600.0}
+
+
+def breakpoint(raw: bytes) -> Breakpoint | None:
+    """The request's text up to its last ``cache_control`` marker (system blocks, then each
+    turn's blocks; a top-level ``cache_control`` marks the last block), or None."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    blocks: list[Any] = []
+    system = data.get("system")
+    blocks += [{"type": "text", "text": system}] if isinstance(system, str) else _list(system)
+    for turn in _list(data.get("messages")):
+        content = turn.get("content") if isinstance(turn, dict) else None
+        one = [{"type": "text", "text": content}] if isinstance(content, str) else None
+        blocks += one or _list(content)
+    end, marker = 0, None
+    for n, block in enumerate(blocks, 1):
+        if isinstance(block, dict) and isinstance(block.get("cache_control"), dict):
+            end, marker = n, block["cache_control"]
+    if isinstance(data.get("cache_control"), dict):
+        end, marker = len(blocks), data["cache_control"]
+    if marker is None:
+        return None
+    prefix = "\x1e".join(_text([b]) for b in blocks[:end])
+    return Breakpoint(prefix, _TTLS.get(str(marker.get("ttl", "5m")), 300.0))
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _tool_choice(choice: Any) -> Any:
@@ -282,4 +323,4 @@ def _text(content: Any) -> str:
     return ""
 
 
-__all__ = ["chat_body", "invalid", "message", "translate"]
+__all__ = ["breakpoint", "chat_body", "invalid", "message", "translate"]

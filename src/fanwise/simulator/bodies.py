@@ -268,7 +268,7 @@ def _chat_usage(answer: Answer) -> Json:
         "prompt_tokens": answer.input_tokens,
         "completion_tokens": answer.output_tokens,
         "total_tokens": answer.total_tokens,
-        "prompt_tokens_details": {"cached_tokens": answer.cached_tokens, "audio_tokens": 0},
+        "prompt_tokens_details": _prompt_details(answer),
         "completion_tokens_details": {
             "reasoning_tokens": answer.reasoning_tokens,
             "audio_tokens": 0,
@@ -348,3 +348,10 @@ __all__ = [
     "responses_events",
     "sse",
 ]
+
+
+def _prompt_details(answer: Answer) -> Json:
+    details: Json = {"cached_tokens": answer.cached_tokens, "audio_tokens": 0}
+    if answer.cache_write_tokens:  # an Anthropic breakpoint's write, for that face to report
+        details["cache_write_tokens"] = answer.cache_write_tokens
+    return details

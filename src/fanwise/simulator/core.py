@@ -16,6 +16,7 @@ the same seed gives every call the same fate whatever order concurrent requests 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 import time
@@ -23,9 +24,10 @@ from collections import deque
 from collections.abc import Callable, Mapping
 
 from fanwise.simulator import bodies
-from fanwise.simulator.answer import compose
+from fanwise.simulator.answer import Answer, compose
 from fanwise.simulator.config import ConfigError, ScriptRule, SimulatorConfig, check_fault
 from fanwise.simulator.faults import fault_reply
+from fanwise.simulator.prompt_cache import Breakpoint, PromptCache
 from fanwise.simulator.ratelimit import (
     UNLIMITED,
     TokenBucket,
@@ -60,6 +62,7 @@ class SimulatorCore:
         self.rules: list[tuple[ScriptRule, list[str]]] = []
         self.received: deque[tuple[Api, bytes]] = deque(maxlen=RECEIVED)
         self.sent: deque[bytes] = deque(maxlen=RECEIVED)  # the bodies of whole 200 answers
+        self.cache = PromptCache()
         self.reset()
 
     def reset(self) -> None:
@@ -69,6 +72,7 @@ class SimulatorCore:
         self.requests = TokenBucket(self.config.rpm or UNLIMITED, now)
         self.tokens = TokenBucket(self.config.tpm or UNLIMITED, now)
         self.recorder.reset()
+        self.cache = PromptCache()
         self.rules = []
         for rule in self.config.script:
             self.script(rule)
@@ -92,11 +96,20 @@ class SimulatorCore:
         return Reply(body=bodies.dumps(body), headers=self._limit_headers())
 
     def call(
-        self, api: Api, headers: Mapping[str, str], body: bytes, *, limited: bool = True
+        self,
+        api: Api,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        limited: bool = True,
+        breakpoint: Breakpoint | None = None,
+        explicit: bool = False,
     ) -> Reply:
         """The reply to one API call; ``headers`` must have lower-case names.
 
         ``limited=False`` skips the rate-limit buckets: a Batch API line, which has its own queue.
+        The prompt cache is automatic (OpenAI's rule) unless ``explicit`` (Anthropic's: only
+        ``breakpoint``'s prefix, if any, is cached).
         """
         self.received.append((api, body))
         try:
@@ -115,7 +128,7 @@ class SimulatorCore:
         latency = self.config.latency.sample(rng)
         if fate is not None and fate.latency is not None:
             latency = fate.latency
-        answer = compose(req, attempt=attempt)
+        answer = compose(req)
         if fate is None or fate.fault == "ok":
             refusal = self._admit(req, answer.input_tokens, answer.output_tokens, limited)
             if refusal is not None:
@@ -141,6 +154,8 @@ class SimulatorCore:
                 retry_after=retry_after,
                 style=self.config.limit_style,
             )
+        if api in ("responses", "chat") and limited:  # a batch line shares no live cache
+            answer = self._cached(req, answer, latency, breakpoint if explicit else None, explicit)
         self.recorder.input_tokens += answer.input_tokens
         self.recorder.output_tokens += answer.output_tokens
         created = int(time.time())
@@ -161,6 +176,28 @@ class SimulatorCore:
             tail += b"data: [DONE]\n\n"
         headers_out["cache-control"] = "no-cache"
         return Reply(body=head, tail=tail, headers=headers_out, content_type=SSE, delay=latency)
+
+    def _cached(
+        self,
+        req: ApiRequest,
+        answer: Answer,
+        latency: float,
+        breakpoint: Breakpoint | None,
+        explicit: bool,
+    ) -> Answer:
+        """The answer with what it read from (or wrote to) the prompt cache."""
+        now = self.clock()
+        if explicit:
+            if breakpoint is None:
+                return answer
+            use = self.cache.explicit(breakpoint, now=now, ready=now + latency)
+        else:
+            use = self.cache.automatic(req.text, now=now, ready=now + latency)
+        read = min(use.read, answer.input_tokens)
+        written = min(use.written, answer.input_tokens - read)
+        self.recorder.cached_tokens += read
+        self.recorder.cache_write_tokens += written
+        return dataclasses.replace(answer, cached_tokens=read, cache_write_tokens=written)
 
     def _explicit_fate(self, req: ApiRequest, headers: Mapping[str, str]) -> Fate | None:
         """The fault a header or a script rule imposes; a latency header alone imposes "ok"."""

@@ -222,11 +222,13 @@ class Simulator:
             return _gemini.translate(self._core.call(api, request.headers, body))
         if face == "openai":
             return self._core.call(api, request.headers, body)
+        point = _anthropic.breakpoint(body)
         try:
             body = _anthropic.chat_body(body)
         except RequestError as exc:
             return _anthropic.invalid(exc, {})
-        return _anthropic.translate(self._core.call(api, request.headers, body))
+        reply = self._core.call(api, request.headers, body, breakpoint=point, explicit=True)
+        return _anthropic.translate(reply)
 
     def _run_line(self, api: Api, body: bytes) -> Reply:
         """One Batch API line, through the same brain as a live call but not its rate limits."""

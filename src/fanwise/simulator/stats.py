@@ -25,6 +25,8 @@ class SimulatorStats:
     attempts: dict[str, int] = field(default_factory=dict)
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_tokens: int = 0  # input tokens read from the prompt cache (``prompt_cache.py``)
+    cache_write_tokens: int = 0  # Anthropic breakpoints written to it
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form served at ``GET /_stats`` (status codes become string keys)."""
@@ -38,6 +40,8 @@ class SimulatorStats:
             "attempts": dict(self.attempts),
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
+            "cached_tokens": self.cached_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
         }
 
 
@@ -58,6 +62,8 @@ class StatsRecorder:
         self.attempts: Counter[str] = Counter()
         self.input_tokens = 0
         self.output_tokens = 0
+        self.cached_tokens = 0
+        self.cache_write_tokens = 0
 
     def started(self, endpoint: str) -> None:
         self.requests += 1
@@ -85,6 +91,8 @@ class StatsRecorder:
             attempts=dict(self.attempts),
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
+            cached_tokens=self.cached_tokens,
+            cache_write_tokens=self.cache_write_tokens,
         )
 
 

@@ -1,0 +1,158 @@
+"""Shared context: long material asked about by many calls, laid out so providers can cache it.
+
+Every call of a fan-out over one document repeats the document. Providers sell a repeated
+prefix again at a tenth of the input price once it is cached, so fanwise builds each prompt with
+the shared part first and byte-identical in every call (instructions, then the context), the
+question last, and tells the provider where the shared part ends: OpenAI a
+``prompt_cache_key`` derived from the prefix, Anthropic a ``cache_control`` breakpoint on the
+context block (Gemini caches prefixes implicitly). The engine then warms the cache with one call
+before it fans the rest out (``Engine.run(warm=True)``; ``warm_worthy`` decides).
+docs/caching.md has the rules and the measured savings.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fanwise.models.base import Usage
+from fanwise.prices import PriceTable
+
+ANTHROPIC_LONG_TTL_AFTER = 300.0
+"""Seconds a run may last before Anthropic's 5-minute cache would lapse during it: a longer run
+asks for the 1-hour TTL (its writes cost 2x input instead of 1.25x)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Material:
+    """One piece of shared context: a file's text, or text given directly."""
+
+    name: str
+    text: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "text": self.text}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Material:
+        return cls(str(data["name"]), str(data["text"]))
+
+
+def block(materials: Sequence[Material]) -> str:
+    """The context as one text block, the same bytes in every call that shares it."""
+    parts = [f'<document name="{m.name}">\n{m.text.strip()}\n</document>' for m in materials]
+    documents = "\n".join(parts)
+    return f"Answer using the documents below.\n\n<documents>\n{documents}\n</documents>"
+
+
+def tokens(text: str) -> int:
+    """A generous token estimate (four characters a token), as the limiter's."""
+    return math.ceil(len(text) / 4)
+
+
+# Minimum cacheable prefix, in tokens, per provider and model family (first match wins).
+# From the providers' prompt-caching pages, as stored by the search tool in December 2026.
+CACHE_MINIMUMS: Mapping[str, tuple[tuple[str, int], ...]] = {
+    "openai": (("", 1024),),
+    "anthropic": (
+        ("claude-opus-4-5", 4096),
+        ("claude-opus-4-6", 4096),
+        ("claude-haiku-4-5", 4096),
+        ("claude-sonnet-4-6", 2048),
+        ("claude-3-5-haiku", 2048),
+        ("claude-3-haiku", 2048),
+        ("", 1024),
+    ),
+    "gemini": (("gemini-2.5-pro", 4096), ("gemini-3-pro", 4096), ("", 1024)),
+}
+
+
+def cache_minimum(provider: str, model: str) -> int | None:
+    """The shortest prefix ``provider`` caches for ``model``; None when it caches nothing."""
+    for prefix, minimum in CACHE_MINIMUMS.get(provider, ()):
+        if model.startswith(prefix):
+            return minimum
+    return None
+
+
+def warm_worthy(prefix_tokens: int, calls: int, provider: str, model: str) -> bool:
+    """Whether one call should go first so that the others find the prefix cached."""
+    minimum = cache_minimum(provider, model)
+    return calls > 1 and minimum is not None and prefix_tokens >= minimum
+
+
+@dataclass(frozen=True, slots=True)
+class CacheReport:
+    """How much of a run's input came from the prompt cache, and what that saved.
+
+    ``saved_usd`` is what the cached tokens would have cost at the plain input price, less what
+    they did cost, less the premium paid for cache writes (Anthropic's); None when a model
+    with cached tokens has no price.
+    """
+
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    written_tokens: int = 0
+    saved_usd: float | None = 0.0
+
+    @property
+    def share(self) -> float:
+        return self.cached_tokens / self.input_tokens if self.input_tokens else 0.0
+
+    def line(self) -> str | None:
+        """``input: 92 % from cache, $0.41 saved``, or None when nothing was cached."""
+        if not self.cached_tokens and not self.written_tokens:
+            return None
+        saved = "savings unknown" if self.saved_usd is None else f"{_usd(self.saved_usd)} saved"
+        written = f", {self.written_tokens:,} tokens written" if self.written_tokens else ""
+        return f"input: {self.share:.0%} from cache{written}, {saved}".replace("%", " %", 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        saved = None if self.saved_usd is None else round(self.saved_usd, 6)
+        return {
+            "input_tokens": self.input_tokens,
+            "cached_tokens": self.cached_tokens,
+            "cache_write_tokens": self.written_tokens,
+            "share": round(self.share, 4),
+            "saved_usd": saved,
+        }
+
+
+def cache_report(usages: Iterable[tuple[str, Usage]], prices: PriceTable) -> CacheReport:
+    """The cache's share of the input of ``usages`` (model, usage), and the money it saved."""
+    report = CacheReport()
+    saved: float | None = 0.0
+    for model, usage in usages:
+        report = CacheReport(
+            report.input_tokens + usage.input_tokens,
+            report.cached_tokens + usage.cached_tokens,
+            report.written_tokens + usage.cache_write_tokens,
+        )
+        if not usage.cached_tokens and not usage.cache_write_tokens:
+            continue
+        price = prices.price(model)
+        if price is None or saved is None:
+            saved = None
+            continue
+        plain = Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
+        saved += price.cost(plain) - price.cost(usage)
+    return CacheReport(report.input_tokens, report.cached_tokens, report.written_tokens, saved)
+
+
+def _usd(amount: float) -> str:
+    return f"${amount:.4f}" if abs(amount) < 1 else f"${amount:,.2f}"
+
+
+__all__ = [
+    "ANTHROPIC_LONG_TTL_AFTER",
+    "CACHE_MINIMUMS",
+    "CacheReport",
+    "Material",
+    "block",
+    "cache_minimum",
+    "cache_report",
+    "tokens",
+    "warm_worthy",
+]
