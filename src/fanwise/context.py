@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fanwise.models.base import Usage
-from fanwise.prices import PriceTable
+from fanwise.prices import PriceTable, format_usd
 
 ANTHROPIC_LONG_TTL_AFTER = 300.0
 """Seconds a run may last before Anthropic's 5-minute cache would lapse during it: a longer run
@@ -105,7 +105,9 @@ class CacheReport:
         """``input: 92 % from cache, $0.41 saved``, or None when nothing was cached."""
         if not self.cached_tokens and not self.written_tokens:
             return None
-        saved = "savings unknown" if self.saved_usd is None else f"{_usd(self.saved_usd)} saved"
+        saved = "savings unknown"
+        if self.saved_usd is not None:
+            saved = f"{format_usd(self.saved_usd)} saved"
         written = f", {self.written_tokens:,} tokens written" if self.written_tokens else ""
         return f"input: {self.share:.0%} from cache{written}, {saved}".replace("%", " %", 1)
 
@@ -139,10 +141,6 @@ def cache_report(usages: Iterable[tuple[str, Usage]], prices: PriceTable) -> Cac
         plain = Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
         saved += price.cost(plain) - price.cost(usage)
     return CacheReport(report.input_tokens, report.cached_tokens, report.written_tokens, saved)
-
-
-def _usd(amount: float) -> str:
-    return f"${amount:.4f}" if abs(amount) < 1 else f"${amount:,.2f}"
 
 
 __all__ = [

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from os.path import commonprefix
 
 AUTOMATIC_MINIMUM = 1024
 """Tokens a prompt needs before OpenAI (or Gemini) caches it; hits count in steps of ``STEP``."""
@@ -73,7 +72,7 @@ class PromptCache:
             return CacheUse()
         best = 0
         for entry in self._live(text, now):
-            shared = len(commonprefix((entry.text, text)))  # noqa: RUF071 (text, not paths)
+            shared = common_prefix_length(entry.text, text)
             if shared > best:
                 best = shared
                 entry.expires = now + DEFAULT_TTL
@@ -113,10 +112,31 @@ class PromptCache:
         self._count += 1
 
 
+def common_prefix_length(a: str, b: str) -> int:
+    """How many leading characters ``a`` and ``b`` share, by bisecting on slice equality: the
+    comparisons run in C (``os.path.commonprefix`` walks the characters in Python, about 5 ms
+    for a 20,000-token prompt, which held the simulator's event loop for every call)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
 def shared_tokens(characters: int) -> int:
     """A shared prefix of ``characters`` as OpenAI counts a hit: whole steps, from the minimum."""
     whole = characters // 4
     return whole // STEP * STEP if whole >= AUTOMATIC_MINIMUM else 0
 
 
-__all__ = ["Breakpoint", "CacheUse", "PromptCache", "shared_tokens", "tokens"]
+__all__ = [
+    "Breakpoint",
+    "CacheUse",
+    "PromptCache",
+    "common_prefix_length",
+    "shared_tokens",
+    "tokens",
+]
