@@ -28,11 +28,12 @@ from typing import Any
 
 from simulator_process import Simulator
 
-from fanwise import Call, Engine, Fulfilled, Request, get_model
-from fanwise.context import Material, block, tokens
+from fanwise import Call, Engine, Fulfilled, get_model
+from fanwise.context import Material, tokens
 from fanwise.models.base import Endpoint, Usage
+from fanwise.models.settings import ModelSettings
 from fanwise.prices import builtin_prices
-from fanwise.workflow import ModelSettings, Plan
+from fanwise.workflow import Plan
 
 QUESTIONS = 20
 CONTEXT_TOKENS = 20_000

@@ -17,9 +17,10 @@ import fanwise
 from fanwise.context import CacheReport, Material, block, cache_minimum, cache_report, warm_worthy
 from fanwise.engine import Call, Engine
 from fanwise.models.base import Completion, DeltaSink, Endpoint, Request, Usage
+from fanwise.models.settings import ModelSettings
 from fanwise.prices import builtin_prices
 from fanwise.simulator import Latency, Simulator
-from fanwise.workflow import ModelSettings, Plan, cache_ttl
+from fanwise.workflow import Plan, cache_ttl
 from tests.conftest import StartSimulator
 
 CONTEXT = "The contract. " + "Clause text that goes on and on. " * 1500  # ~12,000 tokens
