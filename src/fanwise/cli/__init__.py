@@ -8,6 +8,7 @@ the table against the commands themselves.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -68,8 +69,24 @@ COMMANDS = {
 """Every command of the group: where it lives and the first sentence of its help."""
 
 
+class FanwiseGroup(LazyGroup):
+    """The command group; a closed stdout ends any command quietly (``cli/pipes.py``)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (BrokenPipeError, BaseExceptionGroup) as error:
+            from fanwise.cli import pipes
+            from fanwise.cli.errors import EXIT_CLOSED_PIPE
+
+            if not pipes.reader_gone(error):
+                raise
+            pipes.silence(sys.stdout)
+            raise click.exceptions.Exit(EXIT_CLOSED_PIPE) from None
+
+
 @click.group(
-    cls=LazyGroup,
+    cls=FanwiseGroup,
     lazy=COMMANDS,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )

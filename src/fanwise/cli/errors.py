@@ -20,6 +20,9 @@ EXIT_PARTIAL = 4
 """A result, with some calls failed: the output says what is missing."""
 EXIT_INTERRUPTED = 130
 """Ctrl-C: the run is kept in the journal, ``fanwise resume RUN`` finishes it."""
+EXIT_CLOSED_PIPE = 141
+"""The reader of stdout went away (``| head``): 128 + SIGPIPE, as ``cat`` or ``git log`` end.
+A run stopped this way is interrupted in the journal, and ``fanwise resume RUN`` finishes it."""
 
 SETTING_FLAGS = {
     "api_key": "--provider openai",

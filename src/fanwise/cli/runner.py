@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
+from fanwise.cli import pipes
 from fanwise.cli.engines import build_engine, build_model
 from fanwise.cli.interrupt import Interrupted, exit_code, run_interruptible
 from fanwise.cli.options import RunOptions
@@ -69,7 +70,7 @@ def run(
     seconds rather than a line per call, unless ``--plain`` (``ui/periodic.py``).
 
     On Ctrl-C (or SIGTERM, SIGHUP) the run is marked interrupted, the resume line printed, and the
-    command exits 130 (143, 129).
+    command exits 130 (143, 129); when the reader of stdout goes away, the same, then 141.
     """
     from fanwise.ui.console import choose_display  # rich loads only for a run that shows it
 
@@ -95,6 +96,12 @@ def run(
         how = stop.name if isinstance(stop, Interrupted) else "Ctrl-C"
         click.echo(session.interrupted(how), err=True)
         raise click.exceptions.Exit(exit_code(stop)) from None
+    except (BrokenPipeError, BaseExceptionGroup) as error:
+        if not pipes.reader_gone(error):
+            raise
+        pipes.silence(sys.stdout)
+        pipes.note(session.interrupted("stdout closed"))
+        raise  # the group ends the command (cli/pipes.py)
 
 
 __all__ = ["Run", "prepare", "run"]
