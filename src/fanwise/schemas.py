@@ -143,7 +143,12 @@ def body_schema(endpoint: str, body: Mapping[str, Any]) -> Schema | None:
     found = schema_of_body(endpoint, body)
     if found is None:
         return None
-    return Schema(name="answer", json_schema=found, _validate=_json_schema_validator(found))
+    name = "answer"
+    if endpoint == "messages":  # a forced tool's answer is read by the tool's name
+        from fanwise.schemas_anthropic import forced_tool
+
+        name = forced_tool(body) or name
+    return Schema(name=name, json_schema=found, _validate=_json_schema_validator(found))
 
 
 def schema_to_dict(schema: Schema | None) -> dict[str, Any] | None:
@@ -160,11 +165,18 @@ def schema_from_dict(data: Mapping[str, Any] | None) -> Schema | None:
     return Schema.from_json_schema(data["schema"], name=str(data.get("name", "")))
 
 
+STRUCTURED_ENDPOINTS = ("responses", "chat.completions", "messages", "generateContent")
+"""The APIs a schema can be asked of; completions and embeddings have no structured outputs."""
+
+
 def with_schema(endpoint: str, body: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
     """``body`` asking for ``schema`` on ``endpoint``; fields the caller set are left as they are.
 
     The format goes where each API reads it: ``text.format`` (Responses, keeping other ``text``
-    fields such as ``verbosity``) or ``response_format`` (Chat Completions).
+    fields such as ``verbosity``), ``response_format`` (Chat Completions, Gemini's compatible
+    endpoint included), Anthropic's ``output_config.format`` or its forced-tool fallback
+    (``schemas_anthropic``), Gemini's ``generationConfig.responseJsonSchema``. ``SchemaError``
+    when the API has no structured outputs (said before any request is made).
     """
     out = dict(body)
     if endpoint == "responses":
@@ -173,13 +185,33 @@ def with_schema(endpoint: str, body: Mapping[str, Any], schema: Schema) -> dict[
         out["text"] = text
     elif endpoint == "chat.completions":
         out.setdefault("response_format", schema.chat_format())
+    elif endpoint == "messages":
+        from fanwise.schemas_anthropic import messages_with_schema
+
+        return messages_with_schema(out, schema)
+    elif endpoint == "generateContent":
+        from fanwise.schemas_gemini import generate_with_schema
+
+        return generate_with_schema(out, schema)
     else:
-        raise SchemaError(f"structured outputs need the responses or chat API, not {endpoint!r}")
+        raise SchemaError(
+            f"the {endpoint} API has no structured outputs: a schema needs the responses, "
+            "chat, messages (Anthropic) or generateContent (Gemini) API"
+        )
     return out
 
 
 def schema_of_body(endpoint: str, body: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The JSON Schema a body asks for (``text.format`` or ``response_format``), if it asks."""
+    """The JSON Schema a body asks for (``text.format``, ``response_format``, Anthropic's
+    ``output_config.format`` or forced tool, Gemini's ``responseJsonSchema``), if it asks."""
+    if endpoint == "messages":
+        from fanwise.schemas_anthropic import messages_schema
+
+        return messages_schema(body)
+    if endpoint == "generateContent":
+        from fanwise.schemas_gemini import generate_schema
+
+        return generate_schema(body)
     if endpoint == "responses":
         text = body.get("text")
         fmt = text.get("format") if isinstance(text, Mapping) else None
@@ -215,12 +247,19 @@ def repair_body(endpoint: str, body: Mapping[str, Any], answer: str, error: str)
         )
         items += [{"role": "assistant", "content": answer}, {"role": "user", "content": note}]
         out["input"] = items
-    elif endpoint == "chat.completions":
+    elif endpoint in ("chat.completions", "messages"):
         messages = list(out.get("messages") or [])
         messages += [{"role": "assistant", "content": answer}, {"role": "user", "content": note}]
         out["messages"] = messages
+    elif endpoint == "generateContent":
+        contents = list(out.get("contents") or [])
+        contents += [
+            {"role": "model", "parts": [{"text": answer}]},
+            {"role": "user", "parts": [{"text": note}]},
+        ]
+        out["contents"] = contents
     else:
-        raise SchemaError(f"structured outputs need the responses or chat API, not {endpoint!r}")
+        raise SchemaError(f"the {endpoint} API has no structured outputs")
     return out
 
 

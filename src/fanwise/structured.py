@@ -45,15 +45,27 @@ def accept(completion: Completion, schema: Schema | None, spent: Usage) -> Compl
         raise refused
     parsed = None
     if schema is not None:
+        text = answer_text(completion, schema)
+        if text != completion.text:  # a forced tool's input is the answer (Anthropic's fallback)
+            completion = dataclasses.replace(completion, text=text)
         try:
-            parsed = schema.parse(completion.text)
+            parsed = schema.parse(text)
         except SchemaViolation as error:
-            raise SchemaMismatch(
-                str(error), answer=completion.text, usage=completion.usage
-            ) from None
+            raise SchemaMismatch(str(error), answer=text, usage=completion.usage) from None
     if parsed is None and not spent.total_tokens:
         return completion
     return dataclasses.replace(completion, parsed=parsed, usage=completion.usage + spent)
+
+
+def answer_text(completion: Completion, schema: Schema) -> str:
+    """The text that holds a structured answer: the answer's text, or, when it has none, the
+    input of the tool call named as the schema (the forced tool of Anthropic's fallback)."""
+    if completion.text.strip():
+        return completion.text
+    for call in completion.tool_calls:
+        if call.name == schema.name:
+            return call.arguments
+    return completion.text
 
 
 def checked(result: Completion | CallError, schema: Schema | None, spent: Usage) -> Any:
@@ -117,6 +129,7 @@ def jsonable(value: Any) -> Any:
 __all__ = [
     "SchemaMismatch",
     "accept",
+    "answer_text",
     "attempts_usage",
     "checked",
     "cost_of",

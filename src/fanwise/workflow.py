@@ -359,6 +359,7 @@ async def _phases(
     warm: bool,
 ) -> WorkflowResult:
     settings = settings or ModelSettings()
+    check_structured(plan, settings)
     waves = -(-len(plan.questions) // engine.live.concurrency)
     calls = plan.research_calls(settings, cache_ttl=cache_ttl(waves))
     warm = warm and warm_first(plan, settings, engine.model.name, len(calls))
@@ -423,6 +424,15 @@ def cache_ttl(waves: int) -> str | None:
     """Anthropic's 1-hour cache for a run expected to outlast the 5-minute one (a wave of
     calls counted as a minute, generously); None: the default 5 minutes."""
     return "1h" if waves * 60 > ANTHROPIC_LONG_TTL_AFTER else None
+
+
+def check_structured(plan: Plan, settings: ModelSettings) -> None:
+    """Every call that asks for a schema, built before any is sent: ``SchemaError`` now (an API
+    without structured outputs, a combination it refuses), not after the research is paid for."""
+    plan.research_calls(settings)
+    if plan.synthesis_schema is not None:
+        probe = settings.request("", extra=plan.synthesis_body)
+        Call(probe, schema=_schema(plan.synthesis_schema))
 
 
 def _no_synthesis_reason(

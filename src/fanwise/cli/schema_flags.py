@@ -42,6 +42,15 @@ def read_schema(flag: str, path: str) -> Schema:
         raise InputError(f"{flag} {path}: {error}") from None
 
 
+def check_schemas(check: Callable[[], None]) -> None:
+    """Run a plan's structured-outputs check; what its APIs cannot do is a usage error (exit 2)
+    before any request, not a traceback once the research has been paid for."""
+    try:
+        check()
+    except SchemaError as error:
+        raise InputError(f"structured outputs: {error}") from None
+
+
 def apply_schema_flags(plan: Plan, kwargs: dict[str, Any]) -> Plan:
     """``plan`` with the schemas the flags name (taken out of ``kwargs``); the flags win."""
     research, synthesis = kwargs.pop("schema", None), kwargs.pop("synthesis_schema", None)
@@ -54,4 +63,4 @@ def apply_schema_flags(plan: Plan, kwargs: dict[str, Any]) -> Plan:
     return dataclasses.replace(plan, **changes) if changes else plan
 
 
-__all__ = ["apply_schema_flags", "read_schema", "schema_options"]
+__all__ = ["apply_schema_flags", "check_schemas", "read_schema", "schema_options"]

@@ -19,9 +19,11 @@ from fanwise.cli.engines import build_router, model_settings
 from fanwise.cli.errors import EXIT_NO_RESULT, EXIT_OK, EXIT_PARTIAL, InputError
 from fanwise.cli.options import RunOptions
 from fanwise.cli.runner import Run, prepare, run
+from fanwise.cli.schema_flags import check_schemas
 from fanwise.cli.session import open_session, options_spec
 from fanwise.prices import format_usd
 from fanwise.stages import RunStatus, StagedResult, Workflow, run_stages
+from fanwise.stages.runner import check_structured
 from fanwise.ui.stage_show import to_markdown
 from fanwise.ui.stream import SynthesisStream
 
@@ -45,6 +47,7 @@ def execute_staged(
     model = prepare(options)
     model = build_router(options, model, workflow.models)  # a claude-* stage: Anthropic's own
     settings = model_settings(options, plan_model)
+    check_schemas(lambda: check_structured(workflow, settings))
     spec = {
         "workflow": workflow.to_dict(),
         "plan_model": dict(plan_model),

@@ -17,7 +17,7 @@ from fanwise.cli.inputs import read_context, read_questions
 from fanwise.cli.options import RunOptions
 from fanwise.cli.output_paths import unwritten
 from fanwise.cli.runner import Run, prepare, run
-from fanwise.cli.schema_flags import apply_schema_flags, schema_options
+from fanwise.cli.schema_flags import apply_schema_flags, check_schemas, schema_options
 from fanwise.cli.session import workflow_session
 from fanwise.context import cache_report, tokens
 from fanwise.models.base import Usage
@@ -34,7 +34,7 @@ from fanwise.plans import (
 from fanwise.structured import outcome_usage
 from fanwise.ui.documents import to_json, to_markdown, write_report
 from fanwise.ui.stream import SynthesisStream
-from fanwise.workflow import Plan, Status, WorkflowResult, run_workflow
+from fanwise.workflow import Plan, Status, WorkflowResult, check_structured, run_workflow
 
 
 @click.command()
@@ -181,6 +181,7 @@ def execute(
     model = prepare(options)
     model = build_router(options, model, (m for ms in plan.question_models for m in ms))
     settings = model_settings(options, plan_model)
+    check_schemas(lambda: check_structured(plan, settings))
     session = workflow_session(plan, plan_model, settings, options, resume=resume)
     streamed = options.stream and not (options.as_json or options.out)
     stream = SynthesisStream(sys.stdout, sys.stderr) if streamed else None

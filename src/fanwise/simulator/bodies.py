@@ -211,6 +211,11 @@ def chat_events(req: ApiRequest, answer: Answer, rid: str, created: int) -> list
     if answer.refusal is not None:
         events.append(chunk({"refusal": answer.refusal}))
     events += [chunk({"content": piece}) for piece in chunks(answer.text)]
+    if answer.tool:  # a tool call streams as one delta carrying its whole arguments
+        name, arguments = answer.tool
+        call = {"index": 0, "id": f"call_{rid[:24]}", "type": "function",
+                "function": {"name": name, "arguments": arguments}}  # fmt: skip
+        events.append(chunk({"tool_calls": [call]}))
     events.append(chunk({}, _finish(answer)))
     if req.include_usage:
         events.append({**shell, "choices": [], "usage": _chat_usage(answer)})

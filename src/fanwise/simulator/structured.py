@@ -69,6 +69,12 @@ def misanswer(req: ApiRequest, answer: Answer, fault: str) -> Answer:
     """``answer`` as the ``schema`` or ``refuse`` fault makes it (still a 200)."""
     if fault == "refuse":
         return dataclasses.replace(answer, text="", tool=None, refusal=REFUSAL, output_tokens=12)
+    if answer.tool is not None:  # a forced tool (Anthropic's fallback): its input breaks instead
+        name, arguments = answer.tool
+        called = json.loads(arguments)
+        if isinstance(called, dict) and called:
+            called.pop(next(iter(called)))
+        return dataclasses.replace(answer, tool=(name, json.dumps(called)))
     fmt = req.format or {}
     spec = fmt["json_schema"] if isinstance(fmt.get("json_schema"), dict) else fmt
     schema: dict[str, Any] = spec["schema"] if isinstance(spec.get("schema"), dict) else {}

@@ -43,6 +43,15 @@ def stage_request(
     return settings.request(prompt, stage.instructions, extra=stage.body)
 
 
+def check_structured(workflow: Workflow, settings: ModelSettings) -> None:
+    """Each stage's schema asked of each model it calls, before any call: ``SchemaError`` for
+    an API without structured outputs, not a crash once the earlier stages are paid for."""
+    for stage in workflow.stages:
+        if stage.output_schema is not None:
+            for model in stage.models or (None,):
+                Call(stage_request(settings, stage, "", model), schema=stage.output_schema)
+
+
 def sample_key(key: str, sample: int) -> str:
     """A vote's samples ask the same thing: each gets its own key, so each is kept apart."""
     return hashlib.sha256(f"{key}/sample/{sample}".encode()).hexdigest()[:24]
@@ -95,6 +104,7 @@ class _Runner:
         self.waiting_for_route = set(self.route_of)
 
     async def run(self) -> StagedResult:
+        check_structured(self.workflow, self.settings)
         stopped: str | None = None
         for stage in self.workflow.stages:
             start = self.engine.now()
@@ -454,4 +464,4 @@ def _why(branch: Branch) -> str:
     return f"{branch.id} ({branch.label[:60]}) failed: {outcome.kind.value}: {outcome.message}"
 
 
-__all__ = ["run_stages", "sample_key", "stage_request"]
+__all__ = ["check_structured", "run_stages", "sample_key", "stage_request"]
