@@ -99,8 +99,8 @@ def test_result_lines_read_as_the_batch_api_reads_them() -> None:
     """succeeded, errored, canceled and expired become the Batch API's result lines."""
     message = {"type": "message", "content": [{"type": "text", "text": "hi"}]}
     ok = result_line({"custom_id": "3-abc", "result": {"type": "succeeded", "message": message}})
-    assert ok == {"custom_id": "3:abc", "response": {"status_code": 200, "body": message},
-                  "error": None}  # fmt: skip
+    assert ok == {"id": "3-abc", "custom_id": "3:abc",
+                  "response": {"status_code": 200, "body": message}, "error": None}  # fmt: skip
     overloaded = {"type": "error", "error": {"type": "overloaded_error", "message": "x"}}
     errored = result_line({"custom_id": "4-k", "result": {"type": "errored", "error": overloaded}})
     assert errored["response"] == {"status_code": 529, "body": overloaded}

@@ -19,6 +19,7 @@ from typing import Any
 from fanwise.batch.lines import LineError, LineReader
 from fanwise.engine import Call, CallOutcome, Engine
 from fanwise.events import PhaseFinished, PhaseStarted, RunStarted
+from fanwise.jsonspans import LINE_ID
 from fanwise.models.base import Completion, Usage
 from fanwise.models.bodies import made_body
 from fanwise.models.settings import ModelSettings
@@ -86,19 +87,23 @@ def output_line(
     The body goes in as the bytes that came: it is parsed again only if it spans lines.
     """
     body: bytes | None = None
-    status, request_id, error = 200, None, None
+    status, request_id, error, line_id = 200, None, None, None
     if isinstance(outcome, Fulfilled):
         body, request_id = outcome.value.raw or _made(outcome.value), outcome.value.request_id
+        line_id = outcome.value.headers.get(LINE_ID)
     else:
         failure = outcome.error
         if isinstance(failure, CallError) and failure.status_code and failure.body:
             body, status = failure.body, failure.status_code
             request_id = failure.headers.get("x-request-id")
+            line_id = failure.headers.get(LINE_ID)
         else:
             details = error_to_dict(failure)
             error = {"code": details["kind"], "message": details["message"]}
     tail = _fanwise_json(outcome, line, cost)
-    head = f'{{"id":{_string(f"batch_req_{key or line}")},"custom_id":{_string(custom_id)}'
+    head = (
+        f'{{"id":{_string(line_id or f"batch_req_{key or line}")},"custom_id":{_string(custom_id)}'
+    )
     if body is None:
         return f'{head},"response":null,"error":{_dumps(error)},"fanwise":{tail}}}'
     text = _one_line(body)

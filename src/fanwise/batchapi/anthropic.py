@@ -30,6 +30,7 @@ import aiohttp
 
 from fanwise.batchapi.client import BatchState
 from fanwise.batchapi.files import BatchLimits
+from fanwise.jsonspans import member_text
 from fanwise.models.anthropic_bodies import VERSION, error_from_body
 from fanwise.models.bodies import error_message, lowered_headers
 from fanwise.outcome import CallError, CallTimeout, InvalidResponse, NetworkError, ServerError
@@ -103,11 +104,7 @@ class AnthropicBatchClient:
     async def download(self, file_id: str) -> bytes:
         """The results of batch ``file_id``, as the Batch API's result lines."""
         raw = await self._send("GET", f"{self.url}/{file_id}/results")
-        out: list[bytes] = []
-        for line in raw.splitlines():
-            if line.strip():
-                out.append(json.dumps(result_line(json.loads(line))).encode())
-        return b"\n".join(out)
+        return b"\n".join(result_bytes(line) for line in raw.splitlines() if line.strip())
 
     async def find(self, input_file_id: str) -> BatchState | None:
         return None  # a MessageBatch names no input: see the module's docstring
@@ -152,24 +149,44 @@ class AnthropicBatchClient:
             raise NetworkError(error_message(exc)) from exc
 
 
+def result_bytes(raw: bytes) -> bytes:
+    """One Message Batches result line as the Batch API's result line, its ``id`` the result's
+    own ``custom_id`` and its body the Message's (or error envelope's) bytes as they came."""
+    record = json.loads(raw)
+    line = result_line(record)
+    response = line.get("response")
+    if not isinstance(response, dict):
+        return json.dumps(line, ensure_ascii=False).encode()
+    text = raw.decode()
+    kind = "message" if response["status_code"] == 200 else "error"
+    body = member_text(text, "result", kind)
+    if body is None:
+        return json.dumps(line, ensure_ascii=False).encode()
+    head = json.dumps({"id": line["id"], "custom_id": line["custom_id"]}, ensure_ascii=False)
+    status = response["status_code"]
+    return f'{head[:-1]},"response":{{"status_code":{status},"body":{body}}},"error":null}}'.encode()
+
+
 def result_line(record: Mapping[str, Any]) -> dict[str, Any]:
     """One Message Batches result as the Batch API's result line; the body is kept whole."""
-    custom = str(record.get("custom_id", "")).replace("-", ":", 1)
+    given = str(record.get("custom_id", ""))
+    custom = given.replace("-", ":", 1)
     result = record.get("result")
     result = result if isinstance(result, Mapping) else {}
     kind = result.get("type")
     if kind == "succeeded":
         response = {"status_code": 200, "body": result.get("message")}
-        return {"custom_id": custom, "response": response, "error": None}
+        return {"id": given, "custom_id": custom, "response": response, "error": None}
     if kind == "errored":
         envelope = result.get("error")
         error = envelope.get("error") if isinstance(envelope, Mapping) else None
         error_type = error.get("type") if isinstance(error, Mapping) else None
         status = _STATUS.get(str(error_type), 500)
-        return {"custom_id": custom, "response": {"status_code": status, "body": envelope}}
+        response = {"status_code": status, "body": envelope}
+        return {"id": given, "custom_id": custom, "response": response}
     code = {"canceled": "batch_cancelled", "expired": "batch_expired"}.get(str(kind), "")
     error = {"code": code, "message": f"the request was {kind or 'not run'}"}
-    return {"custom_id": custom, "response": None, "error": error}
+    return {"id": given, "custom_id": custom, "response": None, "error": error}
 
 
-__all__ = ["LIMITS", "AnthropicBatchClient", "result_line"]
+__all__ = ["LIMITS", "AnthropicBatchClient", "result_bytes", "result_line"]

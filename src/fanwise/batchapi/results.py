@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fanwise.batchapi.files import Api, endpoint_of, parse_custom_id
+from fanwise.jsonspans import LINE_ID, member_text
 from fanwise.models.anthropic_bodies import error_from_body as anthropic_error
 from fanwise.models.base import Completion, Endpoint
 from fanwise.models.bodies import READERS, error_from_body
@@ -49,12 +50,15 @@ def read_files(
                 continue
             ids = parse_custom_id(record.get("custom_id", "")) if isinstance(record, dict) else None
             if ids is not None and wanted.get(ids[0]) == ids[1]:
-                found[ids[0]] = read_result(record, endpoint)
+                found[ids[0]] = read_result(record, endpoint, raw)
     return found
 
 
-def read_result(record: Mapping[str, Any], api: Api | Endpoint) -> Result:
-    """The completion or error one result line holds; the completion keeps the body whole."""
+def read_result(
+    record: Mapping[str, Any], api: Api | Endpoint, line: bytes | None = None
+) -> Result:
+    """The completion or error one result line holds; the completion keeps the body whole:
+    its bytes as they are in ``line`` (the line as it came), and the line's own ``id``."""
     response = record.get("response")
     if not isinstance(response, Mapping):
         return _unrun(record.get("error"))
@@ -62,8 +66,10 @@ def read_result(record: Mapping[str, Any], api: Api | Endpoint) -> Result:
     body = response.get("body")
     if not isinstance(status, int) or not isinstance(body, Mapping):
         return InvalidResponse(f"the batch result line is not what the API sends: {record!r:.200}")
-    raw = json.dumps(body, ensure_ascii=False).encode()
+    raw = _body_bytes(line, body)
     headers = {"x-request-id": str(response["request_id"])} if response.get("request_id") else {}
+    if isinstance(record.get("id"), str):
+        headers[LINE_ID] = record["id"]
     if not 200 <= status < 300:
         if endpoint_of(api) is Endpoint.MESSAGES:  # Anthropic's envelope, spend limits and all
             return anthropic_error(status, raw, headers)
@@ -72,6 +78,18 @@ def read_result(record: Mapping[str, Any], api: Api | Endpoint) -> Result:
         return READERS[endpoint_of(api)](dict(body), raw, headers)
     except CallError as exc:
         return exc
+
+
+def _body_bytes(line: bytes | None, body: Mapping[str, Any]) -> bytes:
+    """The body's bytes as the line holds them; made again only when it cannot be cut out."""
+    if line is not None:
+        try:
+            text = member_text(line.decode(), "response", "body")
+        except (UnicodeDecodeError, ValueError):
+            text = None
+        if text is not None:
+            return text.encode()
+    return json.dumps(body, ensure_ascii=False).encode()
 
 
 def _unrun(error: object) -> CallError:
