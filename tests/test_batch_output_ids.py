@@ -87,7 +87,8 @@ def test_anthropic_batch_lines_keep_the_custom_id_and_the_message_bytes(
 
 def test_a_result_line_is_rewritten_around_the_bytes_it_came_with() -> None:
     """Odd spacing and escapes in a Message survive the conversion to a result line."""
-    raw = b'{"custom_id": "2-k", "result": {"type": "succeeded", "message": {"id":  "m", "t": "\\u00e9"}}}'
+    message = b'{"id":  "m", "t": "\\u00e9"}'
+    raw = b'{"custom_id": "2-k", "result": {"type": "succeeded", "message": ' + message + b"}}"
     line = result_bytes(raw)
     assert member_text(line.decode(), "response", "body") == '{"id":  "m", "t": "\\u00e9"}'
     assert json.loads(line)["id"] == "2-k" and json.loads(line)["custom_id"] == "2:k"

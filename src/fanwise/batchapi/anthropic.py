@@ -164,7 +164,8 @@ def result_bytes(raw: bytes) -> bytes:
         return json.dumps(line, ensure_ascii=False).encode()
     head = json.dumps({"id": line["id"], "custom_id": line["custom_id"]}, ensure_ascii=False)
     status = response["status_code"]
-    return f'{head[:-1]},"response":{{"status_code":{status},"body":{body}}},"error":null}}'.encode()
+    tail = f',"response":{{"status_code":{status},"body":{body}}},"error":null}}'
+    return (head[:-1] + tail).encode()
 
 
 def result_line(record: Mapping[str, Any]) -> dict[str, Any]:
