@@ -186,9 +186,12 @@ def with_schema(endpoint: str, body: Mapping[str, Any], schema: Schema) -> dict[
     elif endpoint == "chat.completions":
         out.setdefault("response_format", schema.chat_format())
     elif endpoint == "messages":
-        from fanwise.schemas_anthropic import messages_with_schema
+        from fanwise.schemas_anthropic import Unavailable, messages_with_schema
 
-        return messages_with_schema(out, schema)
+        try:
+            return messages_with_schema(out, schema)
+        except Unavailable as error:
+            raise SchemaError(str(error)) from None
     elif endpoint == "generateContent":
         from fanwise.schemas_gemini import generate_with_schema
 

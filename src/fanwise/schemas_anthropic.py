@@ -43,6 +43,10 @@ UNSUPPORTED = (
 TOOL_DESCRIPTION = "Give the answer: call this tool with the answer as its input."
 
 
+class Unavailable(ValueError):
+    """A schema this request cannot ask for (``schemas.with_schema`` says it as a SchemaError)."""
+
+
 def has_output_format(model: str) -> bool:
     """Whether ``model`` takes ``output_config.format``; unknown names are assumed to."""
     return not _WITHOUT_FORMAT.match(model)
@@ -51,10 +55,8 @@ def has_output_format(model: str) -> bool:
 def messages_with_schema(body: dict[str, Any], schema: Schema) -> dict[str, Any]:
     """A Messages body asking for ``schema``: the format where the model has it, else the tool.
 
-    ``SchemaError`` for the forced tool with extended thinking (the API refuses it).
+    ``Unavailable`` for the forced tool with extended thinking (the API refuses it).
     """
-    from fanwise.schemas import SchemaError
-
     model = body.get("model") if isinstance(body.get("model"), str) else ""
     if has_output_format(str(model)):
         config = dict(body.get("output_config") or {})
@@ -63,7 +65,7 @@ def messages_with_schema(body: dict[str, Any], schema: Schema) -> dict[str, Any]
         return body
     thinking = body.get("thinking")
     if isinstance(thinking, Mapping) and thinking.get("type") == "enabled":
-        raise SchemaError(
+        raise Unavailable(
             f"{model} has no output_config.format, and its fallback (a forced tool call) is not "
             "allowed with extended thinking: drop --reasoning-effort (or use minimal), or use a "
             "Claude 4.5 model"
@@ -136,6 +138,7 @@ def messages_schema(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 __all__ = [
     "UNSUPPORTED",
+    "Unavailable",
     "forced_tool",
     "has_output_format",
     "messages_schema",
