@@ -307,3 +307,32 @@ def test_the_simulators_common_prefix_agrees_with_a_character_walk() -> None:
     for a, b in [("", ""), ("abc", "abc"), ("abc", "abd"), ("abc", "xbc"), ("ab", "abcd"),
                  (CONTEXT + "Q1", CONTEXT + "Q2")]:  # fmt: skip
         assert common_prefix_length(a, b) == len(commonprefix((a, b)))  # noqa: RUF071
+
+
+async def test_a_stage_over_a_shared_context_warms_the_cache_and_reads_it(
+    start_simulator: StartSimulator, tmp_path: Path
+) -> None:
+    """[[stage]] context: each of the stage's calls carries it before its prompt, the first
+    call goes alone, and the others read the context from the cache."""
+    from fanwise.plans import load_any
+    from fanwise.stages import StagedResult
+
+    (tmp_path / "contract.md").write_text(CONTEXT, encoding="utf-8")
+    plan_file = tmp_path / "plan.toml"
+    plan_file.write_text(
+        'title = "review"\n[[stage]]\nname = "ask"\ncontext = ["contract.md"]\n'
+        'questions = ["Who signs?", "When does it end?", "What does it cost?"]\n',
+        encoding="utf-8",
+    )
+    loaded = load_any(plan_file, {})
+    sim = await start_simulator(latency=Latency.fixed(0.1))
+    result = await fanwise.arun(loaded.workflow, model="gpt-5", base_url=sim.base_url)  # type: ignore[union-attr]
+    assert isinstance(result, StagedResult)
+    branches = result.stage("ask").branches
+    usage = [b.outcome.value.usage for b in branches]  # type: ignore[union-attr]
+    assert usage[0].cached_tokens == 0
+    assert all(u.cached_tokens > 0.9 * len(CONTEXT) / 4 for u in usage[1:])
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[stage]]\nname = "ask"\ncontext = ["gone.md"]\nquestions = ["Q?"]\n')
+    with pytest.raises(fanwise.plans.PlanError, match=r"bad\.toml:3: .*context 'gone\.md'"):
+        load_any(bad, {})

@@ -15,9 +15,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from fanwise.models.base import Usage
+from fanwise.models.base import Endpoint, Request, Usage
+from fanwise.models.providers import implied_provider
 from fanwise.prices import PriceTable, format_usd
 
 ANTHROPIC_LONG_TTL_AFTER = 300.0
@@ -38,6 +40,33 @@ class Material:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Material:
         return cls(str(data["name"]), str(data["text"]))
+
+    @classmethod
+    def of(cls, item: Material | Mapping[str, Any]) -> Material:
+        """A material, or one as journaled (a mapping of name and text)."""
+        return item if isinstance(item, Material) else cls.from_dict(item)
+
+
+def plan_materials(raw: Any, base: Path) -> tuple[Material, ...]:
+    """A plan's ``context``: file names (read next to the plan, ``base``) or ``{ text = ... }``
+    tables, one or a list; ``ValueError`` says what is wrong, for the plan's ``file:line``."""
+    items = [raw] if isinstance(raw, str | dict) else raw
+    if not isinstance(items, list):
+        raise ValueError('context must list file names or { text = "..." }')  # noqa: TRY004 (a plan's error, shown as file:line)
+    materials = []
+    for number, item in enumerate(items, 1):
+        if isinstance(item, dict) and isinstance(item.get("text"), str) and item["text"]:
+            materials.append(Material(str(item.get("name", f"context {number}")), item["text"]))
+        elif isinstance(item, str) and item:
+            try:
+                text = (base / item).read_text(encoding="utf-8-sig")
+            except (OSError, UnicodeDecodeError) as exc:
+                why = getattr(exc, "strerror", None) or "not UTF-8 text"
+                raise ValueError(f"context {item!r}: cannot read: {why}") from None
+            materials.append(Material(Path(item).name, text))
+        else:
+            raise ValueError('each context is a file name or { text = "..." }, e.g. "notes.md"')
+    return tuple(materials)
 
 
 def block(materials: Sequence[Material]) -> str:
@@ -81,6 +110,18 @@ def warm_worthy(prefix_tokens: int, calls: int, provider: str, model: str) -> bo
     """Whether one call should go first so that the others find the prefix cached."""
     minimum = cache_minimum(provider, model)
     return calls > 1 and minimum is not None and prefix_tokens >= minimum
+
+
+def warm_for(prefix: str, requests: Sequence[Request], model_name: str) -> bool:
+    """Whether ``requests``, which share ``prefix``, should be warmed: one sent first so that
+    the others find the prefix cached. Never on the offline model, which caches nothing."""
+    if not requests or model_name == "offline":
+        return False
+    first = requests[0]
+    provider = implied_provider(first.model) or (
+        "anthropic" if first.endpoint is Endpoint.MESSAGES else "openai"
+    )
+    return warm_worthy(tokens(prefix), len(requests), provider, first.model)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +192,8 @@ __all__ = [
     "block",
     "cache_minimum",
     "cache_report",
+    "plan_materials",
     "tokens",
+    "warm_for",
     "warm_worthy",
 ]

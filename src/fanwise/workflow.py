@@ -11,11 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from fanwise.context import ANTHROPIC_LONG_TTL_AFTER, Material, block, tokens, warm_worthy
+from fanwise.context import ANTHROPIC_LONG_TTL_AFTER, Material, block, warm_for
 from fanwise.engine import Call, CallOutcome, Engine
 from fanwise.events import PhaseFinished, PhaseStarted, RunStarted
-from fanwise.models.base import DeltaSink, Endpoint, Request, Usage
-from fanwise.models.providers import implied_provider
+from fanwise.models.base import DeltaSink, Request, Usage
 from fanwise.models.settings import ModelSettings
 from fanwise.outcome import ErrorKind, Fulfilled, Rejected
 from fanwise.schemas import Schema, schema_to_dict
@@ -67,7 +66,7 @@ class Plan:
     context: Sequence[Material] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "context", tuple(_material(m) for m in self.context))
+        object.__setattr__(self, "context", tuple(map(Material.of, self.context)))
         if isinstance(self.questions, str):
             raise TypeError("questions must be a sequence of questions, not one string")
         object.__setattr__(self, "questions", tuple(self.questions))
@@ -362,7 +361,7 @@ async def _phases(
     check_structured(plan, settings)
     waves = -(-len(plan.questions) // engine.live.concurrency)
     calls = plan.research_calls(settings, cache_ttl=cache_ttl(waves))
-    warm = warm and warm_first(plan, settings, engine.model.name, len(calls))
+    warm = warm and warm_first(plan, calls, engine.model.name)
     research_start = engine.now()
     engine.emit(PhaseStarted("research", len(calls), research_start))
     outcomes = await engine.run(calls, deadline=deadline, fail_fast=fail_fast, warm=warm)
@@ -408,16 +407,13 @@ async def _phases(
     return WorkflowResult(plan, answers, synthesis, status, stats, reason, settings)
 
 
-def warm_first(plan: Plan, settings: ModelSettings, model_name: str, calls: int) -> bool:
+def warm_first(plan: Plan, calls: list[Call], model_name: str) -> bool:
     """Whether the research calls share a prefix the provider would cache (``context.py``)."""
     context = plan.context_block
-    if context is None or model_name == "offline":
+    if context is None:
         return False
-    prefix = tokens(f"{plan.research_instructions or ''}{context}")
-    provider = implied_provider(settings.model) or (
-        "anthropic" if settings.endpoint is Endpoint.MESSAGES else "openai"
-    )
-    return warm_worthy(prefix, calls, provider, settings.model)
+    prefix = f"{plan.research_instructions or ''}{context}"
+    return warm_for(prefix, [c.request for c in calls], model_name)
 
 
 def cache_ttl(waves: int) -> str | None:
@@ -462,10 +458,6 @@ def _no_synthesis_reason(
             f"{min_answers} required; no synthesis call was made"
         )
     return None
-
-
-def _material(item: Material | Mapping[str, Any]) -> Material:
-    return item if isinstance(item, Material) else Material.from_dict(item)
 
 
 def _schema(source: Any) -> Schema | None:

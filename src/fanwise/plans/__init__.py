@@ -43,7 +43,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
 
-from fanwise.context import Material
+from fanwise.context import Material, plan_materials
 from fanwise.endpoints import check_endpoint
 from fanwise.plans.errors import PlanError as PlanError
 from fanwise.schemas import Schema, SchemaError, load_schema_file
@@ -372,29 +372,10 @@ class _Checker:
 
     def context(self, table: Mapping[str, Any], name: str) -> tuple[Material, ...]:
         """A table's ``context``: files next to the plan (by name) or ``{ text = "..." }``."""
-        raw = table.get("context", [])
-        if isinstance(raw, str | dict):
-            raw = [raw]
-        if not isinstance(raw, list):
-            self.fail('context must be a list of file names or { text = "..." }', name, "context")
-        materials = []
-        for number, item in enumerate(raw, 1):
-            if isinstance(item, dict) and isinstance(item.get("text"), str) and item["text"]:
-                materials.append(Material(str(item.get("name", f"context {number}")), item["text"]))
-                continue
-            if not isinstance(item, str) or not item:
-                self.fail(
-                    'each context is a file name or { text = "..." }, e.g. "contract.md"',
-                    name,
-                    "context",
-                )
-            try:
-                text = (self.base / item).read_text(encoding="utf-8-sig")
-            except (OSError, UnicodeDecodeError) as exc:
-                why = getattr(exc, "strerror", None) or "not UTF-8 text"
-                self.fail(f"context {item!r}: cannot read: {why}", name, "context")
-            materials.append(Material(Path(item).name, text))
-        return tuple(materials)
+        try:
+            return plan_materials(table.get("context", []), self.base)
+        except ValueError as error:
+            self.fail(str(error), name, "context")
 
     def body(self, table: Mapping[str, Any], name: str) -> dict[str, Any]:
         """A table's ``body``: API body fields, passed to the API as written."""

@@ -18,6 +18,8 @@
     name = "guide"
     prompt = "Write a guide to {city} from:\\n{districts}"
     cite = true
+    context = ["city-notes.md"]        # optional: material placed before each of the stage's
+                                       # prompts, cached by the provider (docs/caching.md)
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from fanwise.context import Material, plan_materials
 from fanwise.plans.errors import PlanError
 from fanwise.schemas import Schema, SchemaError, load_schema_file
 from fanwise.stages.model import Stage, StageError, Workflow
@@ -36,7 +39,7 @@ STRINGS = ("name", "prompt", "map", "route", "pick", "judge", "model", "instruct
 LISTS = ("questions", "models")
 NUMBERS = ("vote", "quorum", "max_items")
 FLAGS = ("required", "cite")
-KEYS = (*STRINGS, *LISTS, *NUMBERS, *FLAGS, "branches", "body", "schema")
+KEYS = (*STRINGS, *LISTS, *NUMBERS, *FLAGS, "branches", "body", "schema", "context")
 _HEADER = re.compile(r"^\s*\[")
 _STAGE = re.compile(r"^\s*\[\[\s*stage\s*\]\]")
 _SUBTABLE = re.compile(r"^\s*\[\s*stage\.")
@@ -139,6 +142,8 @@ def _fields(
             fields[key] = dict(value)
         elif key == "branches":
             fields[key] = _branches(value, index, where)
+        elif key == "context":
+            fields[key] = _context(value, index, where, base)
         else:
             fields[key] = _schema(value, index, where, base)
     return fields
@@ -158,6 +163,13 @@ def _branches(value: Any, index: int, where: StageLines) -> dict[str, Sequence[s
             raise where.fail(index, "branches", f"branch {choice!r} must list stage names")
         branches[choice] = tuple(names)
     return branches
+
+
+def _context(value: Any, index: int, where: StageLines, base: Path) -> tuple[Material, ...]:
+    try:
+        return plan_materials(value, base)
+    except ValueError as error:
+        raise where.fail(index, "context", str(error)) from None
 
 
 def _schema(value: Any, index: int, where: StageLines, base: Path) -> Schema:

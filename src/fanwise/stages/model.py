@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
+from fanwise.context import Material, block
 from fanwise.outcome import FanwiseError
 from fanwise.schemas import Schema, schema_from_dict, schema_to_dict
 from fanwise.stages.template import placeholders
@@ -69,10 +70,12 @@ class Stage:
     quorum: int | None = None
     required: bool = False
     cite: bool = False
+    context: Sequence[Material] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "questions", tuple(self.questions))
         object.__setattr__(self, "models", tuple(self.models))
+        object.__setattr__(self, "context", tuple(map(Material.of, self.context)))
         branches = {str(k): tuple(v) for k, v in dict(self.branches).items()}
         object.__setattr__(self, "branches", branches)
         if self.schema is not None and not isinstance(self.schema, Schema):
@@ -143,7 +146,13 @@ class Stage:
         data["questions"], data["models"] = list(self.questions), list(self.models)
         data["branches"] = {k: list(v) for k, v in self.branches.items()}
         data["body"] = dict(self.body)
+        data["context"] = [m.to_dict() for m in self.context]
         return data
+
+    @property
+    def context_block(self) -> str | None:
+        """The stage's shared context as the block each of its calls carries, if any."""
+        return block(self.context) if self.context else None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Stage:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fanwise.calls import Call, CallOutcome
+from fanwise.context import warm_for
 from fanwise.engine import Engine
 from fanwise.events import PhaseFinished, PhaseStarted, RunStarted, StageFinished, StageStarted
 from fanwise.models.base import DeltaSink, Request
@@ -40,7 +41,8 @@ def stage_request(
     chosen = model or stage.model
     if chosen:
         settings = settings.for_model(chosen)
-    return settings.request(prompt, stage.instructions, extra=stage.body)
+    context = stage.context_block
+    return settings.request(prompt, stage.instructions, extra=stage.body, context=context)
 
 
 def check_structured(workflow: Workflow, settings: ModelSettings) -> None:
@@ -64,10 +66,14 @@ async def run_stages(
     settings: ModelSettings | None = None,
     deadline: float | None = None,
     on_delta: DeltaSink | None = None,
+    warm: bool = True,
 ) -> StagedResult:
     """Run the stages in order; a failed ``required`` stage stops the run. ``on_delta`` gets
-    the last stage's text as it streams, when that stage is one call (a ``prompt``)."""
+    the last stage's text as it streams, when that stage is one call (a ``prompt``). A stage of
+    several calls over a shared ``context`` long enough to cache sends one call first (unless
+    ``warm`` is False: docs/caching.md)."""
     runner = _Runner(workflow, engine, settings or ModelSettings(), deadline, on_delta)
+    runner.warm = warm
     return await engine.announced(
         RunStarted("stages", workflow.title, workflow.topic, engine.now()),
         runner.run(),
@@ -90,6 +96,7 @@ class _Runner:
     ) -> None:
         self.workflow = workflow
         self.on_delta = on_delta
+        self.warm = True
         self.engine = engine
         self.settings = settings
         self.deadline = None if deadline is None else engine.now() + deadline
@@ -364,9 +371,18 @@ class _Runner:
         first = self.next_index
         self.next_index += len(calls)
         remaining = self._remaining()
+        warm = self.warm and self._warm_worthy(stage, calls)
         return await self.engine.run(
-            calls, deadline=remaining, fail_fast=fail_fast, first_index=first
+            calls, deadline=remaining, fail_fast=fail_fast, first_index=first, warm=warm
         )
+
+    def _warm_worthy(self, stage: Stage, calls: list[Call]) -> bool:
+        """Whether the stage's calls share a context the provider would cache."""
+        context = stage.context_block
+        if context is None:
+            return False
+        prefix = f"{stage.instructions or ''}{context}"
+        return warm_for(prefix, [c.request for c in calls], self.engine.model.name)
 
     async def _stream(self, call: Call, on_delta: DeltaSink) -> CallOutcome:
         """The last stage's one call, its text handed to ``on_delta`` as it comes (live)."""
