@@ -209,7 +209,8 @@ class Attempt:
     """One try of a call. Times are seconds on the run's clock; ``waited`` preceded the try.
 
     ``queued`` is the part of ``duration`` spent waiting for the limiter (rate-limit pacing)
-    before the request was sent.
+    before the request was sent. ``via`` is the path an ``--engine auto`` run sent it by
+    (``"batch"`` or ``"live"``); None elsewhere, where the engine says it.
     """
 
     number: int
@@ -218,6 +219,7 @@ class Attempt:
     error: dict[str, Any] | None = None
     waited: float = 0.0
     queued: float = 0.0
+    via: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -231,7 +233,7 @@ class Attempt:
     def to_dict(self) -> dict[str, Any]:
         # Field by field: dataclasses.asdict's deep copy cost ~10 µs per call in the journal's
         # hot path (docs/benchmarks.md). ``error`` holds scalars only, so a shallow copy is one.
-        return {
+        data = {
             "number": self.number,
             "started": self.started,
             "duration": self.duration,
@@ -239,6 +241,9 @@ class Attempt:
             "waited": self.waited,
             "queued": self.queued,
         }
+        if self.via is not None:  # only an auto run's attempts say it: the others are unchanged
+            data["via"] = self.via
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Attempt:
@@ -249,6 +254,7 @@ class Attempt:
             error=data.get("error"),
             waited=float(data.get("waited", 0.0)),
             queued=float(data.get("queued", 0.0)),
+            via=data.get("via"),
         )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from fanwise.batchapi.client import Batches, BatchState
 from fanwise.batchapi.files import Api, Chunk
@@ -47,11 +47,18 @@ class Polling:
             wait = min(self.most, wait * self.factor)
 
 
+class Paced(Protocol):
+    """The waits between two looks at a batch: ``Polling``, or an auto run's, set by its
+    deadline (``dispatch/auto.py``)."""
+
+    def waits(self) -> Iterator[float]: ...
+
+
 class Jobs:
     """Makes, follows and reads back batch jobs, journaling each step in ``ledger``."""
 
     def __init__(
-        self, batches: Batches, ledger: Ledger, api: Api, polling: Polling, live: Live
+        self, batches: Batches, ledger: Ledger, api: Api, polling: Paced, live: Live
     ) -> None:
         self.batches = batches
         self.ledger = ledger
@@ -159,4 +166,4 @@ def _missing(state: BatchState) -> CallError:
     )
 
 
-__all__ = ["Jobs", "Polling"]
+__all__ = ["Jobs", "Paced", "Polling"]

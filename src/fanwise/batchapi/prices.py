@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from fanwise.dispatch.base import BATCH_DISCOUNT
 from fanwise.prices import Price, PriceTable
-
-BATCH_DISCOUNT = 0.5
 
 
 def batch_prices(table: PriceTable, discount: float = BATCH_DISCOUNT) -> PriceTable:

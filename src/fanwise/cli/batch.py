@@ -11,8 +11,9 @@ from typing import IO, Any
 
 import click
 
-from fanwise.batch import BatchSummary, LineError, run_batch
-from fanwise.cli.engines import model_settings
+from fanwise.batch import BatchSummary, LineError, LineReader, run_batch
+from fanwise.cli.auto_view import plan_only, show_forecast, totals, totals_line
+from fanwise.cli.engines import model_settings, with_deadline
 from fanwise.cli.errors import EXIT_NO_RESULT, EXIT_OK, EXIT_PARTIAL, InputError
 from fanwise.cli.flags import batch_options
 from fanwise.cli.inputs import STDIN, spool_stdin
@@ -102,6 +103,7 @@ def execute_batch(
     """Run one batch from resolved options; return the exit code."""
     if not source.is_file():
         raise InputError(f"{source}: no such input file")
+    options = with_deadline(options)
     check_journal_flags(options)
     if options.report and journal_off(options):
         raise InputError("--report: a batch's report is read from the journal, which is off")
@@ -110,6 +112,9 @@ def execute_batch(
     total = count_lines(source)
     if total == 0:
         raise InputError(f"no requests in {source}: every line is blank")
+    if options.plan_only:
+        show_forecast(plan_only(_calls(source, model_settings(options), instructions), options))
+        return EXIT_OK
     model = prepare(options)
     defaults = model_settings(options)
     spec = {
@@ -139,13 +144,17 @@ def execute_batch(
 
         summary, _ = run(options, model, session, body, total=total)
     status = _status(summary)
+    by_path = totals(session, options)
+    extra = {} if by_path is None else {"auto": by_path.to_dict()}
     session.finish(
         status,
         reason=f"{summary.bad_lines} bad input lines" if summary.bad_lines else None,
-        summary={**summary.to_dict(), "cost_usd": round(session.cost, 6)},
+        summary={**summary.to_dict(), "cost_usd": round(session.cost, 6), **extra},
     )
     if not options.quiet:
         click.echo(summary_line(summary, session), err=True)
+        if by_path is not None:
+            click.echo(totals_line(by_path), err=True)
     if options.report and session.run_id is not None:
         page = run_report_page(session.run_id, options.journal)
         try:
@@ -155,6 +164,18 @@ def execute_batch(
             click.echo(line, err=True)
             return EXIT_NO_RESULT
     return {"complete": EXIT_OK, "partial": EXIT_PARTIAL}.get(status, EXIT_NO_RESULT)
+
+
+def _calls(source: Path, defaults: ModelSettings, instructions: str | None) -> Iterator[Call]:
+    """The good lines' calls, for ``--plan-only`` (a bad line is said by the run itself)."""
+    reader = LineReader(defaults, instructions)
+    with source.open("rb") as lines:
+        for number, text in enumerate(lines, 1):
+            if text.strip():
+                try:
+                    yield Call(reader.read(text, number).request)
+                except LineError:
+                    continue
 
 
 def count_lines(path: Path) -> int:

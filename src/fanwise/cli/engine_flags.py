@@ -15,6 +15,27 @@ from fanwise.cli.numbers import FiniteRange
 from fanwise.endpoints import parse_endpoints
 
 
+class DeadlineParam(click.ParamType):  # type: ignore[type-arg]  # generic only in newer stubs
+    """``--deadline``: seconds, a span (``2h``), a time of day (``07:00``) or an ISO time; the
+    seconds from now to it."""
+
+    name = "WHEN"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        from datetime import datetime
+
+        from fanwise.dispatch.deadline import parse_deadline
+
+        try:
+            return parse_deadline(str(value), datetime.now().astimezone())
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 class EndpointList(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click stubs
     """``URL1,URL2,...``: several OpenAI-compatible endpoints."""
 
@@ -37,12 +58,26 @@ def engine_options() -> list[Callable[[Any], Any]]:
     return [
         click.option(
             "--engine",
-            type=click.Choice(["live", "batch", "ray"]),
+            type=click.Choice(["live", "batch", "ray", "auto"]),
             default="live",
             show_default=True,
             help="live: calls from this process; batch: OpenAI's Batch API or Anthropic's Message "
             "Batches (half price, within 24 h; a workflow's synthesis stays live); ray: spread "
-            "over Ray workers.",
+            "over Ray workers; auto: the Batch API until --deadline needs live calls, then live "
+            "for the lines it has not done (docs/deadline.md).",
+        ),
+        click.option(
+            "--plan-only",
+            is_flag=True,
+            help="--engine auto: print the expected split (batch vs live) and cost, send nothing.",
+        ),
+        click.option(
+            "--live-latency",
+            type=FiniteRange(min=0, min_open=True),
+            default=10.0,
+            show_default=True,
+            metavar="SECONDS",
+            help="--engine auto: how long a live call is assumed to take until one has answered.",
         ),
         click.option(
             "--endpoints",

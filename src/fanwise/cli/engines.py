@@ -83,7 +83,7 @@ def build_model(options: RunOptions, environ: Mapping[str, str] = os.environ) ->
             err=True,
         )
     # OpenAI's Batch API needs the SDK's files and batches endpoints.
-    sdk = options.engine == "batch" and resolved == "openai"
+    sdk = options.engine in ("batch", "auto") and resolved == "openai"
     try:
         return get_model(
             resolved,  # resolved here, so the library's own note (a warning) is not repeated
@@ -161,20 +161,25 @@ def check_engine(options: RunOptions, provider: str) -> None:
             import_ray()
         except RayMissing as exc:
             raise InputError(str(exc)) from None
-    if options.engine != "batch":
+    if options.engine == "auto" and options.deadline is None and options.deadline_at is None:
+        raise InputError("--engine auto needs --deadline (e.g. --deadline 2h or 07:00)")
+    if options.plan_only and options.engine != "auto":
+        raise InputError("--plan-only: the plan is --engine auto's: add --engine auto --deadline")
+    if options.engine not in ("batch", "auto"):
         return
+    engine = f"--engine {options.engine}"
     if provider == "gemini":
         raise InputError(
-            "--engine batch speaks OpenAI's Batch API and Anthropic's Message Batches: use "
+            f"{engine} speaks OpenAI's Batch API and Anthropic's Message Batches: use "
             "--engine live with --provider gemini"
         )
     if provider == "offline":
         raise InputError(
-            "--engine batch needs the OpenAI Batch API: set OPENAI_API_KEY (or --base-url for "
+            f"{engine} needs the OpenAI Batch API: set OPENAI_API_KEY (or --base-url for "
             "an OpenAI-compatible server with /v1/batches, such as fanwise simulate)"
         )
     if options.mode == "all":
-        raise InputError("--engine batch cannot stop at the first failure: use --mode settled")
+        raise InputError(f"{engine} cannot stop at the first failure: use --mode settled")
     if options.endpoints:
         raise InputError("--endpoints spreads live calls: use it with --engine live or ray")
 
@@ -201,24 +206,14 @@ def build_engine(
         "repair": options.repair,
         **(session.engine_options() if session is not None else {}),
     }
+    if options.engine == "auto":
+        return auto_engine(options, model, common, session)
     if options.engine == "batch":
         # Imported here: batchapi loads the openai SDK, 0.5 s and 23 MB that every other run of
         # the CLI would pay at startup (docs/benchmarks.md).
-        from fanwise.batchapi import BatchClient, BatchEngine, Polling
-        from fanwise.batchapi.client import Batches
-        from fanwise.models.openai import OpenAIModel
+        from fanwise.batchapi import BatchEngine, Polling
 
-        limits: dict[str, Any] = {}
-        batches: Batches
-        if model.name == "anthropic":  # Message Batches (batchapi/anthropic.py)
-            from fanwise.batchapi.anthropic import LIMITS, AnthropicBatchClient
-
-            batches = AnthropicBatchClient(base_url=options.base_url)
-            limits["limits"] = LIMITS
-        elif isinstance(model, OpenAIModel):  # build_model sees to it
-            batches = BatchClient(model.client)
-        else:
-            raise InputError("--engine batch needs the OpenAI or the Anthropic provider")
+        batches, limits = batch_client(options, model)
         return BatchEngine(
             model,
             batches=batches,
@@ -242,6 +237,62 @@ def build_engine(
             **common,
         )
     return Engine(model, **common)
+
+
+def batch_client(options: RunOptions, model: Model) -> tuple[Any, dict[str, Any]]:
+    """The Batch API of the run's provider, and its file limits as ``limits=`` (if not
+    OpenAI's)."""
+    from fanwise.batchapi import BatchClient
+    from fanwise.models.openai import OpenAIModel
+
+    if model.name == "anthropic":  # Message Batches (batchapi/anthropic.py)
+        from fanwise.batchapi.anthropic import LIMITS, AnthropicBatchClient
+
+        return AnthropicBatchClient(base_url=options.base_url), {"limits": LIMITS}
+    if isinstance(model, OpenAIModel):  # build_model sees to it
+        return BatchClient(model.client), {}
+    raise InputError(f"--engine {options.engine} needs the OpenAI or the Anthropic provider")
+
+
+def auto_engine(
+    options: RunOptions, model: Model, common: dict[str, Any], session: Session | None
+) -> Engine:
+    """``--engine auto``: an ``Engine`` whose dispatch is ``Auto`` (dispatch/auto.py)."""
+    from fanwise.dispatch.auto import Auto
+
+    assert options.deadline_at is not None, "with_deadline() fixes it before the engine"
+    batches, limits = batch_client(options, model)
+    engine = Engine(model, **common)
+    engine.dispatch = Auto(
+        batches,
+        engine.live,
+        deadline=options.deadline_at,
+        api="chat" if options.api == "chat" else "responses",
+        ledger=session.ledger() if session else None,
+        most_poll=options.batch_poll,
+        latency=options.live_latency,
+        note=None if options.quiet else lambda line: click.echo(line, err=True),
+        **limits,
+    )
+    return engine
+
+
+def with_deadline(options: RunOptions, now: float | None = None) -> RunOptions:
+    """``--engine auto``'s deadline fixed on the wall clock at the run's start (a resume keeps
+    the one it stored), and ``deadline`` the seconds left to it: the run ends there."""
+    if options.engine != "auto":
+        return options
+    import dataclasses
+    import time
+
+    now = time.time() if now is None else now
+    if options.deadline_at is None:
+        if options.deadline is None:
+            raise InputError("--engine auto needs --deadline (e.g. --deadline 2h or 07:00)")
+        return dataclasses.replace(options, deadline_at=now + options.deadline)
+    left = options.deadline_at - now
+    # Past it (a late resume), the run has no deadline left to keep: everything goes live.
+    return dataclasses.replace(options, deadline=left if left > 0 else None)
 
 
 def worker_plan(options: RunOptions, environ: Mapping[str, str] = os.environ) -> WorkerPlan:
@@ -331,5 +382,6 @@ __all__ = [
     "model_settings",
     "shared_limits",
     "start_ray",
+    "with_deadline",
     "worker_plan",
 ]

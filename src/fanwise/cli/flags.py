@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from fanwise.cli.engine_flags import engine_options
+from fanwise.cli.engine_flags import DeadlineParam, engine_options
 from fanwise.cli.journal_flags import journal_options
 from fanwise.cli.limit_flags import limit_options
 from fanwise.cli.numbers import FiniteRange
@@ -111,7 +111,7 @@ def pacing_options(deadline_help: str) -> list[Option]:
             type=FiniteRange(min=0, min_open=True),
             help="Seconds each attempt of a call may take; a slower one is retried.",
         ),
-        click.option("--deadline", type=FiniteRange(min=0, min_open=True), help=deadline_help),
+        click.option("--deadline", type=DeadlineParam(), help=deadline_help),
         click.option(
             "--retries",
             type=click.IntRange(min=0),
@@ -216,7 +216,8 @@ def workflow_options(command: F) -> F:
         [
             *model_options(", or the plan's"),
             *pacing_options(
-                "Seconds the whole research phase may take; unfinished calls count as timeouts."
+                "How long the whole research phase may take (seconds, 2h, 07:00, an ISO time); "
+                "unfinished calls count as timeouts."
             ),
             *synthesis_options(),
             click.option(
@@ -244,7 +245,8 @@ def batch_options(command: F) -> F:
         [
             *model_options("; a line's own wins"),
             *pacing_options(
-                "Seconds the whole batch may take; unfinished calls count as timeouts."
+                "How long the whole batch may take (seconds, 2h, 07:00, an ISO time); unfinished "
+                "calls count as timeouts. With --engine auto: the time to finish by."
             ),
             *output_options("Write the result lines here (JSONL), not to stdout."),
             *offline_options(),

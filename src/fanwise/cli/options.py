@@ -53,6 +53,11 @@ class RunOptions:
     ray_address: str | None = None
     repair: bool = True
     warm: bool = True
+    plan_only: bool = False
+    live_latency: float = 10.0
+    deadline_at: float | None = None
+    """``--engine auto``: the deadline on the wall clock (Unix seconds), fixed when the run
+    starts, so that a resume keeps to the same one."""
 
     @property
     def server(self) -> str | None:

@@ -31,6 +31,9 @@ class Ticket:
     current: tuple[int, float, float] | None = None  # attempt number, start, wait before it
     queued: float = 0.0  # of the current attempt: seconds until the limiter let it go
     held_since: float | None = None  # set while the current attempt waits for the limiter
+    via: str | None = None
+    """The path the next attempts take in an ``--engine auto`` run (``"batch"``, ``"live"``),
+    written on each attempt; None for the other engines."""
     repaired: Request | None = None
     """What the next attempt sends when it is not ``call.request``: the request repaired after
     an answer broke its schema (``structured.next_request``), for a dispatch that sends the
@@ -62,7 +65,9 @@ class Ticket:
         """An attempt from ``started`` to now is over (a batch sees only each attempt's end)."""
         failure = None if error is None else error_to_dict(error)
         number = len(self.attempts) + 1
-        self.attempts.append(Attempt(number, started, now - started, failure, waited, self.queued))
+        self.attempts.append(
+            Attempt(number, started, now - started, failure, waited, self.queued, self.via)
+        )
         self.current = None
 
     def outcome(self, result: Completion | Exception, now: float) -> CallOutcome:
@@ -81,6 +86,16 @@ class Ticket:
         outcome = self.outcome(error, now)
         assert isinstance(outcome, Rejected)
         return outcome
+
+
+BATCH_DISCOUNT = 0.5
+"""What the Batch API charges against the live price, for input and output tokens alike."""
+
+
+def answered_via(outcome: CallOutcome) -> str | None:
+    """The path whose attempt settled ``outcome`` in an ``--engine auto`` run: its last
+    attempt's ``via`` (None for a journaled answer, and for the other engines)."""
+    return outcome.attempts[-1].via if outcome.attempts else None
 
 
 class Run(Protocol):
@@ -130,4 +145,4 @@ class Dispatch(Protocol):
         ...
 
 
-__all__ = ["Dispatch", "Run", "Ticket"]
+__all__ = ["BATCH_DISCOUNT", "Dispatch", "Run", "Ticket", "answered_via"]

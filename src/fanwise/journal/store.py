@@ -11,6 +11,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Mapping
 
+from fanwise.dispatch.base import BATCH_DISCOUNT, answered_via
 from fanwise.engine import Call, CallOutcome
 from fanwise.journal.db import Journal
 from fanwise.models.base import Completion
@@ -131,4 +132,7 @@ def call_cost(prices: PriceTable, call: Call, outcome: CallOutcome) -> float | N
     if not usage.total_tokens:
         return 0.0
     model = (outcome.value.model if isinstance(outcome, Fulfilled) else "") or call.request.model
-    return prices.cost(model, usage)
+    cost = prices.cost(model, usage)
+    if cost is not None and answered_via(outcome) == "batch":  # an auto run's batch answer
+        cost *= BATCH_DISCOUNT
+    return cost

@@ -7,7 +7,10 @@ each real second)::
                   where), and so does one that would take the tokens waiting in unfinished
                   batches past ``queue_tokens`` (``token_limit_exceeded``, as OpenAI's
                   enqueued-token limit does)
-    in_progress   the lines run one after another, evenly spread over ``duration``
+    in_progress   the lines run one after another, evenly spread over ``duration``; with
+                  ``stall_at`` the batch stops after that share of its lines and stays here
+                  until it is cancelled or expires; with ``expire_rate`` that share of the
+                  lines is never run and comes back ``batch_expired``
     finalizing    for ``finalize``, then ``completed`` with its output and error files
     expired       when the 24 h window closes first: the lines run so far are in the output
                   file, the others in the error file as ``batch_expired``
@@ -273,13 +276,16 @@ class BatchService:
         stop = min(now, batch.at("expires", timing), batch.cancel_at or math.inf)
         start, total = batch.at("in_progress", timing), len(batch.lines)
         step = timing.duration / total if total else 0.0
-        while len(batch.done) < total and start + (len(batch.done) + 1) * step <= stop:
+        runs = total if timing.stall_at is None else int(total * timing.stall_at)
+        while len(batch.done) < runs and start + (len(batch.done) + 1) * step <= stop:
             batch.done.append(self._run(batch, batch.lines[len(batch.done)]))
         if batch.cancel_at is not None:
             if now >= batch.cancel_at + timing.finalize:
                 self._close(batch, "cancelled", batch.cancel_at + timing.finalize)
         elif now >= batch.at("expires", timing) and len(batch.done) < total:
             self._close(batch, "expired", batch.at("expires", timing))
+        elif runs < total:
+            batch.status = "in_progress" if now >= start else batch.status  # stalled
         elif now >= batch.at("completed", timing):
             self._close(batch, "completed", batch.at("completed", timing))
         elif now >= batch.at("finalizing", timing):
@@ -288,6 +294,9 @@ class BatchService:
             batch.status = "in_progress"
 
     def _run(self, batch: _Batch, line: _Line) -> Json:
+        rate = self.timing.expire_rate
+        if rate and int(_digest("expire", line.custom_id)[:8], 16) < rate * 0x100000000:
+            return _unrun(batch, line, "expired")
         reply = self.run_line(ENDPOINTS[batch.endpoint], line.body)
         status, body = reply.status, _json_or_none(reply.body)
         if reply.action != "answer" or body is None:
@@ -302,25 +311,8 @@ class BatchService:
 
     def _close(self, batch: _Batch, status: str, when: float) -> None:
         """End the batch: unrun lines become errors, and the two result files are written."""
-        code, message = {
-            "expired": (
-                "batch_expired",
-                "This request could not be executed before the completion window expired.",
-            ),
-            "cancelled": (
-                "batch_cancelled",
-                "This request was not executed because the batch was cancelled.",
-            ),
-        }.get(status, ("", ""))
         for line in batch.lines[len(batch.done) :]:
-            batch.done.append(
-                {
-                    "id": f"batch_req_{_digest(batch.id, line.custom_id)}",
-                    "custom_id": line.custom_id,
-                    "response": None,
-                    "error": {"code": code, "message": message},
-                }
-            )
+            batch.done.append(_unrun(batch, line, status))
         good = [r for r in batch.done if _ok(r)]
         bad = [r for r in batch.done if not _ok(r)]
         if good:
@@ -373,6 +365,29 @@ class BatchService:
             "usage": _usage(ran),
             "metadata": batch.metadata,
         }
+
+
+_UNRUN = {
+    "expired": (
+        "batch_expired",
+        "This request could not be executed before the completion window expired.",
+    ),
+    "cancelled": (
+        "batch_cancelled",
+        "This request was not executed because the batch was cancelled.",
+    ),
+}
+
+
+def _unrun(batch: _Batch, line: _Line, status: str) -> Json:
+    """The result line of a request the batch never ran."""
+    code, message = _UNRUN.get(status, ("", ""))
+    return {
+        "id": f"batch_req_{_digest(batch.id, line.custom_id)}",
+        "custom_id": line.custom_id,
+        "response": None,
+        "error": {"code": code, "message": message},
+    }
 
 
 def _validate(data: bytes, endpoint: str) -> tuple[list[_Line], list[Json]]:

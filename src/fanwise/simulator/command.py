@@ -117,6 +117,26 @@ class _Spec(click.ParamType):  # type: ignore[type-arg]  # generic only in newer
     help="Simulated seconds a batch takes to run its lines; over 86400 makes batches expire.",
 )
 @click.option(
+    "--batch-finalize",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Simulated seconds a batch takes to finalize, and to end after a cancel.",
+)
+@click.option(
+    "--batch-stall-at",
+    type=click.FloatRange(min=0, max=1),
+    metavar="SHARE",
+    help="Batches stall after this share of their lines (0.4: 40 %%) until cancelled or expired.",
+)
+@click.option(
+    "--batch-expire-rate",
+    type=click.FloatRange(min=0, max=1),
+    default=0.0,
+    metavar="SHARE",
+    help="Share of batch lines never run, returned as batch_expired.",
+)
+@click.option(
     "--batch-queue-tokens",
     type=click.IntRange(min=1),
     help="Enqueued-token limit of the Batch API: a batch past it fails (token_limit_exceeded).",
@@ -136,6 +156,9 @@ def simulate(
     script_file: Path | None,
     batch_speed: float,
     batch_duration: float,
+    batch_finalize: float,
+    batch_stall_at: float | None,
+    batch_expire_rate: float,
     batch_queue_tokens: int | None,
 ) -> None:
     """Run an OpenAI-compatible API on HOST:PORT with simulated latency, faults and rate limits.
@@ -157,7 +180,12 @@ def simulate(
             rpm_change=rpm_change,
             script=_load_script(script_file) if script_file else (),
             batch=BatchTiming(
-                speed=batch_speed, duration=batch_duration, queue_tokens=batch_queue_tokens
+                speed=batch_speed,
+                duration=batch_duration,
+                finalize=batch_finalize,
+                queue_tokens=batch_queue_tokens,
+                stall_at=batch_stall_at,
+                expire_rate=batch_expire_rate,
             ),
         )
     except ConfigError as exc:

@@ -199,6 +199,9 @@ class BatchTiming:
     ``duration`` beyond the 24 h window makes every batch expire part-way through its lines.
     ``queue_tokens`` is the account's enqueued-token limit: a batch that would take the tokens
     waiting in unfinished batches past it fails with ``token_limit_exceeded`` (None: no limit).
+    ``stall_at`` (a fraction of the lines, 0 to 1) stalls every batch once it has run that share:
+    it stays ``in_progress`` until cancelled or expired. ``expire_rate`` is the share of lines a
+    batch never runs: they come back ``batch_expired`` (chosen by a digest of the custom id).
     """
 
     speed: float = 3600.0
@@ -206,6 +209,8 @@ class BatchTiming:
     duration: float = 600.0
     finalize: float = 60.0
     queue_tokens: int | None = None
+    stall_at: float | None = None
+    expire_rate: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("speed", "validate", "duration", "finalize"):
@@ -216,6 +221,10 @@ class BatchTiming:
             raise ConfigError("batch timing: speed must be above 0, e.g. 3600 (an hour a second)")
         if self.queue_tokens is not None and self.queue_tokens < 1:
             raise ConfigError(f"batch queue_tokens must be at least 1, got {self.queue_tokens}")
+        for name in ("stall_at", "expire_rate"):
+            share = getattr(self, name)
+            if share is not None and not (isinstance(share, int | float) and 0 <= share <= 1):
+                raise ConfigError(f"batch {name} must be a share from 0 to 1, got {share!r}")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,84 @@
+"""``--engine auto`` in the CLI: the ``--plan-only`` forecast and the closing line by path.
+
+Wiring only: the forecast and the totals are ``fanwise.dispatch.deadline`` and
+``fanwise.dispatch.paths``; this module gathers their inputs from the flags and the journal.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from datetime import datetime
+
+import click
+
+from fanwise.budget import Budget
+from fanwise.calls import Call
+from fanwise.cli.engines import build_limiter, check_engine, provider
+from fanwise.cli.options import RunOptions
+from fanwise.cli.session import Session, load_price_table
+from fanwise.dispatch.deadline import Forecast, forecast, live_estimate
+from fanwise.dispatch.paths import PathTotals, path_totals
+from fanwise.limits import request_tokens
+from fanwise.prices import format_usd
+
+
+def plan_only(calls: Iterable[Call], options: RunOptions) -> Forecast:
+    """The forecast for ``calls`` from what is known before any request; nothing is sent."""
+    check_engine(options, provider(options))
+    assert options.deadline_at is not None
+    prices = load_price_table(options)
+    budget = Budget(math.inf, prices)
+    total, tokens, cost, priced = 0, 0, 0.0, 0
+    for call in calls:
+        total += 1
+        tokens += request_tokens(call.request)
+        estimate = budget.estimate(call)
+        if estimate is not None:
+            cost, priced = cost + estimate, priced + 1
+    live = live_estimate(
+        build_limiter(options),
+        options.concurrency,
+        tokens_per_call=tokens / total if total else 1000.0,
+        default_latency=options.live_latency,
+    )
+    line_cost = cost / priced if priced else None
+    return forecast(total, options.deadline_at - time.time(), live, line_cost=line_cost)
+
+
+def show_forecast(plan: Forecast) -> None:
+    for line in plan.lines():
+        click.echo(line)
+
+
+def totals(session: Session, options: RunOptions) -> PathTotals | None:
+    """The run's lines and cost by path, from the journal (a resumed run's first part too)."""
+    if options.engine != "auto" or options.deadline_at is None:
+        return None
+    finished = time.time()
+    if session.journal is None or session.run_id is None:
+        return None
+    rows = ((r.outcome, r.cost) for r in session.journal.latest_calls(session.run_id))
+    return path_totals(rows, options.deadline_at, finished)
+
+
+def totals_line(found: PathTotals) -> str:
+    lines, cost = found.lines, found.cost
+    when = datetime.fromtimestamp(found.deadline).astimezone().strftime("%H:%M:%S")
+    met = "met" if found.met else "missed"
+    parts = [
+        f"{lines['batch']} by the Batch API ({format_usd(cost['batch'])})",
+        f"{lines['live']} live ({format_usd(cost['live'])})",
+    ]
+    if lines["journal"]:
+        parts.append(f"{lines['journal']} from the journal")
+    if lines["failed"]:
+        parts.append(f"{lines['failed']} failed")
+    return (
+        f"🧭 auto: {', '.join(parts)}; {format_usd(found.saved)} saved against all-live "
+        f"({format_usd(found.all_live)}); deadline {when} {met}"
+    )
+
+
+__all__ = ["plan_only", "show_forecast", "totals", "totals_line"]
