@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from fanwise.dispatch.deadline import (
 )
 from fanwise.dispatch.paths import path_totals
 from fanwise.engine import Engine
+from fanwise.events import BatchProgress, Event, Observer
 from fanwise.journal import Journal, JournalStore
 from fanwise.limits import build_limiter
 from fanwise.models.openai import OpenAIModel
@@ -107,7 +107,7 @@ def test_deadlines_read_as_spans_times_of_day_and_iso() -> None:
     assert parse_deadline("07:00", now) == 23 * 3600
     assert parse_deadline("2026-12-06T09:00:00+00:00", now) == 3600
     for bad in ("soon", "2026-12-06T07:00:00+00:00", "25:00"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"deadline|passed|time of day"):
             parse_deadline(bad, now)
 
 
@@ -118,19 +118,19 @@ def journal(tmp_path: Path) -> Any:
 
 
 @pytest.fixture
-async def stalling(start_simulator: StartSimulator) -> AsyncIterator[Simulator]:
+async def stalling(start_simulator: StartSimulator) -> Simulator:
     timing = BatchTiming(speed=1.0, validate=0.05, duration=1.0, finalize=0.05, stall_at=0.4)
-    yield await start_simulator(batch=timing)
+    return await start_simulator(batch=timing)
 
 
 def auto_engine(
     model: OpenAIModel, deadline: float, journal: Journal | None = None, run_id: int = 0,
-    *, resume: bool = False,
+    *, resume: bool = False, observer: Observer | None = None,
 ) -> tuple[Engine, Auto]:  # fmt: skip
     store = None
     if journal is not None:
         store = JournalStore(journal, run_id, prices=PRICES, endpoint="sim", resume=resume)
-    engine = Engine(model, store=store)
+    engine = Engine(model, store=store, observer=observer)
     ledger = JournalLedger(journal, run_id) if journal is not None else None
     auto = Auto(
         BatchClient(model.client),
@@ -194,10 +194,15 @@ async def test_a_killed_run_resumes_against_the_same_deadline_without_paying_twi
     run_id = journal.start_run("batch", "t", {}, endpoint="sim")
     deadline = time.time() + 5.0
     async with OpenAIModel(api_key="t", base_url=stalling.base_url) as model:
-        engine, _ = auto_engine(model, 5.0, journal, run_id)
+        made = asyncio.Event()
+
+        def seen(event: Event) -> None:
+            if isinstance(event, BatchProgress):
+                made.set()
+
+        engine, _ = auto_engine(model, 5.0, journal, run_id, observer=seen)
         first = asyncio.create_task(engine.run(asks(10), deadline=5.0))
-        while not stalling.batches.batches:
-            await asyncio.sleep(0.02)
+        await made.wait()
         first.cancel()  # the process dies: nothing settles, the batch stays open in the ledger
         with pytest.raises(asyncio.CancelledError):
             await first

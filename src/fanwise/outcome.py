@@ -233,7 +233,7 @@ class Attempt:
     def to_dict(self) -> dict[str, Any]:
         # Field by field: dataclasses.asdict's deep copy cost ~10 µs per call in the journal's
         # hot path (docs/benchmarks.md). ``error`` holds scalars only, so a shallow copy is one.
-        data = {
+        data: dict[str, Any] = {
             "number": self.number,
             "started": self.started,
             "duration": self.duration,

@@ -273,8 +273,9 @@ class Auto(Dispatch):
             self._next_at = at
             self._changed.clear()
             wait = self.planner.wait(run.now(), at)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), wait)
+            with contextlib.suppress(TimeoutError):  # not wait_for: 3.11's can hold a cancel
+                async with asyncio.timeout(wait):
+                    await self._changed.wait()
 
     def _release(self, run: Run) -> None:
         """The deadline before the price: lines held back go live without their batch's
