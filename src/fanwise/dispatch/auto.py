@@ -410,6 +410,7 @@ class _Watched:
     def __init__(self, run: Run, auto: Auto) -> None:
         self.run = run
         self.auto = auto
+        self.warm = run.warm  # a batch needs no warming; the live calls after it go as one
 
     def now(self) -> float:
         return self.run.now()
