@@ -18,6 +18,12 @@ one, else exponential backoff with full jitter: uniform in
 that failed: whether the others slow down is the limiter's decision, on evidence of a limit
 (``fanwise.limits``). ``retries`` caps the attempts of one call; a ``RetryBudget`` caps the
 retries of a whole run.
+
+Back-pressure is not a failed attempt: a 429 that the limiter judged evidence of a limit
+(``fanwise.limits.is_back_pressure``) sends the call back to wait for a permit, without spending
+one of its ``retries``. Only the run's deadline, the retry budget, or ``max_wait`` (the most a
+call may spend waiting for capacity once a limit has refused it, ``--max-wait``) ends it; the
+last ends it as ``MaxWaitExceeded``, a ``rate_limited`` rejection that says so.
 """
 
 from __future__ import annotations
@@ -26,7 +32,10 @@ import asyncio
 import random
 from dataclasses import dataclass
 
-from fanwise.outcome import CallError, is_retryable
+from fanwise.outcome import CallError, RateLimited, is_retryable
+
+MAX_WAIT = 600.0
+"""Seconds a call may wait for capacity under a rate limit by default (``--max-wait``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,18 +43,22 @@ class RetryPolicy:
     """Exponential backoff with full jitter, capped; a server's ``Retry-After`` wins exactly.
 
     ``retries`` is the number of tries after the first, so a call makes at most
-    ``retries + 1`` attempts.
+    ``retries + 1`` attempts, back-pressure aside: ``max_wait`` seconds (None: no cap) is how
+    long a call may keep waiting for capacity after the first 429 that showed a limit.
     """
 
     retries: int = 3
     base_delay: float = 0.5
     max_delay: float = 30.0
+    max_wait: float | None = MAX_WAIT
 
     def __post_init__(self) -> None:
         if self.retries < 0:
             raise ValueError(f"retries must be 0 or more, got {self.retries}")
         if self.base_delay < 0 or self.max_delay < 0:
             raise ValueError("retry delays must not be negative")
+        if self.max_wait is not None and not self.max_wait >= 0:
+            raise ValueError(f"max_wait must be seconds >= 0 or None, got {self.max_wait}")
 
     @property
     def max_attempts(self) -> int:
@@ -62,6 +75,21 @@ class RetryPolicy:
     def backoff_cap(self, attempt: int) -> float:
         """The most full jitter may wait after attempt ``attempt`` (1-based)."""
         return min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
+
+
+class MaxWaitExceeded(RateLimited):
+    """A call that waited ``max_wait`` seconds for capacity under a rate limit, and gave up."""
+
+    @classmethod
+    def after(cls, seconds: float, last: BaseException | None) -> MaxWaitExceeded:
+        status = last.status_code if isinstance(last, CallError) else 429
+        said = f"; the last answer: {last}" if last is not None and str(last) else ""
+        return cls(
+            f"rate limited: waited {seconds:.3g} s for capacity under the server's rate limit "
+            f"and gave up (--max-wait){said}",
+            status_code=status,
+            code="max_wait_exceeded",
+        )
 
 
 class RetryBudget:
@@ -103,4 +131,4 @@ class NoWait:
         return f"NoWait(waits={self.waits})"
 
 
-__all__ = ["NoWait", "RetryBudget", "RetryPolicy"]
+__all__ = ["MAX_WAIT", "MaxWaitExceeded", "NoWait", "RetryBudget", "RetryPolicy"]

@@ -195,7 +195,7 @@ def build_engine(
     common: dict[str, Any] = {
         "concurrency": options.concurrency,
         "timeout": options.timeout,
-        "retry": RetryPolicy(retries=options.retries),
+        "retry": RetryPolicy(retries=options.retries, max_wait=options.max_wait),
         "retry_budget": RetryBudget(options.retry_budget),
         # A pool and a router hold each endpoint's (each provider's) own limits.
         "limiter": (
@@ -311,7 +311,7 @@ def worker_plan(options: RunOptions, environ: Mapping[str, str] = os.environ) ->
         endpoints=options.endpoints,
         concurrency=options.concurrency,
         timeout=options.timeout,
-        retry=RetryPolicy(retries=options.retries),
+        retry=RetryPolicy(retries=options.retries, max_wait=options.max_wait),
         retry_budget=None if budget is None else -(-budget // options.workers),
         seed=options.seed,
     )

@@ -11,9 +11,11 @@ from typing import Any
 
 import click
 
+from fanwise.retry import MAX_WAIT
+
 
 def limit_options() -> list[Callable[[Any], Any]]:
-    """``--rpm``, ``--tpm``, ``--retry-budget`` and ``--adapt/--no-adapt``."""
+    """``--rpm``, ``--tpm``, ``--retry-budget``, ``--max-wait`` and ``--adapt/--no-adapt``."""
     return [
         click.option(
             "--rpm",
@@ -30,6 +32,15 @@ def limit_options() -> list[Callable[[Any], Any]]:
             type=click.IntRange(min=0),
             metavar="N",
             help="Retries the whole run may make, so a dead API does not multiply the bill.",
+        ),
+        click.option(
+            "--max-wait",
+            type=click.FloatRange(min=0),
+            default=MAX_WAIT,
+            show_default=True,
+            metavar="SECONDS",
+            help="Most seconds a call waits for capacity once the server's rate limit refused "
+            "it; such a 429 is back-pressure and does not count against --retries.",
         ),
         click.option(
             "--adapt/--no-adapt",

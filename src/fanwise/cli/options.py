@@ -43,6 +43,7 @@ class RunOptions:
     rpm: int | None = None
     tpm: int | None = None
     retry_budget: int | None = None
+    max_wait: float = 600.0
     adapt: bool = True
     transport: str = "aiohttp"
     engine: str = "live"

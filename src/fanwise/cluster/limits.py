@@ -16,6 +16,8 @@ flight at a time. A permit not used within ``LEASE_TTL`` seconds, or still in ha
 worker sees a 429 or closes, goes back unused. At a low rate every lease is of one permit, taken
 when it is needed: nothing is hoarded where the limits bind. A permit still out when its worker
 died is handed back by ``release_worker``, as a failed attempt, so a crash never leaks a slot.
+A 429's verdict (back-pressure, or noise) is the actor's: ``finish`` answers with the tickets
+whose 429 showed a limit, and the worker marks the error before its retry loop reads it.
 """
 
 from __future__ import annotations
@@ -33,13 +35,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from fanwise.endpoints import Endpoint, EndpointPool
-from fanwise.limits import Clock, Limiter, Permit, Sleep
+from fanwise.limits import Clock, Limiter, Permit, Sleep, is_back_pressure, mark_back_pressure
 from fanwise.limits._core import Recorder
 from fanwise.models.base import Completion, DeltaSink, Model, Request
 from fanwise.outcome import CallError, ErrorKind, NetworkError, error_from_dict, error_to_dict
 
 LimiterFactory = Callable[[], Limiter]
-KEPT_HEADERS = ("x-ratelimit-", "retry-after")
+KEPT_HEADERS = ("x-ratelimit-", "ratelimit", "anthropic-ratelimit-", "retry-after")
 """Only these response headers travel to the actor: the ones limits read."""
 LEASE_AHEAD = 0.05
 """Seconds of a worker's recent rate of permits that a lease takes beyond what is waiting."""
@@ -152,10 +154,14 @@ class SharedLimits:
         self._out[ticket] = _Out(endpoint, held, permit, worker)
         return ticket, index
 
-    async def finish(self, endings: Sequence[Ending]) -> None:
-        """Attempts ended: their real cost, headers and errors reach the limits."""
+    async def finish(self, endings: Sequence[Ending]) -> list[int]:
+        """Attempts ended: their real cost, headers and errors reach the limits. Returns the
+        tickets whose 429 the limits judged evidence of a limit (back-pressure)."""
+        pressed = []
         for ticket, tokens, headers, error in endings:
-            await self._release(ticket, tokens, headers, error)
+            if await self._release(ticket, tokens, headers, error):
+                pressed.append(ticket)
+        return pressed
 
     async def _release(
         self,
@@ -165,10 +171,11 @@ class SharedLimits:
         error: Mapping[str, Any] | None,
         *,
         sent: bool = True,
-    ) -> None:
+    ) -> bool:
+        """Hand a permit back; whether its attempt's error was a limit's 429."""
         out = self._out.pop(ticket, None)
         if out is None:  # already handed back for a dead worker
-            return
+            return False
         out.endpoint.load -= 1
         if tokens is not None:
             out.permit.record(tokens=tokens, headers=headers)
@@ -186,6 +193,7 @@ class SharedLimits:
             if self._waiting:
                 self._freed.set()
                 self._freed = asyncio.Event()
+        return failure is not None and is_back_pressure(failure)
 
     async def release_worker(self, worker: str) -> int:
         """Hand back every permit ``worker`` still holds, as failed attempts; how many."""
@@ -221,6 +229,7 @@ class LeasedLimiter:
         self._spare: deque[tuple[Grant, float]] = deque()  # leased, unused, and since when
         self._waiting: deque[tuple[asyncio.Future[Grant], int]] = deque()
         self._outbox: list[Ending] = []
+        self._verdicts: dict[int, asyncio.Future[bool]] = {}  # 429s waiting for the actor's
         self._leasing: set[asyncio.Task[None]] = set()  # lease calls in flight
         self._asked = 0  # attempts those calls ask permits for
         self._paced = False  # the last lease came back with fewer permits than it asked for
@@ -240,7 +249,9 @@ class LeasedLimiter:
         except BaseException as exc:
             headers = recorder.headers or (exc.headers if isinstance(exc, CallError) else {})
             error = error_to_dict(exc) if isinstance(exc, Exception) else _cancelled()
-            self._end(ticket, recorder.tokens, headers, error)
+            verdict = self._end(ticket, recorder.tokens, headers, error)
+            if verdict is not None and await verdict:
+                mark_back_pressure(exc)
             raise
         else:
             self._end(ticket, recorder.tokens, recorder.headers, None)
@@ -318,12 +329,17 @@ class LeasedLimiter:
         tokens: int | None,
         headers: Mapping[str, str],
         error: Mapping[str, Any] | None,
-    ) -> None:
+    ) -> asyncio.Future[bool] | None:
+        """Send an attempt's ending; for a 429, the future of the actor's verdict."""
         kept = {k: v for k, v in headers.items() if k.lower().startswith(KEPT_HEADERS)}
         self._outbox.append((ticket, tokens, kept, error))
+        verdict = None
         if error is not None and error.get("kind") == ErrorKind.RATE_LIMITED.value:
             self._give_back(len(self._spare))  # the server said slow down: hoard nothing
+            verdict = asyncio.get_running_loop().create_future()
+            self._verdicts[ticket] = verdict
         self._send_soon()
+        return verdict
 
     def _give_back(self, count: int) -> None:
         for _ in range(count):
@@ -350,7 +366,14 @@ class LeasedLimiter:
     async def _send(self) -> None:
         while self._outbox:
             endings, self._outbox = self._outbox, []
-            await self.actor.finish.remote(endings)
+            pressed: set[int] = set()
+            try:
+                pressed = set(await self.actor.finish.remote(endings) or ())
+            finally:  # an actor gone says nothing: its 429s count as noise
+                for ticket, *_ in endings:
+                    verdict = self._verdicts.pop(ticket, None)
+                    if verdict is not None and not verdict.done():
+                        verdict.set_result(ticket in pressed)
 
     async def aclose(self) -> None:
         """Stop leasing, hand back what is unused, and wait until every ending is sent."""

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fanwise.calls import CallOutcome
 from fanwise.dispatch.base import Dispatch, Run, Ticket
 from fanwise.events import CallRetrying, CallStarted
-from fanwise.limits import Limiter, Unlimited, request_tokens
+from fanwise.limits import Limiter, Permit, Unlimited, is_back_pressure, request_tokens
 from fanwise.models.base import Completion, DeltaSink, Model, Request
 from fanwise.outcome import CallTimeout, error_to_dict
-from fanwise.retry import RetryBudget, RetryPolicy
+from fanwise.retry import MaxWaitExceeded, RetryBudget, RetryPolicy
 from fanwise.structured import accept, attempts_usage, cost_of, next_request
 
 
@@ -113,6 +114,7 @@ class Live(Dispatch):
         call = ticket.call
         waited = 0.0
         tries = 0  # this dispatch's own: attempts made elsewhere (a batch) are not counted
+        pressed: float | None = None  # when a limit first refused this call (back-pressure)
         # The next attempt's request (repaired, after a batch's schema break), and the tokens
         # of the attempts that failed (a batch's too).
         request, spent = ticket.request, attempts_usage(ticket.attempts)
@@ -122,13 +124,29 @@ class Live(Dispatch):
             number = ticket.begin(started, waited)
             run.emit(CallStarted(ticket.index, call.key, call.label, number, started, call.request))
             try:
-                answer = await self._attempt(request, on_delta, ticket, run)
+                patience = self._patience(pressed, run)
+                answer = await self._attempt(request, on_delta, ticket, run, patience)
                 completion = accept(answer, call.schema, spent)
-            except Exception as error:
+            except MaxWaitExceeded as error:
                 ticket.end(run.now(), error)
-                wait = self.retry.delay(tries, error, self.rng)
-                if wait is None or not self.retry_budget.try_spend():
-                    raise
+                raise
+            except Exception as error:
+                now = run.now()
+                ticket.end(now, error)
+                if is_back_pressure(error):  # a limit's 429: wait for capacity, not a retry
+                    pressed = now if pressed is None else pressed
+                    cap = self.retry.max_wait
+                    if cap is not None and now - pressed >= cap:
+                        raise MaxWaitExceeded.after(now - pressed, error) from error
+                    if not self.retry_budget.try_spend():
+                        raise
+                    tries -= 1
+                    wait = 0.0  # the limiter holds the next permit as long as the limit needs
+                else:
+                    delay = self.retry.delay(tries, error, self.rng)
+                    if delay is None or not self.retry_budget.try_spend():
+                        raise
+                    wait = delay
                 spent += cost_of(error)
                 request = next_request(request, error, repair=self.repair)
                 failure = error_to_dict(error)
@@ -137,18 +155,37 @@ class Live(Dispatch):
                         ticket.index, call.key, call.label, number, failure, wait, run.now()
                     )
                 )
-                await self.sleep(wait)
+                if wait > 0:
+                    await self.sleep(wait)
                 waited = wait
                 continue
             ticket.end(run.now())
             return completion
 
+    def _patience(self, pressed: float | None, run: Run) -> float | None:
+        """How long the next permit may be waited for: what is left of ``max_wait`` once a
+        limit has refused the call (None: no cap, as before any refusal)."""
+        cap = self.retry.max_wait
+        if pressed is None or cap is None:
+            return None
+        return max(0.0, cap - (run.now() - pressed))
+
     async def _attempt(
-        self, request: Request, on_delta: DeltaSink | None, ticket: Ticket, run: Run
+        self,
+        request: Request,
+        on_delta: DeltaSink | None,
+        ticket: Ticket,
+        run: Run,
+        patience: float | None = None,
     ) -> Completion:
         estimate = request_tokens(request)
         ticket.held_since = asked = run.now()
-        async with self.limiter.permit(estimate) as permit:
+        held = (
+            self.limiter.permit(estimate)
+            if patience is None
+            else self._patient_permit(estimate, patience)
+        )
+        async with held as permit:
             ticket.queued, ticket.held_since = run.now() - asked, None
             scope = asyncio.timeout(self.timeout)
             try:
@@ -160,6 +197,31 @@ class Live(Dispatch):
                 raise
             permit.record(tokens=completion.usage.total_tokens, headers=completion.headers)
             return completion
+
+    def _patient_permit(
+        self, estimate: int, patience: float
+    ) -> AbstractAsyncContextManager[Permit]:
+        """A permit waited for at most ``patience`` seconds: past it, ``MaxWaitExceeded``."""
+        assert self.retry.max_wait is not None
+        cap = self.retry.max_wait
+
+        @asynccontextmanager
+        async def held() -> AsyncIterator[Permit]:
+            permit = self.limiter.permit(estimate)
+            try:
+                async with asyncio.timeout(patience):
+                    granted = await permit.__aenter__()
+            except TimeoutError:
+                raise MaxWaitExceeded.after(cap, None) from None
+            try:
+                yield granted
+            except BaseException as exc:
+                if not await permit.__aexit__(type(exc), exc, exc.__traceback__):
+                    raise
+            else:
+                await permit.__aexit__(None, None, None)
+
+        return held()
 
 
 __all__ = ["Live"]

@@ -30,6 +30,7 @@ from fanwise.limits._core import (
 from fanwise.limits._estimate import request_tokens
 from fanwise.limits._evidence import Evidence, Signal
 from fanwise.limits._learned import LearnedRate
+from fanwise.limits._pressure import is_back_pressure, mark_back_pressure
 from fanwise.limits._quotas import Quota, parse_duration, read_quotas
 
 
@@ -48,6 +49,7 @@ def build_limiter(
         limits.append(Bucket.rpm(rpm))
     if tpm is not None:
         limits.append(Bucket.tpm(tpm))
+    evidence: Evidence | None = None
     if adaptive:
         evidence = Evidence()
         limits += [
@@ -57,7 +59,7 @@ def build_limiter(
         ]
     if not limits:
         return Unlimited()
-    return Limits(*limits, clock=clock, sleep=sleep)
+    return Limits(*limits, clock=clock, sleep=sleep, evidence=evidence)
 
 
 __all__ = [
@@ -79,6 +81,8 @@ __all__ = [
     "Unlimited",
     "build_limiter",
     "estimate_tokens",
+    "is_back_pressure",
+    "mark_back_pressure",
     "parse_duration",
     "read_quotas",
     "request_tokens",

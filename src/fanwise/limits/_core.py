@@ -17,6 +17,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from fanwise.limits._evidence import Evidence, Signal
+from fanwise.limits._pressure import mark_back_pressure
 from fanwise.outcome import CallError, ErrorKind, classify
 
 Clock = Callable[[], float]
@@ -98,15 +100,28 @@ class Limits:
     The engine's token estimate knows the prompt but not the answer, so ``Limits`` learns what
     calls really cost beyond their estimate (a moving average of ``usage`` minus estimate) and
     adds it to every ticket: token limits then pace by what calls really spend.
+
+    With an ``Evidence`` (given, or the one its adaptive limits share), a 429 it judges evidence
+    of a limit is marked back-pressure on the error (``is_back_pressure``): the retry loop sends
+    the call back to wait for a permit instead of spending one of its retries.
     """
 
     LEARNING_RATE = 0.2
     """Weight of the newest call in the moving average of tokens beyond the estimate."""
 
-    def __init__(self, *limits: Limit, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep):
+    def __init__(
+        self,
+        *limits: Limit,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        evidence: Evidence | None = None,
+    ):
         self.limits = limits
         self.clock = clock
         self.sleep = sleep
+        found = (getattr(limit, "evidence", None) for limit in limits)
+        self.evidence = evidence or next((e for e in found if isinstance(e, Evidence)), None)
+        """Judges each 429: back-pressure (a limit's) or noise. None: every 429 is noise."""
         self.extra_tokens = 0.0
         """What a call has lately cost beyond its estimate, on average: added to each ticket."""
         self._line = asyncio.Lock()
@@ -127,7 +142,11 @@ class Limits:
             yield recorder
         except BaseException as exc:
             headers = recorder.headers or (exc.headers if isinstance(exc, CallError) else {})
-            self._finish(ticket, Ending(recorder.tokens, headers, exc))
+            ending = Ending(recorder.tokens, headers, exc)
+            self._finish(ticket, ending)
+            evidence = self.evidence
+            if ending.rate_limited and evidence and evidence.judge(ticket, ending) is Signal.LIMIT:
+                mark_back_pressure(exc)
             raise
         self._finish(ticket, Ending(recorder.tokens, recorder.headers))
         if recorder.tokens is not None:

@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import enum
 from collections import deque
+from typing import TYPE_CHECKING
 
-from fanwise.limits._core import Ending, Ticket
 from fanwise.limits._quotas import read_quotas
+
+if TYPE_CHECKING:  # _core imports this module: the verdict marks back-pressure there
+    from fanwise.limits._core import Ending, Ticket
 
 
 class Signal(enum.Enum):
