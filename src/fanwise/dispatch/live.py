@@ -133,7 +133,8 @@ class Live(Dispatch):
             except Exception as error:
                 now = run.now()
                 ticket.end(now, error)
-                if is_back_pressure(error):  # a limit's 429: wait for capacity, not a retry
+                back = is_back_pressure(error)
+                if back:  # a limit's 429: wait for capacity, not a retry
                     pressed = now if pressed is None else pressed
                     cap = self.retry.max_wait
                     if cap is not None and now - pressed >= cap:
@@ -155,7 +156,7 @@ class Live(Dispatch):
                         ticket.index, call.key, call.label, number, failure, wait, run.now()
                     )
                 )
-                if wait > 0:
+                if not back:
                     await self.sleep(wait)
                 waited = wait
                 continue
