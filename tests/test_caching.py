@@ -7,7 +7,8 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import Mapping
+import urllib.request
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import aiohttp
@@ -15,13 +16,15 @@ import pytest
 
 import fanwise
 from fanwise.context import CacheReport, Material, block, cache_minimum, cache_report, warm_worthy
+from fanwise.dispatch.base import Warm
 from fanwise.engine import Call, Engine
 from fanwise.models.base import Completion, DeltaSink, Endpoint, Request, Usage
+from fanwise.models.requests import cache_key, with_cache_hints
 from fanwise.models.settings import ModelSettings
 from fanwise.prices import builtin_prices
 from fanwise.simulator import Latency, Simulator
 from fanwise.workflow import Plan, cache_ttl
-from tests.conftest import StartSimulator
+from tests.conftest import SimulatorProcess, StartSimulator
 
 CONTEXT = "The contract. " + "Clause text that goes on and on. " * 1500  # ~12,000 tokens
 QUESTIONS = ("Who signs?", "When does it end?", "What does it cost?", "Who may cancel?")
@@ -336,3 +339,59 @@ async def test_a_stage_over_a_shared_context_warms_the_cache_and_reads_it(
     bad.write_text('[[stage]]\nname = "ask"\ncontext = ["gone.md"]\nquestions = ["Q?"]\n')
     with pytest.raises(fanwise.plans.PlanError, match=r"bad\.toml:3: .*context 'gone\.md'"):
         load_any(bad, {})
+
+
+async def test_warm_first_answer_sends_the_rest_once_the_first_call_has_settled() -> None:
+    """Warm.FIRST_ANSWER (a body the user wrote, not streamed): the rest wait for the end."""
+    model = _Gate()
+    calls = [Call(Request.text(p, model="gpt-5")) for p in "abc"]
+    await Engine(model).run(calls, warm=Warm.FIRST_ANSWER)
+    assert model.events[:2] == ["start a", "end a"], "no delta: the first call is not streamed"
+    assert model.events.index("start b") > model.events.index("end a")
+
+
+def test_cache_hints_for_a_body_the_user_wrote_mark_its_system_prompt_and_keep_its_own() -> None:
+    """--cache-prefix: OpenAI bodies get a key from the system text, Anthropic's last system
+    block a breakpoint; a body with its own hint, or no system text, is left as it was."""
+    chat = {"model": "gpt-5", "messages": [{"role": "system", "content": "S"},
+                                           {"role": "user", "content": "Q"}]}  # fmt: skip
+    hinted = with_cache_hints("chat.completions", chat)
+    assert hinted["prompt_cache_key"] == cache_key("S") and chat.get("prompt_cache_key") is None
+    own = {**chat, "prompt_cache_key": "mine"}
+    assert with_cache_hints("chat.completions", own) == own
+    bare = {"model": "gpt-5", "input": "Q"}
+    assert with_cache_hints("responses", bare) == bare
+    messages = {"model": "claude-sonnet-4-5", "system": "S", "max_tokens": 9, "messages": []}
+    assert with_cache_hints("messages", messages)["system"] == [
+        {"type": "text", "text": "S", "cache_control": {"type": "ephemeral"}}
+    ]
+    marked = {**messages, "system": [{"type": "text", "text": "S", "cache_control": {}}]}
+    assert with_cache_hints("messages", marked) == marked
+
+
+def test_batch_cache_prefix_warms_the_shared_system_prompt(
+    spawn_simulator: Callable[..., SimulatorProcess], tmp_path: Path
+) -> None:
+    """`fanwise batch --cache-prefix`: the first line goes alone, the rest read the shared
+    system prompt from the cache; without the flag every line pays full price."""
+    sim = spawn_simulator("--latency", "0.1")
+    source = tmp_path / "in.jsonl"
+    lines = [{"custom_id": f"q{n}", "prompt": f"question {n}", "system": CONTEXT} for n in range(4)]
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    cached = {}
+    for flag in ("--cache-prefix", None):
+        out = tmp_path / f"{flag}.jsonl"
+        args = ["batch", str(source), "-o", str(out), "--quiet", "--no-journal", "-c", "8"]
+        args += ["--provider", "openai", "--base-url", sim.base_url, "--model", "gpt-5"]
+        done = subprocess.run(
+            [sys.executable, "-m", "fanwise", *args, *([flag] if flag else [])],
+            capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        rows = [json.loads(r) for r in out.read_text().splitlines()]
+        usage = {r["custom_id"]: r["response"]["body"]["usage"] for r in rows}
+        cached[flag] = [usage[f"q{n}"]["input_tokens_details"]["cached_tokens"] for n in range(4)]
+        reset = urllib.request.Request(sim.url + "/_control/reset", method="POST")
+        urllib.request.urlopen(reset, timeout=10).close()
+    assert cached["--cache-prefix"][0] == 0 and all(c > 0 for c in cached["--cache-prefix"][1:])
+    assert cached[None] == [0, 0, 0, 0]

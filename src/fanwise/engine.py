@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Set
 from typing import TypeVar
 
 from fanwise.calls import Call, CallOutcome, Store, request_key
-from fanwise.dispatch.base import Dispatch, Ticket
+from fanwise.dispatch.base import Dispatch, Ticket, Warm
 from fanwise.dispatch.live import Live
 from fanwise.events import CallSettled, Event, Observer, RunFinished, RunStarted
 from fanwise.limits import Limiter
@@ -111,7 +111,7 @@ class Engine:
         on_outcome: OnOutcome | None = None,
         keep: bool = True,
         first_index: int = 0,
-        warm: bool = False,
+        warm: Warm | bool = Warm.OFF,
     ) -> list[CallOutcome]:
         """Run every call; the outcomes come back in input order (``keep=False`` keeps none).
 
@@ -121,9 +121,9 @@ class Engine:
         With ``fail_fast`` the first rejection cancels the calls still running; they come back as
         ``Cancelled``, and the calls that had finished are kept. ``deadline`` (seconds) settles
         the calls not finished by then as timeouts. With ``warm`` (calls that share a long
-        prefix: ``fanwise.context``) the first call goes alone, and the others follow once its
-        answer has begun, when the provider has cached the prefix (a dispatch that sends all
-        at once, a batch, ignores it).
+        prefix: ``fanwise.context``) the first call goes alone, and the others follow once the
+        provider has cached the prefix (``Warm``; ``True`` is ``Warm.FIRST_TEXT``); a dispatch
+        that sends all at once, a batch, ignores it.
         """
         if deadline is not None and deadline <= 0:
             raise ValueError(f"deadline must be a positive number of seconds, got {deadline}")
@@ -132,7 +132,7 @@ class Engine:
                 f"{type(self.dispatch).__name__} cannot stop at the first failure: use mode settled"
             )
         run = _Run(self, on_outcome, keep, fail_fast, self.dispatch.carried())
-        run.warm = warm
+        run.warm = Warm.FIRST_TEXT if warm is True else Warm.OFF if warm is False else warm
         source = enumerate(calls, first_index)
         run.scope = scope = asyncio.timeout(deadline)
         expired = False
@@ -192,7 +192,7 @@ class _Run:
         self.results: dict[int, CallOutcome] = {}
         self.scope: asyncio.Timeout | None = None  # the deadline's; fail-fast ends it at once
         self.stopped = False
-        self.warm = False  # the first call goes alone, until its answer begins
+        self.warm = Warm.OFF  # how the first call warms the prompt cache for the rest
 
     def tickets(self, source: Iterator[tuple[int, Call]]) -> Iterator[Ticket]:
         """The calls to send, as the dispatch takes them; the others settle on the way."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from fanwise.context import ANTHROPIC_LONG_TTL_AFTER, Material, block, warm_for
+from fanwise.dispatch.base import Warm
 from fanwise.engine import Call, CallOutcome, Engine
 from fanwise.events import PhaseFinished, PhaseStarted, RunStarted
 from fanwise.models.base import DeltaSink, Request, Usage
@@ -361,10 +362,10 @@ async def _phases(
     check_structured(plan, settings)
     waves = -(-len(plan.questions) // engine.live.concurrency)
     calls = plan.research_calls(settings, cache_ttl=cache_ttl(waves))
-    warm = warm and warm_first(plan, calls, engine.model.name)
+    warmed = Warm.FIRST_TEXT if warm and warm_first(plan, calls, engine.model.name) else Warm.OFF
     research_start = engine.now()
     engine.emit(PhaseStarted("research", len(calls), research_start))
-    outcomes = await engine.run(calls, deadline=deadline, fail_fast=fail_fast, warm=warm)
+    outcomes = await engine.run(calls, deadline=deadline, fail_fast=fail_fast, warm=warmed)
     research_end = engine.now()
     engine.emit(PhaseFinished("research", research_end))
     answers = tuple(Answer(c.label, o) for c, o in zip(calls, outcomes, strict=True))

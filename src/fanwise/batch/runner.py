@@ -17,11 +17,13 @@ from json.encoder import encode_basestring
 from typing import Any
 
 from fanwise.batch.lines import LineError, LineReader
+from fanwise.dispatch.base import Warm
 from fanwise.engine import Call, CallOutcome, Engine
 from fanwise.events import PhaseFinished, PhaseStarted, RunStarted
 from fanwise.jsonspans import LINE_ID
-from fanwise.models.base import Completion, Usage
+from fanwise.models.base import Completion, Request, Usage
 from fanwise.models.bodies import made_body
+from fanwise.models.requests import with_cache_hints
 from fanwise.models.settings import ModelSettings
 from fanwise.outcome import CallError, Fulfilled, Rejected, error_to_dict
 from fanwise.schemas import body_schema
@@ -202,6 +204,7 @@ async def run_batch(
     name: str = "",
     validate: bool = False,
     line_of: dict[int, int] | None = None,
+    cache_prefix: bool = False,
 ) -> BatchSummary:
     """Send every good line through ``engine``; ``write`` each result as it settles.
 
@@ -210,7 +213,9 @@ async def run_batch(
     (``response_format`` or ``text.format``): one that breaks it is ``invalid_response``, and
     retried as any retryable failure is. ``line_of`` is filled with the engine index of each
     call in flight and its input line (blank and bad lines take no index): pass the dict a
-    ``JournalStore`` reads as its ``lines`` to journal each call's line.
+    ``JournalStore`` reads as its ``lines`` to journal each call's line. ``cache_prefix``
+    marks each body's system prompt for the provider's prompt cache and sends the first line
+    alone, the rest once it has settled (docs/caching.md).
     """
     work = _send(
         lines,
@@ -225,6 +230,7 @@ async def run_batch(
         fail_fast,
         validate,
         {} if line_of is None else line_of,
+        cache_prefix,
     )
     started = RunStarted("batch", name, name, engine.now())
     return await engine.announced(started, work, lambda summary: (summary.status, None))
@@ -243,6 +249,7 @@ async def _send(
     fail_fast: bool,
     validate: bool,
     line_of: dict[int, int],  # engine index -> input line, for the calls in flight only
+    cache_prefix: bool,
 ) -> BatchSummary:
     summary = BatchSummary()
     reader = LineReader(defaults, instructions)
@@ -263,6 +270,9 @@ async def _send(
             line_of[index] = number
             index += 1
             request = item.request
+            if cache_prefix:
+                body = with_cache_hints(request.endpoint.value, request.body)
+                request = Request(request.endpoint, body)
             schema = body_schema(request.endpoint, request.body) if validate else None
             yield Call(request, label=item.custom_id, schema=schema)
 
@@ -284,8 +294,14 @@ async def _send(
 
     started = engine.now()
     engine.emit(PhaseStarted("batch", total, started))
+    warm = Warm.FIRST_ANSWER if cache_prefix else Warm.OFF
     await engine.run(
-        calls(), keep=False, on_outcome=settled, deadline=deadline, fail_fast=fail_fast
+        calls(),
+        keep=False,
+        on_outcome=settled,
+        deadline=deadline,
+        fail_fast=fail_fast,
+        warm=warm,
     )
     summary.wall_time = engine.now() - started
     engine.emit(PhaseFinished("batch", engine.now()))

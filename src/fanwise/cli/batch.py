@@ -50,6 +50,13 @@ from fanwise.prices import format_usd
     help="Check each answer against its line's own JSON Schema (response_format or "
     "text.format); one that breaks it is invalid_response, and retried.",
 )
+@click.option(
+    "--cache-prefix",
+    is_flag=True,
+    help="For lines that share a system prompt: tell the provider where it ends (OpenAI's "
+    "prompt_cache_key, Anthropic's cache_control) and send the first line before the rest, "
+    "so they read it from the prompt cache (docs/caching.md). Changes the bodies you wrote.",
+)
 @batch_options
 def batch(input_file: str, instructions: str | None, validate: bool, **kwargs: Any) -> None:
     """Send one request per line of INPUT.jsonl in parallel; write one result line for each.
@@ -260,6 +267,7 @@ async def _batch(
             name=source.name,
             validate=validate,
             line_of=line_of,
+            cache_prefix=current.options.cache_prefix,
         )
 
 

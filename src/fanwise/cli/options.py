@@ -59,6 +59,7 @@ class RunOptions:
     deadline_at: float | None = None
     """``--engine auto``: the deadline on the wall clock (Unix seconds), fixed when the run
     starts, so that a resume keeps to the same one."""
+    cache_prefix: bool = False
 
     @property
     def server(self) -> str | None:

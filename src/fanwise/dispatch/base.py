@@ -10,6 +10,7 @@ stop still settles with every attempt it made, the one cut short included.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -98,14 +99,24 @@ def answered_via(outcome: CallOutcome) -> str | None:
     return outcome.attempts[-1].via if outcome.attempts else None
 
 
+class Warm(enum.Enum):
+    """How a dispatch that sends one call at a time warms a provider's prompt cache: it sends
+    the first call alone, and the rest once the provider has cached the prefix they share."""
+
+    OFF = "off"
+    FIRST_TEXT = "first_text"
+    """The first call streamed; the rest go when its first text arrives (the prompts fanwise
+    builds: the research wall time grows by one time to first token)."""
+    FIRST_ANSWER = "first_answer"
+    """The rest go when the first call has settled: a body the user wrote is sent as written,
+    so not streamed (``fanwise batch --cache-prefix``)."""
+
+
 class Run(Protocol):
-    """What a dispatch sees of the run it sends for: the clock, the events, the settling.
+    """What a dispatch sees of the run it sends for: the clock, the events, the settling,
+    and how to warm the prompt cache (``Warm``)."""
 
-    ``warm``: the calls share a cacheable prefix, so a dispatch that sends one at a time sends
-    the first alone and the rest once its answer has begun (``Live``).
-    """
-
-    warm: bool
+    warm: Warm
 
     def now(self) -> float:
         """Seconds on the run's time axis (every event and attempt uses it)."""
@@ -145,4 +156,4 @@ class Dispatch(Protocol):
         ...
 
 
-__all__ = ["BATCH_DISCOUNT", "Dispatch", "Run", "Ticket", "answered_via"]
+__all__ = ["BATCH_DISCOUNT", "Dispatch", "Run", "Ticket", "Warm", "answered_via"]

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fanwise.calls import CallOutcome
-from fanwise.dispatch.base import Dispatch, Run, Ticket
+from fanwise.dispatch.base import Dispatch, Run, Ticket, Warm
 from fanwise.events import CallRetrying, CallStarted
 from fanwise.limits import Limiter, Permit, Unlimited, is_back_pressure, request_tokens
 from fanwise.models.base import Completion, DeltaSink, Model, Request
@@ -57,7 +57,7 @@ class Live(Dispatch):
         slots = asyncio.Semaphore(self.concurrency)
         feed = iter(tickets)
         async with asyncio.TaskGroup() as group:
-            if run.warm:
+            if run.warm is not Warm.OFF:
                 await self._warm(feed, run, slots, group)
             while True:
                 await slots.acquire()  # before taking a ticket: it is admitted when taken
@@ -73,15 +73,17 @@ class Live(Dispatch):
         slots: asyncio.Semaphore,
         group: asyncio.TaskGroup,
     ) -> None:
-        """Send the first call alone, streamed, and return once its answer has begun (its first
-        text) or it has ended: by then the provider has cached the prefix the calls share."""
+        """Send the first call alone and return once the provider has cached the prefix the
+        calls share: when its first text arrives (``Warm.FIRST_TEXT``: it is streamed), or when
+        it has settled."""
         await slots.acquire()
         first = next(feed, None)
         if first is None:
             slots.release()
             return
         begun = asyncio.Event()
-        group.create_task(self._one(first, run, slots, lambda _: begun.set(), begun))
+        on_text = (lambda _: begun.set()) if run.warm is Warm.FIRST_TEXT else None
+        group.create_task(self._one(first, run, slots, on_text, begun))
         await begun.wait()
 
     async def _one(

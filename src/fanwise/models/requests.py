@@ -90,6 +90,30 @@ def _cache_hinted(
     return body
 
 
+def with_cache_hints(endpoint: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """A body the user wrote, told where its system prompt ends for the prompt cache (``fanwise
+    batch --cache-prefix``): a ``prompt_cache_key`` from the system text (OpenAI), or a
+    ``cache_control`` breakpoint on the last system block (Anthropic). A body that already
+    has a hint, or has no system text, is returned as it was."""
+    hinted = dict(body)
+    system = instructions(endpoint, body)
+    if not system:
+        return hinted
+    if endpoint == "messages":
+        raw = body.get("system")
+        blocks = [{"type": "text", "text": raw}] if isinstance(raw, str) else list(raw or [])
+        if blocks and not any(isinstance(b, Mapping) and "cache_control" in b for b in blocks):
+            blocks[-1] = {**blocks[-1], "cache_control": {"type": "ephemeral"}}
+            hinted["system"] = blocks
+    elif (
+        endpoint in ("responses", "chat.completions")
+        and "prompt_cache_key" not in body
+        and not str(body.get("model", "")).startswith("gemini")
+    ):
+        hinted["prompt_cache_key"] = cache_key(system)
+    return hinted
+
+
 def cache_key(prefix: str) -> str:
     """A ``prompt_cache_key`` for ``prefix``: the requests that share it share a cache."""
     return "fanwise-" + hashlib.sha256(prefix.encode()).hexdigest()[:24]
@@ -207,4 +231,5 @@ __all__ = [
     "messages_body",
     "prompt",
     "text_body",
+    "with_cache_hints",
 ]

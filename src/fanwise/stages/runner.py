@@ -17,6 +17,7 @@ from typing import Any
 
 from fanwise.calls import Call, CallOutcome
 from fanwise.context import warm_for
+from fanwise.dispatch.base import Warm
 from fanwise.engine import Engine
 from fanwise.events import PhaseFinished, PhaseStarted, RunStarted, StageFinished, StageStarted
 from fanwise.models.base import DeltaSink, Request
@@ -371,7 +372,7 @@ class _Runner:
         first = self.next_index
         self.next_index += len(calls)
         remaining = self._remaining()
-        warm = self.warm and self._warm_worthy(stage, calls)
+        warm = Warm.FIRST_TEXT if self.warm and self._warm_worthy(stage, calls) else Warm.OFF
         return await self.engine.run(
             calls, deadline=remaining, fail_fast=fail_fast, first_index=first, warm=warm
         )
