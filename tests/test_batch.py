@@ -190,6 +190,7 @@ def _reference_line(
             "service_time": round(outcome.service_time, 4),
             "queued": round(outcome.queue_time, 4),
             "cached": isinstance(outcome, Fulfilled) and outcome.cached,
+            "truncated": isinstance(outcome, Fulfilled) and outcome.value.truncated,
             "cost_usd": None if cost is None else round(cost, 8),
         },
     }

@@ -16,6 +16,7 @@ The errors form one tree; each kind says whether trying again can help::
         ├── BadRequest           bad_request       final (400, 404, 422, context length)
         ├── AuthError            auth              final (401, 403)
         ├── Refused              refused           final (the model declined to answer)
+        ├── Truncated            truncated         final (a structured answer cut at its cap)
         └── Cancelled            cancelled         final (fail-fast abort, Ctrl-C)
 
 An exception that is none of these (a bug in user code handed to ``settle``) keeps its own type
@@ -42,6 +43,7 @@ class ErrorKind(enum.StrEnum):
     BAD_REQUEST = "bad_request"
     AUTH = "auth"
     REFUSED = "refused"
+    TRUNCATED = "truncated"
     CANCELLED = "cancelled"
     EXCEPTION = "exception"
 
@@ -140,6 +142,13 @@ class Refused(CallError):
     kind = ErrorKind.REFUSED
 
 
+class Truncated(CallError):
+    """An answer cut at its output-token cap before it was usable (JSON its schema wanted):
+    asking again at the same cap is cut at the same place, so it is never retried."""
+
+    kind = ErrorKind.TRUNCATED
+
+
 ERROR_CLASSES: Mapping[ErrorKind, type[CallError]] = {
     cls.kind: cls
     for cls in (
@@ -152,6 +161,7 @@ ERROR_CLASSES: Mapping[ErrorKind, type[CallError]] = {
         AuthError,
         Cancelled,
         Refused,
+        Truncated,
     )
 }
 
@@ -387,6 +397,7 @@ __all__ = [
     "Refused",
     "Rejected",
     "ServerError",
+    "Truncated",
     "classify",
     "error_from_dict",
     "error_to_dict",

@@ -2,7 +2,10 @@
 
 An answer is checked the moment it arrives. A refusal is ``Refused`` (final, never retried);
 text that is not JSON or breaks the schema is ``SchemaMismatch``, an ``InvalidResponse``, so the
-retry policy retries it within the run's retry budget. Both keep the tokens the attempt cost,
+retry policy retries it within the run's retry budget, unless the answer was cut at its token
+cap (``finish_reason`` ``length``, ``max_output_tokens``, ``max_tokens``): then it is
+``Truncated``, final, for asking again at the same cap (repaired or not) is cut at the same
+place and only costs more tokens. All keep the tokens the attempt cost,
 and a fulfilled answer's usage adds those of the attempts before it, so usage and cost count
 every attempt. The next attempt is the repaired request (the bad answer and the error
 appended, instructor's way) unless ``repair`` is off; the call's key stays the original's.
@@ -15,7 +18,15 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from fanwise.models.base import Completion, Request, Usage
-from fanwise.outcome import Attempt, CallError, Fulfilled, InvalidResponse, Refused, Rejected
+from fanwise.outcome import (
+    Attempt,
+    CallError,
+    Fulfilled,
+    InvalidResponse,
+    Refused,
+    Rejected,
+    Truncated,
+)
 from fanwise.schemas import Schema, SchemaViolation, repair_body
 
 if TYPE_CHECKING:
@@ -38,8 +49,23 @@ def refusal(completion: Completion) -> Refused | None:
     return Refused(f"the model refused: {completion.refusal}", usage=completion.usage.to_dict())
 
 
-def accept(completion: Completion, schema: Schema | None, spent: Usage) -> Completion:
-    """The answer with its parsed value and every attempt's usage; raises what it is if not."""
+def truncated(completion: Completion, cap: int | None, violation: str) -> Truncated:
+    """The final error of a structured answer its token cap cut short: no repair can help."""
+    where = f"the {cap:,}-token cap" if cap is not None else "the model's output-token limit"
+    return Truncated(
+        f"answer cut at {where} (finish reason {completion.finish_reason}) before its JSON was "
+        f"complete ({violation}); raise max_output_tokens",
+        code=completion.finish_reason,
+        usage=completion.usage.to_dict(),
+    )
+
+
+def accept(
+    completion: Completion, schema: Schema | None, spent: Usage, cap: int | None = None
+) -> Completion:
+    """The answer with its parsed value and every attempt's usage; raises what it is if not.
+
+    ``cap`` is the request's output-token cap, named when a cut answer cannot be parsed."""
     refused = refusal(completion)
     if refused is not None:
         raise refused
@@ -51,6 +77,8 @@ def accept(completion: Completion, schema: Schema | None, spent: Usage) -> Compl
         try:
             parsed = schema.parse(text)
         except SchemaViolation as error:
+            if completion.truncated:
+                raise truncated(completion, cap, str(error)) from None
             raise SchemaMismatch(str(error), answer=text, usage=completion.usage) from None
     if parsed is None and not spent.total_tokens:
         return completion
@@ -68,12 +96,14 @@ def answer_text(completion: Completion, schema: Schema) -> str:
     return completion.text
 
 
-def checked(result: Completion | CallError, schema: Schema | None, spent: Usage) -> Any:
+def checked(
+    result: Completion | CallError, schema: Schema | None, spent: Usage, cap: int | None = None
+) -> Any:
     """A batch line's result checked as a live answer is: ``Completion | CallError``."""
     if not isinstance(result, Completion):
         return result
     try:
-        return accept(result, schema, spent)
+        return accept(result, schema, spent, cap)
     except CallError as error:
         return error
 
@@ -138,4 +168,5 @@ __all__ = [
     "outcome_usage",
     "refusal",
     "reparse",
+    "truncated",
 ]

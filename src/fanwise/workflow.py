@@ -160,6 +160,7 @@ class Answer:
                 data["parsed"] = jsonable(self.outcome.value.parsed)
             data["usage"] = self.outcome.value.usage.to_dict()
             data["cached"] = self.outcome.cached
+            data["truncated"] = self.outcome.value.truncated
         else:
             data["error"] = {"kind": self.outcome.kind.value, "message": self.outcome.message}
             data["usage"] = outcome_usage(self.outcome).to_dict()
@@ -175,7 +176,8 @@ class Stats:
     ``sum_of_latencies`` adds up each call's whole time, waits included; ``service_time`` only
     the time its requests were out with the server, and ``queue_time`` the time fanwise's own
     limiter held them. ``sent`` counts the calls that made a request in this run (not answered
-    from the journal); ``aborted`` says the run was cut short (fail-fast).
+    from the journal); ``aborted`` says the run was cut short (fail-fast). ``truncated`` counts
+    the fulfilled answers cut at their output-token cap (``Completion.truncated``).
     """
 
     fulfilled: int
@@ -188,6 +190,7 @@ class Stats:
     queue_time: float = 0.0
     sent: int = 0
     aborted: bool = False
+    truncated: int = 0
 
     @classmethod
     def of(
@@ -212,6 +215,7 @@ class Stats:
             aborted=any(
                 isinstance(o, Rejected) and o.kind is ErrorKind.CANCELLED for o in outcomes
             ),
+            truncated=sum(1 for o in outcomes if isinstance(o, Fulfilled) and o.value.truncated),
         )
 
     @property
@@ -239,6 +243,7 @@ class Stats:
         return {
             "fulfilled": self.fulfilled,
             "rejected": self.rejected,
+            "truncated": self.truncated,
             "wall_time": round(self.wall_time, 4),
             "sum_of_latencies": round(self.sum_of_latencies, 4),
             "service_time": round(self.service_time, 4),
@@ -275,6 +280,7 @@ class WorkflowResult:
                 "status": "fulfilled",
                 "text": self.synthesis.value.text,
                 **_parsed(self.synthesis.value.parsed),
+                "truncated": self.synthesis.value.truncated,
                 "usage": self.synthesis.value.usage.to_dict(),
                 "latency": round(self.synthesis.latency, 4),
                 "attempts": len(self.synthesis.attempts),

@@ -44,6 +44,7 @@ class BatchSummary:
     rejected: int = 0
     bad_lines: int = 0
     cached: int = 0
+    truncated: int = 0  # fulfilled answers cut at their output-token cap
     usage: Usage = field(default_factory=Usage)
     wall_time: float = 0.0
     service_time: float = 0.0
@@ -66,6 +67,7 @@ class BatchSummary:
             "rejected": self.rejected,
             "bad_lines": self.bad_lines,
             "cached": self.cached,
+            "truncated": self.truncated,
             "usage": self.usage.to_dict(),
             "wall_time": round(self.wall_time, 4),
             "service_time": round(self.service_time, 4),
@@ -119,6 +121,7 @@ def _fanwise_json(outcome: CallOutcome, line: int | None, cost: float | None) ->
     CLI's CPU per call at N = 10,000 (cProfile). ``tests/test_batch_output.py`` checks the text
     against ``json.dumps`` of the same dict."""
     cached = "true" if isinstance(outcome, Fulfilled) and outcome.cached else "false"
+    cut = "true" if isinstance(outcome, Fulfilled) and outcome.value.truncated else "false"
     return (
         f'{{"line":{"null" if line is None else int(line)},'
         f'"attempts":{len(outcome.attempts)},'
@@ -126,6 +129,7 @@ def _fanwise_json(outcome: CallOutcome, line: int | None, cost: float | None) ->
         f'"service_time":{_number(outcome.service_time)},'
         f'"queued":{_number(outcome.queue_time)},'
         f'"cached":{cached},'
+        f'"truncated":{cut},'
         f'"cost_usd":{"null" if cost is None else _number(cost, 8)}}}'
     )
 
@@ -287,6 +291,7 @@ async def _send(
             summary.usage += outcome_usage(outcome)  # a refusal, an answer that broke its schema
             return
         summary.fulfilled += 1
+        summary.truncated += outcome.value.truncated
         if outcome.cached:
             summary.cached += 1
         else:

@@ -130,7 +130,8 @@ class BatchAPI(Dispatch):
                 result = results.get(ticket.index)
                 if result is not None:
                     spent = attempts_usage(ticket.attempts)  # a schema break: sent again
-                    result = checked(result, ticket.call.schema, spent)
+                    cap = ticket.call.request.max_output_tokens
+                    result = checked(result, ticket.call.schema, spent, cap)
                     ticket.add(started, now, None if isinstance(result, Completion) else result)
                     found[ticket.index] = result
 

@@ -198,6 +198,7 @@ def summary_line(summary: BatchSummary, session: Session) -> str:
     bad_lines = summary.bad_lines
     bad = f", {bad_lines} bad line{'' if bad_lines == 1 else 's'}" if bad_lines else ""
     cached = f" ({summary.cached} from the journal)" if summary.cached else ""
+    cached += f" ({summary.truncated} cut at their token cap)" if summary.truncated else ""
     queued = summary.queue_time
     held = f" (+ {queued:.1f} s queued in fanwise's limiter)" if queued >= 0.05 else ""
     return (

@@ -128,7 +128,7 @@ class Live(Dispatch):
             try:
                 patience = self._patience(pressed, run)
                 answer = await self._attempt(request, on_delta, ticket, run, patience)
-                completion = accept(answer, call.schema, spent)
+                completion = accept(answer, call.schema, spent, request.max_output_tokens)
             except MaxWaitExceeded as error:
                 ticket.end(run.now(), error)
                 raise

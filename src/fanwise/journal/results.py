@@ -83,4 +83,5 @@ def _stats(
         queue_time=float(stored.get("queue_time", computed.queue_time)),
         sent=int(stored.get("sent", computed.sent)),
         aborted=bool(stored.get("aborted", computed.aborted)),
+        truncated=int(stored.get("truncated", computed.truncated)),
     )

@@ -22,6 +22,10 @@ DEFAULT_MODEL = "gpt-5"
 DeltaSink = Callable[[str], None]
 """Receives text as a streaming model produces it."""
 
+TRUNCATED_REASONS = frozenset({"length", "max_output_tokens", "max_tokens"})
+"""The finish reasons that say the answer was cut at its output-token cap: Chat and Completions'
+``length``, a Responses object's ``incomplete_details.reason``, Anthropic's ``max_tokens``."""
+
 
 class Endpoint(enum.StrEnum):
     """An API a request is sent to; its value is how fanwise names it in journals and keys."""
@@ -244,6 +248,12 @@ class Completion:
         return json.loads(self.raw) if self.raw else {}
 
     @property
+    def truncated(self) -> bool:
+        """Whether the answer was cut at its output-token cap (``TRUNCATED_REASONS``): its text
+        is what the model wrote before the cap, not the whole answer it meant."""
+        return self.finish_reason in TRUNCATED_REASONS
+
+    @property
     def embeddings(self) -> list[list[float]]:
         """Each input's embedding vector, in input order (an embeddings response only)."""
         data = self.body.get("data") if self.endpoint is Endpoint.EMBEDDINGS else None
@@ -263,6 +273,8 @@ class Completion:
         }
         if self.finish_reason is not None:
             data["finish_reason"] = self.finish_reason
+        if self.truncated:
+            data["truncated"] = True
         if self.refusal is not None:
             data["refusal"] = self.refusal
         if self.tool_calls:

@@ -145,6 +145,8 @@ def summary_table(result: WorkflowResult, cost: float | None = None) -> Table:
         "fulfilled",
         Text(f"{stats.fulfilled}" + (f" ({cached} from the journal)" if cached else ""), "green"),
     )
+    if stats.truncated:
+        table.add_row("cut short", Text(f"{stats.truncated} at their token cap", "yellow"))
     rejected = [a for a in result.answers if isinstance(a.outcome, Rejected)]
     reasons = Text(str(stats.rejected), "red" if rejected else "")
     for answer in rejected[:5]:

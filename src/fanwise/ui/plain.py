@@ -60,7 +60,8 @@ class PlainConsole:
             case CallSettled(label=label, outcome=Fulfilled() as outcome) if (
                 self.phase == "synthesis"
             ):
-                return f"✅ Synthesized: {shorten(label)} ({outcome.latency:.1f} s)"
+                cut = cut_note(outcome)
+                return f"✅ Synthesized: {shorten(label)} ({outcome.latency:.1f} s){cut}"
             case CallStarted(attempt=1, label=label):
                 return f"🔄 Asking: {shorten(label)}"
             case CallRetrying(label=label, attempt=attempt, error=error, wait=wait):
@@ -72,7 +73,8 @@ class PlainConsole:
                 if outcome.cached:
                     return f"♻️  Cached: {shorten(label)}"
                 tries = f", {len(outcome.attempts)} attempts" if len(outcome.attempts) > 1 else ""
-                return f"✅ Answered: {shorten(label)} ({call_time(outcome)}{tries})"
+                cut = cut_note(outcome)
+                return f"✅ Answered: {shorten(label)} ({call_time(outcome)}{tries}){cut}"
             case CallSettled(label=label, outcome=outcome):
                 assert not isinstance(outcome, Fulfilled)
                 return (
@@ -85,6 +87,11 @@ class PlainConsole:
                 done = event.completed + event.failed
                 return f"📦 Batch {batch_id}: {status}, {done}/{total} done{failed}"
         return None
+
+
+def cut_note(outcome: Fulfilled[Any]) -> str:
+    """`` ✂ cut at its token cap`` for an answer the cap cut short (``Completion.truncated``)."""
+    return " ✂ cut at its token cap" if getattr(outcome.value, "truncated", False) else ""
 
 
 def call_time(outcome: Fulfilled[Any] | Rejected) -> str:
@@ -119,8 +126,9 @@ def summary_line(stats: Stats, cost: float | None = None) -> str:
     """Counts, wall time, the server's time apart from the limiter's, and the speed-up."""
     tokens = stats.usage.total_tokens
     price = f" · {format_usd(cost)}" if cost is not None else ""
+    cut = f" ({stats.truncated} cut at their token cap)" if stats.truncated else ""
     return (
-        f"📊 {stats.fulfilled} fulfilled, {stats.rejected} rejected · research wall time "
+        f"📊 {stats.fulfilled} fulfilled{cut}, {stats.rejected} rejected · research wall time "
         f"{stats.wall_time:.1f} s · {service_text(stats)} · {stats.speedup_text()} · "
         f"{tokens:,} tokens{price}"
     )
