@@ -81,7 +81,7 @@ async def test_an_answer_cut_at_its_cap_is_flagged(
     assert Completion.from_dict(completion.to_dict()).truncated, "a journaled answer keeps it"
 
 
-@pytest.mark.parametrize("reader", ["responses", "chat", "gemini"])
+@pytest.mark.parametrize("reader", READERS)
 async def test_a_structured_answer_cut_at_its_cap_fails_once(
     simulator: Simulator, reader: str
 ) -> None:
