@@ -19,15 +19,48 @@ LINE_ID = "fanwise-batch-line-id"
 ``id``. Headers are not journaled, so the id lives for the run that collected the batch."""
 
 
-def member_text(text: str, *path: str) -> str | None:
-    """The text of the value at ``path`` (keys of nested objects) in the JSON ``text``."""
+def member_text(text: str, *path: str | int) -> str | None:
+    """The text of the value at ``path`` (keys of nested objects, indexes of arrays) in the
+    JSON ``text``."""
     start, end = 0, len(text)
     for key in path:
-        found = _member(text, start, key)
+        found = _item(text, start, key) if isinstance(key, int) else _member(text, start, key)
         if found is None:
             return None
         start, end = found
     return text[start:end]
+
+
+def items_text(text: str) -> list[str]:
+    """The text of each item of the JSON array ``text``."""
+    out: list[str] = []
+    at = _skip(text, 0)
+    if text[at : at + 1] != "[":
+        return out
+    at = _skip(text, at + 1)
+    while at < len(text) and text[at] != "]":
+        _, end = _DECODER.raw_decode(text, at)
+        out.append(text[at:end])
+        at = _skip(text, end)
+        if text[at : at + 1] == ",":
+            at = _skip(text, at + 1)
+    return out
+
+
+def _item(text: str, at: int, index: int) -> tuple[int, int] | None:
+    at = _skip(text, at)
+    if text[at : at + 1] != "[":
+        return None
+    at, n = _skip(text, at + 1), 0
+    while at < len(text) and text[at] != "]":
+        _, end = _DECODER.raw_decode(text, at)
+        if n == index:
+            return at, end
+        n += 1
+        at = _skip(text, end)
+        if text[at : at + 1] == ",":
+            at = _skip(text, at + 1)
+    return None
 
 
 def _member(text: str, at: int, wanted: str) -> tuple[int, int] | None:
@@ -57,4 +90,4 @@ def _skip(text: str, at: int) -> int:
     return at
 
 
-__all__ = ["LINE_ID", "member_text"]
+__all__ = ["LINE_ID", "items_text", "member_text"]

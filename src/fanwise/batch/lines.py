@@ -11,7 +11,12 @@ Two shapes are accepted. OpenAI's batch-file format, every line the Batch API ta
      "body": {"model": "text-embedding-3-small", "input": ["a", "b"]}}
 
 Its body goes to its url exactly as written (fanwise adds only a missing ``model``, from
-``--model``). A line is refused, by number, for what the Batch API refuses: not UTF-8, not
+``--model``). Gemini's own API is a line too, its model in the url as Google's REST API has it,
+its body a ``GenerateContentRequest`` (or ``EmbedContentRequest``) sent unchanged::
+
+    {"custom_id": "g1", "method": "POST", "url": "/v1beta/models/gemini-2.5-flash:generateContent",
+     "body": {"contents": [{"role": "user", "parts": [{"text": "Why is the sky blue?"}]}]}}
+ A line is refused, by number, for what the Batch API refuses: not UTF-8, not
 JSON, not an object, a missing or duplicate ``custom_id``, a ``method`` other than POST, a
 ``url`` other than ``/v1/responses``, ``/v1/chat/completions``, ``/v1/embeddings`` or
 ``/v1/completions``, a ``body`` that is not an object or asks for a stream. Anything else in
@@ -34,7 +39,7 @@ from fanwise.models.base import Endpoint, Request
 from fanwise.models.settings import ModelSettings
 from fanwise.outcome import FanwiseError
 
-URLS = tuple(e.url for e in Endpoint)
+URLS = tuple(e.url.replace("{model}", "MODEL") for e in Endpoint)
 BATCH_FIELDS = frozenset({"custom_id", "method", "url", "body"})
 PLAIN_FIELDS = frozenset(
     {"prompt", "custom_id", "model", "instructions", "system", "reasoning_effort"}
@@ -119,6 +124,8 @@ class LineReader:
             )
         if custom_id is None:
             raise _Bad("custom_id is missing: every batch request line needs one")
+        if endpoint.native:  # Gemini's own API: the model is the url's, sent in the path
+            return Request(endpoint, body).with_defaults(model=Endpoint.model_in_url(data["url"]))
         return Request(endpoint, body).with_defaults(model=self.defaults.model)
 
     def _plain(self, data: Mapping[str, Any]) -> Request:

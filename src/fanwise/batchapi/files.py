@@ -77,7 +77,9 @@ def request_line(index: int, key: str, request: Request, api: Api | None = None)
     line = {
         "custom_id": custom_id(index, key),
         "method": "POST",
-        "url": request.endpoint.url,
+        "url": request.endpoint.url_for(request.model)
+        if request.endpoint.native
+        else (request.endpoint.url),
         "body": request.body,
     }
     return json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"

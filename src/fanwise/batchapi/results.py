@@ -22,6 +22,8 @@ from fanwise.jsonspans import LINE_ID, member_text
 from fanwise.models.anthropic_bodies import error_from_body as anthropic_error
 from fanwise.models.base import Completion, Endpoint
 from fanwise.models.bodies import READERS, error_from_body
+from fanwise.models.gemini import gemini_error
+from fanwise.models.gemini_native import read_native
 from fanwise.outcome import CallError, CallTimeout, Cancelled, InvalidResponse, ServerError
 from fanwise.redact import redact
 
@@ -70,12 +72,17 @@ def read_result(
     headers = {"x-request-id": str(response["request_id"])} if response.get("request_id") else {}
     if isinstance(record.get("id"), str):
         headers[LINE_ID] = record["id"]
+    endpoint = endpoint_of(api)
     if not 200 <= status < 300:
-        if endpoint_of(api) is Endpoint.MESSAGES:  # Anthropic's envelope, spend limits and all
+        if endpoint is Endpoint.MESSAGES:  # Anthropic's envelope, spend limits and all
             return anthropic_error(status, raw, headers)
+        if endpoint.native:  # Google's: RetryInfo, per-day quotas
+            return gemini_error(error_from_body(status, raw, headers))
         return error_from_body(status, raw, headers)
     try:
-        return READERS[endpoint_of(api)](dict(body), raw, headers)
+        if endpoint.native:
+            return read_native(endpoint, raw, headers)
+        return READERS[endpoint](dict(body), raw, headers)
     except CallError as exc:
         return exc
 

@@ -105,9 +105,11 @@ def model_settings(
     options: RunOptions, plan_model: Mapping[str, Any] | None = None
 ) -> ModelSettings:
     """--model and --reasoning-effort over the plan's [model] table, over the defaults."""
-    return get_settings(
-        options.model, options.reasoning_effort, plan_model, options.api, provider(options)
-    )
+    chosen = provider(options)
+    # Gemini's Batch Mode is its own API: prompts there are generateContent bodies.
+    native = chosen == "gemini" and options.engine in ("batch", "auto")
+    api = "generateContent" if native else options.api
+    return get_settings(options.model, options.reasoning_effort, plan_model, api, chosen)
 
 
 def build_router(
@@ -168,11 +170,6 @@ def check_engine(options: RunOptions, provider: str) -> None:
     if options.engine not in ("batch", "auto"):
         return
     engine = f"--engine {options.engine}"
-    if provider == "gemini":
-        raise InputError(
-            f"{engine} speaks OpenAI's Batch API and Anthropic's Message Batches: use "
-            "--engine live with --provider gemini"
-        )
     if provider == "offline":
         raise InputError(
             f"{engine} needs the OpenAI Batch API: set OPENAI_API_KEY (or --base-url for "
@@ -249,9 +246,16 @@ def batch_client(options: RunOptions, model: Model) -> tuple[Any, dict[str, Any]
         from fanwise.batchapi.anthropic import LIMITS, AnthropicBatchClient
 
         return AnthropicBatchClient(base_url=options.base_url), {"limits": LIMITS}
+    if model.name == "gemini":  # Batch Mode (batchapi/gemini.py): Gemini's own API
+        from fanwise.batchapi import gemini as gemini_batch
+
+        client = gemini_batch.GeminiBatchClient(base_url=options.base_url)
+        return client, {"limits": gemini_batch.LIMITS}
     if isinstance(model, OpenAIModel):  # build_model sees to it
         return BatchClient(model.client), {}
-    raise InputError(f"--engine {options.engine} needs the OpenAI or the Anthropic provider")
+    raise InputError(
+        f"--engine {options.engine} needs the OpenAI, Anthropic or Gemini provider"
+    )
 
 
 def auto_engine(

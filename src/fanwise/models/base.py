@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self, runtime_checkable
@@ -35,6 +36,9 @@ class Endpoint(enum.StrEnum):
     EMBEDDINGS = "embeddings"
     COMPLETIONS = "completions"
     MESSAGES = "messages"  # Anthropic's Messages API (models/anthropic.py)
+    GENERATE = "generateContent"  # Gemini's own API (models/gemini_native.py); streamed, it
+    # goes to streamGenerateContent?alt=sse, and --engine batch sends it to Batch Mode
+    EMBED_CONTENT = "embedContent"  # Gemini's embeddings
 
     @property
     def path(self) -> str:
@@ -42,14 +46,35 @@ class Endpoint(enum.StrEnum):
         return "/" + self.value.replace(".", "/")
 
     @property
+    def native(self) -> bool:
+        """Gemini's own API: the model is in the URL (``models/{model}:generateContent``)."""
+        return self in (Endpoint.GENERATE, Endpoint.EMBED_CONTENT)
+
+    @property
     def url(self) -> str:
-        """Its ``url`` in an OpenAI batch file: ``/v1/chat/completions``."""
-        return "/v1" + self.path
+        """Its ``url`` in an OpenAI batch file: ``/v1/chat/completions`` (Gemini's own API:
+        ``/v1beta/models/{model}:generateContent``, the model in place of ``{model}``)."""
+        return f"/v1beta/models/{{model}}:{self.value}" if self.native else "/v1" + self.path
+
+    def url_for(self, model: str) -> str:
+        """The batch-line ``url`` of a request to this endpoint for ``model``."""
+        return self.url.replace("{model}", model.removeprefix("models/"))
 
     @classmethod
     def from_url(cls, url: object) -> Endpoint | None:
         """The endpoint a batch line's ``url`` names, or None."""
-        return _BY_URL.get(url) if isinstance(url, str) else None
+        if not isinstance(url, str):
+            return None
+        native = _NATIVE_URL.fullmatch(url)
+        if native is not None:
+            return _BY_NAME.get(native.group("method"))
+        return _BY_URL.get(url)
+
+    @staticmethod
+    def model_in_url(url: str) -> str | None:
+        """The model a Gemini batch-line ``url`` names (``/v1beta/models/M:generateContent``)."""
+        native = _NATIVE_URL.fullmatch(url)
+        return native.group("model") if native is not None else None
 
     @classmethod
     def parse(cls, name: str) -> Endpoint:
@@ -62,7 +87,10 @@ class Endpoint(enum.StrEnum):
         return found
 
 
-_BY_URL = {e.url: e for e in Endpoint}
+_BY_URL = {e.url: e for e in Endpoint if not e.native}
+_NATIVE_URL = re.compile(
+    r"/(?:v1beta|v1)/models/(?P<model>[A-Za-z0-9._-]+):(?P<method>generateContent|embedContent)"
+)
 _BY_NAME = {**{e.value: e for e in Endpoint}, "chat": Endpoint.CHAT}
 
 
@@ -256,6 +284,10 @@ class Completion:
     @property
     def embeddings(self) -> list[list[float]]:
         """Each input's embedding vector, in input order (an embeddings response only)."""
+        if self.endpoint is Endpoint.EMBED_CONTENT:  # Gemini's: {"embedding": {"values"}}
+            embedding = self.body.get("embedding")
+            values = embedding.get("values") if isinstance(embedding, dict) else None
+            return [values] if isinstance(values, list) else []
         data = self.body.get("data") if self.endpoint is Endpoint.EMBEDDINGS else None
         if not isinstance(data, list):
             return []

@@ -1,4 +1,8 @@
-"""Gemini through Google's OpenAI-compatible endpoint: ``--provider gemini``.
+"""Gemini through Google's OpenAI-compatible endpoint, and its own API: ``--provider gemini``.
+
+Chat Completions requests go to the compatible endpoint; ``generateContent`` and
+``embedContent`` requests (``Endpoint.GENERATE``, ``EMBED_CONTENT``) to Gemini's own API at the
+same root without ``/openai`` (``models/gemini_native.py``).
 
 The endpoint speaks Chat Completions, so the OpenAI transports carry it (aiohttp by default,
 the SDK with ``--transport sdk``), with ``GEMINI_API_KEY`` as the bearer key and
@@ -55,6 +59,10 @@ class GeminiModel(Model):
 
             # No environ: OPENAI_ORG_ID and OPENAI_PROJECT_ID are not Google's to see.
             self.inner = FastOpenAIModel(api_key=key, base_url=self.base_url, environ={})
+        from fanwise.models.gemini_native import GeminiNative, native_root
+
+        self.native = GeminiNative(api_key=key, root=native_root(self.base_url))
+        """Gemini's own API, for ``generateContent`` and ``embedContent`` requests."""
 
     @property
     def name(self) -> str:
@@ -62,12 +70,15 @@ class GeminiModel(Model):
 
     async def complete(self, request: Request, *, on_delta: DeltaSink | None = None) -> Completion:
         try:
+            if request.endpoint.native:
+                return await self.native.complete(request, on_delta)
             return await self.inner.complete(request, on_delta=on_delta)
         except (RateLimited, ServerError) as exc:
             raise gemini_error(exc) from exc.__cause__
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+        await self.native.aclose()
 
 
 def gemini_error(error: CallError) -> CallError:

@@ -85,8 +85,8 @@ def endpoint_for(provider: str, api: str) -> Endpoint:
     """The endpoint prompt-style requests go to: Anthropic's Messages, Gemini's Chat."""
     if provider == "anthropic":
         return Endpoint.MESSAGES
-    if provider == "gemini":
-        return Endpoint.CHAT
+    if provider == "gemini":  # the compatible endpoint, unless Gemini's own API is asked for
+        return Endpoint.GENERATE if api == "generateContent" else Endpoint.CHAT
     return Endpoint.parse(api)
 
 

@@ -41,6 +41,9 @@ def text_body(
         )  # fmt: skip
         return _cache_hinted(endpoint, body, instructions, context, system, cache_ttl)
     body = {"model": model}
+    if endpoint in ("generateContent", "embedContent"):
+        effort, limit = reasoning_effort, max_output_tokens
+        return native_body(endpoint, body, prompt, instructions, effort, limit, temperature)
     if endpoint == "messages":
         effort, limit = reasoning_effort, max_output_tokens
         return messages_body(body, prompt, instructions, effort, limit, temperature)
@@ -149,8 +152,55 @@ def messages_body(
     return body
 
 
+def native_body(
+    endpoint: str,
+    body: dict[str, Any],
+    prompt: str,
+    instructions: str | None,
+    reasoning_effort: str | None,
+    max_output_tokens: int | None,
+    temperature: float | None,
+) -> dict[str, Any]:
+    """A Gemini ``GenerateContentRequest`` (or ``EmbedContentRequest``); ``model`` is the one
+    fanwise sends in the URL. An effort becomes ``thinkingConfig.thinkingBudget``."""
+    if endpoint == "embedContent":
+        body["content"] = {"parts": [{"text": prompt}]}
+        return body
+    body["contents"] = [{"role": "user", "parts": [{"text": prompt}]}]
+    if instructions:
+        body["systemInstruction"] = {"parts": [{"text": instructions}]}
+    config: dict[str, Any] = {}
+    if max_output_tokens is not None:
+        config["maxOutputTokens"] = max_output_tokens
+    if temperature is not None:
+        config["temperature"] = temperature
+    budget = THINKING_BUDGETS.get(reasoning_effort or "")
+    if budget is not None:
+        config["thinkingConfig"] = {"thinkingBudget": budget}
+    if config:
+        body["generationConfig"] = config
+    return body
+
+
+def _native_turns(body: Mapping[str, Any], *, user: bool) -> str:
+    """The text of a Gemini body's user turns (``contents``, ``content``) or its system text."""
+    if not user:
+        system = body.get("systemInstruction")
+        return content_text(system.get("parts")) if isinstance(system, Mapping) else ""
+    single = body.get("content")
+    if isinstance(single, Mapping):
+        return content_text(single.get("parts"))
+    texts = []
+    for turn in body.get("contents") or []:
+        if isinstance(turn, Mapping) and turn.get("role", "user") == "user":
+            texts.append(content_text(turn.get("parts")))
+    return "\n\n".join(t for t in texts if t)
+
+
 def prompt(endpoint: str, body: Mapping[str, Any]) -> str:
     """The user's text: the input or prompt, or every user turn of a conversation."""
+    if endpoint in ("generateContent", "embedContent"):
+        return _native_turns(body, user=True)
     if endpoint in ("chat.completions", "messages"):
         return _turns(body.get("messages"), user=True)
     value = body.get("prompt" if endpoint == "completions" else "input")
@@ -165,6 +215,8 @@ def prompt(endpoint: str, body: Mapping[str, Any]) -> str:
 
 def instructions(endpoint: str, body: Mapping[str, Any]) -> str | None:
     """The system, developer or ``instructions`` text; None when there is none."""
+    if endpoint in ("generateContent", "embedContent"):
+        return _native_turns(body, user=False) or None
     parts: list[str] = []
     if isinstance(body.get("instructions"), str):
         parts.append(body["instructions"])
@@ -184,6 +236,10 @@ def max_output_tokens(body: Mapping[str, Any]) -> int | None:
         value = body.get(key)
         if isinstance(value, int) and not isinstance(value, bool):
             return value
+    config = body.get("generationConfig")  # Gemini's own API
+    value = config.get("maxOutputTokens") if isinstance(config, Mapping) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
     return None
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
@@ -24,11 +25,14 @@ from aiohttp.streams import StreamReader
 from fanwise.simulator import anthropic as _anthropic
 from fanwise.simulator import batch_http, bodies
 from fanwise.simulator import gemini as _gemini
+from fanwise.simulator import gemini_batches as _gemini_batches
+from fanwise.simulator import gemini_native as _gemini_native
 from fanwise.simulator.anthropic_batches import PREFIX as MESSAGE_BATCHES
 from fanwise.simulator.anthropic_batches import MessageBatches
 from fanwise.simulator.batches import BatchService
 from fanwise.simulator.config import ConfigError, ScriptRule, SimulatorConfig
 from fanwise.simulator.core import SimulatorCore
+from fanwise.simulator.gemini_batches import GeminiBatches
 from fanwise.simulator.reply import JSON, Reply
 from fanwise.simulator.request import Api, RequestError
 from fanwise.simulator.stats import SimulatorStats
@@ -47,6 +51,10 @@ _MESSAGES = frozenset({"/v1/messages", "/messages"})
 """Anthropic's Messages API (``simulator/anthropic.py``)."""
 _GEMINI_CHAT = _gemini.PREFIX + "/chat/completions"
 """Google's OpenAI-compatible endpoint (``simulator/gemini.py``)."""
+_GEMINI_NATIVE = re.compile(
+    r"/v1beta/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent|embedContent)"
+)
+"""Gemini's own API (``simulator/gemini_native.py``)."""
 Face = Literal["openai", "anthropic", "gemini"]
 _MAX_BODY = 64 * 1024 * 1024
 _SHUTDOWN_GRACE = 0.2  # seconds open requests get at exit before they are cancelled
@@ -76,6 +84,9 @@ class Simulator:
         messages = BatchService(self._run_message_line, self.config.batch, clock=clock)
         self.message_batches = MessageBatches(messages, lambda: self.url)
         """Anthropic's Message Batches API (``/v1/messages/batches``)."""
+        gemini = BatchService(self._run_gemini_line, self.config.batch, clock=clock)
+        self.gemini_batches = GeminiBatches(gemini, lambda: self.url)
+        """Gemini's Batch Mode and File API (``simulator/gemini_batches.py``)."""
         self._runner: web.ServerRunner | None = None
         self._port: int | None = None
 
@@ -188,6 +199,11 @@ class Simulator:
             return await self._call(request, "chat", face="anthropic")
         if request.path == _GEMINI_CHAT and request.method == "POST":
             return await self._call(request, "chat", face="gemini")
+        native = _GEMINI_NATIVE.fullmatch(request.path)
+        if native is not None and request.method == "POST":
+            return await self._native(request, native.group("model"), native.group("method"))
+        if _gemini_batches.handles(request.path):
+            return await self.gemini_batches.handle(request)
         if request.path.startswith(batch_http.PREFIXES):
             return await batch_http.handle(self.batches, request)
         route = _CONTROL.get((request.method, request.path))
@@ -229,6 +245,48 @@ class Simulator:
             return _anthropic.invalid(exc, {})
         reply = self._core.call(api, request.headers, body, breakpoint=point, explicit=True)
         return _anthropic.translate(reply)
+
+    async def _native(
+        self, request: web.BaseRequest, model: str, method: str
+    ) -> web.StreamResponse:
+        """Gemini's own API: generateContent, streamGenerateContent, embedContent."""
+        recorder = self._core.recorder
+        recorder.started(request.path)
+        try:
+            reply = self._native_reply(model, method, request.headers, await request.read())
+            if reply.action == "hang":
+                await asyncio.Future()
+            if reply.tail is None and reply.delay > 0:
+                await asyncio.sleep(reply.delay)
+            if reply.action == "drop":
+                return await _drop(request)
+            recorder.by_status[reply.status] += 1
+            return await _send(request, reply)
+        finally:
+            recorder.finished()
+
+    def _native_reply(
+        self, model: str, method: str, headers: Any, body: bytes, *, limited: bool = True
+    ) -> Reply:
+        try:
+            if method == "embedContent":
+                api: Api = "embeddings"
+                inner = _gemini_native.embeddings_body(body, model)
+            else:
+                api = "chat"
+                stream = method == "streamGenerateContent"
+                inner = _gemini_native.chat_body(body, model, stream=stream)
+        except RequestError as exc:
+            error = {"code": 400, "message": exc.message, "status": "INVALID_ARGUMENT"}
+            return Reply(status=400, body=bodies.dumps({"error": error}))
+        reply = self._core.call(api, headers, inner, limited=limited)
+        return _gemini_native.translate(reply, model)
+
+    def _run_gemini_line(self, api: Api, body: bytes) -> Reply:
+        """One Batch Mode line: ``{"model", "request"}``, answered by the native face."""
+        line = json.loads(body)
+        request = bodies.dumps(line["request"])
+        return self._native_reply(line["model"], "generateContent", {}, request, limited=False)
 
     def _run_line(self, api: Api, body: bytes) -> Reply:
         """One Batch API line, through the same brain as a live call but not its rate limits."""
