@@ -253,9 +253,7 @@ def batch_client(options: RunOptions, model: Model) -> tuple[Any, dict[str, Any]
         return client, {"limits": gemini_batch.LIMITS}
     if isinstance(model, OpenAIModel):  # build_model sees to it
         return BatchClient(model.client), {}
-    raise InputError(
-        f"--engine {options.engine} needs the OpenAI, Anthropic or Gemini provider"
-    )
+    raise InputError(f"--engine {options.engine} needs the OpenAI, Anthropic or Gemini provider")
 
 
 def auto_engine(
