@@ -31,9 +31,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from simulator_process import Simulator  # noqa: E402  (a neighbour script)
+from simulator_process import Simulator
 
-from fanwise.journal import Journal  # noqa: E402
+from fanwise.journal import Journal
 
 LINES = 100
 BOUND = 0.4 * 0.5 + 0.6 * 1.0

@@ -52,15 +52,22 @@ def show_forecast(plan: Forecast) -> None:
         click.echo(line)
 
 
-def totals(session: Session, options: RunOptions) -> PathTotals | None:
-    """The run's lines and cost by path, from the journal (a resumed run's first part too)."""
+def totals(session: Session, options: RunOptions, dispatch: object = None) -> PathTotals | None:
+    """The run's lines and cost by path, from the journal (a resumed run's first part too),
+    and the switch (when and why) from the run's ``Auto`` dispatch."""
     if options.engine != "auto" or options.deadline_at is None:
         return None
     finished = time.time()
     if session.journal is None or session.run_id is None:
         return None
     rows = ((r.outcome, r.cost) for r in session.journal.latest_calls(session.run_id))
-    return path_totals(rows, options.deadline_at, finished)
+    found = path_totals(rows, options.deadline_at, finished)
+    from fanwise.dispatch.auto import Auto  # loads the openai SDK: an auto run has it already
+
+    if isinstance(dispatch, Auto):
+        found.switch = dispatch.switch
+        found.twice = dispatch.twice
+    return found
 
 
 def totals_line(found: PathTotals) -> str:
@@ -75,9 +82,15 @@ def totals_line(found: PathTotals) -> str:
         parts.append(f"{lines['journal']} from the journal")
     if lines["failed"]:
         parts.append(f"{lines['failed']} failed")
+    if found.twice:
+        parts.append(f"{found.twice} answered by both (the batch ran them out of order)")
+    switched = ""
+    if found.switch is not None:
+        at = datetime.fromtimestamp(found.switch.at).astimezone().strftime("%H:%M:%S")
+        switched = f"; switched to live at {at}"
     return (
         f"🧭 auto: {', '.join(parts)}; {format_usd(found.saved)} saved against all-live "
-        f"({format_usd(found.all_live)}); deadline {when} {met}"
+        f"({format_usd(found.all_live)}); deadline {when} {met}{switched}"
     )
 
 

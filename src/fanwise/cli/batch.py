@@ -12,8 +12,7 @@ from typing import IO, Any
 import click
 
 from fanwise.batch import BatchSummary, LineError, LineReader, run_batch
-from fanwise.cli.auto_view import plan_only, show_forecast, totals, totals_line
-from fanwise.cli.engines import model_settings, with_deadline
+from fanwise.cli.engines import model_settings, seconds_left, with_deadline
 from fanwise.cli.errors import EXIT_NO_RESULT, EXIT_OK, EXIT_PARTIAL, InputError
 from fanwise.cli.flags import batch_options
 from fanwise.cli.inputs import STDIN, spool_stdin
@@ -28,7 +27,7 @@ from fanwise.cli.session import (
     open_session,
     options_spec,
 )
-from fanwise.engine import Call, CallOutcome
+from fanwise.engine import Call, CallOutcome, Engine
 from fanwise.journal import call_cost
 from fanwise.models.settings import ModelSettings
 from fanwise.prices import format_usd
@@ -120,6 +119,8 @@ def execute_batch(
     if total == 0:
         raise InputError(f"no requests in {source}: every line is blank")
     if options.plan_only:
+        from fanwise.cli.auto_view import plan_only, show_forecast
+
         show_forecast(plan_only(_calls(source, model_settings(options), instructions), options))
         return EXIT_OK
     model = prepare(options)
@@ -144,14 +145,21 @@ def execute_batch(
             lines=line_of,
         )
 
+        used: list[Engine] = []  # the engine the run made: an auto run's switch is in it
+
         async def body(current: Run) -> BatchSummary:
+            used.append(engine := current.engine())
             return await _batch(
-                source, sink, current, defaults, total, instructions, validate, line_of
+                source, sink, current, engine, defaults, total, instructions, validate, line_of
             )
 
         summary, _ = run(options, model, session, body, total=total)
     status = _status(summary)
-    by_path = totals(session, options)
+    by_path = None
+    if options.engine == "auto":  # imported only then: the others need none of it
+        from fanwise.cli.auto_view import totals, totals_line
+
+        by_path = totals(session, options, used[0].dispatch if used else None)
     extra = {} if by_path is None else {"auto": by_path.to_dict()}
     session.finish(
         status,
@@ -235,6 +243,7 @@ async def _batch(
     source: Path,
     sink: IO[str],
     current: Run,
+    engine: Engine,
     defaults: ModelSettings,
     total: int,
     instructions: str | None,
@@ -256,14 +265,14 @@ async def _batch(
     with source.open("rb") as lines:
         return await run_batch(
             lines,
-            current.engine(),
+            engine,
             write,
             defaults=defaults,
             instructions=instructions,
             total=total,
             on_bad_line=bad_line,
             cost=cost,
-            deadline=current.options.deadline,
+            deadline=seconds_left(current.options),
             fail_fast=current.options.mode == "all",
             name=source.name,
             validate=validate,

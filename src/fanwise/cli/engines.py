@@ -297,6 +297,16 @@ def with_deadline(options: RunOptions, now: float | None = None) -> RunOptions:
     return dataclasses.replace(options, deadline=left if left > 0 else None)
 
 
+def seconds_left(options: RunOptions) -> float | None:
+    """The run's deadline in seconds from now: an auto run's, read off the wall clock just
+    before the calls start, so that setting up is not added to it."""
+    if options.engine != "auto" or options.deadline_at is None or options.deadline is None:
+        return options.deadline
+    import time
+
+    return max(0.001, options.deadline_at - time.time())
+
+
 def worker_plan(options: RunOptions, environ: Mapping[str, str] = os.environ) -> WorkerPlan:
     """What each Ray worker builds; the API key is not in it (see ``start_ray``)."""
     from fanwise.cluster import WorkerPlan
@@ -382,6 +392,7 @@ __all__ = [
     "build_router",
     "check_engine",
     "model_settings",
+    "seconds_left",
     "shared_limits",
     "start_ray",
     "with_deadline",

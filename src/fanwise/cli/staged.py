@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from fanwise.cli.engines import build_router, model_settings
+from fanwise.cli.engines import build_router, model_settings, seconds_left, with_deadline
 from fanwise.cli.errors import EXIT_NO_RESULT, EXIT_OK, EXIT_PARTIAL, InputError
 from fanwise.cli.options import RunOptions
 from fanwise.cli.runner import Run, prepare, run
@@ -44,6 +44,12 @@ def execute_staged(
     """Run a staged workflow from resolved options; print the result; return the exit code."""
     if plan_model.get("endpoints") and not options.endpoints:
         options = dataclasses.replace(options, endpoints=tuple(plan_model["endpoints"]))
+    options = with_deadline(options)
+    if options.plan_only:
+        raise InputError(
+            "--plan-only: a plan of stages learns its later stages' calls as it runs; plan its "
+            "first stage's lines with fanwise batch --plan-only"
+        )
     model = prepare(options)
     model = build_router(options, model, workflow.models)  # a claude-* stage: Anthropic's own
     settings = model_settings(options, plan_model)
@@ -69,7 +75,7 @@ def execute_staged(
     async def body(current: Run) -> StagedResult:
         engine = current.engine(stream.observe if stream else None)
         return await run_stages(
-            workflow, engine, settings=settings, deadline=options.deadline, on_delta=stream
+            workflow, engine, settings=settings, deadline=seconds_left(options), on_delta=stream
         )
 
     result, _ = run(options, model, session, body)

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from fanwise.cli.engines import build_router, model_settings
+from fanwise.cli.engines import build_router, model_settings, seconds_left, with_deadline
 from fanwise.cli.errors import EXIT_NO_RESULT, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, InputError
 from fanwise.cli.flags import workflow_options
 from fanwise.cli.inputs import read_context, read_questions
@@ -20,7 +20,7 @@ from fanwise.cli.runner import Run, prepare, run
 from fanwise.cli.schema_flags import apply_schema_flags, check_schemas, schema_options
 from fanwise.cli.session import workflow_session
 from fanwise.context import cache_report, tokens
-from fanwise.models.base import Usage
+from fanwise.models.base import Request, Usage
 from fanwise.models.settings import ModelSettings
 from fanwise.outcome import ErrorKind, Fulfilled, Rejected
 from fanwise.plans import (
@@ -178,6 +178,16 @@ def execute(
         )
     if plan_model.get("endpoints") and not options.endpoints:  # the plan's; --endpoints wins
         options = dataclasses.replace(options, endpoints=tuple(plan_model["endpoints"]))
+    options = with_deadline(options)
+    if options.plan_only:  # the research calls; the synthesis is one more, live
+        from fanwise.calls import Call
+        from fanwise.cli.auto_view import plan_only, show_forecast
+
+        settings = model_settings(options, plan_model)
+        asked = (q if isinstance(q, Request) else Request.text(q, model=settings.model)
+                 for q in plan.questions)  # fmt: skip
+        show_forecast(plan_only((Call(request) for request in asked), options))
+        return EXIT_OK
     model = prepare(options)
     model = build_router(options, model, (m for ms in plan.question_models for m in ms))
     settings = model_settings(options, plan_model)
@@ -236,7 +246,7 @@ async def _workflow(
         settings=settings,
         fail_fast=options.mode == "all",
         min_answers=options.min_answers,
-        deadline=options.deadline,
+        deadline=seconds_left(options),
         on_delta=stream,
         warm=options.warm,
     )

@@ -24,7 +24,6 @@ import contextlib
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Set
-from dataclasses import dataclass
 from typing import Any
 
 from fanwise.batchapi.client import Batches
@@ -40,6 +39,7 @@ from fanwise.dispatch.deadline import (
     Forecast,
     LiveEstimate,
     Planner,
+    Switch,
     forecast,
     live_estimate,
 )
@@ -51,14 +51,6 @@ from fanwise.outcome import BadRequest, CallError, Cancelled, is_retryable
 from fanwise.structured import attempts_usage, checked, next_request
 
 Note = Callable[[str], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Switch:
-    """Why and when an auto run stopped waiting for its batch."""
-
-    at: float  # the wall clock's time (``Auto.clock``)
-    reason: str
 
 
 class Auto(Dispatch):

@@ -134,6 +134,14 @@ class BatchWatch:
 
 
 @dataclass(frozen=True, slots=True)
+class Switch:
+    """Why and when an auto run stopped waiting for its batch."""
+
+    at: float  # the wall clock's time
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """What the planner says at one look: switch now or not, and why."""
 
@@ -327,6 +335,7 @@ __all__ = [
     "Forecast",
     "LiveEstimate",
     "Planner",
+    "Switch",
     "forecast",
     "live_estimate",
     "margin",

@@ -15,6 +15,7 @@ from typing import Any
 
 from fanwise.calls import CallOutcome
 from fanwise.dispatch.base import BATCH_DISCOUNT, answered_via
+from fanwise.dispatch.deadline import Switch
 from fanwise.outcome import CallTimeout, Rejected
 
 
@@ -27,6 +28,8 @@ class PathTotals:
     cost: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     late: int = 0  # lines cut by the deadline
     finished: float | None = None
+    switch: Switch | None = None  # when the run stopped waiting for its batch, and why
+    twice: int = 0  # lines both paths answered (a batch that ran its lines out of order)
 
     def add(self, outcome: CallOutcome, cost: float | None) -> None:
         path = (answered_via(outcome) or "journal") if outcome.ok else "failed"
@@ -60,6 +63,9 @@ class PathTotals:
             "deadline": self.deadline,
             "finished": self.finished,
             "deadline_met": self.met,
+            "switched_at": None if self.switch is None else self.switch.at,
+            "switch_reason": None if self.switch is None else self.switch.reason,
+            "answered_twice": self.twice,
         }
 
 

@@ -1,0 +1,96 @@
+"""``fanwise batch --engine auto --deadline`` from the command line, against simulator processes."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from fanwise.cli import cli
+from fanwise.journal import Journal
+from tests.conftest import SimulatorProcess
+
+
+def write_input(path: Path, count: int) -> Path:
+    lines = [{"prompt": f"question {i}", "custom_id": f"q{i}"} for i in range(count)]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def fanwise(*args: str, url: str | None = None) -> Result:
+    target = ["--provider", "openai", "--base-url", url] if url else []
+    env = {"OPENAI_API_KEY": "test", "OPENAI_BASE_URL": "", "FANWISE_MODEL": ""}
+    return CliRunner().invoke(cli, [*args, *target], env=env, catch_exceptions=False)
+
+
+def stats(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url.removesuffix("/v1") + "/_stats", timeout=10) as response:
+        data: dict[str, Any] = json.load(response)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--engine", "auto"], "--engine auto needs --deadline"),
+        (["--plan-only", "--deadline", "1h"], "--plan-only: the plan is --engine auto's"),
+        (["--engine", "auto", "--deadline", "25:00"], "is not a time of day"),
+        (["--engine", "auto", "--deadline", "2001-01-01T00:00"], "has passed"),
+    ],
+)
+def test_bad_auto_flags_are_refused_before_any_request(
+    tmp_path: Path, flags: list[str], said: str
+) -> None:
+    """A missing or unreadable deadline, or --plan-only without auto: exit 2, one line."""
+    source = write_input(tmp_path / "in.jsonl", 3)
+    result = fanwise("batch", str(source), "--journal", str(tmp_path / "j.db"), *flags,
+                     url="http://127.0.0.1:9/v1")  # fmt: skip
+    assert result.exit_code == 2
+    assert said in result.output
+
+
+def test_plan_only_prints_the_split_and_cost_and_sends_nothing(
+    simulator_process: str, tmp_path: Path
+) -> None:
+    """--plan-only: the expected split and cost on stdout, exit 0, no request, no run."""
+    source = write_input(tmp_path / "in.jsonl", 20)
+    journal = tmp_path / "j.db"
+    result = fanwise(
+        "batch", str(source), "--engine", "auto", "--deadline", "2h", "--plan-only",
+        "--journal", str(journal), "--model", "gpt-5-mini", url=simulator_process,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "expected cost $" in result.output and "all 20 lines live take" in result.output
+    assert stats(simulator_process)["requests"] == 0
+    assert not journal.exists()
+
+
+def test_an_auto_run_whose_batch_stalls_meets_its_deadline_at_a_lower_cost(
+    spawn_simulator: Callable[..., SimulatorProcess], tmp_path: Path
+) -> None:
+    """Stalled at 40 %: 4 lines by the batch, 6 live, none twice; the summary says so."""
+    sim = spawn_simulator(
+        "--batch-speed", "60", "--batch-duration", "30", "--batch-finalize", "6",
+        "--batch-stall-at", "0.4",
+    )  # fmt: skip
+    source = write_input(tmp_path / "in.jsonl", 10)
+    journal = tmp_path / "j.db"
+    result = fanwise(
+        "batch", str(source), "--engine", "auto", "--deadline", "12s", "--live-latency", "0.2",
+        "--journal", str(journal), "-o", str(tmp_path / "out.jsonl"), "--plain",
+        url=sim.base_url,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "switching to live" in result.output
+    assert "🧭 auto: 4 by the Batch API" in result.output and "6 live" in result.output
+    assert all(count == 1 for count in stats(sim.base_url)["attempts"].values())
+    with Journal.open(journal) as opened:
+        auto = opened.runs(1)[0].summary["auto"]
+    assert auto["lines"] == {"batch": 4, "live": 6}
+    assert auto["deadline_met"] is True and auto["switch_reason"]
+    assert auto["saved_usd"] == pytest.approx(auto["cost_usd"]["batch"])
