@@ -45,12 +45,12 @@ async def test_time_held_by_the_limiter_is_queue_time_not_service_time() -> None
 
 def test_the_summary_line_shows_service_and_queue_time_apart() -> None:
     """A throttled run reads "service time 2.0 s (+ 52.0 s queued in fanwise's limiter)", and
-    its speed-up divides the service time, not the waits, by the wall time."""
+    its speed-up divides the service time, not the waits, by the wall time: none."""
     outcomes = [answered(1.0, queued=26.0), answered(1.0, queued=26.0)]
     stats = Stats.of(outcomes, wall_time=27.0)
     line = summary_line(stats)
     assert "service time 2.0 s (+ 52.0 s queued in fanwise's limiter)" in line
-    assert "0.1× faster" in line
+    assert "no faster than one after another (the calls went out one at a time)" in line
     assert call_time(outcomes[0]) == "1.0 s, queued 26.0 s"
 
 
@@ -78,3 +78,45 @@ def test_an_aborted_run_claims_no_speed_up() -> None:
     assert stats.aborted and stats.speedup is None
     assert "no speed-up: the run was aborted" in summary_line(stats)
     assert stats.to_dict()["speedup"] is None
+
+
+def served(start: float, end: float, tokens: int = 10) -> Fulfilled[Completion]:
+    """An answer sent at ``start`` and back at ``end``, ``tokens`` long."""
+    attempt = Attempt(1, start, end - start)
+    return Fulfilled(Completion("ok", Usage(5, tokens)), end - start, start, (attempt,))
+
+
+def test_a_server_that_takes_one_request_at_a_time_gives_no_speed_up() -> None:
+    """Four alike calls sent at once and answered at 1, 2, 3 and 4 s: they overlapped 2.5x,
+    but one after another would also have taken 4 s, so no speed-up is claimed."""
+    stats = Stats.of([served(0.0, float(end)) for end in (1, 2, 3, 4)], wall_time=4.0)
+    assert stats.overlap == 2.5 and stats.speedup == 1.0
+    text = stats.speedup_text()
+    assert "faster than one after another" not in text.replace("no faster", "")
+    assert "2.5 calls out at once on average" in text
+    assert stats.to_dict()["overlap"] == 2.5 and stats.to_dict()["speedup"] == 1.0
+
+
+def test_a_server_that_answers_in_parallel_gives_the_speed_up_measured() -> None:
+    """Four calls of 1 s answered together in 1 s: 4.0x faster, the overlap itself."""
+    stats = Stats.of([served(0.0, 1.0) for _ in range(4)], wall_time=1.0)
+    assert stats.speedup == 4.0
+    assert stats.speedup_text() == "4.0× faster than one after another"
+
+
+def test_longer_answers_are_not_mistaken_for_waiting() -> None:
+    """In parallel, an answer ten times as long takes ten times as long: its time counts whole
+    (the estimate goes by tokens), so 1 s + 10 s in 10 s is 1.1x, not the 0.2x a cap at the
+    fastest answer's time would give."""
+    stats = Stats.of([served(0.0, 1.0, tokens=10), served(0.0, 10.0, tokens=100)], wall_time=10.0)
+    assert stats.speedup == 1.1
+
+
+def test_no_speed_up_for_one_call_or_when_every_call_failed() -> None:
+    """One call has nothing to be faster than; calls that all failed show none, not 0.0x."""
+    one = Stats.of([served(0.0, 1.0)], wall_time=1.0)
+    assert one.speedup is None and one.speedup_text() == "no speed-up: one call was sent"
+    failed = Rejected(ServerError("down"), 0.5, 0.0, (Attempt(1, 0.0, 0.5, {"kind": "server"}),))
+    none = Stats.of([failed, failed], wall_time=0.5)
+    assert none.speedup is None and none.speedup_text() == "no speed-up: no call was answered"
+    assert Stats.of([], wall_time=0.0).speedup is None

@@ -186,14 +186,26 @@ def _settings(
     reasoning_effort: str | None,
     api: Api,
     environ: Mapping[str, str],
+    max_output_tokens: int | None = None,
+    base_url: str | None = None,
 ) -> ModelSettings:
     """The run's settings, on the endpoint its provider speaks (a given model's own name says
     which provider it is, when it is one of fanwise's)."""
+    server = base_url or environ.get("OPENAI_BASE_URL") or None
+    name: str | None = None
+    resolved: str
     if isinstance(model, str) or model is None:
-        resolved: str = resolve_provider(provider, environ, model)
-        return get_settings(model, reasoning_effort, api=api, provider=resolved)
-    own = model.name if model.name in ("anthropic", "gemini") else "openai"
-    return get_settings(None, reasoning_effort, api=api, provider=own)
+        name, resolved = model, resolve_provider(provider, environ, model, base_url=server)
+    else:
+        resolved = model.name if model.name in ("anthropic", "gemini") else "openai"
+    return get_settings(
+        name,
+        reasoning_effort,
+        api=api,
+        provider=resolved,
+        max_output_tokens=max_output_tokens,
+        base_url=server,
+    )
 
 
 async def aresearch(
@@ -224,6 +236,7 @@ async def aresearch(
     repair: bool = True,
     context: Sequence[str | os.PathLike[str]] = (),
     warm: bool = True,
+    max_output_tokens: int | None = None,
 ) -> WorkflowResult:
     """Ask every question about ``topic`` at once, then synthesize one answer from those that
     arrived (``result.text``); ``await`` it in async code, or call ``research`` elsewhere.
@@ -241,6 +254,8 @@ async def aresearch(
     ``context`` is material every question is about (each item a text, or a path to a file):
     sent once before each question, the same bytes in every call, so the provider caches it;
     ``warm`` sends one question first so the others find it cached (docs/caching.md).
+    ``max_output_tokens`` caps every answer and the synthesis, in the field the API and
+    server honour.
     """
     plan = Plan(
         topic,
@@ -256,7 +271,9 @@ async def aresearch(
         *(model, provider, concurrency, journal, cache, timeout, retries, reasoning_effort),
         *(base_url, api, transport, offline, on_event, environ, repair),
     )
-    settings = _settings(model, provider, reasoning_effort, api, environ)
+    settings = _settings(
+        model, provider, reasoning_effort, api, environ, max_output_tokens, base_url
+    )
     spec = {
         "plan": plan.to_dict(),
         "plan_model": {},
@@ -319,6 +336,7 @@ async def aask_all(
     environ: Mapping[str, str] = os.environ,
     schema: SchemaSource | None = None,
     repair: bool = True,
+    max_output_tokens: int | None = None,
 ) -> list[CallOutcome]:
     """Send every prompt at once; one outcome per prompt, in the order given: ``Fulfilled``
     (``.value.text``) or ``Rejected`` (``.kind``, ``.message``), never an exception for a call
@@ -329,7 +347,9 @@ async def aask_all(
         *(model, provider, concurrency, journal, cache, timeout, retries, reasoning_effort),
         *(base_url, api, transport, offline, on_event, environ, repair),
     )
-    settings = _settings(model, provider, reasoning_effort, api, environ)
+    settings = _settings(
+        model, provider, reasoning_effort, api, environ, max_output_tokens, base_url
+    )
     wanted = None if schema is None else Schema.of(schema)  # a bad one refused before any call
     calls = [
         Call(p if isinstance(p, Request) else settings.request(p, instructions), schema=wanted)
@@ -382,6 +402,7 @@ async def arun(
     offline: OfflineSettings | None = None,
     on_event: Observer | None = None,
     environ: Mapping[str, str] = os.environ,
+    max_output_tokens: int | None = None,
 ) -> StagedResult:
     """Run a ``Workflow`` of stages (chain, fan-out, map, route, vote; docs/workflows.md) and
     return every stage's result; ``result.text`` is the last stage's answer. With ``journal``,
@@ -393,7 +414,12 @@ async def arun(
         *(model, provider, concurrency, journal, cache, timeout, retries, reasoning_effort),
         *(base_url, api, transport, offline, on_event, environ),
     )
-    settings = get_settings(model if isinstance(model, str) else None, reasoning_effort)
+    settings = get_settings(
+        model if isinstance(model, str) else None,
+        reasoning_effort,
+        max_output_tokens=max_output_tokens,
+        base_url=base_url or environ.get("OPENAI_BASE_URL") or None,
+    )
     spec = {
         "workflow": workflow.to_dict(),
         "plan_model": {},

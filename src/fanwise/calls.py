@@ -74,4 +74,15 @@ class Store(Protocol):
     def record(self, index: int, call: Call, outcome: CallOutcome) -> None: ...
 
 
-__all__ = ["Call", "CallOutcome", "Store", "canonical_json", "request_key"]
+BRIEF_CHARS = 80
+"""How much of a failed question a synthesis prompt repeats: a question too long for the
+model's context (a 400) would otherwise overflow the synthesis too."""
+
+
+def brief(label: str, width: int = BRIEF_CHARS) -> str:
+    """``label`` on one line, cut to ``width`` characters with "…" when longer."""
+    flat = " ".join(label.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+__all__ = ["BRIEF_CHARS", "Call", "CallOutcome", "Store", "brief", "canonical_json", "request_key"]

@@ -194,12 +194,17 @@ def get_settings(
     plan_model: Mapping[str, Any] | None = None,
     api: str = "responses",
     provider: str = "openai",
+    *,
+    max_output_tokens: int | None = None,
+    base_url: str | None = None,
 ) -> ModelSettings:
     """What every call of a run asks with: the arguments win over a plan's ``[model]`` table,
     which wins over the defaults. ``reasoning_effort="unset"`` sends none. ``api`` is the
     endpoint a prompt-style request goes to (a ``Request`` names its own); ``provider`` (a
     resolved one) decides the default model, and the endpoint when it speaks only one
-    (Anthropic's messages, Gemini's Chat Completions)."""
+    (Anthropic's messages, Gemini's Chat Completions). ``base_url`` (an OpenAI-compatible
+    server's) says where a Chat body's output cap goes: ``max_tokens``, which such servers
+    honour, not OpenAI's ``max_completion_tokens``."""
     plan_model = plan_model or {}
     # Gemini's 2.5 models take no "minimal": without a choice, send none.
     default_effort = "unset" if provider == "gemini" else "minimal"
@@ -208,10 +213,18 @@ def get_settings(
     return ModelSettings(
         model=model or plan_model.get("model", default_model),
         reasoning_effort=None if effort == "unset" else effort,
-        max_output_tokens=plan_model.get("max_output_tokens"),
+        max_output_tokens=max_output_tokens or plan_model.get("max_output_tokens"),
         temperature=plan_model.get("temperature"),
         endpoint=endpoint_for(provider, api),
+        chat_cap=chat_cap(provider, base_url),
     )
+
+
+def chat_cap(provider: str, base_url: str | None) -> str:
+    """The field(s) a Chat body's output cap goes in (``models.requests.CHAT_CAPS``)."""
+    if provider == "gemini":
+        return "both"
+    return "max_tokens" if provider == "openai" and base_url else "max_completion_tokens"
 
 
 __all__ = [

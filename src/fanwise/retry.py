@@ -7,7 +7,8 @@ The error's kind decides whether to retry (the models classify every failure; se
     timeout            408, an attempt past ``--timeout``    retried
     network            refused, reset, dropped connection    retried
     invalid_response   a 2xx that is not what was promised   retried
-    bad_request        400 (context length too), 404, 422    never
+    bad_request        400 (context length too), 404, 422,   never
+                       a 5xx naming an unsupported parameter
     auth               401, 403, a 429 for an empty quota    never
     cancelled / exception                                    never
 
@@ -24,6 +25,11 @@ Back-pressure is not a failed attempt: a 429 that the limiter judged evidence of
 one of its ``retries``. Only the run's deadline, the retry budget, or ``max_wait`` (the most a
 call may spend waiting for capacity once a limit has refused it, ``--max-wait``) ends it; the
 last ends it as ``MaxWaitExceeded``, a ``rate_limited`` rejection that says so.
+
+A refused connection is a server that is not listening (yet): a local model server restarting
+takes longer than three quick retries (~2 s), so a refusal is retried after ``REFUSED_WAITS``
+(about 30 s in all, with equal jitter), however few ``retries`` allow, unless retries are off;
+the deadline and the retry budget still bound it.
 """
 
 from __future__ import annotations
@@ -66,6 +72,9 @@ class RetryPolicy:
 
     def delay(self, attempt: int, error: BaseException, rng: random.Random) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``, or None when the call should give up."""
+        if self.retries and attempt <= len(REFUSED_WAITS) and _refused(error):
+            cap = REFUSED_WAITS[attempt - 1]
+            return cap / 2 + rng.uniform(0.0, cap / 2)
         if attempt > self.retries or not is_retryable(error):
             return None
         if isinstance(error, CallError) and error.retry_after is not None:
@@ -90,6 +99,27 @@ class MaxWaitExceeded(RateLimited):
             status_code=status,
             code="max_wait_exceeded",
         )
+
+
+REFUSED_WAITS = (1.0, 2.0, 4.0, 8.0, 15.0)
+"""The most a call waits after each refused connection in a row: 30 s in all, the time a local
+model server takes to restart; equal jitter waits at least half of each."""
+
+
+def connection_refused(error: BaseException) -> bool:
+    """Whether ``error`` (a network failure, or what caused it) is a refused connection."""
+    seen: BaseException | None = error
+    for _ in range(8):  # the transport's exception is a few causes down, never a long chain
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _refused(error: BaseException) -> bool:
+    return is_retryable(error) and connection_refused(error)
 
 
 class RetryBudget:
@@ -131,4 +161,12 @@ class NoWait:
         return f"NoWait(waits={self.waits})"
 
 
-__all__ = ["MAX_WAIT", "MaxWaitExceeded", "NoWait", "RetryBudget", "RetryPolicy"]
+__all__ = [
+    "MAX_WAIT",
+    "REFUSED_WAITS",
+    "MaxWaitExceeded",
+    "NoWait",
+    "RetryBudget",
+    "RetryPolicy",
+    "connection_refused",
+]

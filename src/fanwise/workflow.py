@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from fanwise.calls import brief
 from fanwise.context import ANTHROPIC_LONG_TTL_AFTER, Material, block, warm_for
 from fanwise.dispatch.base import Warm
 from fanwise.engine import Call, CallOutcome, Engine
@@ -178,6 +179,12 @@ class Stats:
     limiter held them. ``sent`` counts the calls that made a request in this run (not answered
     from the journal); ``aborted`` says the run was cut short (fail-fast). ``truncated`` counts
     the fulfilled answers cut at their output-token cap (``Completion.truncated``).
+
+    A call's service time includes any time it waited inside the server, so the service time
+    over the wall time (``overlap``) measures how many calls were out at once, not how much
+    sooner they finished: a server that takes one request at a time shows an overlap of ~n/2
+    and no speed-up. ``sequential`` estimates the calls one after another without that wait
+    (``_sequential``): each call's time capped by its output tokens at the fastest rate seen.
     """
 
     fulfilled: int
@@ -191,6 +198,7 @@ class Stats:
     sent: int = 0
     aborted: bool = False
     truncated: int = 0
+    sequential: float | None = None
 
     @classmethod
     def of(
@@ -216,26 +224,51 @@ class Stats:
                 isinstance(o, Rejected) and o.kind is ErrorKind.CANCELLED for o in outcomes
             ),
             truncated=sum(1 for o in outcomes if isinstance(o, Fulfilled) and o.value.truncated),
+            sequential=_sequential(outcomes),
         )
 
     @property
-    def speedup(self) -> float | None:
-        """Service time over wall time: how much sooner than the same requests one after
-        another. None where that would mislead: nothing was sent (every answer came from the
-        journal) or the run was aborted (its wall time is not the work's)."""
-        if self.aborted or self.sent == 0 or self.wall_time <= 0 or self.service_time <= 0:
+    def overlap(self) -> float | None:
+        """Service time over wall time: how many calls were out with the server at once, on
+        average. None for fewer than two calls sent, or a run aborted."""
+        if self.aborted or self.sent < 2 or self.wall_time <= 0 or self.service_time <= 0:
             return None
         return self.service_time / self.wall_time
+
+    @property
+    def speedup(self) -> float | None:
+        """How much sooner than the same calls one after another, estimated from what was
+        measured (``sequential`` over the wall time, never above ``overlap``). None where that
+        would mislead: fewer than two calls sent (every answer from the journal, say), none
+        answered, or the run aborted (its wall time is not the work's)."""
+        overlap = self.overlap
+        if overlap is None or self.fulfilled == 0:
+            return None
+        if self.sequential is None:  # a run journaled before it was kept
+            return overlap
+        return min(overlap, self.sequential / self.wall_time)
 
     def speedup_text(self) -> str:
         """The speed-up as a person reads it, or why there is none."""
         speedup = self.speedup
-        if speedup is not None:
+        if speedup is not None and speedup >= SPEEDUP_SHOWN:
             return f"{speedup:.1f}× faster than one after another"
+        overlap = self.overlap
+        if speedup is not None and overlap is not None and overlap >= SPEEDUP_SHOWN:
+            return (
+                f"no faster than one after another ({overlap:.1f} calls out at once on "
+                "average, but the server took them in turn)"
+            )
+        if speedup is not None:
+            return "no faster than one after another (the calls went out one at a time)"
         if self.aborted:
             return "no speed-up: the run was aborted"
-        if self.sent == 0:
+        if self.sent == 0 and self.fulfilled:
             return "no speed-up: every answer came from the journal"
+        if self.fulfilled == 0:
+            return "no speed-up: no call was answered"
+        if self.sent < 2:
+            return "no speed-up: one call was sent"
         return "no speed-up to show"
 
     def to_dict(self) -> dict[str, Any]:
@@ -251,9 +284,47 @@ class Stats:
             "sent": self.sent,
             "aborted": self.aborted,
             "speedup": None if speedup is None else round(speedup, 2),
+            "overlap": None if self.overlap is None else round(self.overlap, 2),
+            "sequential": None if self.sequential is None else round(self.sequential, 4),
             "synthesis_time": round(self.synthesis_time, 4),
             "usage": self.usage.to_dict(),
         }
+
+
+SPEEDUP_SHOWN = 1.15
+"""Below this estimate, the summary says the calls went no faster than one after another (the
+estimate's noise on a server that takes one request at a time is about a tenth)."""
+
+
+def _sequential(outcomes: Sequence[CallOutcome]) -> float | None:
+    """The sent calls one after another, estimated from what was measured; None when nothing
+    was answered.
+
+    A call's service time includes any wait inside the server, so it is capped by what the call
+    would have taken alone: its output tokens at the fastest rate any answer showed (on a server
+    that takes one request at a time, the first answer waited for no other; in parallel, every
+    answer runs at about that rate), or, when the tokens are unknown, the fastest answer's time.
+    """
+    answered = [o for o in outcomes if isinstance(o, Fulfilled) and o.attempts]
+    if not answered:
+        return None
+    fastest = min(o.attempts[-1].service for o in answered)
+    tokens = {id(o): _output_tokens(o) for o in answered}
+    rate = None
+    if all(tokens.values()):
+        rate = min(o.attempts[-1].service / tokens[id(o)] for o in answered)
+    total = 0.0
+    for outcome in outcomes:
+        if not outcome.attempts:
+            continue
+        alone = fastest if rate is None or id(outcome) not in tokens else rate * tokens[id(outcome)]
+        total += min(outcome.service_time, alone)
+    return total
+
+
+def _output_tokens(outcome: Fulfilled[Any]) -> int:
+    usage = getattr(outcome.value, "usage", None)
+    return usage.output_tokens if isinstance(usage, Usage) else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,7 +392,7 @@ def synthesis_prompt(plan: Plan, answers: tuple[Answer, ...] | list[Answer]) -> 
         lines += [f"### Q{number}: {answer.question}", answer.outcome.value.text.strip(), ""]
     if missing:
         lines += ["## Missing", "These questions could not be answered; say what is missing:"]
-        lines += [f"- {a.question}" for a in missing]
+        lines += [f"- {brief(a.question)}" for a in missing]
         lines.append("")
     return "\n".join(lines)
 

@@ -104,12 +104,21 @@ def build_model(options: RunOptions, environ: Mapping[str, str] = os.environ) ->
 def model_settings(
     options: RunOptions, plan_model: Mapping[str, Any] | None = None
 ) -> ModelSettings:
-    """--model and --reasoning-effort over the plan's [model] table, over the defaults."""
+    """--model, --reasoning-effort and --max-output-tokens over the plan's [model] table, over
+    the defaults."""
     chosen = provider(options)
     # Gemini's Batch Mode is its own API: prompts there are generateContent bodies.
     native = chosen == "gemini" and options.engine in ("batch", "auto")
     api = "generateContent" if native else options.api
-    return get_settings(options.model, options.reasoning_effort, plan_model, api, chosen)
+    return get_settings(
+        options.model,
+        options.reasoning_effort,
+        plan_model,
+        api,
+        chosen,
+        max_output_tokens=options.max_output_tokens,
+        base_url=options.server,
+    )
 
 
 def build_router(

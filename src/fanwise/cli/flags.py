@@ -192,6 +192,13 @@ def synthesis_options() -> list[Option]:
             help="Synthesize only when at least this many answers arrived.",
         ),
         click.option(
+            "--max-output-tokens",
+            type=click.IntRange(min=1),
+            help="Cap each answer and the synthesis at this many output tokens [default: the "
+            "plan's, else none]; sent as the API and server honour it (max_tokens to a "
+            "--base-url server).",
+        ),
+        click.option(
             "--json", "as_json", is_flag=True, help="Print one JSON document instead of Markdown."
         ),
         click.option(

@@ -60,6 +60,7 @@ class RunOptions:
     """``--engine auto``: the deadline on the wall clock (Unix seconds), fixed when the run
     starts, so that a resume keeps to the same one."""
     cache_prefix: bool = False
+    max_output_tokens: int | None = None
 
     @property
     def server(self) -> str | None:

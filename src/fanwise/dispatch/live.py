@@ -20,6 +20,7 @@ from fanwise.limits import Limiter, Permit, Unlimited, is_back_pressure, request
 from fanwise.models.base import Completion, DeltaSink, Model, Request
 from fanwise.outcome import CallTimeout, error_to_dict
 from fanwise.retry import MaxWaitExceeded, RetryBudget, RetryPolicy
+from fanwise.schema_fallback import SchemaForm
 from fanwise.structured import accept, attempts_usage, cost_of, next_request
 
 
@@ -52,6 +53,7 @@ class Live(Dispatch):
         self.sleep = sleep
         self.rng = random.Random(seed)
         self.repair = repair  # an answer that broke its schema: re-ask with the error, or resend
+        self.schema_form = SchemaForm()  # json_object once the server refuses json_schema
 
     async def send(self, tickets: Iterable[Ticket], run: Run) -> None:
         slots = asyncio.Semaphore(self.concurrency)
@@ -120,6 +122,8 @@ class Live(Dispatch):
         # The next attempt's request (repaired, after a batch's schema break), and the tokens
         # of the attempts that failed (a batch's too).
         request, spent = ticket.request, attempts_usage(ticket.attempts)
+        if call.schema is not None:
+            request = self.schema_form.sent(request)
         while True:
             tries += 1
             started = run.now()
@@ -135,6 +139,14 @@ class Live(Dispatch):
             except Exception as error:
                 now = run.now()
                 ticket.end(now, error)
+                fallback = self.schema_form.fallback(error, request) if call.schema else None
+                if fallback is not None:  # not a retry: the same question in a form it takes
+                    request, tries = fallback, tries - 1
+                    failure = error_to_dict(error)
+                    run.emit(
+                        CallRetrying(ticket.index, call.key, call.label, number, failure, 0.0, now)
+                    )
+                    continue
                 back = is_back_pressure(error)
                 if back:  # a limit's 429: wait for capacity, not a retry
                     pressed = now if pressed is None else pressed

@@ -84,4 +84,9 @@ def _stats(
         sent=int(stored.get("sent", computed.sent)),
         aborted=bool(stored.get("aborted", computed.aborted)),
         truncated=int(stored.get("truncated", computed.truncated)),
+        sequential=_number(stored.get("sequential", computed.sequential)),
     )
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)

@@ -129,6 +129,8 @@ def call_cost(prices: PriceTable, call: Call, outcome: CallOutcome) -> float | N
     if isinstance(outcome, Fulfilled) and outcome.cached:
         return 0.0
     usage = outcome_usage(outcome)
+    if usage.unknown:  # the server reported no usage: the cost is unknown, not $0
+        return None
     if not usage.total_tokens:
         return 0.0
     model = (outcome.value.model if isinstance(outcome, Fulfilled) else "") or call.request.model

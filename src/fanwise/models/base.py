@@ -100,6 +100,9 @@ class Usage:
 
     ``cached_tokens`` (cache reads) and ``cache_write_tokens`` (Anthropic's cache writes, priced
     apart) are both part of ``input_tokens``; OpenAI and Gemini report no cache writes.
+    ``unknown`` counts the answers whose usage the server did not report (a stream from a server
+    that ignores ``stream_options``): their tokens are not in the counts, which are then a floor,
+    not a zero.
     """
 
     input_tokens: int = 0
@@ -107,6 +110,7 @@ class Usage:
     reasoning_tokens: int = 0
     cached_tokens: int = 0
     cache_write_tokens: int = 0
+    unknown: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -119,6 +123,7 @@ class Usage:
             self.reasoning_tokens + other.reasoning_tokens,
             self.cached_tokens + other.cached_tokens,
             self.cache_write_tokens + other.cache_write_tokens,
+            self.unknown + other.unknown,
         )
 
     def to_dict(self) -> dict[str, int]:
@@ -132,6 +137,8 @@ class Usage:
         }
         if self.cache_write_tokens:  # only Anthropic reports them: other runs' JSON stays as was
             data["cache_write_tokens"] = self.cache_write_tokens
+        if self.unknown:  # only when a server left usage out: "usage unknown", not 0 tokens
+            data["unknown"] = self.unknown
         return data
 
     @classmethod
@@ -144,6 +151,7 @@ class Usage:
             reasoning_tokens=int(data.get("reasoning_tokens", 0)),
             cached_tokens=int(data.get("cached_tokens", 0)),
             cache_write_tokens=int(data.get("cache_write_tokens", 0)),
+            unknown=int(data.get("unknown", 0)),
         )
 
 
@@ -174,9 +182,11 @@ class Request:
         extra: Mapping[str, Any] | None = None,
         context: str | None = None,
         cache_ttl: str | None = None,
+        chat_cap: str = "max_completion_tokens",
     ) -> Request:
         """A prompt-style request, as the endpoint's own body; ``extra`` fields are added.
-        ``context`` is shared material placed before the prompt for the provider's cache."""
+        ``context`` is shared material placed before the prompt for the provider's cache;
+        ``chat_cap`` names the field(s) of a Chat body's output cap (``requests.CHAT_CAPS``)."""
         body = _read.text_body(
             endpoint.value,
             prompt,
@@ -187,6 +197,7 @@ class Request:
             temperature=temperature,
             context=context,
             cache_ttl=cache_ttl,
+            chat_cap=chat_cap,
         )
         if extra:
             body.update(extra)

@@ -423,10 +423,14 @@ def error_from_body(status: int, raw: bytes, headers: Headers) -> CallError:
     return status_error(status, redact(message)[:500], code=code, headers=headers, body=raw)
 
 
+UNKNOWN_USAGE = Usage(unknown=1)
+"""A body without usage (a stream whose server ignored ``stream_options``): unknown, not 0."""
+
+
 def responses_usage(usage: Any) -> Usage:
-    """Usage from a Responses API body's ``usage`` object (a dict; anything else is zero)."""
+    """Usage from a Responses API body's ``usage`` object (a dict; anything else: unknown)."""
     if not isinstance(usage, dict):
-        return Usage()
+        return UNKNOWN_USAGE
     return Usage(
         input_tokens=_int(usage.get("input_tokens")),
         output_tokens=_int(usage.get("output_tokens")),
@@ -438,7 +442,7 @@ def responses_usage(usage: Any) -> Usage:
 def chat_usage(usage: Any) -> Usage:
     """Usage from a Chat Completions, Completions or embeddings body's ``usage`` object."""
     if not isinstance(usage, dict):
-        return Usage()
+        return UNKNOWN_USAGE
     return Usage(
         input_tokens=_int(usage.get("prompt_tokens")),
         output_tokens=_int(usage.get("completion_tokens")),

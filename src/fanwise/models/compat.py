@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -79,11 +80,29 @@ def status_error(
         return AuthError(message, status_code=status, code=code, body=body)
     if status == 408:
         return CallTimeout(message, status_code=status, code=code, body=body)
+    if status >= 500 and unsupported_parameter(message):  # llama-cpp-python's: not transient
+        return BadRequest(
+            message, status_code=status, code=code or "unsupported_parameter", body=body
+        )
     if status == 409 or status >= 500:
         return ServerError(
             message, status_code=status, retry_after=wait, code=code, headers=kept, body=body
         )
     return BadRequest(message, status_code=status, code=code, body=body)
+
+
+UNSUPPORTED = re.compile(
+    r"unsupported param|not supported|unrecognized request argument|unknown parameter"
+    r"|extra inputs are not permitted|validation error|input should be",
+    re.IGNORECASE,
+)
+"""How servers say a request names a parameter or value they do not take: OpenAI's words,
+pydantic's (llama-cpp-python's 500, vLLM's 400) and llama.cpp's."""
+
+
+def unsupported_parameter(message: str) -> bool:
+    """Whether an error message says the request used a parameter the server does not take."""
+    return UNSUPPORTED.search(message) is not None
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
@@ -140,4 +159,4 @@ def retry_delay(body: object, depth: int = 0) -> float | None:
     return None
 
 
-__all__ = ["retry_after", "retry_delay", "status_error", "streamed_body"]
+__all__ = ["retry_after", "retry_delay", "status_error", "streamed_body", "unsupported_parameter"]

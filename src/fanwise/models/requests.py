@@ -11,6 +11,16 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+CHAT_CAPS: dict[str, tuple[str, ...]] = {
+    "max_completion_tokens": ("max_completion_tokens",),
+    "max_tokens": ("max_tokens",),
+    "both": ("max_completion_tokens", "max_tokens"),
+}
+"""Where Chat Completions' output cap goes, by who answers: OpenAI takes only
+``max_completion_tokens`` (its reasoning models refuse ``max_tokens``); compatible servers
+(llama.cpp, Ollama, LM Studio; vLLM takes both) honour ``max_tokens`` and may ignore the other;
+``both`` where it is not known which (Gemini's OpenAI-compatible endpoint)."""
+
 
 def text_body(
     endpoint: str,
@@ -23,6 +33,7 @@ def text_body(
     temperature: float | None,
     context: str | None = None,
     cache_ttl: str | None = None,
+    chat_cap: str = "max_completion_tokens",
 ) -> dict[str, Any]:
     """The body of ``endpoint`` (a value of ``Endpoint``) that asks ``prompt``.
 
@@ -30,6 +41,7 @@ def text_body(
     before the question, marked for the provider's prompt cache: a ``prompt_cache_key`` for
     OpenAI (derived from the prefix), a ``cache_control`` breakpoint for Anthropic (with
     ``cache_ttl``, e.g. ``"1h"``). Gemini caches prefixes by itself and takes no hint.
+    ``chat_cap`` (a key of ``CHAT_CAPS``) says which field a Chat body's output cap goes in.
     """
     body: dict[str, Any]
     if context:
@@ -37,7 +49,7 @@ def text_body(
         body = text_body(
             endpoint, prompt, model=model, instructions=system,
             reasoning_effort=reasoning_effort, max_output_tokens=max_output_tokens,
-            temperature=temperature,
+            temperature=temperature, chat_cap=chat_cap,
         )  # fmt: skip
         return _cache_hinted(endpoint, body, instructions, context, system, cache_ttl)
     body = {"model": model}
@@ -53,7 +65,8 @@ def text_body(
         if reasoning_effort:
             body["reasoning_effort"] = reasoning_effort
         if max_output_tokens is not None:
-            body["max_completion_tokens"] = max_output_tokens
+            for name in CHAT_CAPS[chat_cap]:
+                body[name] = max_output_tokens
     elif endpoint == "responses":
         body["input"] = prompt
         if instructions:
@@ -278,6 +291,7 @@ def content_text(content: Any) -> str:
 
 
 __all__ = [
+    "CHAT_CAPS",
     "MESSAGES_MAX_TOKENS",
     "THINKING_BUDGETS",
     "cache_key",

@@ -26,6 +26,7 @@ class ModelSettings:
     max_output_tokens: int | None = None
     temperature: float | None = None
     endpoint: Endpoint = Endpoint.RESPONSES
+    chat_cap: str = "max_completion_tokens"  # where a Chat body's cap goes: requests.CHAT_CAPS
 
     def __post_init__(self) -> None:
         endpoint: object = self.endpoint  # a journaled spec holds its name
@@ -39,10 +40,12 @@ class ModelSettings:
             return self
         provider = implied_provider(model)
         endpoint = self.endpoint if provider is None else endpoint_for(provider, self.endpoint)
-        effort = self.reasoning_effort
-        if provider == "gemini" and effort == "minimal":
-            effort = None
-        return dataclasses.replace(self, model=model, endpoint=endpoint, reasoning_effort=effort)
+        effort, cap = self.reasoning_effort, self.chat_cap
+        if provider == "gemini":
+            effort, cap = (None if effort == "minimal" else effort), "both"
+        return dataclasses.replace(
+            self, model=model, endpoint=endpoint, reasoning_effort=effort, chat_cap=cap
+        )
 
     def request(
         self,
@@ -66,6 +69,7 @@ class ModelSettings:
             extra=extra,
             context=context,
             cache_ttl=cache_ttl,
+            chat_cap=self.chat_cap,
         )
 
 

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from fanwise.calls import Call, CallOutcome
+from fanwise.calls import Call, CallOutcome, brief
 from fanwise.context import warm_for
 from fanwise.dispatch.base import Warm
 from fanwise.engine import Engine
@@ -436,7 +436,7 @@ class _Runner:
                 parts.append(f"### [{branch.id}] {branch.label}\n{as_text(branch.data)}")
             else:
                 parts.append(
-                    f"### [{branch.id}] {branch.label}\n(failed: no answer, "
+                    f"### [{branch.id}] {brief(branch.label)}\n(failed: no answer, "
                     f"{branch.outcome.kind.value})"
                 )
         return "\n\n".join(parts)

@@ -169,7 +169,8 @@ def summary_table(result: WorkflowResult, cost: float | None = None) -> Table:
     usage = stats.usage
     table.add_row(
         "tokens",
-        f"{usage.total_tokens:,} ({usage.input_tokens:,} in, {usage.output_tokens:,} out)",
+        f"{usage.total_tokens:,} ({usage.input_tokens:,} in, {usage.output_tokens:,} out)"
+        + (f" + usage unknown for {usage.unknown} call(s)" if usage.unknown else ""),
     )
     table.add_row(
         "cost", format_usd(cost) if cost is not None else "unknown (no price for this model)"

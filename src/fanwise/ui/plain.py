@@ -124,13 +124,18 @@ def stage_line(event: StageStarted | StageFinished) -> str:
 
 def summary_line(stats: Stats, cost: float | None = None) -> str:
     """Counts, wall time, the server's time apart from the limiter's, and the speed-up."""
-    tokens = stats.usage.total_tokens
+    tokens = f"{stats.usage.total_tokens:,} tokens"
     price = f" · {format_usd(cost)}" if cost is not None else ""
     cut = f" ({stats.truncated} cut at their token cap)" if stats.truncated else ""
+    unknown = stats.usage.unknown
+    if unknown:  # a server left usage out: the counts are a floor, the cost is not known
+        calls = "1 call" if unknown == 1 else f"{unknown} calls"
+        tokens += f" + usage unknown for {calls}"
+        price += " + unknown" if cost is not None else ""
     return (
         f"📊 {stats.fulfilled} fulfilled{cut}, {stats.rejected} rejected · research wall time "
         f"{stats.wall_time:.1f} s · {service_text(stats)} · {stats.speedup_text()} · "
-        f"{tokens:,} tokens{price}"
+        f"{tokens}{price}"
     )
 
 
