@@ -40,6 +40,61 @@ def start_fanwise(*args: str, env: Env | None = None) -> subprocess.Popen[str]:
     )
 
 
+FAILING = """
+import errno, os, sqlite3, sys
+
+journal_after, output_after = (None if a == "-" else int(a) for a in sys.argv[1:3])
+sys.argv = ["fanwise", *sys.argv[3:]]
+if journal_after is not None:  # a journal on a full disk: every write after N call rows fails
+    from fanwise.journal import writer
+
+    execute, rows = writer.Writer._execute, [0]
+
+    def full_journal(self, db, item, pending):
+        rows[0] += item.calls
+        if rows[0] > journal_after:
+            full = sqlite3.OperationalError("database or disk is full")
+            self._failed(db, pending + item.calls, full)
+            return 0
+        return execute(self, db, item, pending)
+
+    writer.Writer._execute = full_journal
+if output_after is not None:  # an output on a full disk: the line past N bytes is torn, ENOSPC
+    from fanwise.batch import sink
+
+    write = sink.LineSink._write
+
+    def full_output(self, fd, data):
+        if self.size + len(data) > output_after:
+            os.write(fd, data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        write(self, fd, data)
+
+    sink.LineSink._write = full_output
+from fanwise.cli import main
+
+main()
+"""
+
+
+def start_failing_fanwise(
+    *args: str,
+    journal_fails_after: int | None = None,
+    output_fails_after: int | None = None,
+    env: Env | None = None,
+) -> subprocess.Popen[str]:
+    """``start_fanwise`` on a disk that fills up: the journal's writes fail after that many call
+    rows, or the output's after that many bytes (the line that passes it is torn in half)."""
+    limits = [str(n) if n is not None else "-" for n in (journal_fails_after, output_fails_after)]
+    return subprocess.Popen(
+        [sys.executable, "-c", FAILING, *limits, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_environ({"PYTHONUNBUFFERED": "1", **(env or {})}),
+    )
+
+
 def kill_once_submitted(
     process: subprocess.Popen[str], journal: Path, *, within: float, then: float = 0.0
 ) -> None:

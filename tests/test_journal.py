@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fanwise import Call, Engine, Fulfilled, Rejected, Request, RetryPolicy
-from fanwise.events import CallSettled, CallStarted, Event
+from fanwise.events import CallStarted, Event
 from fanwise.journal import MIGRATIONS, Journal, JournalError, JournalStore
 from fanwise.models import OfflineModel, OfflineSettings
 from fanwise.models.base import Completion
@@ -24,7 +23,8 @@ EXPECTED_SCHEMA = {
         "CREATE TABLE runs ( id INTEGER PRIMARY KEY, kind TEXT NOT NULL, topic TEXT NOT NULL, "
         "spec TEXT NOT NULL, endpoint TEXT NOT NULL, total INTEGER, status TEXT NOT NULL, "
         "reason TEXT, summary TEXT, started_at REAL NOT NULL, ended_at REAL, pid INTEGER ,"
-        " content TEXT NOT NULL DEFAULT 'full')"
+        " content TEXT NOT NULL DEFAULT 'full', unanswered INTEGER NOT NULL DEFAULT 0,"
+        " unanswered_usd REAL NOT NULL DEFAULT 0)"
     ),
     ("table", "calls"): (
         "CREATE TABLE calls ( id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES "
@@ -47,6 +47,10 @@ EXPECTED_SCHEMA = {
         "updated_at REAL NOT NULL )"
     ),
     ("index", "batches_by_run"): "CREATE INDEX batches_by_run ON batches(run_id, state)",
+    ("table", "sent"): (
+        "CREATE TABLE sent ( run_id INTEGER NOT NULL, idx INTEGER NOT NULL, key TEXT NOT NULL, "
+        "estimate REAL, sent_at REAL NOT NULL, PRIMARY KEY (run_id, idx) ) WITHOUT ROWID"
+    ),
 }
 
 
@@ -65,9 +69,9 @@ def written_bytes(folder: Path) -> bytes:
     return b"".join(path.read_bytes() for path in folder.iterdir() if path.is_file())
 
 
-def waiting(journal: Journal) -> bool:
-    """Rows written and not committed yet (a function: mypy would narrow the attribute)."""
-    return journal.db.in_transaction
+def failure(recording: JournalStore) -> Exception | None:
+    """Why the store stops the sending (a function: mypy would narrow the property)."""
+    return recording.failure
 
 
 def store(
@@ -110,58 +114,59 @@ def test_a_journal_that_cannot_be_created_is_a_clear_error(tmp_path: Path) -> No
         Journal.open(tmp_path / "file" / "j.db")
 
 
-async def test_each_call_is_written_before_it_is_heard_and_committed_before_the_next_is_sent(
+async def test_each_call_is_committed_before_the_next_is_sent_and_marked_sent_before_its_own(
     journal: Journal, tmp_path: Path
 ) -> None:
-    """On CallSettled the run's own connection reads the call's row; by the time the freed
-    slot's next call starts, another connection reads it too (the pass's commit came first)."""
+    """When a call starts, another connection reads the rows of every call settled before it
+    and the call's own sent mark (the write-ahead intent); a settled call's mark is gone."""
     run_id = journal.start_run("workflow", "t", {}, endpoint="scripted")
     reader = sqlite3.connect(tmp_path / "journal.db")
-    written: list[int] = []
-    committed_at_start: list[int] = []
+    at_start: list[tuple[int, list[int]]] = []
 
     def count(db: sqlite3.Connection) -> int:
         rows = db.execute("SELECT COUNT(*) FROM calls WHERE run_id = ?", (run_id,))
         return int(rows.fetchone()[0])
 
+    def marks() -> list[int]:
+        return [row[0] for row in reader.execute("SELECT idx FROM sent ORDER BY idx")]
+
     def observe(event: Event) -> None:
-        if isinstance(event, CallSettled):
-            written.append(count(journal.db))
-        elif isinstance(event, CallStarted):
-            committed_at_start.append(count(reader))
+        if isinstance(event, CallStarted):
+            at_start.append((count(reader), marks()))
 
     model = ScriptedModel()
     for prompt in ("a", "b", "c"):
         model.enqueue(prompt, Reply(delay=0.001))
     engine = Engine(model, store=store(journal, run_id), observer=observe, concurrency=1)
     await engine.run(calls("a", "b", "c"))
-    assert written == [1, 2, 3]
-    assert committed_at_start == [0, 1, 2]
-    assert count(reader) == 3  # the last pass's commit ran before the run returned
+    assert at_start == [(0, [0]), (1, [1]), (2, [2])]
+    assert count(reader) == 3 and marks() == []  # committed before the run returned
 
 
-async def test_the_rows_of_one_pass_share_one_commit_and_a_failed_commit_is_counted(
+async def test_the_writer_thread_commits_when_asked_and_counts_a_failed_write(
     journal: Journal,
 ) -> None:
-    """Rows settled in one pass wait for one commit at the next pass; a commit that fails is
-    rolled back and counted as unrecorded (the answers went on), not raised into the loop."""
+    """Rows queued on the loop are committed by the writer thread when the engine asks; a write
+    that fails rolls its transaction back, is counted as unrecorded (the answers went on),
+    reported once on the loop's thread, and fails the store closed."""
     run_id = journal.start_run("workflow", "t", {}, endpoint="scripted")
     recording = store(journal, run_id)
+    errors: list[Exception] = []
+    journal.on_write_error = errors.append
     outcome: Fulfilled[Completion] = Fulfilled(Completion("x"), 0.1)
     recording.record(0, Call(Request.text("a")), outcome)
-    assert waiting(journal)  # written, waiting for the pass's commit
-    await asyncio.sleep(0)
-    assert not waiting(journal) and recording.unrecorded == 0
+    assert await journal.committed() is None
+    assert recording.unrecorded == 0 and failure(recording) is None
 
     recording.record(1, Call(Request.text("b")), outcome)
-    # A check SQLite defers to the commit: a row of a run that does not exist fails it there.
-    journal.db.execute("PRAGMA defer_foreign_keys = ON")
+    # A row of a run that does not exist breaks a foreign key: the transaction fails.
     JournalStore(journal, 999, prices=PRICES, endpoint="scripted").record(
         2, Call(Request.text("c")), outcome
     )
-    await asyncio.sleep(0)
-    assert not waiting(journal)
-    assert recording.unrecorded == 2 and isinstance(recording.write_error, sqlite3.Error)
+    error = await journal.committed()
+    assert isinstance(error, sqlite3.Error) and errors == [error]
+    assert recording.unrecorded == 2 and recording.write_error is error
+    assert "not sent" in str(failure(recording))
     assert [row[0] for row in journal.db.execute("SELECT idx FROM calls")] == [0]
 
 

@@ -6,10 +6,11 @@ import json
 import sqlite3
 from pathlib import Path
 
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from fanwise import Call, Engine, Fulfilled, Request
 from fanwise.cli import cli
+from fanwise.cli.errors import EXIT_UNRECORDED
 from fanwise.journal import Journal, JournalStore
 from fanwise.prices import load_prices
 from tests.scripted import ScriptedModel
@@ -30,20 +31,44 @@ async def test_a_failed_journal_write_keeps_the_outcome_and_is_counted(tmp_path:
     assert store.unrecorded == 2 and isinstance(store.write_error, sqlite3.Error)
 
 
-def test_the_cli_warns_when_the_journal_lost_calls(tmp_path: Path) -> None:
-    """The command still prints its result and exits 0, and warns that resume would re-ask."""
+def broken_journal(tmp_path: Path) -> Path:
+    """A journal whose calls table is gone: every call row fails to write."""
     journal = tmp_path / "journal.db"
     Journal.open(journal).close()
     with sqlite3.connect(journal) as other:
         other.execute("DROP TABLE calls")
-    result = CliRunner().invoke(
+    return journal
+
+
+def travel(journal: Path, *flags: str) -> Result:
+    return CliRunner().invoke(
         cli,
-        ["travel", "Kyoto", "--offline-latency", "0,0.01", "--journal", str(journal), "--json"],
+        ["travel", "Kyoto", "--offline-latency", "0,0.01", "--journal", str(journal), *flags],
         env={"OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""},
     )
+
+
+def test_on_journal_error_continue_warns_when_the_journal_lost_calls(tmp_path: Path) -> None:
+    """With --on-journal-error continue the command prints its result, exits 0, and warns that
+    a resume would ask the lost calls again."""
+    result = travel(broken_journal(tmp_path), "--json", "--on-journal-error", "continue")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["status"] == "complete"
     assert "the journal could not record 4 settled calls" in result.stderr
+
+
+def test_a_journal_that_fails_stops_the_run_and_marks_it_unrecorded(tmp_path: Path) -> None:
+    """By default the first failed write stops the sending (the synthesis is not sent), says so
+    in one line with the cause, exits 5 and leaves the run unrecorded, never complete."""
+    journal = broken_journal(tmp_path)
+    result = travel(journal, "--plain")
+    assert result.exit_code == EXIT_UNRECORDED, result.stderr
+    said = [line for line in result.stderr.splitlines() if "stopped sending" in line]
+    assert said[0].startswith("fanwise: error: the journal could not record a call (")
+    assert "no such table: calls" in said[0] and "Traceback" not in result.stderr
+    assert "Every answer paid for is in stdout" in result.stderr
+    with sqlite3.connect(journal) as db:
+        assert db.execute("SELECT status FROM runs").fetchall() == [("unrecorded",)]
 
 
 def test_processes_creating_one_journal_at_once_all_open_it(tmp_path: Path) -> None:

@@ -7,6 +7,12 @@ outcome the dispatch reports is journaled, emitted and handed on the moment it e
 deadline and fail-fast stop the dispatch and settle the calls it had open (with the attempt
 under way) and those never handed over. The engine owns no terminal and no file: observers and
 the store are handed in.
+
+A store may also mark each call as sent before its request goes out (``intend``, the journal's
+write-ahead intent) and make each request wait for the commit of everything recorded before it
+(``committed``), which can answer with a reason to send no more (the journal failed). ``halt``
+stops the sending for any reason (an output that cannot be written): from then on every call
+not yet sent settles ``Rejected`` with that reason, and the calls in flight finish.
 """
 
 from __future__ import annotations
@@ -70,6 +76,14 @@ class Engine:
         self.admit = admit  # called before a call is handed over; raising refuses it (--max-cost)
         self.clock = clock
         self.origin = clock()
+        self.halted: Exception | None = None
+
+    def halt(self, reason: Exception) -> None:
+        """Send no more requests: every call not yet sent settles ``Rejected`` with ``reason``
+        (say ``Cancelled("not sent: ...")``); the calls in flight finish. The first reason
+        stays."""
+        if self.halted is None:
+            self.halted = reason
 
     @property
     def model(self) -> Model:
@@ -159,6 +173,7 @@ class Engine:
         else:
             lost = f"{type(self.dispatch).__name__} ended without an outcome for this call"
             run.cut(source, lambda: RuntimeError(lost), lambda: RuntimeError(lost))
+        await run.committed()
         return [run.results[i] for i in sorted(run.results)]
 
     async def complete(
@@ -168,7 +183,12 @@ class Engine:
         run = _Run(self, None, keep=True, fail_fast=False, carried=frozenset())
         ticket = run.ticket(index, call)
         if ticket is not None:
-            run.settled(ticket, await self.live.outcome(ticket, run, on_delta))
+            blocked = await run.cleared(ticket)
+            if blocked is not None:
+                run.settled(ticket, ticket.outcome(blocked, self.now()))
+            else:
+                run.settled(ticket, await self.live.outcome(ticket, run, on_delta))
+        await run.committed()
         return run.results[index]
 
 
@@ -208,19 +228,45 @@ class _Run:
         self.engine.emit(event)
 
     def ticket(self, index: int, call: Call) -> Ticket | None:
-        """A ticket for a call to send; None when it settled here (journaled, or refused)."""
+        """A ticket for a call to send, marked sent in the store; None when it settled here
+        (journaled, refused, or the sending halted)."""
         if self._reused(index, call):
             return None
         engine = self.engine
         ticket = Ticket(index, call)
         self.open[index] = ticket
+        store = engine.store
+        halted = engine.halted or getattr(store, "failure", None)
+        if halted is not None:
+            engine.halt(halted)
+            self.settled(ticket, Rejected(halted, 0.0, self.now()))
+            return None
         if engine.admit is not None and (index, call.key) not in self.carried:
             try:
                 engine.admit(call)
             except Exception as exc:
                 self.settled(ticket, Rejected(exc, 0.0, self.now()))
                 return None
+        intend = getattr(store, "intend", None)
+        if intend is not None:
+            intend(index, call)
         return ticket
+
+    async def cleared(self, ticket: Ticket) -> Exception | None:
+        """Wait, before ``ticket``'s request goes out, for the store to commit everything
+        recorded before it (its sent mark too); the reason not to send it, or None."""
+        await self.committed()
+        return self.engine.halted
+
+    async def committed(self) -> None:
+        """Wait for the store's commit of everything recorded so far; a failure it reports
+        halts the sending."""
+        committed = getattr(self.engine.store, "committed", None)
+        if committed is None:
+            return
+        reason = await committed()
+        if reason is not None:
+            self.engine.halt(reason)
 
     def settled(self, ticket: Ticket, outcome: CallOutcome) -> None:
         """Journal, emit and hand on an outcome, once; a rejection stops a fail-fast run."""

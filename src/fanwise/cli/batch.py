@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import click
 
 from fanwise.batch import BatchSummary, LineError, LineReader, run_batch
+from fanwise.cli.batch_output import BatchOutput, batch_output, recover
 from fanwise.cli.engines import model_settings, seconds_left, with_deadline
-from fanwise.cli.errors import EXIT_NO_RESULT, EXIT_OK, EXIT_PARTIAL, InputError
+from fanwise.cli.errors import (
+    EXIT_NO_RESULT,
+    EXIT_OK,
+    EXIT_OUTPUT_FAILED,
+    EXIT_PARTIAL,
+    InputError,
+)
 from fanwise.cli.flags import batch_options
 from fanwise.cli.inputs import STDIN, spool_stdin
 from fanwise.cli.options import RunOptions
@@ -30,6 +36,7 @@ from fanwise.cli.session import (
 from fanwise.engine import Call, CallOutcome, Engine
 from fanwise.journal import call_cost
 from fanwise.models.settings import ModelSettings
+from fanwise.outcome import Cancelled
 from fanwise.prices import format_usd
 
 
@@ -134,7 +141,7 @@ def execute_batch(
         "options": options_spec(options),
     }
     line_of: dict[int, int] = {}  # run_batch fills it, the journal reads each call's line
-    with _output(options.out) as sink:
+    with batch_output(options.out, resume=resume is not None) as output:
         session = open_session(
             options,
             kind="batch",
@@ -144,17 +151,37 @@ def execute_batch(
             resume=resume,
             lines=line_of,
         )
+        if output.previous is not None and session.journal is not None and resume is not None:
+            kept = recover(
+                output.previous,
+                source,
+                session.journal,
+                resume,
+                LineReader(defaults, instructions),
+                validate=validate,
+            )
+            if kept:
+                click.echo(
+                    f"fanwise: kept {kept} answers from --out {options.out} that the journal "
+                    "lacked: they are not sent again",
+                    err=True,
+                )
 
         used: list[Engine] = []  # the engine the run made: an auto run's switch is in it
 
         async def body(current: Run) -> BatchSummary:
             used.append(engine := current.engine())
             return await _batch(
-                source, sink, current, engine, defaults, total, instructions, validate, line_of
+                source, output, current, engine, defaults, total, instructions, validate, line_of
             )
 
         summary, _ = run(options, model, session, body, total=total)
-    status = _status(summary)
+        status, reason = _status(summary), None
+        if summary.bad_lines:
+            reason = f"{summary.bad_lines} bad input lines"
+        if output.sink.error is not None:
+            status, reason = "interrupted", f"the output could not be written ({output.sink.error})"
+        output.whole = output.sink.error is None and not session.failed_closed
     by_path = None
     if options.engine == "auto":  # imported only then: the others need none of it
         from fanwise.cli.auto_view import totals, totals_line
@@ -163,7 +190,7 @@ def execute_batch(
     extra = {} if by_path is None else {"auto": by_path.to_dict()}
     session.finish(
         status,
-        reason=f"{summary.bad_lines} bad input lines" if summary.bad_lines else None,
+        reason=reason,
         summary={**summary.to_dict(), "cost_usd": round(session.cost, 6), **extra},
     )
     if not options.quiet:
@@ -178,7 +205,26 @@ def execute_batch(
             line = unwritten("--report", options.report, exc, session, "report", options.journal)
             click.echo(line, err=True)
             return EXIT_NO_RESULT
-    return {"complete": EXIT_OK, "partial": EXIT_PARTIAL}.get(status, EXIT_NO_RESULT)
+    if output.sink.error is not None:
+        return EXIT_OUTPUT_FAILED
+    return session.exit_code(
+        {"complete": EXIT_OK, "partial": EXIT_PARTIAL}.get(status, EXIT_NO_RESULT)
+    )
+
+
+def output_failed(error: OSError, session: Session) -> str:
+    """The one line said when the output cannot be written (a full disk)."""
+    where = session.output
+    cause = error.strerror or str(error)
+    if session.resume_command is None:
+        return (
+            f"fanwise: error: cannot write {where} ({cause}): stopped sending; the calls in "
+            "flight finish, but with no journal their answers are lost: run the command again"
+        )
+    return (
+        f"fanwise: error: cannot write {where} ({cause}): stopped sending; every answer is kept "
+        f"in the journal. Free some space, then: {session.resume_command}"
+    )
 
 
 def _calls(source: Path, defaults: ModelSettings, instructions: str | None) -> Iterator[Call]:
@@ -226,22 +272,9 @@ def _status(summary: BatchSummary) -> str:
     return "complete"
 
 
-@contextlib.contextmanager
-def _output(path: str | None) -> Iterator[IO[str]]:
-    if path is None:
-        yield sys.stdout
-        return
-    try:
-        stream = Path(path).open("w", encoding="utf-8")  # noqa: SIM115  closed below
-    except OSError as exc:
-        raise InputError(f"--out {path}: cannot write: {exc.strerror}") from None
-    with stream:
-        yield stream
-
-
 async def _batch(
     source: Path,
-    sink: IO[str],
+    output: BatchOutput,
     current: Run,
     engine: Engine,
     defaults: ModelSettings,
@@ -253,8 +286,12 @@ async def _batch(
     session = current.session
 
     def write(line: str) -> None:
-        sink.write(line + "\n")
-        sink.flush()
+        if output.sink.write(line) or engine.halted is not None:
+            return
+        error = output.sink.error
+        assert error is not None
+        engine.halt(Cancelled(f"not sent: the output could not be written ({error})"))
+        click.echo(output_failed(error, session), err=True)
 
     def bad_line(error: LineError) -> None:
         click.echo(f"fanwise: {source}:{error.line}: {error.reason}", err=True)

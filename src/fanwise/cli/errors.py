@@ -18,8 +18,15 @@ EXIT_USAGE = 2
 """Bad input, found before any request was paid for; or every call refused for the key."""
 EXIT_PARTIAL = 4
 """A result, with some calls failed: the output says what is missing."""
+EXIT_UNRECORDED = 5
+"""The journal could not record the run (a full disk): sending stopped at the first failed
+write, the answers paid for are in the output, the run is marked ``unrecorded``."""
+EXIT_OUTPUT_FAILED = 6
+"""The output file could not be written (a full disk): sending stopped, every answer is in the
+journal, the run is marked ``interrupted``; ``fanwise resume RUN`` writes the output again."""
 EXIT_INTERRUPTED = 130
-"""Ctrl-C: the run is kept in the journal, ``fanwise resume RUN`` finishes it."""
+"""Ctrl-C: the run is kept in the journal, ``fanwise resume RUN`` finishes it. SIGTERM exits
+143 and SIGHUP 129 (128 + the signal, ``fanwise.cli.interrupt``)."""
 EXIT_CLOSED_PIPE = 141
 """The reader of stdout went away (``| head``): 128 + SIGPIPE, as ``cat`` or ``git log`` end.
 A run stopped this way is interrupted in the journal, and ``fanwise resume RUN`` finishes it."""

@@ -69,7 +69,10 @@ def runs(limit: int, as_json: bool, journal: str | None) -> None:
     rows = [("ID", "STARTED", "KIND", "TOPIC", "OK", "FAILED", "SYNTHESIS", "COST", "STATUS")]
     for record, counts in records:
         totals = record.totals
-        cost = format_usd(totals.cost) + ("+?" if totals.unpriced else "")
+        cost = format_usd(totals.cost)
+        if totals.unanswered:  # calls sent and never answered: paid for, perhaps
+            cost = f"{cost}–{format_usd(totals.cost_max)}"
+        cost += "+?" if totals.unpriced else ""
         rows.append(
             (
                 str(record.id),
@@ -111,6 +114,8 @@ def show(
     with read_journal(journal, purpose="fanwise show RUN") as opened:
         record = _find(opened, run_id)
         calls = list(opened.latest_calls(run_id))
+    if record.totals.unanswered:
+        click.echo(unanswered_note(record), err=True)
     if not record.text_kept and not timeline:
         click.echo(
             f"fanwise: run {run_id} kept no prompt or answer text (--journal-content meta): "
@@ -300,6 +305,16 @@ def _find(journal: Journal, run_id: int) -> RunRecord:
     if record is None:
         raise InputError(f"no run {run_id} in the journal {journal.path} (see: fanwise runs)")
     return record
+
+
+def unanswered_note(record: RunRecord) -> str:
+    """What a crash may have cost beyond the journal: the calls sent and never answered."""
+    totals = record.totals
+    return (
+        f"fanwise: run {record.id}: {totals.unanswered} calls were sent and never answered (a "
+        "crash or an interruption): they may have been paid for, so its cost is "
+        f"{format_usd(totals.cost)} to {format_usd(totals.cost_max)}"
+    )
 
 
 def _run_dict(record: RunRecord) -> dict[str, Any]:

@@ -20,8 +20,8 @@ def journal_option() -> Callable[[Any], Any]:
 
 
 def journal_options() -> list[Callable[[Any], Any]]:
-    """``--journal``, ``--no-journal``, ``--journal-content``, ``--cache``, ``--max-cost`` and
-    ``--prices``."""
+    """``--journal``, ``--no-journal``, ``--journal-content``, ``--on-journal-error``,
+    ``--cache``, ``--max-cost`` and ``--prices``."""
     return [
         journal_option(),
         click.option(
@@ -38,6 +38,14 @@ def journal_options() -> list[Callable[[Any], Any]]:
             envvar="FANWISE_JOURNAL_CONTENT",
             help="meta: journal the run's shape, status, timings, usage and cost, but no prompt "
             "or answer text (no resume).",
+        ),
+        click.option(
+            "--on-journal-error",
+            type=click.Choice(["stop", "continue"]),
+            default="stop",
+            show_default=True,
+            help="When the journal cannot be written (a full disk): stop sending at once (the "
+            "answers paid for stay in the output, exit 5), or continue unrecorded.",
         ),
         click.option(
             "--cache",

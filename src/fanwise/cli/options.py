@@ -37,6 +37,7 @@ class RunOptions:
     journal: str | None = None
     no_journal: bool = False
     journal_content: str = "full"
+    on_journal_error: str = "stop"
     cache: bool = False
     max_cost: float | None = None
     prices: str | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from fanwise.budget import Budget
-from fanwise.cli.errors import InputError
+from fanwise.cli.errors import EXIT_UNRECORDED, InputError
 from fanwise.cli.options import RunOptions
 from fanwise.factory import endpoint_label
 from fanwise.journal import Content, CostStore, Journal, JournalError, JournalStore
@@ -58,6 +59,32 @@ class Session:
     prices: PriceTable
     budget: Budget | None
     resume_command: str | None
+    output: str = "the output"
+    """Where the answers go, as the failure lines name it (``--out FILE``, or stdout)."""
+
+    @property
+    def failed_closed(self) -> bool:
+        """The journal failed and the run stopped sending (``--on-journal-error stop``)."""
+        return isinstance(self.store, JournalStore) and self.store.failure is not None
+
+    def exit_code(self, code: int) -> int:
+        """The command's exit code: ``EXIT_UNRECORDED`` when the journal failed closed."""
+        return EXIT_UNRECORDED if self.failed_closed else code
+
+    def journal_failed(self, error: Exception) -> None:
+        """The journal's first failed write, said at once (one line, with the cause)."""
+        if isinstance(self.store, JournalStore) and self.store.on_error == "continue":
+            click.echo(
+                f"fanwise: warning: the journal could not record a call ({error}); sending on "
+                "(--on-journal-error continue): what it misses, a resume would ask again",
+                err=True,
+            )
+            return
+        click.echo(
+            f"fanwise: error: the journal could not record a call ({error}): stopped sending; "
+            f"the calls in flight finish into {self.output}",
+            err=True,
+        )
 
     @property
     def cost(self) -> float:
@@ -76,15 +103,25 @@ class Session:
         summary: Mapping[str, Any] | None = None,
         total: int | None = None,
     ) -> None:
-        """Close the run with its status; tell the user if the budget stopped launches."""
+        """Close the run with its status (``unrecorded`` when the journal failed closed); tell
+        the user if the budget stopped launches or the journal lost calls."""
         for note in (self.budget_note(), self.journal_note()):
             if note is not None:
                 click.echo(note, err=True)
                 reason = f"{reason}; {note}" if reason else note
+        if self.failed_closed:
+            status = "unrecorded"
         if self.journal is not None and self.run_id is not None:
-            self.journal.finish_run(
-                self.run_id, status, reason=reason, summary=summary, total=total
-            )
+            try:
+                self.journal.finish_run(
+                    self.run_id, status, reason=reason, summary=summary, total=total
+                )
+            except sqlite3.Error as exc:
+                click.echo(
+                    f"fanwise: error: the journal could not even record that run {self.run_id} "
+                    f"ended {status} ({exc}): `fanwise runs` will show it as stopped",
+                    err=True,
+                )
             self.journal.close()
 
     def finish_workflow(self, result: WorkflowResult) -> None:
@@ -109,7 +146,10 @@ class Session:
         cancelled = "\nfanwise: interrupted: the calls in flight were cancelled"
         if self.journal is None or self.run_id is None:
             return f"{cancelled}; the journal is off, so nothing was kept and there is no resume."
-        self.journal.finish_run(self.run_id, "interrupted", reason=f"interrupted ({how})")
+        try:
+            self.journal.finish_run(self.run_id, "interrupted", reason=f"interrupted ({how})")
+        except sqlite3.Error as exc:
+            cancelled += f" (the journal could not record it: {exc})"
         self.journal.close()
         if self.resume_command is None:
             return (
@@ -123,12 +163,34 @@ class Session:
 
     def journal_note(self) -> str | None:
         store = self.store
+        if self.failed_closed:
+            assert isinstance(store, JournalStore)
+            lost = f"{store.unrecorded} settled calls" if store.unrecorded else "the run"
+            return (
+                f"fanwise: error: the journal could not record {lost} ({store.write_error}), "
+                f"so fanwise stopped sending; run {self.run_id} is marked unrecorded. Every "
+                f"answer paid for is in {self.output}: keep it. {self.recovery()}"
+            )
         if not store.unrecorded:
             return None
         return (
             f"fanwise: warning: the journal could not record {store.unrecorded} settled calls "
             f"({store.write_error}); their answers are in this output, but a resume would ask "
             "them again"
+        )
+
+    def recovery(self) -> str:
+        """How to get the rest once the journal can be written again."""
+        if self.resume_command is None:
+            return "Free some space and run the command again."
+        if self.output.startswith("--out"):
+            return (
+                f"Once the journal's disk has room, {self.resume_command} takes those answers "
+                "back from the output file and sends only the rest."
+            )
+        return (
+            f"Once the journal's disk has room, {self.resume_command} sends the rest, and asks "
+            "again what the journal missed."
         )
 
     def budget_note(self) -> str | None:
@@ -311,13 +373,17 @@ def open_session(
         resume=resume is not None,
         cache=options.cache,
         lines=lines,
+        on_error="continue" if options.on_journal_error == "continue" else "stop",
     )
     command: str | None = f"fanwise resume {run_id}"
     if options.journal:
         command = f"{command} --journal {shlex.quote(options.journal)}"
     if content is Content.META:
         command = None  # no prompt kept to send again, no answer to reuse
-    return Session(journal, run_id, store, prices, budget, command)
+    output = f"--out {options.out}" if options.out else "stdout"
+    session = Session(journal, run_id, store, prices, budget, command, output)
+    journal.on_write_error = session.journal_failed
+    return session
 
 
 def workflow_spec(

@@ -105,7 +105,7 @@ def execute_staged(
         click.echo(_summary(result, session.cost), err=True)
     if result.reason:
         click.echo(f"fanwise: no {workflow.title}: {result.reason}", err=True)
-    return EXIT_CODES[result.status]
+    return session.exit_code(EXIT_CODES[result.status])
 
 
 def _summary(result: StagedResult, cost: float) -> str:

@@ -233,7 +233,7 @@ def execute(
             click.echo(_offline_cache_note(plan, len(result.answers)), err=True)
     if result.reason:
         click.echo(f"fanwise: no {plan.title}: {result.reason}", err=True)
-    return EXIT_NO_RESULT if failed else exit_code(result)
+    return session.exit_code(EXIT_NO_RESULT if failed else exit_code(result))
 
 
 async def _workflow(

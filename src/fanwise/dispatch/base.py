@@ -130,6 +130,12 @@ class Run(Protocol):
         """The call of ``ticket`` ended for good; a second report of it is ignored."""
         ...
 
+    async def cleared(self, ticket: Ticket) -> Exception | None:
+        """Await just before ``ticket``'s first request goes out: the journal has committed
+        everything before it (its sent mark too). A reason means: do not send it, settle it
+        with that reason (the run halted: its journal failed, its output cannot be written)."""
+        ...
+
 
 class Dispatch(Protocol):
     """Sends calls. ``send`` is all a dispatch must write: subclass this for the defaults."""

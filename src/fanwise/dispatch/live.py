@@ -97,7 +97,11 @@ class Live(Dispatch):
         ended: asyncio.Event | None = None,
     ) -> None:
         try:
-            outcome = await self.outcome(ticket, run, on_delta)
+            blocked = await run.cleared(ticket)  # the journal committed what came before
+            if blocked is not None:
+                outcome = ticket.outcome(blocked, run.now())
+            else:
+                outcome = await self.outcome(ticket, run, on_delta)
         finally:
             slots.release()
             if ended is not None:

@@ -1,16 +1,15 @@
 """The journal file: one SQLite database in WAL mode, safe to share between processes.
 
-Each settled call is one ``INSERT``, written before anyone hears that the call settled. The rows
-written in one pass of the event loop are committed together, by a callback at the start of the
-next pass (``Journal.flush``), so a crash loses only the calls in flight and the ones whose rows
-were still waiting for that commit, never a call settled in an earlier pass. A commit was most
-of a write's cost: ``record_call`` takes 108 µs a row with a commit each and 48 µs at 100 rows
-a pass (``python benchmarks/journal_write.py``), and at N = 10,000 with 1,000 calls in flight a
-pass settles dozens of calls. Without a running
-event loop (a script calling ``record_call``) each row is committed at once. The writes are
-synchronous ``sqlite3``, against about 30 µs more through ``aiosqlite``'s thread hop: a call
-lasts a thousand times longer, so blocking the event loop for the write is cheaper than a
-thread.
+Each settled call is one ``INSERT``, queued before anyone hears that the call settled, and
+written by the journal's writer thread (``fanwise.journal.writer``), on its own connection, so
+a locked or slow journal never stops the event loop. Before a call's request goes out, the
+engine waits for the commit of everything queued so far (``committed``): the rows of the calls
+settled before it, and its own sent mark (``record_sent``, the write-ahead intent), so a crash
+loses only the calls in flight, and the journal says how many those were. One commit covers a
+whole pass of the event loop, as before: ``record_call`` takes 48 µs a row at 100 rows a pass
+against 108 µs with a commit each (``python benchmarks/journal_write.py``). Without a running
+event loop (a script calling ``record_call``) each row is written and committed at once, on the
+caller's thread.
 
 The file is private (``fanwise.paths``): created ``0600`` before SQLite opens it, its ``-wal``
 and ``-shm`` made under a ``0077`` umask (SQLite gives them the database's mode too), any of
@@ -45,6 +44,7 @@ from fanwise.journal.content import (
 )
 from fanwise.journal.records import CallRecord, RunRecord, Totals
 from fanwise.journal.schema import JournalError, migrate
+from fanwise.journal.writer import Writer
 from fanwise.models.base import Completion, Endpoint, Request, Usage
 from fanwise.outcome import Fulfilled, outcome_from_dict
 from fanwise.paths import PRIVATE_FILE, Notify, private_dir, private_file, private_umask, tighten
@@ -62,10 +62,25 @@ _SPENT = """
         COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(cached_tokens), 0)
     FROM calls WHERE run_id = ? AND cached = 0
 """
+_UNANSWERED = """
+    SELECT COUNT(*), COALESCE(SUM(estimate), 0), COALESCE(SUM(estimate IS NULL), 0)
+    FROM sent WHERE run_id = ?
+"""
 _RUN_COLUMNS = (
     "id, kind, topic, spec, endpoint, status, started_at, ended_at, total, reason, summary, pid,"
-    " content"
+    " content, unanswered, unanswered_usd"
 )
+_INSERT_CALL = (
+    "INSERT INTO calls (run_id, idx, key, label, request, status, outcome, error_kind,"
+    " attempts, latency, input_tokens, cached_tokens, output_tokens, reasoning_tokens,"
+    " cost, cached, recorded_at, request_body, response_body, line)"
+    " VALUES (" + ", ".join("?" * 20) + ")"
+)
+_UNSENT = "DELETE FROM sent WHERE run_id = ? AND idx = ?"
+_SENT = "INSERT OR REPLACE INTO sent (run_id, idx, key, estimate, sent_at) VALUES (?, ?, ?, ?, ?)"
+WRITER_BUSY_TIMEOUT = 60.0
+"""How long the writer thread waits for another process's write lock before a write fails: it
+waits off the event loop, so only the sending slows meanwhile."""
 
 
 def _quiet(note: str) -> None:
@@ -86,6 +101,7 @@ class Journal:
         secrets: Iterable[str | None] = (),
         clock: Callable[[], float] = time.time,
         content: Content = Content.FULL,
+        busy_timeout: float = WRITER_BUSY_TIMEOUT,
     ) -> None:
         self.db = db
         self.path = path
@@ -93,11 +109,11 @@ class Journal:
         self.clock = clock
         self.content = content
         self._kinds: dict[int, str] = {}  # run id -> kind, for the runs written here
-        self._waiting = 0  # call rows written and not committed yet (``flush``)
         self._closed = False
-        self.unwritten = 0
-        """Call rows whose commit failed (rolled back): their answers went on, their resume not."""
-        self.write_error: sqlite3.Error | None = None
+        self._busy_timeout = max(busy_timeout, WRITER_BUSY_TIMEOUT)
+        self._writer: Writer | None = None  # started by the first write in an event loop
+        self.on_write_error: Callable[[sqlite3.Error], None] | None = None
+        """Called on the event loop's thread, once, when a write first fails."""
 
     @classmethod
     def open(
@@ -134,42 +150,79 @@ class Journal:
             except OSError as exc:
                 raise JournalError(f"cannot open the journal {path}: {exc.strerror}") from None
             else:
-                return cls(db, path, secrets=secrets, clock=clock, content=Content(content))
+                return cls(
+                    db,
+                    path,
+                    secrets=secrets,
+                    clock=clock,
+                    content=Content(content),
+                    busy_timeout=busy_timeout,
+                )
 
     def close(self) -> None:
-        self.flush()
+        if self._closed:
+            return
+        if self._writer is not None:
+            self._writer.close()
         self.db.close()
         self._closed = True
 
     def flush(self) -> None:
-        """Commit the call rows ``record_call`` wrote since the last commit.
+        """Wait for the writer thread to commit every row queued so far (a failed commit is
+        counted in ``unwritten`` and kept in ``write_error``, not raised)."""
+        if self._writer is not None and not self._closed:
+            self._writer.flush()
 
-        A failed commit is rolled back and counted in ``unwritten`` (with ``write_error``), not
-        raised: it runs as an event-loop callback, where nobody could catch it, and the calls'
-        answers have already gone on.
-        """
-        if self._closed or not self.db.in_transaction:
-            return
+    def committed(self) -> asyncio.Future[sqlite3.Error | None]:
+        """Done once every row queued so far is committed; its result is None, or the first
+        write error. The engine awaits it before a call's request goes out."""
+        return self._writing().committed()
+
+    @property
+    def unwritten(self) -> int:
+        """Settled calls whose rows were rolled back: their answers went on, their resume not."""
+        return 0 if self._writer is None else self._writer.unwritten
+
+    @property
+    def write_error(self) -> sqlite3.Error | None:
+        return None if self._writer is None else self._writer.error
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction on the caller's connection, rolled back if a statement fails: the
+        rows ``record_call`` writes outside an event loop inside it are committed together."""
+        self.db.execute("BEGIN IMMEDIATE")
         try:
-            self.db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self.unwritten += self._waiting
-            self.write_error = exc
+            yield
+        except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 self.db.execute("ROLLBACK")
-        self._waiting = 0
+            raise
+        self.db.execute("COMMIT")
 
-    def _begin(self) -> None:
-        """Open the pass's transaction, its commit scheduled; with no event loop, none (each
-        row then commits on its own, as SQLite does outside a transaction)."""
-        if self.db.in_transaction:
-            return
+    def _writing(self) -> Writer:
+        if self._writer is None:
+            self._writer = Writer(
+                self.path, busy_timeout=self._busy_timeout, on_error=self._write_failed
+            )
+        return self._writer
+
+    def _write_failed(self, error: sqlite3.Error) -> None:
+        if self.on_write_error is not None:
+            self.on_write_error(error)
+
+    def _queue(self, *statements: tuple[str, tuple[Any, ...]], calls: int = 0) -> None:
+        """Queue statements for the writer thread inside an event loop; outside one, execute
+        and commit them here and now (raising what fails)."""
         try:
-            loop = asyncio.get_running_loop()
+            asyncio.get_running_loop()
         except RuntimeError:
+            self.flush()
+            with contextlib.nullcontext() if self.db.in_transaction else self.transaction():
+                for sql, params in statements:
+                    self.db.execute(sql, params)
             return
-        self.db.execute("BEGIN")
-        loop.call_soon(self.flush)
+        self._writing().put(statements, calls=calls)
 
     def __enter__(self) -> Journal:
         return self
@@ -233,13 +286,18 @@ class Journal:
         return cursor.lastrowid
 
     def reopen_run(self, run_id: int) -> None:
-        """A run being resumed: running again, in this process."""
+        """A run being resumed: running again, in this process. The calls an earlier process
+        sent and never heard back from (its sent marks) are counted into the run's
+        ``unanswered`` for good: they may have been paid for; this process sends them again."""
         self.flush()
-        self.db.execute(
-            "UPDATE runs SET status = 'running', reason = NULL, ended_at = NULL, pid = ?"
-            " WHERE id = ?",
-            (os.getpid(), run_id),
-        )
+        count, estimate, _ = self.db.execute(_UNANSWERED, (run_id,)).fetchone()
+        with self.transaction():
+            self.db.execute(
+                "UPDATE runs SET status = 'running', reason = NULL, ended_at = NULL, pid = ?,"
+                " unanswered = unanswered + ?, unanswered_usd = unanswered_usd + ? WHERE id = ?",
+                (os.getpid(), count, estimate, run_id),
+            )
+            self.db.execute("DELETE FROM sent WHERE run_id = ?", (run_id,))
 
     def finish_run(
         self,
@@ -275,8 +333,10 @@ class Journal:
         ).fetchall()
         return [self._run(row) for row in rows]
 
-    def totals(self, run_id: int) -> Totals:
-        """Counts by each call's latest outcome; usage and cost over every row ever written."""
+    def totals(self, run_id: int, unanswered: tuple[int, float] = (0, 0.0)) -> Totals:
+        """Counts by each call's latest outcome; usage and cost over every row ever written;
+        the calls sent and never answered (``unanswered``: those an earlier process of the run
+        left, counted at its resume) with the sent marks still open."""
         counts = {"fulfilled": 0, "rejected": 0, "cached": 0}
         for status, cached, count in self.db.execute(_COUNTS, (run_id,)):
             counts[status] += count
@@ -284,6 +344,7 @@ class Journal:
         cost, unpriced, inp, out, reasoning, cached_tokens = self.db.execute(
             _SPENT, (run_id,)
         ).fetchone()
+        open_marks, open_usd, _ = self.db.execute(_UNANSWERED, (run_id,)).fetchone()
         return Totals(
             counts["fulfilled"],
             counts["rejected"],
@@ -291,6 +352,8 @@ class Journal:
             Usage(int(inp), int(out), int(reasoning), int(cached_tokens)),
             float(cost),
             int(unpriced),
+            unanswered[0] + int(open_marks),
+            unanswered[1] + float(open_usd),
         )
 
     def _run(self, row: tuple[Any, ...]) -> RunRecord:
@@ -310,7 +373,7 @@ class Journal:
             reason=reason,
             summary=json.loads(summary) if summary else {},
             pid=pid,
-            totals=self.totals(run_id),
+            totals=self.totals(run_id, (int(row[13]), float(row[14]))),
             content=Content(row[12]),
         )
 
@@ -326,8 +389,8 @@ class Journal:
         cost: float | None,
         line: int | None = None,
     ) -> None:
-        """Append one settled call; it is committed with the others of this pass (``flush``).
-        ``line`` is a batch call's input line."""
+        """Append one settled call (and close its sent mark); the writer thread commits it
+        with the others of this pass. ``line`` is a batch call's input line."""
         usage = outcome_usage(outcome)
         cached = isinstance(outcome, Fulfilled) and outcome.cached
         label, stored = call.label, outcome.to_dict()
@@ -342,36 +405,36 @@ class Journal:
             body = _compress(self._redact(call.canonical_body).encode())
             raw = outcome.value.raw if isinstance(outcome, Fulfilled) else b""
             response = _compress(self._redact_bytes(raw)) if raw else None
-        self._begin()
-        self.db.execute(
-            "INSERT INTO calls (run_id, idx, key, label, request, status, outcome, error_kind,"
-            " attempts, latency, input_tokens, cached_tokens, output_tokens, reasoning_tokens,"
-            " cost, cached, recorded_at, request_body, response_body, line)"
-            " VALUES (" + ", ".join("?" * 20) + ")",
-            (
-                run_id,
-                index,
-                call.key,
-                self._redact(label),
-                request,
-                outcome.status,
-                self._json(stored),
-                None if isinstance(outcome, Fulfilled) else outcome.kind.value,
-                len(outcome.attempts),
-                outcome.latency,
-                usage.input_tokens,
-                usage.cached_tokens,
-                usage.output_tokens,
-                usage.reasoning_tokens,
-                0.0 if cached else cost,
-                int(cached),
-                self.clock(),
-                body,
-                response,
-                line,
-            ),
+        row = (
+            run_id,
+            index,
+            call.key,
+            self._redact(label),
+            request,
+            outcome.status,
+            self._json(stored),
+            None if isinstance(outcome, Fulfilled) else outcome.kind.value,
+            len(outcome.attempts),
+            outcome.latency,
+            usage.input_tokens,
+            usage.cached_tokens,
+            usage.output_tokens,
+            usage.reasoning_tokens,
+            0.0 if cached else cost,
+            int(cached),
+            self.clock(),
+            body,
+            response,
+            line,
         )
-        self._waiting += self.db.in_transaction
+        self._queue((_INSERT_CALL, row), (_UNSENT, (run_id, index)), calls=1)
+
+    def record_sent(self, run_id: int, index: int, key: str, estimate: float | None) -> None:
+        """Mark a call as sent, before its request goes out (the write-ahead intent): the mark
+        is committed with the rows of its pass, before the request, and removed with the
+        call's own row. A crash leaves the marks of the calls in flight: they may have been
+        paid for with no answer kept. ``estimate`` is what the call may cost (None: unpriced)."""
+        self._queue((_SENT, (run_id, index, key, estimate, self.clock())))
 
     def _kind(self, run_id: int) -> str:
         if run_id not in self._kinds:

@@ -54,6 +54,7 @@ def prune(
         try:
             calls = journal.db.execute(f"DELETE FROM calls WHERE run_id IN ({marks})", ids).rowcount
             journal.db.execute(f"DELETE FROM batches WHERE run_id IN ({marks})", ids)
+            journal.db.execute(f"DELETE FROM sent WHERE run_id IN ({marks})", ids)
             journal.db.execute(f"DELETE FROM runs WHERE id IN ({marks})", ids)
         except BaseException:
             journal.db.execute("ROLLBACK")

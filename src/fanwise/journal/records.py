@@ -13,7 +13,11 @@ from fanwise.models.base import Request, Usage
 
 @dataclass(frozen=True, slots=True)
 class Totals:
-    """A run's calls, counted by their latest outcome, and everything they cost."""
+    """A run's calls, counted by their latest outcome, and everything they cost.
+
+    ``unanswered`` calls were sent and never answered in the journal (a crash, a kill, an
+    interruption): they may have been paid for, up to ``unanswered_cost`` more (estimated).
+    """
 
     fulfilled: int = 0
     rejected: int = 0
@@ -21,6 +25,13 @@ class Totals:
     usage: Usage = field(default_factory=Usage)
     cost: float = 0.0
     unpriced: int = 0
+    unanswered: int = 0
+    unanswered_cost: float = 0.0
+
+    @property
+    def cost_max(self) -> float:
+        """The most the run may have cost: what is recorded, plus the unanswered calls."""
+        return self.cost + self.unanswered_cost
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -30,6 +41,8 @@ class Totals:
             "usage": self.usage.to_dict(),
             "cost_usd": round(self.cost, 6),
             "unpriced_calls": self.unpriced,
+            "unanswered_calls": self.unanswered,
+            "cost_usd_max": round(self.cost_max, 6),
         }
 
 

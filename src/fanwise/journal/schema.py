@@ -119,12 +119,34 @@ def m005_call_line(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE calls ADD COLUMN line INTEGER")
 
 
+def m006_sent_marks(db: sqlite3.Connection) -> None:
+    """The write-ahead intent: a mark for each call whose request is going out, committed
+    before the request and deleted with the call's own row. After a crash the marks left are
+    the calls that may have been paid for with no answer kept; a resume adds them to its run's
+    ``unanswered`` (with their estimated cost, ``unanswered_usd``) and sends them again."""
+    db.execute(
+        """
+        CREATE TABLE sent (
+            run_id INTEGER NOT NULL,
+            idx INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            estimate REAL,
+            sent_at REAL NOT NULL,
+            PRIMARY KEY (run_id, idx)
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute("ALTER TABLE runs ADD COLUMN unanswered INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE runs ADD COLUMN unanswered_usd REAL NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     m001_runs_and_calls,
     m002_batches,
     m003_run_content,
     m004_call_bodies,
     m005_call_line,
+    m006_sent_marks,
 )
 
 

@@ -3,6 +3,13 @@
 Resume reuses the fulfilled calls of the same run; ``cache`` reuses a fulfilled call with the
 same key (same model, settings and prompt) from any run against the same endpoint. A reused or
 cached answer costs nothing and causes no request.
+
+Before a call's request goes out, the store marks it sent (``intend``) and the engine waits for
+the commit of everything queued so far (``committed``). A journal that cannot be written (a full
+disk) fails the run closed by default (``on_error="stop"``): from the first failed write, no
+new request is sent (``committed`` and ``failure`` give the engine the reason), the calls in
+flight finish, and their answers still reach the caller. ``on_error="continue"`` sends on, with
+the lost rows counted (``unrecorded``): their answers go on, but a resume would ask them again.
 """
 
 from __future__ import annotations
@@ -10,14 +17,25 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter
 from collections.abc import Mapping
+from typing import Literal
 
 from fanwise.dispatch.base import BATCH_DISCOUNT, answered_via
 from fanwise.engine import Call, CallOutcome
 from fanwise.journal.db import Journal
-from fanwise.models.base import Completion
-from fanwise.outcome import Fulfilled
-from fanwise.prices import PriceTable
+from fanwise.limits import estimate_tokens
+from fanwise.models.base import Completion, Usage
+from fanwise.outcome import Cancelled, Fulfilled
+from fanwise.prices import Price, PriceTable
 from fanwise.structured import outcome_usage
+
+OnError = Literal["stop", "continue"]
+ON_ERROR: tuple[OnError, ...] = ("stop", "continue")
+ESTIMATED_OUTPUT = 1000
+"""Output tokens a sent call is assumed to cost when it sets no ``max_output_tokens``."""
+
+
+class JournalFailed(Cancelled):
+    """A call not sent because the journal could not record the run (a full disk...)."""
 
 
 class CostStore:
@@ -74,8 +92,12 @@ class JournalStore(CostStore):
         resume: bool = False,
         cache: bool = False,
         lines: Mapping[int, int] | None = None,
+        on_error: OnError = "stop",
     ) -> None:
         super().__init__(prices=prices)
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        self.on_error = on_error
         self.lines = lines
         self.journal = journal
         self.run_id = run_id
@@ -83,6 +105,8 @@ class JournalStore(CostStore):
         self.resume = resume
         self.cache = cache
         self._own_hits: Counter[str] = Counter()  # calls already in this run: not written twice
+        self._prices: dict[str, Price | None] = {}  # model -> price, for the estimates
+        self._offline = endpoint.startswith("offline/")
 
     def lookup(self, call: Call) -> Fulfilled[Completion] | None:
         if self.resume:
@@ -93,6 +117,42 @@ class JournalStore(CostStore):
         if self.cache:
             return self.journal.fulfilled_anywhere(call.key, self.endpoint)
         return None
+
+    def intend(self, index: int, call: Call) -> None:
+        """Mark ``call`` as sent, with what it may cost, before its request goes out."""
+        try:
+            self.journal.record_sent(self.run_id, index, call.key, self.estimate(call))
+        except sqlite3.Error as exc:  # no event loop: written at once, and it failed
+            self.insert_error = self.insert_error or exc
+
+    def estimate(self, call: Call) -> float | None:
+        """At most what ``call`` may cost: its prompt at 4 characters a token, and its output
+        limit (or ``ESTIMATED_OUTPUT`` tokens); None when its model has no price."""
+        request = call.request
+        model = "offline" if self._offline else request.model
+        if model not in self._prices:
+            self._prices[model] = self.prices.price(model)
+        price = self._prices[model]
+        if price is None:
+            return None
+        prompt = estimate_tokens((request.instructions or "") + request.prompt)
+        output = request.max_output_tokens or ESTIMATED_OUTPUT
+        return price.cost(Usage(input_tokens=prompt, output_tokens=output))
+
+    async def committed(self) -> Exception | None:
+        """Wait until everything recorded so far is committed; the reason to send no more
+        (the journal failed, and ``on_error`` is ``stop``), or None."""
+        error = await self.journal.committed()
+        return None if error is None else self.failure
+
+    @property
+    def failure(self) -> Exception | None:
+        """Why no call may be sent any more: the journal's first failed write, when failing
+        closed; None otherwise."""
+        error = self.write_error
+        if error is None or self.on_error != "stop":
+            return None
+        return JournalFailed(f"not sent: the journal could not record the run ({error})")
 
     def record(self, index: int, call: Call, outcome: CallOutcome) -> None:
         if self._own_hits[call.key]:
