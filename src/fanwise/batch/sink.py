@@ -36,6 +36,11 @@ class LineSink:
                 self.stream.flush()
             else:
                 self._write(self.fd, (line + "\n").encode())
+        except BrokenPipeError:
+            if self.fd is None:  # stdout's reader went away: the command's own case (cli/pipes)
+                raise
+            self.error = BrokenPipeError()
+            return False
         except OSError as exc:
             self.error = exc
             self._cut()

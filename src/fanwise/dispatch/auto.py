@@ -339,7 +339,11 @@ class Auto(Dispatch):
                 ticket.end(run.now(), Cancelled("sent live: the batch was too slow for the "
                                                 "deadline", code="batch_cancelled"))  # fmt: skip
             ticket.via = "live"
-            outcome = await self.live.outcome(ticket, run)
+            blocked = await run.cleared(ticket)  # the journal committed what came before
+            if blocked is not None:
+                outcome = ticket.outcome(blocked, run.now())
+            else:
+                outcome = await self.live.outcome(ticket, run)
         finally:
             slots.release()
         if outcome.ok:
@@ -414,6 +418,9 @@ class _Watched:
 
     def settled(self, ticket: Ticket, outcome: Any) -> None:
         self.run.settled(ticket, outcome)
+
+    async def cleared(self, ticket: Ticket) -> Exception | None:
+        return await self.run.cleared(ticket)
 
 
 __all__ = ["Auto", "Switch"]
