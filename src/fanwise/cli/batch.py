@@ -30,6 +30,7 @@ from fanwise.cli.session import (
     Session,
     check_journal_flags,
     journal_off,
+    open_journal,
     open_session,
     options_spec,
 )
@@ -142,6 +143,23 @@ def execute_batch(
     }
     line_of: dict[int, int] = {}  # run_batch fills it, the journal reads each call's line
     with batch_output(options.out, resume=resume is not None) as output:
+        if output.previous is not None and resume is not None and not journal_off(options):
+            # Before the run is reopened: the answers it takes back close their sent marks.
+            with open_journal(options.journal, purpose="fanwise resume RUN") as journal:
+                kept = recover(
+                    output.previous,
+                    source,
+                    journal,
+                    resume,
+                    LineReader(defaults, instructions),
+                    validate=validate,
+                )
+            if kept:
+                click.echo(
+                    f"fanwise: kept {kept} answers from --out {options.out} that the journal "
+                    "lacked: they are not sent again",
+                    err=True,
+                )
         session = open_session(
             options,
             kind="batch",
@@ -151,21 +169,6 @@ def execute_batch(
             resume=resume,
             lines=line_of,
         )
-        if output.previous is not None and session.journal is not None and resume is not None:
-            kept = recover(
-                output.previous,
-                source,
-                session.journal,
-                resume,
-                LineReader(defaults, instructions),
-                validate=validate,
-            )
-            if kept:
-                click.echo(
-                    f"fanwise: kept {kept} answers from --out {options.out} that the journal "
-                    "lacked: they are not sent again",
-                    err=True,
-                )
 
         used: list[Engine] = []  # the engine the run made: an auto run's switch is in it
 
