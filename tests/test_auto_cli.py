@@ -90,7 +90,14 @@ def test_an_auto_run_whose_batch_stalls_meets_its_deadline_at_a_lower_cost(
     assert "🧭 auto: 4 by the Batch API" in result.output and "6 live" in result.output
     assert all(count == 1 for count in stats(sim.base_url)["attempts"].values())
     with Journal.open(journal) as opened:
-        auto = opened.runs(1)[0].summary["auto"]
+        run = opened.runs(1)[0]
+    auto = run.summary["auto"]
     assert auto["lines"] == {"batch": 4, "live": 6}
     assert auto["deadline_met"] is True and auto["switch_reason"]
     assert auto["saved_usd"] == pytest.approx(auto["cost_usd"]["batch"])
+    shown = json.loads(fanwise("show", str(run.id), "--json", "--journal", str(journal)).output)
+    assert shown["run"]["auto"] == auto
+    assert [c["attempts"][-1]["via"] for c in shown["calls"]] == ["batch"] * 4 + ["live"] * 6
+    page = tmp_path / "report.html"
+    fanwise("report", str(run.id), "-o", str(page), "--journal", str(journal))
+    assert "by the Batch API" in page.read_text()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -17,6 +18,7 @@ from fanwise.cli.journal_flags import journal_option
 from fanwise.cli.journal_read import RUN_ID, read_journal
 from fanwise.journal import CallRecord, RunRecord
 from fanwise.journal.results import rebuild_workflow
+from fanwise.prices import format_usd
 from fanwise.ui.timeline import TimelineRow, rows_of
 
 
@@ -57,7 +59,22 @@ def report_html(record: RunRecord, calls: Iterable[CallRecord]) -> str:
         run_id=str(record.id),
         cost=cost,
         created=created,
+        extra=auto_cards(record.summary.get("auto")),
     )
+
+
+def auto_cards(auto: Any) -> list[tuple[str, str]]:
+    """An ``--engine auto`` run's lines and cost by path, the saving and the deadline."""
+    if not isinstance(auto, dict):
+        return []
+    lines, cost = auto.get("lines", {}), auto.get("cost_usd", {})
+    met = auto.get("deadline_met")
+    return [
+        ("by the Batch API", f"{lines.get('batch', 0):,} ({format_usd(cost.get('batch', 0.0))})"),
+        ("live", f"{lines.get('live', 0):,} ({format_usd(cost.get('live', 0.0))})"),
+        ("saved against all-live", format_usd(auto.get("saved_usd", 0.0))),
+        ("deadline", "met" if met else "missed" if met is False else "unknown"),
+    ]
 
 
 def run_report_page(run_id: int, journal: str | None) -> str:

@@ -82,6 +82,8 @@ class RunRecord:
             "total": self.total,
             "totals": self.totals.to_dict(),
             "content": self.content.value,
+            # an --engine auto run's lines and cost by path, and its deadline (docs/deadline.md)
+            **({"auto": self.summary["auto"]} if "auto" in self.summary else {}),
         }
 
 

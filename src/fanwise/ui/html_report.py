@@ -92,8 +92,10 @@ def calls_to_html(
     run_id: str | None = None,
     cost: float | None = None,
     created: str | None = None,
+    extra: Sequence[tuple[str, str]] = (),
 ) -> str:
-    """The report for a run of calls with no synthesis (a batch): stats, timeline, answers."""
+    """The report for a run of calls with no synthesis (a batch): stats, timeline, answers;
+    ``extra`` cards after the stats (an auto run's paths, docs/deadline.md)."""
     done = [r.outcome for r in rows if isinstance(r.outcome, Fulfilled)]
     first, last = span(rows)
     wall = last - first
@@ -113,6 +115,7 @@ def calls_to_html(
         ("speedup", _speedup(stats)),
         ("tokens", f"{tokens:,}"),
         ("cost", format_usd(cost) if cost is not None else "unknown"),
+        *extra,
     ]
     shown = list(rows[:MAX_ANSWERS])
     answers = _answers([(r.label, r.outcome) for r in shown])
