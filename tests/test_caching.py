@@ -395,3 +395,35 @@ def test_batch_cache_prefix_warms_the_shared_system_prompt(
         urllib.request.urlopen(reset, timeout=10).close()
     assert cached["--cache-prefix"][0] == 0 and all(c > 0 for c in cached["--cache-prefix"][1:])
     assert cached[None] == [0, 0, 0, 0]
+
+
+async def test_a_gemini_explicit_cache_is_created_read_by_each_call_and_deleted(
+    start_simulator: StartSimulator,
+) -> None:
+    """cachedContents: the context is held once, each chat call names it and reads its tokens
+    as cached, and deleting it ends the storage the simulator bills by token-seconds."""
+    from fanwise.context import cached_request, storage_cost
+    from fanwise.models.gemini import GeminiModel
+
+    sim = await start_simulator(latency=Latency.fixed(0.05))
+    model = GeminiModel(api_key="sk-test", base_url=sim.url + "/v1beta/openai")
+    async with model:
+        cache = await model.cache_context("gemini-2.5-flash", "Be brief.", CONTEXT, ttl=600)
+        assert cache.name.startswith("cachedContents/") and cache.tokens > 0.95 * len(CONTEXT) / 4
+        plain = Request.text(
+            "Who signs?", model="gemini-2.5-flash", instructions="Be brief.", context=CONTEXT,
+            endpoint=Endpoint.CHAT, reasoning_effort=None,
+        )  # fmt: skip
+        asked = cached_request(plain, cache)
+        assert [m["role"] for m in asked.body["messages"]] == ["user"]
+        assert asked.body["extra_body"] == {"google": {"cached_content": cache.name}}
+        answers = await asyncio.gather(*(model.complete(asked) for _ in range(3)))
+        assert all(a.usage.cached_tokens == cache.tokens for a in answers)
+        assert all(a.usage.input_tokens > cache.tokens for a in answers)
+        await model.drop_cache(cache)
+        with pytest.raises(fanwise.CallError, match="not found"):
+            await model.complete(asked)
+    held = sim.gemini_caches.stats()
+    assert (held.created, held.deleted) == (1, 1) and held.token_seconds > 0
+    cost = storage_cost(cache, 3600, builtin_prices())
+    assert cost == pytest.approx(cache.tokens * 1.00 / 1e6)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fanwise.models.base import Endpoint, Request, Usage
+from fanwise.models.base import Endpoint, ExplicitCache, Request, Usage
 from fanwise.models.providers import implied_provider
 from fanwise.prices import PriceTable, format_usd
 
@@ -124,6 +124,41 @@ def warm_for(prefix: str, requests: Sequence[Request], model_name: str) -> bool:
     return warm_worthy(tokens(prefix), len(requests), provider, first.model)
 
 
+EXPLICIT_CACHE_CALLS = 8
+"""Calls over one context from which an explicit cache (Gemini's ``cachedContents``) pays: the
+reads it discounts outweigh an hour's storage of the context, and its hits are certain where
+implicit caching's are likely."""
+
+
+def explicit_worthy(prefix_tokens: int, calls: int, provider: str, model: str) -> bool:
+    """Whether a fan-out should hold its context in an explicit cache (Gemini only)."""
+    return (
+        provider == "gemini"
+        and calls >= EXPLICIT_CACHE_CALLS
+        and warm_worthy(prefix_tokens, calls, provider, model)
+    )
+
+
+def cached_request(request: Request, cache: ExplicitCache) -> Request:
+    """A prompt-style Chat Completions request whose system text (the instructions and the
+    context) is in ``cache``: the system turn left out, the cache named as Google's
+    OpenAI-compatible endpoint takes it (``extra_body.google.cached_content``)."""
+    body = dict(request.body)
+    body["messages"] = [m for m in body.get("messages", ()) if m.get("role") != "system"]
+    body.pop("prompt_cache_key", None)
+    body["extra_body"] = {"google": {"cached_content": cache.name}}
+    return Request(request.endpoint, body)
+
+
+def storage_cost(cache: ExplicitCache, seconds: float, prices: PriceTable) -> float | None:
+    """What holding ``cache`` for ``seconds`` cost (Google bills per token-hour); None when the
+    model's storage has no price."""
+    price = prices.price(cache.model)
+    if price is None or price.cache_storage is None:
+        return None
+    return cache.tokens * (seconds / 3600) * price.cache_storage / 1e6
+
+
 @dataclass(frozen=True, slots=True)
 class CacheReport:
     """How much of a run's input came from the prompt cache, and what that saved.
@@ -187,12 +222,16 @@ def cache_report(usages: Iterable[tuple[str, Usage]], prices: PriceTable) -> Cac
 __all__ = [
     "ANTHROPIC_LONG_TTL_AFTER",
     "CACHE_MINIMUMS",
+    "EXPLICIT_CACHE_CALLS",
     "CacheReport",
     "Material",
     "block",
     "cache_minimum",
     "cache_report",
+    "cached_request",
+    "explicit_worthy",
     "plan_materials",
+    "storage_cost",
     "tokens",
     "warm_for",
     "warm_worthy",

@@ -39,6 +39,8 @@ class Price:
     output: float
     cached_input: float | None = None
     cache_write: float | None = None
+    cache_storage: float | None = None
+    """Per 1M tokens per hour a cache is held (Gemini's explicit ``cachedContents``)."""
 
     def cost(self, usage: Usage) -> float:
         cached = min(usage.cached_tokens, usage.input_tokens)
@@ -139,10 +141,11 @@ def _price(source: str, name: str, entry: Any) -> Price:
         float(values["output"]),
         float(values["cached_input"]) if "cached_input" in values else None,
         float(values["cache_write"]) if "cache_write" in values else None,
+        float(values["cache_storage"]) if "cache_storage" in values else None,
     )
 
 
-_FIELDS = ("input", "output", "cached_input", "cache_write")
+_FIELDS = ("input", "output", "cached_input", "cache_write", "cache_storage")
 
 
 def format_usd(amount: float | None) -> str:

@@ -155,6 +155,27 @@ class Usage:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ExplicitCache:
+    """A context cache a provider holds on request (Gemini's ``cachedContents``): its name,
+    the model it is for, and the tokens it holds."""
+
+    name: str
+    model: str
+    tokens: int
+
+
+@runtime_checkable
+class CachesContext(Protocol):
+    """A model that can hold a context in an explicit cache for the calls that share it."""
+
+    async def cache_context(
+        self, model: str, system: str | None, context: str, ttl: float
+    ) -> ExplicitCache: ...
+
+    async def drop_cache(self, cache: ExplicitCache) -> None: ...
+
+
 @dataclass(frozen=True, slots=True, eq=True)
 class Request:
     """What to ask: an endpoint and the API body, exactly as the user wrote it.

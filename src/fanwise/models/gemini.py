@@ -26,7 +26,7 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from fanwise.models.base import Completion, DeltaSink, Model, Request
+from fanwise.models.base import Completion, DeltaSink, ExplicitCache, Model, Request
 from fanwise.models.compat import retry_delay
 from fanwise.outcome import AuthError, CallError, RateLimited, ServerError
 
@@ -75,6 +75,19 @@ class GeminiModel(Model):
             return await self.inner.complete(request, on_delta=on_delta)
         except (RateLimited, ServerError) as exc:
             raise gemini_error(exc) from exc.__cause__
+
+    async def cache_context(
+        self, model: str, system: str | None, context: str, ttl: float
+    ) -> ExplicitCache:
+        """An explicit context cache (Gemini's ``cachedContents``) of ``context``, for a large
+        fan-out over it; ``drop_cache`` it when done (storage is billed by the hour)."""
+        created = await self.native.create_cache(model, system, context, ttl)
+        usage = created.get("usageMetadata")
+        size = usage.get("totalTokenCount") if isinstance(usage, dict) else None
+        return ExplicitCache(str(created["name"]), model, int(size or 0))
+
+    async def drop_cache(self, cache: ExplicitCache) -> None:
+        await self.native.delete_cache(cache.name)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

@@ -78,6 +78,37 @@ class GeminiNative:
                     raise error_from_body(response.status, raw, headers)
         return read_native(request.endpoint, raw, headers)
 
+    async def create_cache(
+        self, model: str, system: str | None, context: str, ttl: float
+    ) -> dict[str, Any]:
+        """A ``cachedContents`` resource holding ``system`` and ``context`` for ``model``;
+        Google's answer (``name``, ``usageMetadata.totalTokenCount``, ``expireTime``)."""
+        body: dict[str, Any] = {
+            "model": "models/" + model.removeprefix("models/"),
+            "contents": [{"role": "user", "parts": [{"text": context}]}],
+            "ttl": f"{max(1, round(ttl))}s",
+        }
+        if system:
+            body["systemInstruction"] = {"parts": [{"text": system}]}
+        data = json.dumps(body, ensure_ascii=False).encode()
+        with transport_errors():
+            async with self._http.post(f"{self.root}/cachedContents", data) as response:
+                raw = await response.read()
+                if response.status >= 300:
+                    raise error_from_body(response.status, raw, lowered_headers(response.headers))
+        created = json.loads(raw)
+        if not isinstance(created, dict) or not isinstance(created.get("name"), str):
+            raise InvalidResponse(f"a cachedContents answer without a name: {raw[:200]!r}")
+        return created
+
+    async def delete_cache(self, name: str) -> None:
+        """Delete ``name`` (``cachedContents/...``): storage is billed until then."""
+        with transport_errors():
+            async with self._http.get().delete(f"{self.root}/{name}") as response:
+                raw = await response.read()
+                if response.status >= 300 and response.status != 404:
+                    raise error_from_body(response.status, raw, lowered_headers(response.headers))
+
     async def _stream(self, url: str, body: Mapping[str, Any], on_delta: DeltaSink) -> Completion:
         stream_url = url.removesuffix(":generateContent") + ":streamGenerateContent?alt=sse"
         chunks: list[dict[str, Any]] = []

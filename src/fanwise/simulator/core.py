@@ -27,7 +27,7 @@ from fanwise.simulator import bodies
 from fanwise.simulator.answer import Answer, compose
 from fanwise.simulator.config import ConfigError, ScriptRule, SimulatorConfig, check_fault
 from fanwise.simulator.faults import fault_reply
-from fanwise.simulator.prompt_cache import Breakpoint, PromptCache
+from fanwise.simulator.prompt_cache import Breakpoint, CacheUse, PromptCache
 from fanwise.simulator.ratelimit import (
     UNLIMITED,
     TokenBucket,
@@ -104,12 +104,14 @@ class SimulatorCore:
         limited: bool = True,
         breakpoint: Breakpoint | None = None,
         explicit: bool = False,
+        preset: int | None = None,
     ) -> Reply:
         """The reply to one API call; ``headers`` must have lower-case names.
 
         ``limited=False`` skips the rate-limit buckets: a Batch API line, which has its own queue.
         The prompt cache is automatic (OpenAI's rule) unless ``explicit`` (Anthropic's: only
-        ``breakpoint``'s prefix, if any, is cached).
+        ``breakpoint``'s prefix, if any, is cached); ``preset`` tokens came from a cache the
+        request named (Gemini's ``cachedContents``).
         """
         self.received.append((api, body))
         try:
@@ -155,7 +157,7 @@ class SimulatorCore:
                 style=self.config.limit_style,
             )
         if api in ("responses", "chat") and limited:  # a batch line shares no live cache
-            answer = self._cached(req, answer, latency, breakpoint if explicit else None, explicit)
+            answer = self._cached(req, answer, latency, breakpoint, explicit, preset)
         self.recorder.input_tokens += answer.input_tokens
         self.recorder.output_tokens += answer.output_tokens
         created = int(time.time())
@@ -184,10 +186,13 @@ class SimulatorCore:
         latency: float,
         breakpoint: Breakpoint | None,
         explicit: bool,
+        preset: int | None,
     ) -> Answer:
         """The answer with what it read from (or wrote to) the prompt cache."""
         now = self.clock()
-        if explicit:
+        if preset is not None:
+            use = CacheUse(read=preset)
+        elif explicit:
             if breakpoint is None:
                 return answer
             use = self.cache.explicit(breakpoint, now=now, ready=now + latency)
@@ -269,6 +274,10 @@ class SimulatorCore:
         self.requests.refill(now)
         self.tokens.refill(now)
         return {**self.requests.headers("requests"), **self.tokens.headers("tokens")}
+
+    def error_reply(self, status: int, message: str, *, code: str | None = None) -> Reply:
+        """An error reply in OpenAI's shape, for a face to translate into its own."""
+        return self._error(status, message, code=code)
 
     def _error(
         self,

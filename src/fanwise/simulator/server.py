@@ -26,6 +26,7 @@ from fanwise.simulator import anthropic as _anthropic
 from fanwise.simulator import batch_http, bodies
 from fanwise.simulator import gemini as _gemini
 from fanwise.simulator import gemini_batches as _gemini_batches
+from fanwise.simulator import gemini_caches as _gemini_caches
 from fanwise.simulator import gemini_native as _gemini_native
 from fanwise.simulator.anthropic_batches import PREFIX as MESSAGE_BATCHES
 from fanwise.simulator.anthropic_batches import MessageBatches
@@ -87,6 +88,8 @@ class Simulator:
         gemini = BatchService(self._run_gemini_line, self.config.batch, clock=clock)
         self.gemini_batches = GeminiBatches(gemini, lambda: self.url)
         """Gemini's Batch Mode and File API (``simulator/gemini_batches.py``)."""
+        self.gemini_caches = _gemini_caches.CachedContents(clock)
+        """Gemini's explicit context caches (``simulator/gemini_caches.py``)."""
         self._runner: web.ServerRunner | None = None
         self._port: int | None = None
 
@@ -199,6 +202,8 @@ class Simulator:
             return await self._call(request, "chat", face="anthropic")
         if request.path == _GEMINI_CHAT and request.method == "POST":
             return await self._call(request, "chat", face="gemini")
+        if request.path.startswith(_gemini_caches.PREFIX):
+            return await self.gemini_caches.handle(request)
         native = _GEMINI_NATIVE.fullmatch(request.path)
         if native is not None and request.method == "POST":
             return await self._native(request, native.group("model"), native.group("method"))
@@ -235,7 +240,11 @@ class Simulator:
     async def _reply(self, request: web.BaseRequest, api: Api, face: Face) -> Reply:
         body = await request.read()
         if face == "gemini":
-            return _gemini.translate(self._core.call(api, request.headers, body))
+            cached = self._gemini_cached(body, native=False)
+            if isinstance(cached, Reply):
+                return _gemini.translate(cached)
+            body, preset = cached
+            return _gemini.translate(self._core.call(api, request.headers, body, preset=preset))
         if face == "openai":
             return self._core.call(api, request.headers, body)
         point = _anthropic.breakpoint(body)
@@ -268,6 +277,7 @@ class Simulator:
     def _native_reply(
         self, model: str, method: str, headers: Any, body: bytes, *, limited: bool = True
     ) -> Reply:
+        preset: int | None = None
         try:
             if method == "embedContent":
                 api: Api = "embeddings"
@@ -275,12 +285,39 @@ class Simulator:
             else:
                 api = "chat"
                 stream = method == "streamGenerateContent"
+                cached = self._gemini_cached(body, native=True)
+                if isinstance(cached, Reply):
+                    return _gemini_native.translate(cached, model)
+                body, preset = cached
                 inner = _gemini_native.chat_body(body, model, stream=stream)
         except RequestError as exc:
             error = {"code": 400, "message": exc.message, "status": "INVALID_ARGUMENT"}
             return Reply(status=400, body=bodies.dumps({"error": error}))
-        reply = self._core.call(api, headers, inner, limited=limited)
+        reply = self._core.call(api, headers, inner, limited=limited, preset=preset)
         return _gemini_native.translate(reply, model)
+
+    def _gemini_cached(self, body: bytes, *, native: bool) -> tuple[bytes, int | None] | Reply:
+        """A Gemini request that names a cache (``cachedContents``), as if the cache's text
+        came first, with the tokens it read; the request as it is when it names none."""
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return body, None
+        name = _gemini_caches.cached_name(data) if isinstance(data, dict) else None
+        if name is None:
+            return body, None
+        cache = self.gemini_caches.lookup(name)
+        if cache is None:
+            message = f"CachedContent not found (or expired): {name}"
+            return self._core.error_reply(404, message, code="not_found")
+        if native:
+            data.pop("cachedContent", None)
+            data["systemInstruction"] = {"parts": [{"text": cache.text}]}
+        else:
+            data.pop("extra_body", None)
+            turns = [m for m in data.get("messages") or [] if m.get("role") != "system"]
+            data["messages"] = [{"role": "system", "content": cache.text}, *turns]
+        return bodies.dumps(data), cache.tokens
 
     def _run_gemini_line(self, api: Api, body: bytes) -> Reply:
         """One Batch Mode line: ``{"model", "request"}``, answered by the native face."""
