@@ -22,10 +22,15 @@ def write_input(path: Path, count: int) -> Path:
     return path
 
 
-def fanwise(*args: str, url: str | None = None) -> Result:
-    target = ["--provider", "openai", "--base-url", url] if url else []
+def fanwise(*args: str, url: str | None = None, provider: str = "openai") -> Result:
+    target = ["--provider", provider, "--base-url", url] if url else []
     env = {"OPENAI_API_KEY": "test", "OPENAI_BASE_URL": "", "FANWISE_MODEL": ""}
+    env |= {"ANTHROPIC_API_KEY": "test", "GEMINI_API_KEY": "test"}
     return CliRunner().invoke(cli, [*args, *target], env=env, catch_exceptions=False)
+
+
+ROOTS = {"openai": "/v1", "anthropic": "", "gemini": "/v1beta/openai"}
+"""Where each provider finds the simulator, under its root URL."""
 
 
 def stats(url: str) -> dict[str, Any]:
@@ -70,10 +75,12 @@ def test_plan_only_prints_the_split_and_cost_and_sends_nothing(
     assert not journal.exists()
 
 
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
 def test_an_auto_run_whose_batch_stalls_meets_its_deadline_at_a_lower_cost(
-    spawn_simulator: Callable[..., SimulatorProcess], tmp_path: Path
+    spawn_simulator: Callable[..., SimulatorProcess], tmp_path: Path, provider: str
 ) -> None:
-    """Stalled at 40 %: 4 lines by the batch, 6 live, none twice; the summary says so."""
+    """Stalled at 40 %: 4 lines by the batch, 6 live, none twice (OpenAI's Batch API,
+    Anthropic's Message Batches, Gemini's Batch Mode); the summary, show and report say so."""
     sim = spawn_simulator(
         "--batch-speed", "60", "--batch-duration", "30", "--batch-finalize", "6",
         "--batch-stall-at", "0.4",
@@ -83,7 +90,7 @@ def test_an_auto_run_whose_batch_stalls_meets_its_deadline_at_a_lower_cost(
     result = fanwise(
         "batch", str(source), "--engine", "auto", "--deadline", "12s", "--live-latency", "0.2",
         "--journal", str(journal), "-o", str(tmp_path / "out.jsonl"), "--plain",
-        url=sim.base_url,
+        url=sim.url + ROOTS[provider], provider=provider,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "switching to live" in result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,8 @@ from fanwise.limits import build_limiter
 from fanwise.models.openai import OpenAIModel
 from fanwise.prices import Price, PriceTable
 from fanwise.simulator import BatchTiming, Simulator
+from fanwise.simulator.batches import BatchService
+from fanwise.simulator.reply import Reply
 from tests.conftest import StartSimulator
 
 LIVE = LiveEstimate(rate=2.0, latency=1.0, why="test")
@@ -216,3 +219,44 @@ async def test_a_killed_run_resumes_against_the_same_deadline_without_paying_twi
     totals = path_totals(((r.outcome, r.cost) for r in rows), deadline, time.time())
     assert totals.lines == {"batch": 4, "live": 6} and totals.met
     assert totals.cost["batch"] * 2 == pytest.approx(totals.all_live - totals.cost["live"])
+
+
+async def test_lines_the_batch_expires_go_live_and_the_rest_stay_at_batch_price(
+    start_simulator: StartSimulator,
+) -> None:
+    """A batch that ends with expired lines: those go live at once, the others are kept."""
+    timing = BatchTiming(speed=1.0, validate=0.05, duration=0.3, finalize=0.05, expire_rate=0.3)
+    simulator = await start_simulator(batch=timing)
+    async with OpenAIModel(api_key="t", base_url=simulator.base_url) as model:
+        engine, auto = auto_engine(model, 20.0)
+        outcomes = await engine.run(asks(20), deadline=20.0)
+    paths = [answered_via(o) for o in outcomes]
+    assert all(o.ok for o in outcomes) and auto.switch is None and auto.twice == 0
+    assert 0 < paths.count("live") < 20 and paths.count("live") == simulator.stats().requests
+    expired = [o for o in outcomes if answered_via(o) == "live"]
+    assert all(o.attempts[0].error["code"] == "batch_expired" for o in expired)  # type: ignore[index]
+
+
+def test_a_stalled_simulated_batch_waits_for_a_cancel_and_keeps_what_it_ran() -> None:
+    """stall_at: the batch runs 40 % of its lines and no more, until a cancel ends it."""
+    clock = SteppingClock(0.0)
+    service = BatchService(
+        lambda api, body: Reply(body=b'{"ok": true}'),
+        BatchTiming(speed=1.0, validate=0.0, duration=1.0, finalize=0.0, stall_at=0.4),
+        clock=clock,
+    )
+    lines = b"".join(
+        json.dumps({"custom_id": f"c{i}", "method": "POST", "url": "/v1/responses",
+                    "body": {"input": f"q{i}"}}).encode() + b"\n"
+        for i in range(10)
+    )  # fmt: skip
+    file_id = service.upload("in.jsonl", "batch", lines)["id"]
+    made = service.create({"input_file_id": file_id, "endpoint": "/v1/responses",
+                           "completion_window": "24h"})  # fmt: skip
+    clock.now = 100.0
+    seen = service.retrieve(made["id"])
+    assert seen["status"] == "in_progress" and seen["request_counts"]["completed"] == 4
+    service.cancel(made["id"])
+    ended = service.retrieve(made["id"])
+    assert ended["status"] == "cancelled"
+    assert ended["request_counts"] == {"total": 10, "completed": 4, "failed": 6}
