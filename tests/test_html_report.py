@@ -63,7 +63,7 @@ def test_a_big_run_gets_a_histogram_and_throughput_not_a_bar_per_call() -> None:
         )
         for n in range(200)
     )
-    result = WorkflowResult(
+    result = WorkflowResult.from_answers(
         Plan("big", tuple(a.question for a in answers)),
         answers,
         None,

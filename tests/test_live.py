@@ -196,7 +196,7 @@ def test_the_summary_table_gives_the_reasons_for_each_rejection() -> None:
     """The end-of-run table names each failed question with its error kind, and the cost."""
     plan = Plan("Kyoto", ("sights?", "culture?"))
     limited = Rejected(RateLimited("too many requests"), 3.0, 0.0, ())
-    result = WorkflowResult(
+    result = WorkflowResult.from_answers(
         plan,
         (Answer("sights?", ok()), Answer("culture?", limited)),
         None,

@@ -20,7 +20,7 @@ from fanwise.prices import load_prices
 from fanwise.retry import NoWait, RetryPolicy
 from fanwise.simulator import Simulator
 from fanwise.simulator.config import Latency
-from fanwise.stages import RunStatus, Stage, StageError, StageStatus, Workflow, run_stages
+from fanwise.stages import Stage, StageError, StageStatus, Status, Workflow, run_stages
 from tests.scripted import Reply, ScriptedModel
 
 DISTRICTS = {
@@ -66,7 +66,7 @@ async def test_three_stages_send_one_plus_three_plus_one_and_a_cached_rerun_send
         result = await run_stages(THREE_STAGES, engine)
         await close(engine)
         journal.close()
-        assert result.status is RunStatus.COMPLETE, result.reason
+        assert result.status is Status.COMPLETE, result.reason
         assert result.stage("details").detail["width"] == 3
         texts.append(result.text)
         if not cache:
@@ -105,7 +105,7 @@ async def test_a_route_runs_only_the_chosen_branch(simulator: Simulator) -> None
     prompts = simulator.stats().attempts
     assert simulator.stats().requests == 3
     assert not any(p.startswith("HISTORY" if skipped == "past" else "FOOD") for p in prompts)
-    assert result.status is RunStatus.COMPLETE
+    assert result.status is Status.COMPLETE
 
 
 async def test_a_route_on_an_unknown_value_fails_that_stage_clearly(simulator: Simulator) -> None:
@@ -123,7 +123,7 @@ async def test_a_route_on_an_unknown_value_fails_that_stage_clearly(simulator: S
     route = result.stage("pick")
     assert route.status is StageStatus.FAILED
     assert route.reason is not None and "not one of its branches (history)" in route.reason
-    assert result.status is RunStatus.NO_RESULT
+    assert result.status is Status.NO_RESULT
     assert result.reason is not None and "required stage 'pick' failed" in result.reason
     assert simulator.stats().requests == 1
 
@@ -147,7 +147,7 @@ async def test_a_failed_route_that_is_not_required_skips_its_branches_and_says_w
     assert past.status is StageStatus.SKIPPED
     assert past.reason == "its route 'pick' chose no branch"
     assert result.stage("after").status is StageStatus.FULFILLED
-    assert result.status is RunStatus.PARTIAL
+    assert result.status is Status.PARTIAL
 
 
 async def test_vote_five_with_a_majority_pick_returns_the_majority_and_its_tally() -> None:
@@ -194,7 +194,7 @@ async def test_settled_goes_on_with_two_of_three(simulator: Simulator) -> None:
     details = result.stage("details")
     assert details.status is StageStatus.PARTIAL
     assert len(details.value) == 2
-    assert result.status is RunStatus.PARTIAL
+    assert result.status is Status.PARTIAL
     guide_prompt = json.dumps(json.loads(simulator.received[-1][1]))
     assert "[details.2]" in guide_prompt and "failed: no answer" in guide_prompt
 
@@ -211,7 +211,7 @@ async def test_quorum_three_fails_the_stage_and_says_which_and_why(simulator: Si
     assert "2 of 3 answers arrived, fewer than quorum 3" in details.reason
     assert "details.2" in details.reason and "server" in details.reason
     assert result.stage("guide").status is StageStatus.SKIPPED
-    assert result.status is RunStatus.NO_RESULT
+    assert result.status is Status.NO_RESULT
     assert result.reason is not None and "'guide'" in result.reason
     assert simulator.stats().requests == 4
 
@@ -262,7 +262,7 @@ async def test_fanwise_arun_records_a_staged_run_and_a_cached_rerun_reuses_every
     again = await fanwise.arun(
         THREE_STAGES, provider="offline", offline=offline, journal=path, cache=True
     )
-    assert first.status is RunStatus.COMPLETE and first.text == again.text
+    assert first.status is Status.COMPLETE and first.text == again.text
     assert again.to_dict()["stats"]["cached"] == 5
     journal = Journal.open(path)
     assert [run.kind for run in journal.runs()] == ["stages", "stages"]
@@ -315,7 +315,7 @@ async def test_the_last_stage_streams_its_text_to_on_delta() -> None:
     pieces: list[str] = []
     engine = Engine(OfflineModel(OfflineSettings(latency=(0.0, 0.0))))
     result = await run_stages(THREE_STAGES, engine, on_delta=pieces.append)
-    assert result.status is RunStatus.COMPLETE
+    assert result.status is Status.COMPLETE
     assert len(pieces) > 1 and "".join(pieces) == result.text
 
 
@@ -328,4 +328,4 @@ async def test_the_deadline_bounds_every_stage_the_streamed_one_too() -> None:
     assert result.stage("a").status is StageStatus.FULFILLED
     assert result.stage("b").status is StageStatus.FAILED
     assert result.stage("b").reason == "the deadline passed while it ran"
-    assert result.status is RunStatus.NO_RESULT
+    assert result.status is Status.NO_RESULT

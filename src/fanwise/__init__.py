@@ -27,17 +27,17 @@ _EXPORTS = {
     "OfflineModelWarning": "fanwise.factory",
     "OfflineSettings": "fanwise.models.offline",
     "Outcome": "fanwise.outcome",
-    "Plan": "fanwise.workflow",
+    "Plan": "fanwise.stages",
     "PlanError": "fanwise.plans",
     "Rejected": "fanwise.outcome",
     "Request": "fanwise.models.base",
     "RetryPolicy": "fanwise.retry",
     "Stage": "fanwise.stages",
     "StagedResult": "fanwise.stages",
-    "Status": "fanwise.workflow",
+    "Status": "fanwise.stages",
     "Usage": "fanwise.models.base",
     "Workflow": "fanwise.stages",
-    "WorkflowResult": "fanwise.workflow",
+    "WorkflowResult": "fanwise.stages",
     "aask_all": "fanwise.api",
     "aresearch": "fanwise.api",
     "arun": "fanwise.api",
@@ -49,7 +49,7 @@ _EXPORTS = {
     "load_plan": "fanwise.plans",
     "research": "fanwise.api",
     "run": "fanwise.api",
-    "run_workflow": "fanwise.workflow",
+    "run_workflow": "fanwise.stages",
     "settle": "fanwise.settle",
 }
 """Each public name and the module it comes from: imported on first use, so that ``import
@@ -73,8 +73,15 @@ if _typing.TYPE_CHECKING:
     from fanwise.plans import PlanError, load_plan
     from fanwise.retry import RetryPolicy
     from fanwise.settle import as_settled, gather_all, settle
-    from fanwise.stages import Stage, StagedResult, Workflow
-    from fanwise.workflow import Plan, Status, WorkflowResult, run_workflow
+    from fanwise.stages import (
+        Plan,
+        Stage,
+        StagedResult,
+        Status,
+        Workflow,
+        WorkflowResult,
+        run_workflow,
+    )
 
     __version__: str
 else:

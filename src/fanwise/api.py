@@ -38,7 +38,10 @@ from fanwise.models.offline import OfflineSettings
 from fanwise.models.settings import ModelSettings
 from fanwise.retry import RetryPolicy
 from fanwise.schemas import Schema
-from fanwise.workflow import Plan, SchemaSource, WorkflowResult, run_workflow
+from fanwise.stages.model import SchemaSource
+from fanwise.stages.research import Plan
+from fanwise.stages.result import WorkflowResult
+from fanwise.stages.runner import run_workflow
 
 if TYPE_CHECKING:
     from fanwise.journal import Journal, JournalStore

@@ -258,12 +258,11 @@ def resume(ctx: click.Context, /, run_id: int, **overrides: Any) -> None:
             )
         )
     if record.kind == "stages":
-        from fanwise.cli.staged import execute_staged
         from fanwise.stages import Workflow
 
         workflow = Workflow.from_dict(record.spec["workflow"])
         plan_model = record.spec.get("plan_model", {})
-        sys.exit(execute_staged(workflow, plan_model, options, resume=run_id))
+        sys.exit(execute(workflow, plan_model, options, resume=run_id))
     plan = plan_from_spec(record.spec)
     sys.exit(execute(plan, record.spec.get("plan_model", {}), options, resume=run_id))
 

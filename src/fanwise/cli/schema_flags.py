@@ -14,7 +14,7 @@ import click
 
 from fanwise.cli.errors import InputError
 from fanwise.schemas import Schema, SchemaError, load_schema_file
-from fanwise.workflow import Plan
+from fanwise.stages.research import Plan
 
 F = TypeVar("F", bound=Callable[..., Any])
 

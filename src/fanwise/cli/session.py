@@ -29,7 +29,8 @@ from fanwise.models.base import Completion, Request
 from fanwise.models.settings import ModelSettings
 from fanwise.paths import fanwise_home, journal_path, private_dir
 from fanwise.prices import Price, PriceError, PriceTable, format_usd, load_prices
-from fanwise.workflow import Plan, WorkflowResult
+from fanwise.stages.research import Plan
+from fanwise.stages.result import WorkflowResult
 
 if TYPE_CHECKING:
     from fanwise.batchapi import JournalLedger

@@ -1,4 +1,8 @@
-"""``fanwise travel``, ``fanwise research`` and ``fanwise run``: one workflow, three front doors."""
+"""``fanwise travel``, ``fanwise research`` and ``fanwise run``: one path, three front doors.
+
+A research plan and a plan of ``[[stage]]`` tables (and ``fanwise resume`` of either) run
+through ``execute``: one runner, one result, the same ``--out``, ``--report`` and exit codes.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from fanwise.cli.options import RunOptions
 from fanwise.cli.output_paths import unwritten
 from fanwise.cli.runner import Run, prepare, run
 from fanwise.cli.schema_flags import apply_schema_flags, check_schemas, schema_options
-from fanwise.cli.session import workflow_session
+from fanwise.cli.session import Session, open_session, options_spec, workflow_session
 from fanwise.context import cache_report, tokens
 from fanwise.models.base import Request, Usage
 from fanwise.models.settings import ModelSettings
@@ -31,10 +35,15 @@ from fanwise.plans import (
     load_any,
     load_plan,
 )
+from fanwise.prices import format_usd
+from fanwise.stages.model import Workflow
+from fanwise.stages.research import Plan
+from fanwise.stages.result import Status, WorkflowResult
+from fanwise.stages.runner import check_structured, run_stages, run_workflow
 from fanwise.structured import outcome_usage
 from fanwise.ui.documents import to_json, to_markdown, write_report
+from fanwise.ui.stage_show import to_markdown as stage_markdown
 from fanwise.ui.stream import SynthesisStream
-from fanwise.workflow import Plan, Status, WorkflowResult, check_structured, run_workflow
 
 
 @click.command()
@@ -133,8 +142,6 @@ def run_plan(plan_file: str, assignments: tuple[str, ...], **kwargs: Any) -> Non
     except PlanError as exc:
         raise _input_error(exc) from None
     if isinstance(loaded, LoadedWorkflow):  # [[stage]] tables (docs/workflows.md)
-        from fanwise.cli.staged import execute_staged
-
         for flag, given in (
             ("--schema", kwargs.get("schema")),
             ("--synthesis-schema", kwargs.get("synthesis_schema")),
@@ -146,7 +153,7 @@ def run_plan(plan_file: str, assignments: tuple[str, ...], **kwargs: Any) -> Non
                     f"(schema = ..., policy = ...), in {plan_file}"
                 )
 
-        sys.exit(execute_staged(loaded.workflow, loaded.model, options))
+        sys.exit(execute(loaded.workflow, loaded.model, options))
     sys.exit(execute(apply_schema_flags(loaded.plan, kwargs), loaded.model, options))
 
 
@@ -168,95 +175,183 @@ def _input_error(exc: PlanError) -> InputError:
 
 
 def execute(
-    plan: Plan, plan_model: Mapping[str, Any], options: RunOptions, *, resume: int | None = None
+    job: Plan | Workflow,
+    plan_model: Mapping[str, Any],
+    options: RunOptions,
+    *,
+    resume: int | None = None,
 ) -> int:
-    """Run one workflow from resolved options; print the result; return the exit code."""
-    if options.min_answers > len(plan.questions):
+    """Run a workflow (a research plan or a plan of stages) from resolved options; print the
+    result; return the exit code. The one path of ``travel``, ``research``, ``run PLAN`` (with
+    or without ``[[stage]]``) and ``resume``: the same ``--out``, report and exit-code rules."""
+    if isinstance(job, Plan) and options.min_answers > len(job.questions):
         raise InputError(
-            f"--min-answers {options.min_answers}: the plan has only {len(plan.questions)} "
+            f"--min-answers {options.min_answers}: the plan has only {len(job.questions)} "
             "questions, so no synthesis could be made"
         )
     if plan_model.get("endpoints") and not options.endpoints:  # the plan's; --endpoints wins
         options = dataclasses.replace(options, endpoints=tuple(plan_model["endpoints"]))
     options = with_deadline(options)
-    if options.plan_only:  # the research calls; the synthesis is one more, live
-        from fanwise.calls import Call
-        from fanwise.cli.auto_view import plan_only, show_forecast
-
-        settings = model_settings(options, plan_model)
-        asked = (q if isinstance(q, Request) else Request.text(q, model=settings.model)
-                 for q in plan.questions)  # fmt: skip
-        show_forecast(plan_only((Call(request) for request in asked), options))
-        return EXIT_OK
+    if options.plan_only:
+        return _plan_only(job, plan_model, options)
     model = prepare(options)
-    model = build_router(options, model, (m for ms in plan.question_models for m in ms))
+    named = (
+        tuple(m for ms in job.question_models for m in ms) if isinstance(job, Plan) else job.models
+    )
+    model = build_router(options, model, named)  # each provider a plan names, its own model
     settings = model_settings(options, plan_model)
-    check_schemas(lambda: check_structured(plan, settings))
-    session = workflow_session(plan, plan_model, settings, options, resume=resume)
+    check_schemas(lambda: check_structured(job, settings))
+    session = _session(job, plan_model, settings, options, resume)
     streamed = options.stream and not (options.as_json or options.out)
     stream = SynthesisStream(sys.stdout, sys.stderr) if streamed else None
 
     async def body(current: Run) -> WorkflowResult:
-        return await _workflow(plan, current, settings, stream)
+        engine = current.engine(stream.observe if stream else None)
+        if isinstance(job, Plan):
+            return await run_workflow(
+                job,
+                engine,
+                settings=settings,
+                fail_fast=options.mode == "all",
+                min_answers=options.min_answers,
+                deadline=seconds_left(options),
+                on_delta=stream,
+                warm=options.warm,
+            )
+        return await run_stages(
+            job,
+            engine,
+            settings=settings,
+            deadline=seconds_left(options),
+            on_delta=stream,
+            warm=options.warm,
+        )
 
     result, display = run(options, model, session, body)
-    session.finish_workflow(result)
+    session.finish(result.status.value, reason=result.reason, summary=_summary(result, session))
     shown = session.to_dict()
     cache = cache_report(_usages(result), session.prices)
-    if plan.context or cache.cached_tokens or cache.written_tokens:
+    context = job.context if isinstance(job, Plan) else any(s.context for s in job.stages)
+    if context or cache.cached_tokens or cache.written_tokens:
         shown["cost"]["cache"] = cache.to_dict()
-    document = to_json(result, **shown) if options.as_json else to_markdown(result)
+    delivered = stream is not None and stream.delivered
+    document = _document(result, shown, as_json=options.as_json, delivered=delivered)
     failed: list[str] = []
     if options.out:
         try:
             Path(options.out).write_text(document, encoding="utf-8")
         except OSError as exc:
             failed.append(unwritten("--out", options.out, exc, session, "show", options.journal))
-    elif stream is None or not stream.delivered:
+    elif document:
         click.echo(document, nl=False)
     if options.report:
         try:
-            run_id = None if session.run_id is None else str(session.run_id)
-            write_report(options.report, result, run_id=run_id, cost=session.cost)
+            _write_report(options.report, result, session)
         except OSError as exc:
             failed.append(
                 unwritten("--report", options.report, exc, session, "report", options.journal)
             )
     for line in failed:
         click.echo(line, err=True)
-    if display is not None:
+    if result.plan is not None and display is not None:
         display.summary(result, session.cost)
+    elif result.plan is None and not options.quiet:
+        click.echo(_stages_line(result, session.cost), err=True)
+    if display is not None:
         cached = cache.line()
         if cached is not None:
             click.echo(f"💾 {cached}", err=True)
-        if plan.context and model.name == "offline":
-            click.echo(_offline_cache_note(plan, len(result.answers)), err=True)
+        if isinstance(job, Plan) and job.context and model.name == "offline":
+            click.echo(_offline_cache_note(job, len(result.answers)), err=True)
     if result.reason:
-        click.echo(f"fanwise: no {plan.title}: {result.reason}", err=True)
+        click.echo(f"fanwise: no {result.workflow.title}: {result.reason}", err=True)
     return session.exit_code(EXIT_NO_RESULT if failed else exit_code(result))
 
 
-async def _workflow(
-    plan: Plan, current: Run, settings: ModelSettings, stream: SynthesisStream | None
-) -> WorkflowResult:
-    options = current.options
-    return await run_workflow(
-        plan,
-        current.engine(stream.observe if stream else None),
-        settings=settings,
-        fail_fast=options.mode == "all",
-        min_answers=options.min_answers,
-        deadline=seconds_left(options),
-        on_delta=stream,
-        warm=options.warm,
+def _plan_only(job: Plan | Workflow, plan_model: Mapping[str, Any], options: RunOptions) -> int:
+    """--plan-only: a research plan's calls forecast (the synthesis is one more, live); a plan
+    of stages learns its later stages' calls as it runs, so it is refused."""
+    if not isinstance(job, Plan):
+        raise InputError(
+            "--plan-only: a plan of stages learns its later stages' calls as it runs; plan its "
+            "first stage's lines with fanwise batch --plan-only"
+        )
+    from fanwise.calls import Call
+    from fanwise.cli.auto_view import plan_only, show_forecast
+
+    settings = model_settings(options, plan_model)
+    asked = (q if isinstance(q, Request) else Request.text(q, model=settings.model)
+             for q in job.questions)  # fmt: skip
+    show_forecast(plan_only((Call(request) for request in asked), options))
+    return EXIT_OK
+
+
+def _session(
+    job: Plan | Workflow,
+    plan_model: Mapping[str, Any],
+    settings: ModelSettings,
+    options: RunOptions,
+    resume: int | None,
+) -> Session:
+    """The run in the journal: kind ``workflow`` (a research plan) or ``stages``, as ever, so
+    journals written before read and resume the same."""
+    if isinstance(job, Plan):
+        return workflow_session(job, plan_model, settings, options, resume=resume)
+    spec = {
+        "workflow": job.to_dict(),
+        "plan_model": dict(plan_model),
+        "settings": dataclasses.asdict(settings),
+        "options": options_spec(options),
+    }
+    topic = job.topic or job.title
+    return open_session(
+        options, kind="stages", topic=topic, spec=spec, resume=resume, model=settings.model
+    )
+
+
+def _summary(result: WorkflowResult, session: Session) -> dict[str, Any]:
+    """What the journal keeps of the result besides its calls."""
+    summary: dict[str, Any] = {"stats": result.to_dict()["stats"]}
+    if result.plan is None:
+        summary["stages"] = result.summary()
+    summary["cost_usd"] = round(session.cost, 6)
+    return summary
+
+
+def _document(
+    result: WorkflowResult, shown: Mapping[str, Any], *, as_json: bool, delivered: bool
+) -> str:
+    """What the run prints: the JSON document (``shown``: its run and cost), or the Markdown
+    (less the text that already streamed to stdout)."""
+    if as_json:
+        return to_json(result, **shown)
+    if result.plan is not None:
+        return "" if delivered else to_markdown(result)
+    return stage_markdown(result, text=not delivered)
+
+
+def _write_report(path: str, result: WorkflowResult, session: Session) -> None:
+    run_id = None if session.run_id is None else str(session.run_id)
+    if result.plan is not None:
+        write_report(path, result, run_id=run_id, cost=session.cost)
+        return
+    from fanwise.ui.stage_report import write_stages_report
+
+    write_stages_report(path, result, cost=session.cost, run_id=run_id)
+
+
+def _stages_line(result: WorkflowResult, cost: float) -> str:
+    stats = result.to_dict()["stats"]
+    return (
+        f"📊 {len(result.stages)} stages · {stats['calls']} calls: {stats['fulfilled']} "
+        f"fulfilled, {stats['rejected']} rejected, {stats['cached']} from the journal · "
+        f"{result.usage.total_tokens:,} tokens · {format_usd(cost)}"
     )
 
 
 def _usages(result: WorkflowResult) -> list[tuple[str, Usage]]:
     """Each call's model and usage (answers reused from the journal cost nothing now)."""
-    outcomes = [a.outcome for a in result.answers]
-    if result.synthesis is not None:
-        outcomes.append(result.synthesis)
+    outcomes = result.outcomes
     return [
         (o.value.model if isinstance(o, Fulfilled) else "", outcome_usage(o))
         for o in outcomes
@@ -281,12 +376,8 @@ def exit_code(result: WorkflowResult) -> int:
         return EXIT_OK
     if result.status is Status.PARTIAL:
         return EXIT_PARTIAL
-    failures = [a.outcome for a in result.answers if isinstance(a.outcome, Rejected)]
-    if (
-        failures
-        and all(f.kind is ErrorKind.AUTH for f in failures)
-        and len(failures) == len(result.answers)
-    ):
+    outcomes = result.outcomes
+    if outcomes and all(isinstance(o, Rejected) and o.kind is ErrorKind.AUTH for o in outcomes):
         return EXIT_USAGE
     return EXIT_NO_RESULT
 

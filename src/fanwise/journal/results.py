@@ -11,8 +11,9 @@ from fanwise.models.base import Request, Usage
 from fanwise.models.settings import ModelSettings
 from fanwise.outcome import Cancelled, Fulfilled, Rejected
 from fanwise.schemas import schema_from_dict
+from fanwise.stages.research import Answer, Plan, Stats
+from fanwise.stages.result import Status, WorkflowResult
 from fanwise.structured import outcome_usage
-from fanwise.workflow import Answer, Plan, Stats, Status, WorkflowResult
 
 UNFINISHED = ("running", "interrupted")
 
@@ -49,7 +50,7 @@ def rebuild_workflow(run: RunRecord, calls: Iterable[CallRecord]) -> WorkflowRes
     if run.status in UNFINISHED:
         reason = f"the run did not finish ({run.status}); finish it with: fanwise resume {run.id}"
     stats = _stats(run.summary.get("stats"), answers, synthesis)
-    return WorkflowResult(
+    return WorkflowResult.from_answers(
         plan, answers, synthesis, status, stats, reason, settings_from_spec(run.spec)
     )
 

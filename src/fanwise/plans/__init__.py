@@ -48,7 +48,7 @@ from fanwise.endpoints import check_endpoint
 from fanwise.plans.errors import PlanError as PlanError
 from fanwise.schemas import Schema, SchemaError, load_schema_file
 from fanwise.stages.model import Workflow
-from fanwise.workflow import DEFAULT_SYNTHESIS, Plan
+from fanwise.stages.research import DEFAULT_SYNTHESIS, Plan
 
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
 _SCHEMA: dict[str | None, set[str]] = {

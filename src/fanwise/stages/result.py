@@ -1,4 +1,8 @@
-"""What a staged run produced: each stage's calls (its branches), value and status.
+"""What a workflow run produced: each stage's calls (its branches), value and status.
+
+One result type, ``WorkflowResult``, and one run status, ``Status``, for every workflow: a plan
+of stages and a research plan (two stages: ``research``, ``synthesis``) alike. A research
+plan's result also reads as its questions' ``answers``, its ``synthesis`` and its ``stats``.
 
 A stage's status is ``fulfilled`` (every call answered), ``partial`` (some failed, the policy
 let it go on), ``failed`` (the policy, a route or an input said no), ``skipped`` (it could not
@@ -8,13 +12,17 @@ run: an input failed or the run stopped) or ``not_chosen`` (a route chose anothe
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from fanwise.calls import CallOutcome
 from fanwise.models.base import Usage
+from fanwise.models.settings import ModelSettings
 from fanwise.outcome import Fulfilled, Rejected
+from fanwise.stages.document import result_document
 from fanwise.stages.model import Stage, Workflow
+from fanwise.stages.research import RESEARCH, SYNTHESIS, Answer, Plan, Stats
 from fanwise.stages.template import as_text
 from fanwise.structured import jsonable, outcome_usage
 
@@ -27,10 +35,12 @@ class StageStatus(enum.StrEnum):
     NOT_CHOSEN = "not_chosen"
 
 
-class RunStatus(enum.StrEnum):
-    COMPLETE = "complete"
-    PARTIAL = "partial"
-    NO_RESULT = "no_result"
+class Status(enum.StrEnum):
+    """How a whole run ended: the one status of every workflow (and the journal's)."""
+
+    COMPLETE = "complete"  # every call answered, the result made
+    PARTIAL = "partial"  # some calls failed, the result made from the rest
+    NO_RESULT = "no_result"  # no result: a quorum missed, fail-fast, a required stage failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,14 +120,67 @@ class StageResult:
 
 
 @dataclass(frozen=True, slots=True)
-class StagedResult:
-    """A whole run: every stage's result, the final one's text, and why there is none."""
+class WorkflowResult:
+    """A whole run: every stage's result, the final text, and why there is none.
+
+    ``plan`` is set when the workflow was a research ``Plan``: then ``answers`` are its
+    questions' outcomes, ``synthesis`` the synthesis call's (None: not made) and ``stats`` the
+    research phase's timings. ``parsed`` is the final answer's structured value (a
+    ``synthesis_schema``'s, or the last stage's ``schema``'s), None without one.
+    """
 
     workflow: Workflow
     stages: tuple[StageResult, ...]
-    status: RunStatus
+    status: Status
     reason: str | None = None
     model: str = ""
+    plan: Plan | None = None
+    settings: ModelSettings = field(default_factory=ModelSettings)
+    research_stats: Stats | None = None
+
+    @classmethod
+    def from_answers(
+        cls,
+        plan: Plan,
+        answers: Sequence[Answer],
+        synthesis: CallOutcome | None,
+        status: Status,
+        stats: Stats,
+        reason: str | None = None,
+        settings: ModelSettings | None = None,
+        *,
+        min_answers: int = 1,
+        fail_fast: bool = False,
+    ) -> WorkflowResult:
+        """A research plan's result from its answers and synthesis (a journal read back, a
+        test's made-up run): the two stages rebuilt around them."""
+        settings = settings or ModelSettings()
+        workflow = plan.workflow(min_answers=min_answers, fail_fast=fail_fast)
+        research_stage, synthesis_stage = workflow.stages
+        branches = tuple(
+            Branch(f"{RESEARCH}.{n}", a.question, a.outcome) for n, a in enumerate(answers, 1)
+        )
+        failed = any(isinstance(b.outcome, Rejected) for b in branches)
+        arrived = [b.data for b in branches if isinstance(b.outcome, Fulfilled)]
+        research_status = StageStatus.PARTIAL if failed else StageStatus.FULFILLED
+        if synthesis is None and reason is not None:
+            research_status = StageStatus.FAILED
+        stages = [StageResult(research_stage, research_status, branches, arrived)]
+        if synthesis is None:
+            stages.append(StageResult(synthesis_stage, StageStatus.SKIPPED, reason=reason))
+        else:
+            branch = Branch(SYNTHESIS, f"{plan.title} for {plan.topic}", synthesis)
+            ok = isinstance(synthesis, Fulfilled)
+            stages.append(
+                StageResult(
+                    synthesis_stage,
+                    StageStatus.FULFILLED if ok else StageStatus.FAILED,
+                    (branch,),
+                    branch.data,
+                    None if ok else reason,
+                )
+            )
+        return cls(workflow, tuple(stages), status, reason, settings.model, plan, settings, stats)
 
     @property
     def final(self) -> StageResult | None:
@@ -127,14 +190,50 @@ class StagedResult:
 
     @property
     def text(self) -> str | None:
+        """The result's text: the synthesis, or the last stage's answer; None without one."""
+        if self.plan is not None:
+            synthesis = self.synthesis
+            return synthesis.value.text if isinstance(synthesis, Fulfilled) else None
         final = self.final
         if final is None or not final.ok:
             return None
         value = final.value
         return value if isinstance(value, str) else as_text(value)
 
+    @property
+    def parsed(self) -> Any:
+        """The final answer's structured value, as the schema's type (a pydantic model's
+        instance, or JSON data); None when it was not asked for in a schema, or failed."""
+        final = self.final
+        if final is None or not final.ok or len(final.branches) != 1:
+            return None
+        outcome = final.branches[0].outcome
+        return outcome.value.parsed if isinstance(outcome, Fulfilled) else None
+
     def stage(self, name: str) -> StageResult:
         return next(r for r in self.stages if r.name == name)
+
+    @property
+    def answers(self) -> tuple[Answer, ...]:
+        """A research plan's questions and their outcomes, in order (a plan of stages: none)."""
+        if self.plan is None:
+            return ()
+        return tuple(Answer(b.label, b.outcome) for b in self.stage(RESEARCH).branches)
+
+    @property
+    def synthesis(self) -> CallOutcome | None:
+        """A research plan's synthesis call, None when none was made."""
+        if self.plan is None:
+            return None
+        branches = self.stage(SYNTHESIS).branches
+        return branches[0].outcome if branches else None
+
+    @property
+    def stats(self) -> Stats:
+        """The research phase's timings (a plan of stages: every call's, no wall time)."""
+        if self.research_stats is not None:
+            return self.research_stats
+        return Stats.of(self.outcomes, wall_time=0.0, usage=self.usage)
 
     @property
     def outcomes(self) -> list[CallOutcome]:
@@ -153,23 +252,13 @@ class StagedResult:
         return [{"name": r.name, "status": r.status.value, "group": group(r)} for r in self.stages]
 
     def to_dict(self) -> dict[str, Any]:
-        outcomes = self.outcomes
-        return {
-            "title": self.workflow.title,
-            "topic": self.workflow.topic,
-            "status": self.status.value,
-            "reason": self.reason,
-            "model": self.model,
-            "text": self.text,
-            "stages": [r.to_dict() for r in self.stages],
-            "stats": {
-                "calls": len(outcomes),
-                "fulfilled": sum(isinstance(o, Fulfilled) for o in outcomes),
-                "rejected": sum(isinstance(o, Rejected) for o in outcomes),
-                "cached": sum(isinstance(o, Fulfilled) and o.cached for o in outcomes),
-                "usage": self.usage.to_dict(),
-            },
-        }
+        """The result as JSON data: the document ``--json`` prints, without ``run`` and
+        ``cost``."""
+        return result_document(self)
+
+
+StagedResult = WorkflowResult
+"""The name a plan of stages' result had; the one result type now."""
 
 
 def group(result: StageResult) -> str:
@@ -189,4 +278,12 @@ def group(result: StageResult) -> str:
     return kind
 
 
-__all__ = ["Branch", "RunStatus", "StageResult", "StageStatus", "StagedResult", "group"]
+__all__ = [
+    "Branch",
+    "StageResult",
+    "StageStatus",
+    "StagedResult",
+    "Status",
+    "WorkflowResult",
+    "group",
+]

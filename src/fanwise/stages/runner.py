@@ -1,5 +1,9 @@
 """Runs a ``Workflow`` on the one ``Engine``: each stage's calls through the journal, in order.
 
+The one runner: a plan of stages (``run_stages``) and a research plan (``run_workflow``: its
+two stages, ``research`` then ``synthesis``, with the plan's own calls, quorum and reasons) both
+run here, into the one ``WorkflowResult`` with the one ``Status``.
+
 Every call of every stage goes through ``Engine.run``, so it is journaled the moment it settles
 and keyed by its content: a resume (or ``--cache``) finds each answered call again and sends
 only the missing or failed ones. A map's items come from its source stage's answer, which a
@@ -20,13 +24,24 @@ from fanwise.context import warm_for
 from fanwise.dispatch.base import Warm
 from fanwise.engine import Engine
 from fanwise.events import PhaseFinished, PhaseStarted, RunStarted, StageFinished, StageStarted
-from fanwise.models.base import DeltaSink, Request
+from fanwise.models.base import DeltaSink, Request, Usage
 from fanwise.models.settings import ModelSettings
 from fanwise.outcome import Fulfilled, Rejected
 from fanwise.stages import cite
 from fanwise.stages.model import Stage, Workflow
-from fanwise.stages.result import Branch, RunStatus, StagedResult, StageResult, StageStatus
+from fanwise.stages.research import (
+    RESEARCH,
+    SYNTHESIS,
+    Answer,
+    Plan,
+    Stats,
+    cache_ttl,
+    no_synthesis_reason,
+    warm_first,
+)
+from fanwise.stages.result import Branch, StageResult, StageStatus, Status, WorkflowResult
 from fanwise.stages.template import PathError, as_text, placeholders, render, walk
+from fanwise.structured import outcome_usage
 
 _BLOCKING = (StageStatus.FAILED, StageStatus.SKIPPED)
 
@@ -46,10 +61,13 @@ def stage_request(
     return settings.request(prompt, stage.instructions, extra=stage.body, context=context)
 
 
-def check_structured(workflow: Workflow, settings: ModelSettings) -> None:
+def check_structured(job: Workflow | Plan, settings: ModelSettings) -> None:
     """Each stage's schema asked of each model it calls, before any call: ``SchemaError`` for
     an API without structured outputs, not a crash once the earlier stages are paid for."""
-    for stage in workflow.stages:
+    if isinstance(job, Plan):
+        job.check_structured(settings)
+        return
+    for stage in job.stages:
         if stage.output_schema is not None:
             for model in stage.models or (None,):
                 Call(stage_request(settings, stage, "", model), schema=stage.output_schema)
@@ -68,7 +86,7 @@ async def run_stages(
     deadline: float | None = None,
     on_delta: DeltaSink | None = None,
     warm: bool = True,
-) -> StagedResult:
+) -> WorkflowResult:
     """Run the stages in order; a failed ``required`` stage stops the run. ``on_delta`` gets
     the last stage's text as it streams, when that stage is one call (a ``prompt``). A stage of
     several calls over a shared ``context`` long enough to cache sends one call first (unless
@@ -80,6 +98,52 @@ async def run_stages(
         runner.run(),
         lambda result: (result.status.value, result.reason),
     )
+
+
+async def run_workflow(
+    plan: Plan,
+    engine: Engine,
+    *,
+    settings: ModelSettings | None = None,
+    fail_fast: bool = False,
+    min_answers: int = 1,
+    deadline: float | None = None,
+    on_delta: DeltaSink | None = None,
+    warm: bool = True,
+) -> WorkflowResult:
+    """A research plan: every question at once, then one synthesis of the answers that
+    arrived (when at least ``min_answers`` did; ``fail_fast``: none after a failure).
+    ``deadline`` bounds the research phase, in seconds; ``on_delta`` gets the synthesis's text
+    as it streams. With a shared context long enough to be cached, one question goes first and
+    the others follow once its answer has begun (``warm=False``: all at once)."""
+    if min_answers < 1:
+        raise ValueError(f"min_answers must be at least 1, got {min_answers}")
+    if min_answers > len(plan.questions):  # no synthesis could ever be made: say so up front
+        raise ValueError(
+            f"min_answers is {min_answers}, but the plan has only {len(plan.questions)} questions"
+        )
+    workflow = plan.workflow(min_answers=min_answers, fail_fast=fail_fast)
+    research = _Research(plan, fail_fast, min_answers, deadline, warm)
+    runner = _Runner(workflow, engine, settings or ModelSettings(), None, on_delta, research)
+    return await engine.announced(
+        RunStarted("workflow", plan.title, plan.topic, engine.now()),
+        runner.run(),
+        lambda result: (result.status.value, result.reason),
+    )
+
+
+@dataclasses.dataclass(slots=True)
+class _Research:
+    """What a research plan's two stages need besides their ``Stage``s, and the research
+    phase's timings once it has run."""
+
+    plan: Plan
+    fail_fast: bool
+    min_answers: int
+    deadline: float | None
+    warm: bool = True
+    started: float = 0.0
+    finished: float = 0.0
 
 
 class StageFailed(Exception):
@@ -94,8 +158,10 @@ class _Runner:
         settings: ModelSettings,
         deadline: float | None,
         on_delta: DeltaSink | None = None,
+        research: _Research | None = None,
     ) -> None:
         self.workflow = workflow
+        self.research = research
         self.on_delta = on_delta
         self.warm = True
         self.engine = engine
@@ -111,8 +177,8 @@ class _Runner:
         }
         self.waiting_for_route = set(self.route_of)
 
-    async def run(self) -> StagedResult:
-        check_structured(self.workflow, self.settings)
+    async def run(self) -> WorkflowResult:
+        check_structured(self.research.plan if self.research else self.workflow, self.settings)
         stopped: str | None = None
         for stage in self.workflow.stages:
             start = self.engine.now()
@@ -122,12 +188,16 @@ class _Runner:
             elif stage.name in self.waiting_for_route:
                 result = self._not_run(stage)
                 self._finished(result)
+            elif self.research is not None:
+                result = await self._plan_stage(stage, self.research)
             else:
                 result = await self._stage(stage)
             result = dataclasses.replace(result, started=start, finished=self.engine.now())
             self.results[stage.name] = result
             if result.status is StageStatus.FAILED and stage.required:
                 stopped = f"the required stage {stage.name!r} failed: {result.reason}"
+        if self.research is not None:
+            return self._finish_plan(self.research)
         return self._finish(stopped)
 
     def _not_run(self, stage: Stage) -> StageResult:
@@ -142,9 +212,9 @@ class _Runner:
             stage, StageStatus.SKIPPED, reason=f"its route {route.name!r} chose no branch"
         )
 
-    def _finish(self, stopped: str | None) -> StagedResult:
+    def _finish(self, stopped: str | None) -> WorkflowResult:
         results = tuple(self.results.values())
-        done = StagedResult(self.workflow, results, RunStatus.NO_RESULT, model=self.settings.model)
+        done = WorkflowResult(self.workflow, results, Status.NO_RESULT, model=self.settings.model)
         final = done.final
         reason = stopped
         if reason is None and (final is None or not final.ok):
@@ -153,8 +223,95 @@ class _Runner:
         if reason is not None:
             return dataclasses.replace(done, reason=reason)
         clean = all(r.status in (StageStatus.FULFILLED, StageStatus.NOT_CHOSEN) for r in results)
-        status = RunStatus.COMPLETE if clean else RunStatus.PARTIAL
-        return dataclasses.replace(done, status=status)
+        status = Status.COMPLETE if clean else Status.PARTIAL
+        return dataclasses.replace(done, status=status, settings=self.settings)
+
+    # --- a research plan's two stages -----------------------------------------------------
+
+    async def _plan_stage(self, stage: Stage, research: _Research) -> StageResult:
+        """A plan's ``research`` stage (its own calls, quorum and reasons) or ``synthesis``."""
+        if stage.name == RESEARCH:
+            return await self._research(stage, research)
+        return await self._synthesis(stage, research)
+
+    async def _research(self, stage: Stage, research: _Research) -> StageResult:
+        plan = research.plan
+        waves = -(-len(plan.questions) // self.engine.live.concurrency)
+        calls = plan.research_calls(self.settings, cache_ttl=cache_ttl(waves))
+        warmed = research.warm and warm_first(plan, calls, self.engine.model.name)
+        research.started = self.engine.now()
+        self.engine.emit(PhaseStarted("research", len(calls), research.started))
+        outcomes = await self.engine.run(
+            calls,
+            deadline=research.deadline,
+            fail_fast=research.fail_fast,
+            warm=Warm.FIRST_TEXT if warmed else Warm.OFF,
+        )
+        research.finished = self.engine.now()
+        self.engine.emit(PhaseFinished("research", research.finished))
+        self.next_index = len(calls)
+        branches = tuple(
+            Branch(f"{RESEARCH}.{n}", call.label, outcome)
+            for n, (call, outcome) in enumerate(zip(calls, outcomes, strict=True), 1)
+        )
+        answers = [Answer(b.label, b.outcome) for b in branches]
+        arrived = [a for a in answers if isinstance(a.outcome, Fulfilled)]
+        failed = [a for a in answers if isinstance(a.outcome, Rejected)]
+        reason = no_synthesis_reason(
+            answers, arrived, failed, research.fail_fast, research.min_answers
+        )
+        status = StageStatus.PARTIAL if failed else StageStatus.FULFILLED
+        if reason is not None:
+            status = StageStatus.FAILED
+        value = [b.data for b in branches if isinstance(b.outcome, Fulfilled)]
+        return StageResult(stage, status, branches, value, reason)
+
+    async def _synthesis(self, stage: Stage, research: _Research) -> StageResult:
+        plan = research.plan
+        answers = [Answer(b.label, b.outcome) for b in self.results[RESEARCH].branches]
+        call = plan.synthesis_call(self.settings, answers)
+        self.engine.emit(PhaseStarted("synthesis", 1, self.engine.now()))
+        outcome = await self.engine.complete(call, index=self.next_index, on_delta=self.on_delta)
+        self.next_index += 1
+        self.engine.emit(PhaseFinished("synthesis", self.engine.now()))
+        branch = Branch(SYNTHESIS, call.label, outcome)
+        if isinstance(outcome, Rejected):
+            why = f"the synthesis call failed: {outcome.kind}: {outcome.message}"
+            return StageResult(stage, StageStatus.FAILED, (branch,), reason=why)
+        return StageResult(stage, StageStatus.FULFILLED, (branch,), branch.data)
+
+    def _finish_plan(self, research: _Research) -> WorkflowResult:
+        """A research plan's status, reason and stats, as its two stages left them."""
+        found, made = self.results[RESEARCH], self.results[SYNTHESIS]
+        outcomes = [b.outcome for b in found.branches]
+        synthesis = made.branches[0].outcome if made.branches else None
+        status = Status.NO_RESULT
+        if isinstance(synthesis, Fulfilled):
+            status = Status.PARTIAL if found.failed else Status.COMPLETE
+        usage = sum(
+            (
+                outcome_usage(o)
+                for o in (*outcomes, synthesis)
+                if o is not None and not (isinstance(o, Fulfilled) and o.cached)
+            ),
+            Usage(),
+        )
+        stats = Stats.of(
+            outcomes,
+            wall_time=research.finished - research.started,
+            synthesis=synthesis,
+            usage=usage,
+        )
+        return WorkflowResult(
+            self.workflow,
+            tuple(self.results.values()),
+            status,
+            found.reason or made.reason,
+            self.settings.model,
+            research.plan,
+            self.settings,
+            stats,
+        )
 
     async def _stage(self, stage: Stage) -> StageResult:
         blocked = self._blocked_by(stage)
@@ -465,6 +622,8 @@ class _Runner:
             self.engine.emit(PhaseStarted("synthesis" if last else "research", total, now))
 
     def _finished(self, result: StageResult, note: str = "") -> None:
+        if self.research is not None:  # a research plan shows as its two phases, as ever
+            return
         now = self.engine.now()
         if result.branches:
             last = result.stage is self.workflow.stages[-1] and len(result.branches) == 1
@@ -481,4 +640,4 @@ def _why(branch: Branch) -> str:
     return f"{branch.id} ({branch.label[:60]}) failed: {outcome.kind.value}: {outcome.message}"
 
 
-__all__ = ["check_structured", "run_stages", "sample_key", "stage_request"]
+__all__ = ["check_structured", "run_stages", "run_workflow", "sample_key", "stage_request"]

@@ -14,10 +14,10 @@ from contextlib import AbstractAsyncContextManager
 from typing import IO, TYPE_CHECKING, Protocol
 
 from fanwise.events import Event
+from fanwise.stages.result import WorkflowResult
 from fanwise.ui.periodic import PeriodicConsole
 from fanwise.ui.plain import PlainConsole, shorten, summary_line
 from fanwise.ui.progress import Price
-from fanwise.workflow import WorkflowResult
 
 if TYPE_CHECKING:  # rich loads only for a live view
     from fanwise.ui.live import LiveConsole, summary_table

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fanwise.stages.result import WorkflowResult
 from fanwise.ui.html_report import to_html
-from fanwise.workflow import WorkflowResult
 
 
 def to_json(result: WorkflowResult, **extra: Any) -> str:
@@ -19,7 +19,7 @@ def to_markdown(result: WorkflowResult) -> str:
     """The synthesised text; when there is none, the answers that did arrive, so none is lost."""
     if result.text is not None:
         return result.text if result.text.endswith("\n") else result.text + "\n"
-    lines = [f"# {result.plan.topic}: no {result.plan.title}", "", f"_{result.reason}_", ""]
+    lines = [f"# {result.workflow.topic}: no {result.workflow.title}", "", f"_{result.reason}_", ""]
     for answer in result.to_dict()["questions"]:
         lines.append(f"## {answer['question']}")
         lines.append("")

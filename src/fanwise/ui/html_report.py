@@ -18,10 +18,11 @@ from markdown_it import MarkdownIt
 from fanwise.models.base import Completion
 from fanwise.outcome import Fulfilled, Rejected
 from fanwise.prices import format_usd
+from fanwise.stages.research import Stats
+from fanwise.stages.result import WorkflowResult
 from fanwise.structured import outcome_usage
 from fanwise.ui.charts import gantt, histogram, throughput
 from fanwise.ui.timeline import TimelineRow, rows_of, span
-from fanwise.workflow import Stats, WorkflowResult
 
 BIG_RUN = 60
 MAX_ANSWERS = 1000
@@ -69,7 +70,7 @@ def to_html(
     ]
     meta = _meta(result.status.value, result.settings.model, run_id, created)
     return _page(
-        f"{result.plan.topic}: {result.plan.title}",
+        f"{result.workflow.topic}: {result.workflow.title}",
         meta,
         _stats(cards, result.reason),
         _timeline(rows_of(result)),
@@ -195,10 +196,9 @@ def _synthesis(result: WorkflowResult) -> str:
     if result.text is not None:
         content = markdown(result.text)
     else:
-        content = (
-            f"<p class='reason'>No {escape(result.plan.title)}: {escape(result.reason or '')}</p>"
-        )
-    heading = escape(result.plan.title.capitalize())
+        title = escape(result.workflow.title)
+        content = f"<p class='reason'>No {title}: {escape(result.reason or '')}</p>"
+    heading = escape(result.workflow.title.capitalize())
     return (
         f"<section id='synthesis'><h2>{heading}</h2>"
         f"<article class='guide'>{content}</article></section>"

@@ -31,9 +31,9 @@ from fanwise.events import (
 )
 from fanwise.outcome import Rejected
 from fanwise.prices import format_usd
+from fanwise.stages.result import WorkflowResult
 from fanwise.ui.plain import PlainConsole, shorten
 from fanwise.ui.progress import CallRow, Price, Progress
-from fanwise.workflow import WorkflowResult
 
 STATE_STYLES = {
     "running": "cyan",

@@ -22,7 +22,8 @@ from fanwise.events import (
 )
 from fanwise.outcome import Fulfilled, Rejected
 from fanwise.prices import format_usd
-from fanwise.workflow import Stats, WorkflowResult
+from fanwise.stages.research import Stats
+from fanwise.stages.result import WorkflowResult
 
 
 def shorten(text: str, width: int = 80) -> str:

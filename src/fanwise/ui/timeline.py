@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from fanwise.outcome import Fulfilled, Rejected
+from fanwise.stages.result import WorkflowResult
 from fanwise.ui.plain import shorten
-from fanwise.workflow import WorkflowResult
 
 SegmentKind = Literal["ok", "failed", "wait", "queued", "cached"]
 GLYPHS: dict[SegmentKind, str] = {
@@ -105,7 +105,7 @@ def rows_of(result: WorkflowResult) -> list[TimelineRow]:
     """Every research call of a workflow, then its synthesis (when one was made)."""
     rows = [TimelineRow(n, a.question, a.outcome) for n, a in enumerate(result.answers)]
     if result.synthesis is not None:
-        label = f"{result.plan.title} for {result.plan.topic}"
+        label = f"{result.workflow.title} for {result.workflow.topic}"
         rows.append(TimelineRow(len(rows), label, result.synthesis, synthesis=True))
     return rows
 
