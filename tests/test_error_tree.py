@@ -14,6 +14,7 @@ INTERNAL = {
     "fanwise.stages.runner.StageFailed",  # caught in the runner: the stage's status says it
     "fanwise.stages.template.PathError",  # caught in the runner, raised again as StageFailed
     "fanwise.batch.lines._Bad",  # caught in the reader, raised again as LineError
+    "fanwise.schemas_anthropic.Unavailable",  # caught in schemas, raised again as SchemaError
 }
 """Exceptions raised and caught inside fanwise: no user ever sees one."""
 
