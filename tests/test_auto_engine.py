@@ -13,6 +13,7 @@ import pytest
 
 from fanwise import Call, Fulfilled, Request
 from fanwise.batchapi import BatchClient, JournalLedger
+from fanwise.batchapi.ledger import recent_pace
 from fanwise.dispatch.auto import Auto
 from fanwise.dispatch.base import answered_via
 from fanwise.dispatch.deadline import (
@@ -260,3 +261,21 @@ def test_a_stalled_simulated_batch_waits_for_a_cancel_and_keeps_what_it_ran() ->
     ended = service.retrieve(made["id"])
     assert ended["status"] == "cancelled"
     assert ended["request_counts"] == {"total": 10, "completed": 4, "failed": 6}
+
+
+def test_the_journals_earlier_batches_give_the_forecast_its_batch_pace(journal: Journal) -> None:
+    """Two batches of 50 lines that took 10 s each: 5 lines/s, so 100 lines fit a 200 s deadline."""
+    clock = SteppingClock(0.0)
+    ledger = JournalLedger(journal, journal.start_run("batch", "t", {}, endpoint="sim"),
+                           clock=clock)  # fmt: skip
+    for n in range(2):
+        job = ledger.uploaded(f"file-{n}", "/v1/responses", [(i, "k") for i in range(50)])
+        job = ledger.submitted(job, f"batch-{n}")
+        clock.now += 10.0
+        ledger.seen(job, "completed")
+        ledger.closed(job, "collected")
+    pace = recent_pace(journal)
+    assert pace is not None and pace[0] == pytest.approx(5.0) and pace[1] == 2
+    plan = forecast(100, 200.0, LIVE, batch_seconds=100 / 5.0, basis="the journal's")
+    assert plan.batch_lines == 100 and "the journal's" in plan.lines()[1]
+    assert forecast(100, 200.0, LIVE).batch_lines < 100  # the 24 h window, without it

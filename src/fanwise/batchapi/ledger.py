@@ -87,11 +87,30 @@ class JournalLedger:
     def closed(self, job: Job, state: str) -> None:
         self._update(job, "state = ?", state)
 
+    def pace(self) -> tuple[float, int] | None:
+        """The pace of the journal's recent batches (``recent_pace``): an auto run's prior."""
+        return recent_pace(self.journal)
+
     def _update(self, job: Job, assignment: str, value: str) -> None:
         self.journal.db.execute(
             f"UPDATE batches SET {assignment}, updated_at = ? WHERE id = ?",
             (value, self.clock(), job.row),
         )
+
+
+def recent_pace(journal: Journal, limit: int = 20) -> tuple[float, int] | None:
+    """Lines a second the journal's last ``limit`` completed batches ran at (their lines over
+    the time from upload to collection), and how many batches that is; None without any."""
+    rows = journal.db.execute(
+        "SELECT calls, created_at, updated_at FROM batches WHERE state = 'collected'"
+        " AND api_status = 'completed' ORDER BY id DESC LIMIT ?",
+        (limit,),
+    ).fetchall()
+    lines = sum(len(json.loads(calls)) for calls, _, _ in rows)
+    seconds = sum(max(0.0, ended - made) for _, made, ended in rows)
+    if not rows or seconds <= 0:
+        return None
+    return lines / seconds, len(rows)
 
 
 class NoLedger:
@@ -113,4 +132,4 @@ class NoLedger:
         return None
 
 
-__all__ = ["Job", "JournalLedger", "Ledger", "NoLedger"]
+__all__ = ["Job", "JournalLedger", "Ledger", "NoLedger", "recent_pace"]

@@ -10,14 +10,16 @@ import math
 import time
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 import click
 
 from fanwise.budget import Budget
 from fanwise.calls import Call
 from fanwise.cli.engines import build_limiter, check_engine, provider
+from fanwise.cli.journal_read import journal_exists, read_journal
 from fanwise.cli.options import RunOptions
-from fanwise.cli.session import Session, load_price_table
+from fanwise.cli.session import Session, journal_off, load_price_table
 from fanwise.dispatch.deadline import Forecast, forecast, live_estimate
 from fanwise.dispatch.paths import PathTotals, path_totals
 from fanwise.limits import request_tokens
@@ -44,7 +46,26 @@ def plan_only(calls: Iterable[Call], options: RunOptions) -> Forecast:
         default_latency=options.live_latency,
     )
     line_cost = cost / priced if priced else None
-    return forecast(total, options.deadline_at - time.time(), live, line_cost=line_cost)
+    prior: dict[str, Any] = {}
+    known = _journal_pace(options)
+    if known is not None and total:
+        rate, batches = known
+        prior = {
+            "batch_seconds": total / rate,
+            "basis": f"at the pace of the journal's last {batches} batches, {rate:.3g} lines/s",
+        }
+    left = options.deadline_at - time.time()
+    return forecast(total, left, live, line_cost=line_cost, **prior)
+
+
+def _journal_pace(options: RunOptions) -> tuple[float, int] | None:
+    """The pace of the journal's recent batches; None without a journal (never made here)."""
+    if journal_off(options) or not journal_exists(options.journal):
+        return None
+    from fanwise.batchapi.ledger import recent_pace  # the openai SDK: --plan-only only
+
+    with read_journal(options.journal, purpose="--plan-only") as journal:
+        return recent_pace(journal)
 
 
 def show_forecast(plan: Forecast) -> None:

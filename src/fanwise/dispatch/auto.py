@@ -134,7 +134,9 @@ class Auto(Dispatch):
         carried = {pair for job in adopted for pair in job.calls}
         fresh = [t for t in self._tickets.values() if (t.index, t.call.key) not in carried]
         estimate = self._live()
-        self.forecast = forecast(len(self._tickets), deadline - run.now(), estimate)
+        self.forecast = forecast(
+            len(self._tickets), deadline - run.now(), estimate, **_prior(self.ledger, mine)
+        )
         for line in self.forecast.lines():
             self.note(f"fanwise: auto: {line}")
         now_decision = self.planner.decide(run.now(), len(self._tickets), estimate)
@@ -398,6 +400,19 @@ class Auto(Dispatch):
             "switched_at": None if self.switch is None else self.switch.at,
             "switch_reason": None if self.switch is None else self.switch.reason,
         }
+
+
+def _prior(ledger: Ledger, calls: Set[tuple[int, str]]) -> dict[str, Any]:
+    """The batch's expected duration from the pace of earlier batches in the journal, if the
+    ledger knows any (``JournalLedger.pace``)."""
+    known = getattr(ledger, "pace", lambda: None)()
+    if known is None:
+        return {}
+    rate, batches = known
+    return {
+        "batch_seconds": len(calls) / rate,
+        "basis": f"at the pace of the journal's last {batches} batches, {rate:.3g} lines/s",
+    }
 
 
 class _Watched:

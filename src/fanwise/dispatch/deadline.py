@@ -195,6 +195,8 @@ class Forecast:
     feasible: bool  # all-live could meet the deadline
     by_deadline: int  # lines answered by the deadline if it is not feasible (all live)
     line_cost: float | None  # the live price of one line, on average; None if unpriced
+    basis: str = f"the batch's pace unknown: assumed its {BATCH_WINDOW / 3600:.0f} h window"
+    """What the batch's expected pace rests on."""
 
     @property
     def cost(self) -> float | None:
@@ -221,12 +223,13 @@ class Forecast:
                 f"about {self.by_deadline} of {self.total} lines would be answered by then"
             )
         elif self.switch_in is None:
-            out.append(f"expected: all {self.total} lines by the Batch API, at batch price")
+            out.append(
+                f"expected: all {self.total} lines by the Batch API, at batch price ({self.basis})"
+            )
         else:
             out.append(
                 f"expected: {self.batch_lines} lines by the Batch API, {self.live_lines} live "
-                f"after a switch in ~{_duration(self.switch_in)} (the batch's pace unknown: "
-                f"assumed its {_duration(BATCH_WINDOW)} window)"
+                f"after a switch in ~{_duration(self.switch_in)} ({self.basis})"
             )
         if self.cost is not None and self.all_live_cost is not None:
             out.append(
@@ -240,31 +243,29 @@ def forecast(
     deadline: float,
     live: LiveEstimate,
     *,
-    batch_seconds: float = BATCH_WINDOW,
+    batch_seconds: float | None = None,
     line_cost: float | None = None,
+    basis: str | None = None,
 ) -> Forecast:
-    """The expected split if the batch runs its lines evenly over ``batch_seconds``."""
+    """The expected split if the batch runs its lines evenly over ``batch_seconds`` (its 24 h
+    window when unknown; ``basis`` says where a known pace comes from).
+
+    The switch comes at ``switch_at(deadline, total)``: until then no line has an answer read
+    back (a batch's results come when it ends), so the batch keeps what it has done by then."""
+    extra = {} if basis is None else {"basis": basis}
+    seconds = BATCH_WINDOW if batch_seconds is None else batch_seconds
     needed = live.seconds(total)
     feasible = needed + margin(needed) <= deadline
     if not feasible:
         by = min(total, live.lines_in(deadline))
-        return Forecast(total, deadline, live, 0, total, 0.0, False, by, line_cost)
-    if batch_seconds + MIN_MARGIN <= deadline:
-        return Forecast(total, deadline, live, total, 0, None, True, total, line_cost)
-
-    def done_by(t: float) -> int:
-        return min(total, int(total * t / batch_seconds))
-
-    # The latest moment t at which the lines the batch has not done by then still fit live.
-    low, high = 0.0, deadline
-    for _ in range(60):
-        middle = (low + high) / 2
-        if middle <= switch_at(deadline, total - done_by(middle), live):
-            low = middle
-        else:
-            high = middle
-    batch = done_by(low)
-    return Forecast(total, deadline, live, batch, total - batch, low, True, total, line_cost)
+        return Forecast(total, deadline, live, 0, total, 0.0, False, by, line_cost, **extra)
+    at = switch_at(deadline, total, live)
+    if seconds <= at:
+        return Forecast(total, deadline, live, total, 0, None, True, total, line_cost, **extra)
+    batch = min(total, int(total * at / seconds)) if seconds > 0 else total
+    return Forecast(
+        total, deadline, live, batch, total - batch, at, True, total, line_cost, **extra
+    )
 
 
 _SPAN = re.compile(r"(\d+(?:\.\d*)?|\.\d+)([dhms])")
