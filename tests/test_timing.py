@@ -120,3 +120,19 @@ def test_no_speed_up_for_one_call_or_when_every_call_failed() -> None:
     none = Stats.of([failed, failed], wall_time=0.5)
     assert none.speedup is None and none.speedup_text() == "no speed-up: no call was answered"
     assert Stats.of([], wall_time=0.0).speedup is None
+
+
+def test_a_slow_first_answer_from_a_one_at_a_time_server_is_not_a_speed_up() -> None:
+    """llama.cpp's server, measured: three alike answers back at 1.6, 2.5 and 3.3 s (the first
+    slower: nothing of its prompt was cached yet). Capping each by the first answer's rate
+    would claim 1.5x; the timings fit a server that answers one at a time, so none is claimed."""
+    stats = Stats.of([served(0.0, end, tokens=32) for end in (1.6, 2.5, 3.3)], wall_time=3.3)
+    assert stats.speedup is not None and stats.speedup <= 1.0
+    assert "no faster than one after another" in stats.speedup_text()
+
+
+def test_a_server_that_runs_two_at_a_time_is_credited_with_two() -> None:
+    """Four alike calls, two at a time: back at 1, 1, 2 and 2 s. The overlap says 3.0x; the
+    speed-up, each call capped at the fastest rate, 2.0x."""
+    stats = Stats.of([served(0.0, end) for end in (1.0, 1.0, 2.0, 2.0)], wall_time=2.0)
+    assert stats.overlap == 3.0 and stats.speedup == 2.0

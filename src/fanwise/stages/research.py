@@ -10,6 +10,10 @@ research phase's timings (``Stats``).
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -18,7 +22,7 @@ from fanwise.calls import Call, CallOutcome, brief
 from fanwise.context import ANTHROPIC_LONG_TTL_AFTER, Material, block, warm_for
 from fanwise.models.base import Request, Usage
 from fanwise.models.settings import ModelSettings
-from fanwise.outcome import ErrorKind, Fulfilled, Rejected
+from fanwise.outcome import Attempt, ErrorKind, Fulfilled, Rejected
 from fanwise.schemas import Schema, schema_to_dict
 from fanwise.stages.model import SchemaSource, Stage, Workflow
 from fanwise.structured import jsonable, outcome_usage
@@ -221,8 +225,8 @@ class Stats:
     A call's service time includes any time it waited inside the server, so the service time
     over the wall time (``overlap``) measures how many calls were out at once, not how much
     sooner they finished: a server that takes one request at a time shows an overlap of ~n/2
-    and no speed-up. ``sequential`` estimates the calls one after another without that wait
-    (``_sequential``): each call's time capped by its output tokens at the fastest rate seen.
+    and no speed-up. ``sequential`` estimates the calls one after another without that wait,
+    from the answers' own timings (``_sequential``).
     """
 
     fulfilled: int
@@ -262,7 +266,7 @@ class Stats:
                 isinstance(o, Rejected) and o.kind is ErrorKind.CANCELLED for o in outcomes
             ),
             truncated=sum(1 for o in outcomes if isinstance(o, Fulfilled) and o.value.truncated),
-            sequential=_sequential(outcomes),
+            sequential=_sequential(outcomes, wall_time),
         )
 
     @property
@@ -329,35 +333,71 @@ class Stats:
         }
 
 
-SPEEDUP_SHOWN = 1.15
-"""Below this estimate, the summary says the calls went no faster than one after another (the
-estimate's noise on a server that takes one request at a time is about a tenth)."""
+SPEEDUP_SHOWN = 1.25
+"""Below this estimate the summary says the calls went no faster than one after another: a
+speed-up this small is within the estimate's noise (answers of one size vary by a fifth)."""
 
 
-def _sequential(outcomes: Sequence[CallOutcome]) -> float | None:
+def _sequential(outcomes: Sequence[CallOutcome], wall_time: float) -> float | None:
     """The sent calls one after another, estimated from what was measured; None when nothing
     was answered.
 
-    A call's service time includes any wait inside the server, so it is capped by what the call
-    would have taken alone: its output tokens at the fastest rate any answer showed (on a server
-    that takes one request at a time, the first answer waited for no other; in parallel, every
-    answer runs at about that rate), or, when the tokens are unknown, the fastest answer's time.
+    A call's service time includes any wait inside the server. Which explains the answers'
+    times better: each call alone (its service time proportional to its own output tokens), or
+    a queue the server works through a few at a time (proportional to all the tokens answered
+    while the call was out, its own included)? Alone, each call's service time counts, capped
+    by its tokens at the fastest rate any answer showed. Through a queue, the server answered
+    about k at a time, k being how much faster that fastest rate is than the queue's; the calls
+    one after another would have taken k times the wall time (k = 1: llama.cpp's server).
     """
     answered = [o for o in outcomes if isinstance(o, Fulfilled) and o.attempts]
     if not answered:
         return None
     fastest = min(o.attempts[-1].service for o in answered)
-    tokens = {id(o): _output_tokens(o) for o in answered}
-    rate = None
-    if all(tokens.values()):
-        rate = min(o.attempts[-1].service / tokens[id(o)] for o in answered)
-    total = 0.0
-    for outcome in outcomes:
-        if not outcome.attempts:
-            continue
-        alone = fastest if rate is None or id(outcome) not in tokens else rate * tokens[id(outcome)]
-        total += min(outcome.service_time, alone)
-    return total
+    failed = (o for o in outcomes if o.attempts and not isinstance(o, Fulfilled))
+    rest = sum(min(o.service_time, fastest) for o in failed)
+    windows = [_window(o.attempts[-1]) for o in answered]
+    tokens = [_output_tokens(o) for o in answered]
+    if not all(tokens):
+        tokens = [1] * len(answered)  # unknown: the calls count alike
+    alone = [_span(w) / n for w, n in zip(windows, tokens, strict=True)]
+    rate = min(alone)
+    served = sum(min(o.service_time, rate * n) for o, n in zip(answered, tokens, strict=True))
+    queue = _queue_rates(windows, tokens)
+    if len(answered) < 2 or _spread(alone) <= _spread(queue):
+        return rest + served
+    at_once = max(1, round(rate / statistics.median(queue))) if min(queue) > 0 else 1
+    return rest + min(served, at_once * wall_time)
+
+
+def _window(attempt: Attempt) -> tuple[float, float]:
+    """When the attempt's request went out and when its answer came back."""
+    return attempt.started + attempt.queued, attempt.started + attempt.duration
+
+
+def _span(window: tuple[float, float]) -> float:
+    return window[1] - window[0]
+
+
+def _queue_rates(windows: list[tuple[float, float]], tokens: list[int]) -> list[float]:
+    """Each call's service time over the output tokens answered while it was out (its own
+    too): seconds a token, were the server working through one queue."""
+    order = sorted(range(len(windows)), key=lambda i: windows[i][1])
+    backs = [windows[i][1] for i in order]
+    sums = list(itertools.accumulate((tokens[i] for i in order), initial=0))
+    rates = []
+    for sent, back in windows:
+        ahead = sums[bisect.bisect_right(backs, back)] - sums[bisect.bisect_right(backs, sent)]
+        rates.append((back - sent) / max(ahead, 1))
+    return rates
+
+
+def _spread(values: list[float]) -> float:
+    """The standard deviation relative to the mean (0 for none, or a zero mean)."""
+    mean = sum(values) / len(values) if values else 0.0
+    if mean <= 0:
+        return 0.0
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values)) / mean
 
 
 def _output_tokens(outcome: Fulfilled[Any]) -> int:
