@@ -22,7 +22,7 @@ from fanwise.models.anthropic import AnthropicModel
 from fanwise.models.anthropic_bodies import MessagesStream
 from fanwise.models.anthropic_sdk import AnthropicSdkModel
 from fanwise.models.base import Endpoint, Model
-from fanwise.models.bodies import ChatStream, ResponsesStream
+from fanwise.models.bodies import ChatStream, ResponsesStream, read_body
 from fanwise.models.fast import FastOpenAIModel
 from fanwise.models.gemini import GeminiModel
 from fanwise.models.openai import OpenAIModel
@@ -276,3 +276,23 @@ def test_a_character_the_terminal_cannot_encode_does_not_lose_the_answer() -> No
     out.flush()
     assert raw.getvalue() == b"noodles ? and ? lone end"
     assert stream.streamed == "noodles \U0001f35c and \ud83c lone end"
+
+
+LONE = '"noodles \\ud83c end"'
+WHOLE_BODIES = {
+    Endpoint.CHAT: '{"choices": [{"index": 0, "message": {"content": %s}, '
+    '"finish_reason": "stop"}]}',
+    Endpoint.RESPONSES: '{"status": "completed", "output": [{"type": "message", "content": '
+    '[{"type": "output_text", "text": %s}]}]}',
+    Endpoint.MESSAGES: '{"type": "message", "content": [{"type": "text", "text": %s}]}',
+}
+
+
+@pytest.mark.parametrize("endpoint", WHOLE_BODIES, ids=str)
+def test_a_lone_half_in_a_whole_body_is_readable(endpoint: Endpoint) -> None:
+    """A lone surrogate escape in a whole body reads as U+FFFD (the raw body kept as it came),
+    so the answer can be journaled and printed."""
+    raw = (WHOLE_BODIES[endpoint] % LONE).encode()
+    completion = read_body(endpoint, raw, {})
+    assert completion.text == "noodles \ufffd end" and completion.raw == raw
+    completion.text.encode()

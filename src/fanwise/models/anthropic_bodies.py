@@ -71,7 +71,7 @@ def message_completion(data: Any, raw: bytes, headers: Headers) -> Completion:
                     arguments=json.dumps(arguments, ensure_ascii=False),
                 )
             )
-    text = "".join(texts)
+    text = whole("".join(texts))
     stop = data.get("stop_reason")
     refusal = (text or "refused") if stop == "refusal" else None
     if not (text or calls or refusal):

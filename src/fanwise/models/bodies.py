@@ -6,6 +6,9 @@ transports (``models/fast.py`` and the SDK's raw responses in ``models/openai.py
 Batch API's result lines. A body that cannot be read is ``invalid_response``, a failure the
 server reports is ``server``, and an error status goes through ``models.compat.status_error``.
 Every shape is checked, so a surprising body is a classified error, never a ``TypeError``.
+The text read has its surrogate halves joined and a lone one as U+FFFD (``models.surrogates``):
+JSON can carry a lone ``"\ud83c"``, which neither stdout nor the journal could write; the raw
+body keeps it as it came.
 
 Hand-written rather than the SDK's pydantic models: in the profile of the SDK path
 (docs/benchmarks.md) its request building and parsing cost about 0.35 ms of CPU a call, more
@@ -45,7 +48,7 @@ def responses_completion(data: Any, raw: bytes, headers: Headers, streamed: str 
         detail = error.get("message") if isinstance(error, dict) else None
         raise ServerError(f"the response failed: {redact(str(detail or 'no detail'))}")
     text, refusal, calls = _responses_output(data)
-    text = streamed or text
+    text = whole(streamed or text)
     if not (text or calls or refusal):
         raise InvalidResponse(f"the response has no output text (status {status})")
     incomplete = _get(data.get("incomplete_details"), "reason")
@@ -70,7 +73,7 @@ def chat_completion(data: Any, raw: bytes, headers: Headers) -> Completion:
     message = choice.get("message")
     message = message if isinstance(message, dict) else {}
     text = message.get("content")
-    text = text if isinstance(text, str) else ""
+    text = whole(text) if isinstance(text, str) else ""
     refusal = _optional_str(message.get("refusal"))
     calls = tuple(
         ToolCall(
@@ -93,7 +96,9 @@ def completions_completion(data: Any, raw: bytes, headers: Headers) -> Completio
     text = choice.get("text")
     if not isinstance(text, str):
         raise InvalidResponse("the server's answer has no text")
-    return _choice_completion(data, raw, headers, Endpoint.COMPLETIONS, text, choice, None, ())
+    return _choice_completion(
+        data, raw, headers, Endpoint.COMPLETIONS, whole(text), choice, None, ()
+    )
 
 
 def embeddings_completion(data: Any, raw: bytes, headers: Headers) -> Completion:
