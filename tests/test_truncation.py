@@ -22,6 +22,8 @@ from fanwise.outcome import InvalidResponse, Truncated
 from fanwise.retry import NoWait
 from fanwise.schemas import Schema
 from fanwise.simulator import Simulator
+from fanwise.stages import Stage, Workflow
+from fanwise.stages.runner import run_stages
 from fanwise.structured import accept
 from fanwise.ui.plain import summary_line
 from tests.conftest import SimulatorProcess
@@ -156,3 +158,14 @@ def test_a_batch_flags_cut_lines_in_its_output_and_summary(
     assert out["whole"]["fanwise"]["truncated"] is False
     assert "✅ Answered: cut" in result.stderr and "✂ cut at its token cap" in result.stderr
     assert "(1 cut at their token cap)" in result.stderr
+
+
+async def test_a_staged_workflow_shows_its_cut_answers(simulator: Simulator) -> None:
+    """A staged workflow's --json flags each cut call and counts them in its stats."""
+    workflow = Workflow((Stage("guide", prompt="Write a guide to Lyon."),), topic="Lyon")
+    async with model_for(simulator, "chat") as model:
+        settings = ModelSettings(endpoint=Endpoint.CHAT, max_output_tokens=CAP)
+        result = await run_stages(workflow, Engine(model, sleep=NoWait()), settings=settings)
+    data = result.to_dict()
+    assert data["stages"][0]["calls"][0]["truncated"] is True, data["stages"][0]
+    assert data["stats"]["truncated"] == 1

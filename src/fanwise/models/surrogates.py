@@ -10,16 +10,16 @@ its pair becomes U+FFFD, so the text can always be written.
 
 from __future__ import annotations
 
-import re
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
 
 def whole(text: str) -> str:
     """``text`` with each surrogate pair joined into its character and any lone half as U+FFFD."""
-    if _SURROGATE.search(text) is None:
+    if text.isascii():  # most answers: 0.1 µs
         return text
-    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    try:
+        text.encode()  # 0.7 µs for 350 accented characters; a regex search took 3.7
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
 
 
 class Halves:

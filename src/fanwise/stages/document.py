@@ -82,6 +82,7 @@ def _stages(result: WorkflowResult) -> dict[str, Any]:
             "fulfilled": sum(isinstance(o, Fulfilled) for o in outcomes),
             "rejected": sum(isinstance(o, Rejected) for o in outcomes),
             "cached": sum(isinstance(o, Fulfilled) and o.cached for o in outcomes),
+            "truncated": sum(isinstance(o, Fulfilled) and o.value.truncated for o in outcomes),
             "usage": result.usage.to_dict(),
         },
     }

@@ -66,6 +66,7 @@ class Branch:
             if self.outcome.value.parsed is not None:
                 data["parsed"] = jsonable(self.outcome.value.parsed)
             data["cached"] = self.outcome.cached
+            data["truncated"] = self.outcome.value.truncated
         else:
             data["error"] = {"kind": self.outcome.kind.value, "message": self.outcome.message}
         data["latency"] = round(self.outcome.latency, 4)
