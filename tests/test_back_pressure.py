@@ -32,7 +32,7 @@ def limited(wait: float = 0.1) -> Reply:
 
 
 def noise() -> Reply:
-    return Reply(error=RateLimited("busy", status_code=429, retry_after=0.5))
+    return Reply(error=RateLimited("busy", status_code=429, retry_after=1.0))
 
 
 def engine(model: ScriptedModel, time: FakeTime, **retry: float | int | None) -> Engine:
@@ -53,7 +53,7 @@ async def test_a_limits_429s_do_not_spend_retries() -> None:
 
 
 async def test_an_isolated_429_still_counts_as_an_attempt() -> None:
-    """A 429 that shows no limit (headers absent, a short wait) is noise: --retries 0 ends it."""
+    """A 429 that shows no limit (no headers, a round 1 s wait) is noise: --retries 0 ends it."""
     time, model = FakeTime(), ScriptedModel()
     model.enqueue("q", noise())
     [outcome] = await engine(model, time, retries=0).run([Call(Request.text("q"))])

@@ -6,7 +6,9 @@ pushed. Shrinking the window for the first costs throughput and buys nothing, so
 evidence of a limit only when
 
 - its ``x-ratelimit-remaining-*`` headers leave no room for the attempt (the bucket is dry),
-- it asks for a long pause (``Retry-After`` of ``LONG_WAIT`` seconds or more), or
+- it asks for a long pause (``Retry-After`` of ``LONG_WAIT`` seconds or more),
+- it asks for a pause computed to the millisecond, not in whole seconds (``retry-after-ms: 83``,
+  Gemini's ``retryDelay: "0.083s"``): a bucket's time to its next unit, or
 - 429s repeat with the load: ``PATTERN`` of the last ``WINDOW`` answers were 429s. Random
   refusals at 30 % reach that about once in 10^5 windows; a limit exceeded twofold, at once.
   Once seen, the pattern marks every later 429 as a limit's.
@@ -48,6 +50,9 @@ class Evidence:
         self.refusals = 0  # 429s among ``recent``
         self.pattern_seen = False
         self.limits_seen = 0
+        self.headers_refuted = False
+        """Set by ``ServerPacing`` when pacing by the rate-limit headers still drew a limit's
+        429s: ``LearnedRate`` then paces, headers or not."""
         self._last: tuple[Ticket, Signal] | None = None
 
     def judge(self, ticket: Ticket, ending: Ending) -> Signal:
@@ -72,11 +77,18 @@ class Evidence:
             if quota.remaining < max(cost, 0.01 * quota.limit):
                 return Signal.LIMIT
         wait = ending.retry_after
-        if wait is not None and wait >= self.LONG_WAIT:
+        if wait is not None and (wait >= self.LONG_WAIT or self.computed(wait)):
             return Signal.LIMIT
         if self.refusals >= self.PATTERN:
             self.pattern_seen = True
         return Signal.LIMIT if self.pattern_seen else Signal.NOISE
+
+    @staticmethod
+    def computed(wait: float) -> bool:
+        """A wait to the millisecond, not whole seconds (``retry-after-ms: 83``, a ``RetryInfo``
+        of ``"0.083s"``): what a bucket computes as its time to the next unit. A server that
+        refuses for being busy asks for a round pause (``retry-after: 1``)."""
+        return wait > 0 and abs(wait - round(wait)) > 1e-3
 
     def _remember(self, *, refused: bool) -> None:
         if len(self.recent) == self.recent.maxlen and self.recent[0]:

@@ -1,12 +1,15 @@
 """Pacing for a limit the server does not report: a request rate learned from its 429s.
 
 A proxy or a self-hosted server may enforce a rate and say nothing of it but 429 and
-``Retry-After``. Halving the window does not find such a limit (at a window of 1 or 2, every
-probe past the rate is a 429), so once ``Evidence`` shows a limit on answers without
-``x-ratelimit-*`` headers, attempts are spaced evenly at a rate ``r``:
+``Retry-After``; and a server whose headers ``ServerPacing`` found misleading
+(``Evidence.headers_refuted``) is treated as one that says nothing. Halving the window does
+not find such a limit (at a window of 1 or 2, every probe past the rate is a 429), so once
+``Evidence`` shows a limit on answers without rate-limit headers, attempts are spaced evenly
+at a rate ``r``:
 
 - it starts at the rate the server answered at over the last ``SPAN`` seconds (at least
-  ``MINIMUM`` a second), and grows by ``startup`` per success (about x1.6 a second) until the
+  ``MINIMUM`` a second, or the inverse of the 429's wait when that wait is computed to the
+  millisecond: a bucket's time to its next unit), and grows by ``startup`` per success (about x1.6 a second) until the
   first cut, then by ``growth`` (about 5 % a second): multiplicative increase, since the success
   rate is the rate itself;
 - a 429 of an attempt sent after the last cut multiplies it by ``decrease``, once per window of
@@ -72,11 +75,18 @@ class LearnedRate:
             else:
                 self.rate += self.startup if self.cuts == 0 else self.growth
             return
-        if signal is not Signal.LIMIT or read_quotas(ending.headers):
-            return  # noise, or a limit the server reports: ServerPacing paces by that
+        if signal is not Signal.LIMIT:
+            return  # noise
+        if not self.evidence.headers_refuted and read_quotas(ending.headers):
+            return  # a limit the server reports: ServerPacing paces by that
         if self.rate is None:
             self._forget(now)
-            self.rate = max(self.MINIMUM, len(self._answers) / self.SPAN)
+            wait = ending.retry_after
+            # A wait computed to the millisecond is the bucket's time to its next unit: at
+            # most one unit's refill, so its inverse is a first guess at the rate, when the
+            # first 429s come before any answer to count.
+            hint = 1.0 / wait if wait and self.evidence.computed(wait) else 0.0
+            self.rate = max(self.MINIMUM, len(self._answers) / self.SPAN, hint)
             self._next = now
             self._epoch += 1
         elif epoch == self._epoch:

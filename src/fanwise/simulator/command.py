@@ -21,6 +21,7 @@ import click
 
 from fanwise.simulator import ConfigError, Latency, ScriptRule, Simulator, SimulatorConfig
 from fanwise.simulator.config import BatchTiming, parse_fault, parse_rpm_change
+from fanwise.simulator.ratelimit import LIMIT_STYLES
 
 
 class _Spec(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click stubs
@@ -75,12 +76,26 @@ class _Spec(click.ParamType):  # type: ignore[type-arg]  # generic only in newer
 @click.option("--tpm", type=click.IntRange(min=1), help="Tokens per minute (token bucket).")
 @click.option(
     "--limit-style",
-    type=click.Choice(["openai", "proxy", "gemini"]),
+    type=click.Choice(LIMIT_STYLES),
     default="openai",
     show_default=True,
     help="How limits are told: x-ratelimit-* headers and Retry-After (openai), a bare "
-    "whole-second Retry-After (proxy), or RetryInfo in the 429's body (gemini).",
+    "whole-second Retry-After (proxy), RetryInfo in the 429's body (gemini), or another "
+    "dialect (docs/simulator.md): reset = until the next request (next-request), fixed "
+    "windows (fixed-window-seconds, fixed-window-epoch, ietf), RFC 3339 resets (anthropic), "
+    "Retry-After only (retry-after-only), headers with room while bursts are refused "
+    "(quantized).",
 )
+@click.option(
+    "--burst",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds of the rate a bucket holds (the window, for fixed windows): 1 lets a "
+    "600 rpm limit take 10 requests at once.",
+)
+@click.option("--start-empty", is_flag=True, help="Start the buckets (and the first window) spent.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for latency and faults.")
 @click.option(
     "--retry-after",
@@ -150,6 +165,8 @@ def simulate(
     rpm_change: tuple[float, int] | None,
     tpm: int | None,
     limit_style: str,
+    burst: float,
+    start_empty: bool,
     seed: int,
     retry_after: float,
     context_window: int,
@@ -177,6 +194,8 @@ def simulate(
             retry_after=retry_after,
             context_window=context_window,
             limit_style=limit_style,
+            burst=burst,
+            start_empty=start_empty,
             rpm_change=rpm_change,
             script=_load_script(script_file) if script_file else (),
             batch=BatchTiming(

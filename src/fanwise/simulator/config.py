@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from fanwise.simulator.ratelimit import LIMIT_STYLES
+
 FAULT_WORDS = ("drop", "hang", "garbage", "empty", "spend", "schema", "refuse", "cut", "split")
 """Faults that are not an HTTP status: close the connection, never answer, a 200 that lies,
 a 429 that says the account may spend no more (OpenAI's ``insufficient_quota``, Anthropic's
@@ -237,8 +239,11 @@ class SimulatorConfig:
     Draws depend only on ``seed``, the prompt and its attempt number, so a run is reproducible
     whatever order concurrent requests arrive in. ``batch`` sets the pace of the Batch API.
     ``limit_style`` is how limits are told (``ratelimit.LIMIT_STYLES``: OpenAI's headers, a
-    proxy's bare ``Retry-After``, Gemini's ``RetryInfo``); ``rpm_change`` is ``(seconds, rpm)``:
-    the request limit becomes ``rpm`` that long after start (or the last reset).
+    proxy's bare ``Retry-After``, Gemini's ``RetryInfo``, and the dialects of
+    ``simulator.dialects``); ``rpm_change`` is ``(seconds, rpm)``: the request limit becomes
+    ``rpm`` that long after start (or the last reset). ``burst`` is how many seconds of the rate
+    a bucket holds (a minute, as OpenAI runs it; the window of the fixed-window styles), and
+    ``start_empty`` starts the buckets (and the first window) spent.
     """
 
     latency: Latency = field(default_factory=Latency)
@@ -252,12 +257,17 @@ class SimulatorConfig:
     batch: BatchTiming = field(default_factory=BatchTiming)
     limit_style: str = "openai"
     rpm_change: tuple[float, int] | None = None
+    burst: float = 60.0
+    start_empty: bool = False
 
     def __post_init__(self) -> None:
-        if self.limit_style not in ("openai", "proxy", "gemini"):
+        if self.limit_style not in LIMIT_STYLES:
             raise ConfigError(
-                f"limit style {self.limit_style!r}: use openai, proxy or gemini, e.g. proxy"
+                f"limit style {self.limit_style!r}: use one of {', '.join(LIMIT_STYLES)}, "
+                "e.g. proxy"
             )
+        if not (isinstance(self.burst, int | float) and 0 < self.burst < math.inf):
+            raise ConfigError(f"burst must be seconds above 0, e.g. 1; got {self.burst!r}")
         if self.rpm_change is not None:
             parse_rpm_change(f"{self.rpm_change[0]}={self.rpm_change[1]}")
         if not isinstance(self.latency, Latency):

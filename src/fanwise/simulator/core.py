@@ -26,10 +26,12 @@ from collections.abc import Callable, Mapping
 from fanwise.simulator import bodies
 from fanwise.simulator.answer import Answer, compose
 from fanwise.simulator.config import ConfigError, ScriptRule, SimulatorConfig, check_fault
+from fanwise.simulator.dialects import dialect_headers, request_limit
 from fanwise.simulator.faults import fault_reply
 from fanwise.simulator.prompt_cache import Breakpoint, CacheUse, PromptCache
 from fanwise.simulator.ratelimit import (
     UNLIMITED,
+    FixedWindow,
     TokenBucket,
     format_duration,
     retry_headers,
@@ -69,8 +71,21 @@ class SimulatorCore:
         """Clear scripts and statistics, refill the buckets, then load the configured script."""
         now = self.clock()
         self.started = now
-        self.requests = TokenBucket(self.config.rpm or UNLIMITED, now)
-        self.tokens = TokenBucket(self.config.tpm or UNLIMITED, now)
+        config = self.config
+        self.offset = time.time() - now  # the clock's time as Unix time: windows, resets
+        self.requests = request_limit(
+            config.limit_style,
+            config.rpm,
+            now,
+            burst=config.burst,
+            offset=self.offset,
+            empty=config.start_empty,
+        )
+        empty = 0.0 if config.start_empty and config.tpm else None
+        self.tokens = TokenBucket(config.tpm or UNLIMITED, now, burst=config.burst, level=empty)
+        # What --limit-style quantized reports: a whole minute's bucket, full, while a bucket of
+        # --burst seconds (self.requests) enforces the limit.
+        self.reported = TokenBucket(config.rpm or UNLIMITED, now)
         self.recorder.reset()
         self.cache = PromptCache()
         self.rules = []
@@ -253,6 +268,8 @@ class SimulatorCore:
         if waits[unit] <= 0:
             self.requests.take(1)
             self.tokens.take(cost)
+            self.reported.refill(now)
+            self.reported.take(1)
             return None
         bucket = self.requests if unit == "requests" else self.tokens
         wait = waits[unit] if cost <= self.tokens.limit else self.tokens.reset_in()
@@ -269,11 +286,10 @@ class SimulatorCore:
     def _limit_headers(self) -> dict[str, str]:
         now = self.clock()
         self._change_limit(now)
-        if self.config.limit_style != "openai":
-            return {}
-        self.requests.refill(now)
-        self.tokens.refill(now)
-        return {**self.requests.headers("requests"), **self.tokens.headers("tokens")}
+        for limit in (self.requests, self.tokens, self.reported):
+            limit.refill(now)
+        style = self.config.limit_style
+        return dialect_headers(style, self.requests, self.tokens, self.reported, now + self.offset)
 
     def error_reply(self, status: int, message: str, *, code: str | None = None) -> Reply:
         """An error reply in OpenAI's shape, for a face to translate into its own."""
@@ -307,9 +323,12 @@ class SimulatorCore:
         if change is None or now - self.started < change[0] or self.requests.limit == change[1]:
             return
         self.requests.refill(now)
-        level = min(self.requests.level, float(change[1]))
-        self.requests = TokenBucket(change[1], now)
-        self.requests.level = level
+        old = self.requests
+        if isinstance(old, FixedWindow):
+            self.requests = FixedWindow(change[1], now, window=old.window, offset=self.offset)
+            self.requests.used = min(old.used, self.requests.capacity)
+            return
+        self.requests = TokenBucket(change[1], now, burst=self.config.burst, level=old.level)
 
 
 _BODIES = {
