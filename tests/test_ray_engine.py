@@ -110,6 +110,35 @@ async def test_calls_are_sharded_over_workers_and_endpoints_and_stream_back(
     assert len([e for e in events.seen if isinstance(e, CallSettled)]) == 16
 
 
+async def test_a_gateways_limit_on_two_endpoints_loses_no_call(
+    start_simulator: StartSimulator,
+) -> None:
+    """Two gateways whose reset is the time to the next request (a one-second bucket that
+    starts empty), two workers, retries=2: the actor's verdict makes their 429s back-pressure,
+    the headers are dropped for the learned rate, and every call is fulfilled with 429s within
+    one window (8 attempts in flight) plus 10 % of the calls."""
+    sims = [
+        await start_simulator(
+            latency=Latency.fixed(0.05),
+            rpm=1800,
+            burst=1.0,
+            start_empty=True,
+            limit_style="next-request",
+        )
+        for _ in range(2)
+    ]
+    fleet = engine(
+        sims[0].base_url,
+        endpoints=tuple(s.base_url for s in sims),
+        limits={endpoint_limiter(0): adaptive, endpoint_limiter(1): adaptive},
+        workers=2,
+    )
+    outcomes = await fleet.run(asks(120))
+    assert all(isinstance(o, Fulfilled) for o in outcomes)
+    refused = sum(s.stats().by_status.get(429, 0) for s in sims)
+    assert refused <= 8 + 12, [s.stats().by_status for s in sims]
+
+
 async def test_the_limits_are_shared_by_every_worker(start_simulator: StartSimulator) -> None:
     """One slot in the shared limiter: two workers of four calls each still send one at a time."""
     sim = await start_simulator(latency=Latency.fixed(0.02))

@@ -9,9 +9,9 @@ at a rate ``r``:
 
 - it starts at the rate the server answered at over the last ``SPAN`` seconds (at least
   ``MINIMUM`` a second, or the inverse of the 429's wait when that wait is computed to the
-  millisecond: a bucket's time to its next unit), and grows by ``startup`` per success (about x1.6 a second) until the
-  first cut, then by ``growth`` (about 5 % a second): multiplicative increase, since the success
-  rate is the rate itself;
+  millisecond: a bucket's time to its next unit), and grows by ``startup`` per success (about
+  x1.6 a second) until the first cut, then by ``growth`` (about 5 % a second): multiplicative
+  increase, since the success rate is the rate itself;
 - a 429 of an attempt sent after the last cut multiplies it by ``decrease``, once per window of
   attempts, as AIMD does.
 
