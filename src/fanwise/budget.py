@@ -2,30 +2,47 @@
 
 The engine asks ``Budget.admit(call)`` just before a call's first request is sent. The budget
 admits it when what was spent, plus an estimate for every call still in flight, plus an estimate
-for this one stays within the limit. Otherwise it refuses, and from then on refuses every call:
-the run stops launching, the calls in flight finish, and the refused calls settle as ``Rejected``
-(``Cancelled``) with a message that names the budget. A resume with a larger budget sends them.
+for this one stays within the limit. When it does not fit only because of the calls in flight
+(whose estimates their real cost will soon replace), a patient budget (a live run's) holds the
+call until one of them settles and asks again; when it cannot fit, it refuses, and from then on
+refuses every call: the run stops launching, the calls in flight finish, and the refused calls
+settle as ``Rejected`` (``Cancelled``) with a message whose arithmetic a user can check
+(``$0.0021 spent + $0.0014 in flight + this call ~$0.0020 = $0.0055 > $0.0048``). A resume
+with a larger budget sends them.
 
-An estimate is the prompt's generous token guess (4 characters a token) at the input price, plus
-``max_output_tokens`` (or, when unset, the mean output of the calls answered so far, 1,000
-tokens before any) at the output price. The actual cost replaces the estimate once a call is
-answered, so the spent total is exact; only the look-ahead is a guess.
+An estimate (``prices.estimate_cost``) is the request's input (its text, 4 characters a token,
+a generous guess) at the input price, plus its output: before any call of the model has been
+answered, the request's ``max_output_tokens`` (1,000 tokens when it has none); after, the 90th
+percentile of what the model's answered calls produced, never above the cap. With nothing in
+flight and nothing learnt yet, a patient budget sends one call alone to learn from, when its
+input alone fits. The actual cost replaces the estimate once a call is answered, so the spent
+total is exact; only the look-ahead is a guess.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable
+import asyncio
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable
 
 from fanwise.engine import Call
 from fanwise.events import CallSettled, Event
-from fanwise.limits import estimate_tokens
-from fanwise.models.base import Completion, Request, Usage
+from fanwise.models.base import Completion, Request
 from fanwise.outcome import Cancelled, Fulfilled
-from fanwise.prices import Price, PriceTable, format_usd
+from fanwise.prices import (
+    DEFAULT_OUTPUT_TOKENS,
+    Price,
+    PriceTable,
+    UsageHistory,
+    estimate_cost,
+    format_usd,
+)
 from fanwise.structured import attempts_usage
 
-DEFAULT_OUTPUT_TOKENS = 1000
+
+def _usd(amount: float) -> str:
+    """Dollars to the millionth: the terms of a refusal add up as shown."""
+    return f"${amount:.6f}".rstrip("0").rstrip(".") if amount else "$0"
 
 
 class BudgetExceeded(Cancelled):
@@ -33,7 +50,11 @@ class BudgetExceeded(Cancelled):
 
 
 class Budget:
-    """The engine's admission check (``admit``), and an observer of its events (``__call__``)."""
+    """The engine's admission check (``admit``), and an observer of its events (``__call__``).
+
+    ``patient``: hold a call that does not fit yet while calls are in flight (a live run), rather
+    than refuse it at once (a batch, whose calls all go at once and settle together).
+    """
 
     def __init__(
         self,
@@ -41,19 +62,21 @@ class Budget:
         prices: PriceTable,
         *,
         price_of: Callable[[Request], Price | None] | None = None,
+        patient: bool = False,
     ) -> None:
         if limit < 0:
             raise ValueError(f"a cost budget must be 0 or more dollars, got {limit}")
         self.limit = limit
         self.prices = prices
         self.price_of = price_of or (lambda request: prices.price(request.model))
+        self.patient = patient
         self.spent = 0.0
         self.refused = 0
         self.stopped = False
         # Per call key: each admitted call's estimate and model, until it settles.
         self._in_flight: defaultdict[str, list[tuple[float, str]]] = defaultdict(list)
-        self._answered = 0
-        self._output_tokens = 0
+        self._usage = UsageHistory()
+        self._held: deque[tuple[Call, asyncio.Future[None]]] = deque()
 
     @property
     def reserved(self) -> float:
@@ -62,38 +85,92 @@ class Budget:
     def estimate(self, call: Call) -> float | None:
         """What ``call`` may cost, or None when its model has no price."""
         price = self.price_of(call.request)
-        if price is None:
-            return None
-        request = call.request
-        output = request.max_output_tokens
-        if output is None:
-            output = (
-                self._output_tokens // self._answered if self._answered else DEFAULT_OUTPUT_TOKENS
-            )
-        prompt = (request.instructions or "") + request.prompt
-        return price.cost(Usage(input_tokens=estimate_tokens(prompt), output_tokens=output))
+        return None if price is None else estimate_cost(price, call.request, self._usage)
 
-    def admit(self, call: Call) -> None:
-        """Return to let the call be sent; raise ``BudgetExceeded`` to refuse it."""
+    def admit(self, call: Call) -> Awaitable[None] | None:
+        """None to let the call be sent now; an awaitable that holds it until it may be (or
+        raises ``BudgetExceeded``); raise ``BudgetExceeded`` to refuse it at once."""
         estimate = self.estimate(call)
         if estimate is None:  # refuses this call only: the others may have a price
             self._refuse(
                 f"model {call.request.model!r} has no price, so the budget cannot bound it"
             )
         assert estimate is not None
-        if self.stopped or self.spent + self.reserved + estimate > self.limit:
-            self.stopped = True
-            self._refuse(
-                f"{format_usd(self.spent)} spent and {format_usd(self.reserved)} in flight, "
-                f"this call ~{format_usd(estimate)}"
-            )
+        if not self.stopped and not self._held and self._fits(estimate):
+            self._reserve(call, estimate)
+            return None
+        if not self.stopped and self.patient:
+            if self._in_flight or self._held:
+                held: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._held.append((call, held))
+                return held
+            if self._probe(call):
+                self._reserve(call, estimate)
+                return None
+        self.stopped = True
+        self._refuse(self._arithmetic(estimate))
+        return None
+
+    def _fits(self, estimate: float) -> bool:
+        return self.spent + self.reserved + estimate <= self.limit
+
+    def _probe(self, call: Call) -> bool:
+        """Whether to send ``call`` alone to learn from: nothing learnt of its model yet, and
+        its input alone fits what is left."""
+        request = call.request
+        price = self.price_of(request)
+        if price is None or self._usage.outputs(request.model):
+            return False
+        floor = estimate_cost(price, request, self._usage, output_tokens=0)
+        return self.spent + floor <= self.limit
+
+    def _reserve(self, call: Call, estimate: float) -> None:
         self._in_flight[call.key].append((estimate, call.request.model))
+
+    def _arithmetic(self, estimate: float) -> str:
+        """Why a call does not fit, as a sum a user can check (each term rounded first)."""
+        spent, flight, this = (round(x, 6) for x in (self.spent, self.reserved, estimate))
+        total = spent + flight + this
+        return (
+            f"{_usd(spent)} spent + {_usd(flight)} in flight + this call ~{_usd(this)} "
+            f"= {_usd(total)} > {_usd(self.limit)}"
+        )
 
     def _refuse(self, why: str) -> None:
         self.refused += 1
         raise BudgetExceeded(
-            f"not sent: the cost budget of {format_usd(self.limit)} would be passed ({why})"
+            f"not sent: the cost budget of {format_usd(self.limit)} would be passed: {why}"
         )
+
+    def _release(self) -> None:
+        """After a call settles: let the held calls that now fit go, in order; once nothing is
+        in flight, refuse those that still do not (or probe with the first)."""
+        while self._held:
+            call, held = self._held[0]
+            if held.done():  # its task was cancelled
+                self._held.popleft()
+                continue
+            estimate = self.estimate(call)
+            if estimate is not None and not self.stopped and self._fits(estimate):
+                self._held.popleft()
+                self._reserve(call, estimate)
+                held.set_result(None)
+                continue
+            if self._in_flight:
+                return  # wait for the next settle
+            self._held.popleft()
+            if estimate is not None and not self.stopped and self._probe(call):
+                self._reserve(call, estimate)
+                held.set_result(None)
+                return
+            self.stopped = True
+            self.refused += 1
+            why = self._arithmetic(estimate) if estimate is not None else "no price"
+            held.set_exception(
+                BudgetExceeded(
+                    f"not sent: the cost budget of {format_usd(self.limit)} would be passed: {why}"
+                )
+            )
 
     def __call__(self, event: Event) -> None:
         """Settle the estimate of a call that was admitted: its real cost replaces it."""
@@ -106,18 +183,19 @@ class Budget:
             return  # refused: never admitted
         estimates = self._in_flight.get(event.key)
         if not estimates:
+            self._release()  # a held call cut short (a deadline) frees its turn
             return
         estimate, model = estimates.pop(0)
         if not estimates:
             del self._in_flight[event.key]
         if isinstance(outcome, Fulfilled):
-            self.spent += self._actual(outcome.value, estimate)
+            self.spent += self._actual(outcome.value, estimate, model)
         else:  # a refusal, answers that broke their schema: their tokens were paid for
             self.spent += self.prices.cost(model, attempts_usage(outcome.attempts)) or 0.0
+        self._release()
 
-    def _actual(self, completion: Completion, estimate: float) -> float:
-        self._answered += 1
-        self._output_tokens += completion.usage.output_tokens
+    def _actual(self, completion: Completion, estimate: float, model: str) -> float:
+        self._usage.add(model, completion.usage)
         cost = self.prices.cost(completion.model, completion.usage) if completion.model else None
         return estimate if cost is None else cost
 

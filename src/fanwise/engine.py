@@ -52,7 +52,7 @@ class Engine:
         limiter: Limiter | None = None,
         store: Store | None = None,
         observer: Observer | None = None,
-        admit: Callable[[Call], None] | None = None,
+        admit: Callable[[Call], Awaitable[None] | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         seed: int | None = None,
@@ -243,7 +243,7 @@ class _Run:
             return None
         if engine.admit is not None and (index, call.key) not in self.carried:
             try:
-                engine.admit(call)
+                ticket.gate = engine.admit(call)  # a gate holds the call until it may go
             except Exception as exc:
                 self.settled(ticket, Rejected(exc, 0.0, self.now()))
                 return None

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from fanwise.models.base import Usage
+from fanwise.models.base import Request, Usage
 from fanwise.outcome import FanwiseError
 
 _BOUNDARIES = ("-", "/", ":", "@")
@@ -84,6 +84,56 @@ class PriceTable:
     def over(self, other: PriceTable) -> PriceTable:
         """This table laid over ``other``: its entries win, the rest come from ``other``."""
         return PriceTable({**other.prices, **self.prices}, self.taken or other.taken)
+
+
+DEFAULT_OUTPUT_TOKENS = 1000
+"""A call's output when its request has no cap and no call of its model has been answered."""
+OUTPUT_PERCENTILE = 0.9
+"""Once calls of a model are answered, a new call is expected to produce this percentile of
+their outputs: high, so the estimate errs on the safe side, but learnt, so it converges."""
+
+
+class UsageHistory:
+    """The output tokens of the answered calls, by model: what similar calls actually used."""
+
+    def __init__(self) -> None:
+        self._outputs: dict[str, list[int]] = {}
+
+    def add(self, model: str, usage: Usage) -> None:
+        self._outputs.setdefault(model, []).append(usage.output_tokens)
+
+    def outputs(self, model: str) -> list[int]:
+        return self._outputs.get(model, [])
+
+    def expected_output(self, model: str) -> int | None:
+        """The high percentile of the model's answered outputs; None before any."""
+        seen = sorted(self.outputs(model))
+        if not seen:
+            return None
+        return seen[min(len(seen) - 1, math.ceil(OUTPUT_PERCENTILE * len(seen)) - 1)]
+
+
+def estimate_cost(
+    price: Price,
+    request: Request,
+    history: UsageHistory | None = None,
+    *,
+    output_tokens: int | None = None,
+) -> float:
+    """What ``request`` may cost before it is sent: its input from its text (4 characters a
+    token, generous) and its output: ``output_tokens`` if given, else what the model's answered
+    calls used (``history``, a high percentile), capped by the request's ``max_output_tokens``;
+    with no history, the cap, else ``DEFAULT_OUTPUT_TOKENS``."""
+    text = (request.instructions or "") + request.prompt
+    input_tokens = max(1, len(text) // 4 + 1)
+    cap = request.max_output_tokens
+    if output_tokens is None:
+        learnt = history.expected_output(request.model) if history is not None else None
+        if learnt is not None:
+            output_tokens = learnt if cap is None else min(learnt, cap)
+        else:
+            output_tokens = DEFAULT_OUTPUT_TOKENS if cap is None else cap
+    return price.cost(Usage(input_tokens=input_tokens, output_tokens=output_tokens))
 
 
 def builtin_prices() -> PriceTable:
@@ -161,10 +211,14 @@ def format_usd(amount: float | None) -> str:
 
 __all__ = [
     "CACHE_WRITE_FACTOR",
+    "DEFAULT_OUTPUT_TOKENS",
+    "OUTPUT_PERCENTILE",
     "Price",
     "PriceError",
     "PriceTable",
+    "UsageHistory",
     "builtin_prices",
+    "estimate_cost",
     "format_usd",
     "load_prices",
     "parse_prices",

@@ -351,7 +351,8 @@ def open_session(
         def price_of(request: Request) -> Price | None:
             return prices.price("offline" if offline else request.model)
 
-        budget = Budget(options.max_cost, prices, price_of=price_of)
+        patient = options.engine == "live"  # a batch's calls go at once: no holding them
+        budget = Budget(options.max_cost, prices, price_of=price_of, patient=patient)
         if model is not None and price_of(Request.text("", model=model)) is None:
             raise InputError(
                 f"--max-cost: model {model!r} has no price, so the budget cannot bound it; add it "

@@ -11,7 +11,7 @@ stop still settles with every attempt it made, the one cut short included.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Set
+from collections.abc import Awaitable, Iterable, Set
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -35,6 +35,9 @@ class Ticket:
     via: str | None = None
     """The path the next attempts take in an ``--engine auto`` run (``"batch"``, ``"live"``),
     written on each attempt; None for the other engines."""
+    gate: Awaitable[None] | None = None
+    """Set when ``--max-cost`` holds the call until the calls in flight settle: a live dispatch
+    awaits it before the first attempt (it raises when the call is refused after all)."""
     repaired: Request | None = None
     """What the next attempt sends when it is not ``call.request``: the request repaired after
     an answer broke its schema (``structured.next_request``), for a dispatch that sends the

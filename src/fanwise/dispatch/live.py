@@ -113,6 +113,9 @@ class Live(Dispatch):
     ) -> CallOutcome:
         """One call's attempts to their end (the synthesis streams through ``on_delta``)."""
         try:
+            if ticket.gate is not None:  # --max-cost holds it until it may go
+                gate, ticket.gate = ticket.gate, None
+                await gate
             value = await self._attempts(ticket, run, on_delta)
         except Exception as exc:
             return ticket.outcome(exc, run.now())
