@@ -252,5 +252,5 @@ def test_the_batch_summary_counts_bad_lines_in_words(bad: int, said: str) -> Non
     from fanwise.cli.batch import summary_line
     from fanwise.cli.session import Session
 
-    session = cast(Session, SimpleNamespace(cost=0.0, run_id=None))
+    session = cast(Session, SimpleNamespace(cost=0.0, cost_shown=0.0, run_id=None))
     assert said in summary_line(BatchSummary(fulfilled=1, bad_lines=bad), session)

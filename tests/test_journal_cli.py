@@ -63,11 +63,12 @@ def test_runs_lists_each_run_with_its_counts_cost_and_status(simulator_process: 
     assert listing.exit_code == 0
     header, row = listing.stdout.splitlines()
     assert header.split() == [
-        *("ID", "STARTED", "KIND", "TOPIC", "OK", "FAILED", "SYNTHESIS", "COST", "STATUS")
+        *("ID", "STARTED", "KIND", "TOPIC", "OK", "FAILED", "SYNTHESIS", "COST", "CACHE"),
+        *("WRITES", "STATUS"),
     ]
     cells = row.split()
     assert cells[0] == "1" and cells[4:8] == ["Rome", "3", "0", "ok"] and cells[-1] == "complete"
-    assert cells[-2].startswith("$0.") and cells[-2] != "$0"
+    assert cells[-3].startswith("$0.") and cells[-3] != "$0" and cells[-2] == "-"
     [listed] = json.loads(fanwise(None, "runs", "--json").stdout)
     assert listed["totals"]["fulfilled"] == 4 and listed["totals"]["cost_usd"] > 0
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -29,6 +29,8 @@ class PriceError(FanwiseError):
 CACHE_WRITE_FACTOR = 1.25
 """A cache write's price over plain input when the table lists none: Anthropic's 5-minute rate.
 Only Anthropic reports cache writes, so OpenAI's and Gemini's costs never use it."""
+CACHE_WRITE_1H_FACTOR = 2.0
+"""A 1-hour cache write's price over plain input when the table lists none (Anthropic's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,19 +43,27 @@ class Price:
     cache_write: float | None = None
     cache_storage: float | None = None
     """Per 1M tokens per hour a cache is held (Gemini's explicit ``cachedContents``)."""
+    cache_write_1h: float | None = None
 
     def cost(self, usage: Usage) -> float:
         cached = min(usage.cached_tokens, usage.input_tokens)
         written = min(usage.cache_write_tokens, usage.input_tokens - cached)
+        hour = min(usage.cache_write_1h_tokens, written)
         cached_rate = self.input if self.cached_input is None else self.cached_input
         write_rate = (
             self.input * CACHE_WRITE_FACTOR if self.cache_write is None else self.cache_write
+        )
+        hour_rate = (
+            self.input * CACHE_WRITE_1H_FACTOR
+            if self.cache_write_1h is None
+            else self.cache_write_1h
         )
         fresh = usage.input_tokens - cached - written
         return (
             fresh * self.input
             + cached * cached_rate
-            + written * write_rate
+            + (written - hour) * write_rate
+            + hour * hour_rate
             + usage.output_tokens * self.output
         ) / 1e6
 
@@ -192,10 +202,51 @@ def _price(source: str, name: str, entry: Any) -> Price:
         float(values["cached_input"]) if "cached_input" in values else None,
         float(values["cache_write"]) if "cache_write" in values else None,
         float(values["cache_storage"]) if "cache_storage" in values else None,
+        float(values["cache_write_1h"]) if "cache_write_1h" in values else None,
     )
 
 
-_FIELDS = ("input", "output", "cached_input", "cache_write", "cache_storage")
+_FIELDS = ("input", "output", "cached_input", "cache_write", "cache_storage", "cache_write_1h")
+
+
+UNKNOWN_HINT = "no price; see prices.toml or --price"
+
+
+def cost_text(priced: float, unpriced: Iterable[str] = ()) -> str:
+    """What the calls cost, said honestly: ``$0.0123``; with calls of an unpriced model,
+    ``cost unknown for my-model (no price; see prices.toml or --price)``, after the priced
+    part when there is one (``$0.0123 + cost unknown for ...``)."""
+    models = sorted({m or "?" for m in unpriced})
+    if not models:
+        return format_usd(priced)
+    unknown = f"cost unknown for {', '.join(models)} ({UNKNOWN_HINT})"
+    return f"{format_usd(priced)} + {unknown}" if priced else unknown
+
+
+def shown_cost(cost: float | str | None) -> str:
+    """A cost as a summary shows it: dollars, or the text ``cost_text`` made."""
+    return cost if isinstance(cost, str) else format_usd(cost)
+
+
+def parse_price_flag(text: str) -> tuple[str, Price]:
+    """``--price MODEL=input=1.25,output=10[,cached_input=..,cache_write=..,cache_write_1h=..]``
+    (US dollars per 1M tokens) as the model and its price; ``PriceError`` says what is wrong."""
+    example = "--price my-model=input=0.5,output=1.5"
+    model, sep, rest = text.partition("=")
+    if not sep or not model.strip() or not rest:
+        raise PriceError(f"--price {text!r}: expected MODEL=input=N,output=N, e.g. {example}")
+    entry: dict[str, Any] = {}
+    for part in rest.split(","):
+        key, sep, value = part.partition("=")
+        try:
+            entry[key.strip()] = float(value)
+        except ValueError:
+            raise PriceError(
+                f"--price {text!r}: {part!r} is not FIELD=NUMBER, e.g. {example}"
+            ) from None
+        if not sep:
+            raise PriceError(f"--price {text!r}: {part!r} is not FIELD=NUMBER, e.g. {example}")
+    return model.strip(), _price("--price", model.strip(), entry)
 
 
 def format_usd(amount: float | None) -> str:
@@ -210,9 +261,11 @@ def format_usd(amount: float | None) -> str:
 
 
 __all__ = [
+    "CACHE_WRITE_1H_FACTOR",
     "CACHE_WRITE_FACTOR",
     "DEFAULT_OUTPUT_TOKENS",
     "OUTPUT_PERCENTILE",
+    "UNKNOWN_HINT",
     "Price",
     "PriceError",
     "PriceTable",

@@ -38,7 +38,7 @@ from fanwise.engine import Call, CallOutcome, Engine
 from fanwise.journal import call_cost
 from fanwise.models.settings import ModelSettings
 from fanwise.outcome import Cancelled
-from fanwise.prices import format_usd
+from fanwise.prices import format_usd, shown_cost
 
 
 @click.command()
@@ -262,7 +262,7 @@ def summary_line(summary: BatchSummary, session: Session) -> str:
         f"📊 {summary.fulfilled} fulfilled{cached}, {summary.rejected} rejected{bad} · "
         f"wall time {summary.wall_time:.1f} s · service time {summary.service_time:.1f} s"
         f"{held} · {summary.usage.total_tokens:,} tokens · "
-        f"{format_usd(session.cost)}"
+        f"{shown_cost(session.cost_shown)}"
         + ("" if session.run_id is None else f" · run {session.run_id}")
     )
 

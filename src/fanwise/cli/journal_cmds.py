@@ -30,9 +30,10 @@ from fanwise.cli.session import RESUME_OVERRIDES, open_journal
 from fanwise.cli.workflows import execute
 from fanwise.journal import CallRecord, Journal, RunRecord
 from fanwise.journal.results import plan_from_spec, rebuild_workflow
+from fanwise.models.base import Usage
 from fanwise.outcome import Fulfilled
 from fanwise.paths import journal_path
-from fanwise.prices import format_usd
+from fanwise.prices import cost_text, format_usd
 from fanwise.ui.documents import to_json, to_markdown
 from fanwise.ui.timeline import ascii_timeline
 
@@ -66,13 +67,17 @@ def runs(limit: int, as_json: bool, journal: str | None) -> None:
     if not records:
         click.echo(f"No runs yet in {opened.path}.", err=True)
         return
-    rows = [("ID", "STARTED", "KIND", "TOPIC", "OK", "FAILED", "SYNTHESIS", "COST", "STATUS")]
+    head = ("ID", "STARTED", "KIND", "TOPIC", "OK", "FAILED", "SYNTHESIS", "COST", "CACHE WRITES")
+    rows = [(*head, "STATUS")]
+    unknown: set[str] = set()
     for record, counts in records:
         totals = record.totals
         cost = format_usd(totals.cost)
         if totals.unanswered:  # calls sent and never answered: paid for, perhaps
             cost = f"{cost}–{format_usd(totals.cost_max)}"
-        cost += "+?" if totals.unpriced else ""
+        if totals.unpriced:  # unpriced is not free: say so, with the priced part
+            cost = f"{cost} + ?" if totals.cost or totals.unanswered else "unknown"
+            unknown.update(totals.unpriced_models)
         rows.append(
             (
                 str(record.id),
@@ -83,6 +88,7 @@ def runs(limit: int, as_json: bool, journal: str | None) -> None:
                 str(counts.rejected),
                 counts.synthesis or "-",
                 cost,
+                _cache_writes(totals.usage),
                 _status(record),
             )
         )
@@ -90,6 +96,16 @@ def runs(limit: int, as_json: bool, journal: str | None) -> None:
     for row in rows:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         click.echo("  ".join(cells).rstrip())
+    if unknown:
+        click.echo(f"?: {cost_text(0.0, unknown)}")
+
+
+def _cache_writes(usage: Usage) -> str:
+    """Anthropic's prompt-cache writes (input tokens priced above input), the 1-hour ones apart."""
+    if not usage.cache_write_tokens:
+        return "-"
+    hour = usage.cache_write_1h_tokens
+    return f"{usage.cache_write_tokens:,}" + (f" ({hour:,} 1h)" if hour else "")
 
 
 @click.command()

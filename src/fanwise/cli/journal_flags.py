@@ -59,6 +59,14 @@ def journal_options() -> list[Callable[[Any], Any]]:
             metavar="FILE",
             help="A price table laid over the built-in one [also read: $FANWISE_HOME/prices.toml].",
         ),
+        click.option(
+            "--price",
+            multiple=True,
+            metavar="MODEL=input=N,output=N",
+            help="A model's price in US dollars per 1M tokens (also cached_input, cache_write, "
+            "cache_write_1h), over the tables; repeatable. A model with no price has an "
+            "unknown cost, never $0.",
+        ),
     ]
 
 

@@ -41,6 +41,7 @@ class RunOptions:
     cache: bool = False
     max_cost: float | None = None
     prices: str | None = None
+    price: tuple[str, ...] = ()  # --price MODEL=input=N,output=N, repeatable
     rpm: int | None = None
     tpm: int | None = None
     retry_budget: int | None = None

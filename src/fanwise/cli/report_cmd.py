@@ -18,7 +18,7 @@ from fanwise.cli.journal_flags import journal_option
 from fanwise.cli.journal_read import RUN_ID, read_journal
 from fanwise.journal import CallRecord, RunRecord
 from fanwise.journal.results import rebuild_workflow
-from fanwise.prices import format_usd
+from fanwise.prices import cost_text, format_usd
 from fanwise.ui.timeline import TimelineRow, rows_of
 
 
@@ -34,7 +34,8 @@ def report_html(record: RunRecord, calls: Iterable[CallRecord]) -> str:
     from fanwise.ui.html_report import calls_to_html, to_html  # markdown-it: only for a report
 
     created = datetime.fromtimestamp(record.started_at).strftime("%Y-%m-%d %H:%M")
-    cost = None if record.totals.unpriced else record.totals.cost
+    totals = record.totals
+    cost = cost_text(totals.cost, totals.unpriced_models) if totals.unpriced else totals.cost
     if record.kind == "workflow":
         result = rebuild_workflow(record, calls)
         return to_html(result, run_id=str(record.id), cost=cost, created=created)

@@ -28,7 +28,15 @@ from fanwise.models import choose_provider
 from fanwise.models.base import Completion, Request
 from fanwise.models.settings import ModelSettings
 from fanwise.paths import fanwise_home, journal_path, private_dir
-from fanwise.prices import Price, PriceError, PriceTable, format_usd, load_prices
+from fanwise.prices import (
+    Price,
+    PriceError,
+    PriceTable,
+    cost_text,
+    format_usd,
+    load_prices,
+    parse_price_flag,
+)
 from fanwise.stages.research import Plan
 from fanwise.stages.result import WorkflowResult
 
@@ -91,6 +99,14 @@ class Session:
     def cost(self) -> float:
         """What this command's calls cost so far (cached and reused calls cost nothing)."""
         return self.store.spent
+
+    @property
+    def cost_shown(self) -> float | str:
+        """The cost as the summary says it: dollars, or ``cost unknown for MODEL (...)`` with
+        the priced part when some calls' model has no price (unpriced is not free)."""
+        if not self.store.unpriced:
+            return self.store.spent
+        return cost_text(self.store.spent, self.store.unpriced_models)
 
     def price(self, completion: Completion) -> float | None:
         """The cost of one completion, for the live view."""
@@ -201,7 +217,7 @@ class Session:
         if not budget.stopped:
             return (
                 f"fanwise: --max-cost: {budget.refused} calls not sent: their model has no price "
-                "(add it with --prices FILE)"
+                "(give one with --price MODEL=input=N,output=N or --prices FILE)"
             )
         stopped = (
             f"fanwise: --max-cost {format_usd(budget.limit)}: stopped launching calls; "
@@ -213,11 +229,15 @@ class Session:
 
     def to_dict(self) -> dict[str, Any]:
         """What the JSON output says about the run and its cost."""
+        unknown = self.store.unpriced
         cost: dict[str, Any] = {
-            "usd": round(self.store.spent, 6),
-            "unpriced_calls": self.store.unpriced,
+            "usd": None if unknown else round(self.store.spent, 6),  # unpriced is not free
+            "unpriced_calls": unknown,
             "prices_taken": self.prices.taken,
         }
+        if unknown:
+            cost["priced_usd"] = round(self.store.spent, 6)
+            cost["unknown"] = cost_text(0.0, self.store.unpriced_models)
         if self.budget is not None:
             cost["max_usd"] = self.budget.limit
             cost["not_sent_for_budget"] = self.budget.refused
@@ -306,15 +326,19 @@ def options_spec(options: RunOptions, environ: Mapping[str, str] = os.environ) -
 
 
 def load_price_table(options: RunOptions, environ: Mapping[str, str] = os.environ) -> PriceTable:
+    """The built-in prices, under ``$FANWISE_HOME/prices.toml``, ``--prices FILE`` and each
+    ``--price MODEL=input=N,output=N`` (the last wins)."""
     user = [fanwise_home(environ) / "prices.toml"]
     if options.prices:
         if not Path(options.prices).is_file():
             raise InputError(f"--prices {options.prices}: no such file")
         user.append(Path(options.prices))
     try:
-        return load_prices(*user)
+        table = load_prices(*user)
+        given = dict(parse_price_flag(text) for text in options.price)
     except PriceError as exc:
         raise InputError(str(exc)) from None
+    return PriceTable(given).over(table) if given else table
 
 
 def open_session(
@@ -355,8 +379,9 @@ def open_session(
         budget = Budget(options.max_cost, prices, price_of=price_of, patient=patient)
         if model is not None and price_of(Request.text("", model=model)) is None:
             raise InputError(
-                f"--max-cost: model {model!r} has no price, so the budget cannot bound it; add it "
-                f"to {fanwise_home(environ) / 'prices.toml'} or pass --prices FILE"
+                f"--max-cost: model {model!r} has no price, so the budget cannot bound it; give "
+                f"one with --price {model}=input=N,output=N (US dollars per 1M tokens), in "
+                f"{fanwise_home(environ) / 'prices.toml'} or with --prices FILE"
             )
     if journal_off(options, environ):
         return Session(None, None, CostStore(prices=prices), prices, budget, None)

@@ -35,7 +35,7 @@ from fanwise.plans import (
     load_any,
     load_plan,
 )
-from fanwise.prices import format_usd
+from fanwise.prices import format_usd, shown_cost
 from fanwise.stages.model import Workflow
 from fanwise.stages.research import Plan
 from fanwise.stages.result import Status, WorkflowResult
@@ -254,9 +254,9 @@ def execute(
     for line in failed:
         click.echo(line, err=True)
     if result.plan is not None and display is not None:
-        display.summary(result, session.cost)
+        display.summary(result, session.cost_shown)
     elif result.plan is None and not options.quiet:
-        click.echo(_stages_line(result, session.cost), err=True)
+        click.echo(_stages_line(result, session.cost_shown), err=True)
     if display is not None:
         cached = cache.line()
         if cached is not None:
@@ -333,19 +333,19 @@ def _document(
 def _write_report(path: str, result: WorkflowResult, session: Session) -> None:
     run_id = None if session.run_id is None else str(session.run_id)
     if result.plan is not None:
-        write_report(path, result, run_id=run_id, cost=session.cost)
+        write_report(path, result, run_id=run_id, cost=session.cost_shown)
         return
     from fanwise.ui.stage_report import write_stages_report
 
-    write_stages_report(path, result, cost=session.cost, run_id=run_id)
+    write_stages_report(path, result, cost=session.cost_shown, run_id=run_id)
 
 
-def _stages_line(result: WorkflowResult, cost: float) -> str:
+def _stages_line(result: WorkflowResult, cost: float | str) -> str:
     stats = result.to_dict()["stats"]
     return (
         f"📊 {len(result.stages)} stages · {stats['calls']} calls: {stats['fulfilled']} "
         f"fulfilled, {stats['rejected']} rejected, {stats['cached']} from the journal · "
-        f"{result.usage.total_tokens:,} tokens · {format_usd(cost)}"
+        f"{result.usage.total_tokens:,} tokens · {shown_cost(cost)}"
     )
 
 

@@ -59,12 +59,19 @@ _COUNTS = f"SELECT status, cached, COUNT(*) FROM calls WHERE id IN ({_LATEST}) G
 _SPENT = """
     SELECT COALESCE(SUM(cost), 0), COALESCE(SUM(cost IS NULL), 0),
         COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
-        COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(cached_tokens), 0)
+        COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(cached_tokens), 0),
+        COALESCE(SUM(json_extract(outcome, '$.value.usage.cache_write_tokens')), 0),
+        COALESCE(SUM(json_extract(outcome, '$.value.usage.cache_write_1h_tokens')), 0)
     FROM calls WHERE run_id = ? AND cached = 0
 """
 _UNANSWERED = """
     SELECT COUNT(*), COALESCE(SUM(estimate), 0), COALESCE(SUM(estimate IS NULL), 0)
     FROM sent WHERE run_id = ?
+"""
+# Cache writes (Anthropic's) have no column: they are read from the journaled outcome's usage.
+_UNPRICED = """
+    SELECT DISTINCT json_extract(outcome, '$.value.model') FROM calls
+    WHERE run_id = ? AND cached = 0 AND cost IS NULL
 """
 _RUN_COLUMNS = (
     "id, kind, topic, spec, endpoint, status, started_at, ended_at, total, reason, summary, pid,"
@@ -341,19 +348,31 @@ class Journal:
         for status, cached, count in self.db.execute(_COUNTS, (run_id,)):
             counts[status] += count
             counts["cached"] += count if cached else 0
-        cost, unpriced, inp, out, reasoning, cached_tokens = self.db.execute(
+        cost, unpriced, inp, out, reasoning, cached_tokens, written, hour = self.db.execute(
             _SPENT, (run_id,)
         ).fetchone()
         open_marks, open_usd, _ = self.db.execute(_UNANSWERED, (run_id,)).fetchone()
+        models: tuple[str, ...] = ()
+        if unpriced:
+            rows = self.db.execute(_UNPRICED, (run_id,)).fetchall()
+            models = tuple(sorted(str(row[0] or "?") for row in rows))
         return Totals(
             counts["fulfilled"],
             counts["rejected"],
             counts["cached"],
-            Usage(int(inp), int(out), int(reasoning), int(cached_tokens)),
+            Usage(
+                int(inp),
+                int(out),
+                int(reasoning),
+                int(cached_tokens),
+                cache_write_tokens=int(written),
+                cache_write_1h_tokens=int(hour),
+            ),
             float(cost),
             int(unpriced),
             unanswered[0] + int(open_marks),
             unanswered[1] + float(open_usd),
+            unpriced_models=models,
         )
 
     def _run(self, row: tuple[Any, ...]) -> RunRecord:

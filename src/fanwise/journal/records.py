@@ -32,18 +32,24 @@ class Totals:
     def cost_max(self) -> float:
         """The most the run may have cost: what is recorded, plus the unanswered calls."""
         return self.cost + self.unanswered_cost
+    unpriced_models: tuple[str, ...] = ()
+    """The models of the unpriced calls: their cost is unknown, not zero."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "fulfilled": self.fulfilled,
             "rejected": self.rejected,
             "cached": self.cached,
             "usage": self.usage.to_dict(),
-            "cost_usd": round(self.cost, 6),
+            "cost_usd": None if self.unpriced else round(self.cost, 6),
             "unpriced_calls": self.unpriced,
             "unanswered_calls": self.unanswered,
             "cost_usd_max": round(self.cost_max, 6),
         }
+        if self.unpriced:
+            data["priced_usd"] = round(self.cost, 6)
+            data["unpriced_models"] = list(self.unpriced_models)
+        return data
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,7 @@ class CostStore:
         self.prices = prices
         self.spent = 0.0
         self.unpriced = 0
+        self.unpriced_models: set[str] = set()  # the models of those calls, as asked for
         self.reused = 0
         self.failed_inserts = 0
         self.insert_error: sqlite3.Error | None = None
@@ -70,6 +71,7 @@ class CostStore:
         cost = call_cost(self.prices, call, outcome)
         if cost is None:
             self.unpriced += 1
+            self.unpriced_models.add(call.request.model)
         else:
             self.spent += cost
         return cost

@@ -94,18 +94,22 @@ def message_completion(data: Any, raw: bytes, headers: Headers) -> Completion:
 def messages_usage(usage: Any) -> Usage:
     """Usage from a Message's ``usage``: every input token, cache writes and reads included.
 
-    The writes are kept apart too (``cache_write_tokens``): they cost more than plain input.
+    The writes are kept apart too (``cache_write_tokens``): they cost more than plain input,
+    and those to the 1-hour cache (``cache_creation.ephemeral_1h_input_tokens``) more again.
     """
     if not isinstance(usage, dict):
         return Usage()
     fresh = _int(usage.get("input_tokens"))
     written = _int(usage.get("cache_creation_input_tokens"))
     read = _int(usage.get("cache_read_input_tokens"))
+    split = usage.get("cache_creation")  # {"ephemeral_5m_input_tokens", "ephemeral_1h_..."}
+    hour = _int(split.get("ephemeral_1h_input_tokens")) if isinstance(split, dict) else 0
     return Usage(
         input_tokens=fresh + written + read,
         output_tokens=_int(usage.get("output_tokens")),
         cached_tokens=read,
         cache_write_tokens=written,
+        cache_write_1h_tokens=min(hour, written),
     )
 
 

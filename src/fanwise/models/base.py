@@ -103,6 +103,8 @@ class Usage:
     ``unknown`` counts the answers whose usage the server did not report (a stream from a server
     that ignores ``stream_options``): their tokens are not in the counts, which are then a floor,
     not a zero.
+    Of the cache writes, ``cache_write_1h_tokens`` went to the 1-hour cache, which costs more
+    than the 5-minute one.
     """
 
     input_tokens: int = 0
@@ -111,6 +113,7 @@ class Usage:
     cached_tokens: int = 0
     cache_write_tokens: int = 0
     unknown: int = 0
+    cache_write_1h_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -124,6 +127,7 @@ class Usage:
             self.cached_tokens + other.cached_tokens,
             self.cache_write_tokens + other.cache_write_tokens,
             self.unknown + other.unknown,
+            self.cache_write_1h_tokens + other.cache_write_1h_tokens,
         )
 
     def to_dict(self) -> dict[str, int]:
@@ -139,6 +143,8 @@ class Usage:
             data["cache_write_tokens"] = self.cache_write_tokens
         if self.unknown:  # only when a server left usage out: "usage unknown", not 0 tokens
             data["unknown"] = self.unknown
+        if self.cache_write_1h_tokens:
+            data["cache_write_1h_tokens"] = self.cache_write_1h_tokens
         return data
 
     @classmethod
@@ -152,6 +158,7 @@ class Usage:
             cached_tokens=int(data.get("cached_tokens", 0)),
             cache_write_tokens=int(data.get("cache_write_tokens", 0)),
             unknown=int(data.get("unknown", 0)),
+            cache_write_1h_tokens=int(data.get("cache_write_1h_tokens", 0)),
         )
 
 

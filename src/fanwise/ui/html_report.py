@@ -17,7 +17,7 @@ from markdown_it import MarkdownIt
 
 from fanwise.models.base import Completion
 from fanwise.outcome import Fulfilled, Rejected
-from fanwise.prices import format_usd
+from fanwise.prices import format_usd, shown_cost
 from fanwise.stages.research import Stats
 from fanwise.stages.result import WorkflowResult
 from fanwise.structured import outcome_usage
@@ -52,7 +52,7 @@ def to_html(
     result: WorkflowResult,
     *,
     run_id: str | None = None,
-    cost: float | None = None,
+    cost: float | str | None = None,
     created: str | None = None,
 ) -> str:
     """The whole report for a workflow run, as one HTML document."""
@@ -66,7 +66,7 @@ def to_html(
         ("speedup", _speedup(stats)),
         ("synthesis", f"{stats.synthesis_time:.2f} s" if result.synthesis else "none"),
         ("tokens", f"{stats.usage.total_tokens:,}"),
-        ("cost", format_usd(cost) if cost is not None else "unknown"),
+        ("cost", shown_cost(cost) if cost is not None else "unknown"),
     ]
     meta = _meta(result.status.value, result.settings.model, run_id, created)
     return _page(
@@ -91,7 +91,7 @@ def calls_to_html(
     status: str,
     reason: str | None = None,
     run_id: str | None = None,
-    cost: float | None = None,
+    cost: float | str | None = None,
     created: str | None = None,
     extra: Sequence[tuple[str, str]] = (),
 ) -> str:
@@ -115,7 +115,7 @@ def calls_to_html(
         ("queued in the limiter", f"{stats.queue_time:.2f} s"),
         ("speedup", _speedup(stats)),
         ("tokens", f"{tokens:,}"),
-        ("cost", format_usd(cost) if cost is not None else "unknown"),
+        ("cost", shown_cost(cost) if cost is not None else "unknown"),
         *extra,
     ]
     shown = list(rows[:MAX_ANSWERS])

@@ -30,7 +30,7 @@ from fanwise.events import (
     StageStarted,
 )
 from fanwise.outcome import Rejected
-from fanwise.prices import format_usd
+from fanwise.prices import format_usd, shown_cost
 from fanwise.stages.result import WorkflowResult
 from fanwise.ui.plain import PlainConsole, shorten
 from fanwise.ui.progress import CallRow, Price, Progress
@@ -134,7 +134,7 @@ def _bar(progress: Progress, now: float, width: int) -> Table:
     return grid
 
 
-def summary_table(result: WorkflowResult, cost: float | None = None) -> Table:
+def summary_table(result: WorkflowResult, cost: float | str | None = None) -> Table:
     """The end of a run at a glance: what arrived, what failed and why, and what it cost."""
     stats = result.stats
     table = Table(title="📊 run summary", title_justify="left", show_header=False, box=None)
@@ -173,7 +173,7 @@ def summary_table(result: WorkflowResult, cost: float | None = None) -> Table:
         + (f" + usage unknown for {usage.unknown} call(s)" if usage.unknown else ""),
     )
     table.add_row(
-        "cost", format_usd(cost) if cost is not None else "unknown (no price for this model)"
+        "cost", shown_cost(cost) if cost is not None else "unknown (no price for this model)"
     )
     return table
 
@@ -260,7 +260,7 @@ class LiveConsole:
             self.live.stop()
             self.live = None
 
-    def summary(self, result: WorkflowResult, cost: float | None = None) -> None:
+    def summary(self, result: WorkflowResult, cost: float | str | None = None) -> None:
         self.console.print(summary_table(result, cost))
 
     @contextlib.asynccontextmanager

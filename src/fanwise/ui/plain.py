@@ -21,7 +21,7 @@ from fanwise.events import (
     StageStarted,
 )
 from fanwise.outcome import Fulfilled, Rejected
-from fanwise.prices import format_usd
+from fanwise.prices import shown_cost
 from fanwise.stages.research import Stats
 from fanwise.stages.result import WorkflowResult
 
@@ -48,7 +48,7 @@ class PlainConsole:
         """Nothing to set up or tear down: each line is printed as its event arrives."""
         yield
 
-    def summary(self, result: WorkflowResult, cost: float | None = None) -> None:
+    def summary(self, result: WorkflowResult, cost: float | str | None = None) -> None:
         print(summary_line(result.stats, cost), file=self.stream, flush=True)
 
     def line(self, event: Event) -> str | None:
@@ -123,10 +123,11 @@ def stage_line(event: StageStarted | StageFinished) -> str:
     return f"{STAGE_ICONS.get(event.status, '?')} {event.name} {event.status}{note}"
 
 
-def summary_line(stats: Stats, cost: float | None = None) -> str:
-    """Counts, wall time, the server's time apart from the limiter's, and the speed-up."""
+def summary_line(stats: Stats, cost: float | str | None = None) -> str:
+    """Counts, wall time, the server's time apart from the limiter's, and the speed-up; the cost
+    in dollars, or ``cost unknown for MODEL (...)`` (``prices.cost_text``)."""
     tokens = f"{stats.usage.total_tokens:,} tokens"
-    price = f" · {format_usd(cost)}" if cost is not None else ""
+    price = f" · {shown_cost(cost)}" if cost is not None else ""
     cut = f" ({stats.truncated} cut at their token cap)" if stats.truncated else ""
     unknown = stats.usage.unknown
     if unknown:  # a server left usage out: the counts are a floor, the cost is not known

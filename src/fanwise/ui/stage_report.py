@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fanwise.outcome import Fulfilled, Rejected
-from fanwise.prices import format_usd
+from fanwise.prices import shown_cost
 from fanwise.stages import cite
 from fanwise.stages.model import Workflow
 from fanwise.stages.result import Branch, StagedResult, group
@@ -38,7 +38,9 @@ class Group:
     citations: Mapping[str, Any] | None = None
 
 
-def to_html(result: StagedResult, *, cost: float | None = None, run_id: str | None = None) -> str:
+def to_html(
+    result: StagedResult, *, cost: float | str | None = None, run_id: str | None = None
+) -> str:
     groups = [
         Group(r.name, group(r), r.status.value, r.reason, r.branches, r.detail.get("citations"))
         for r in result.stages
@@ -58,7 +60,7 @@ def from_journal(
     status: str,
     reason: str | None,
     summary: Mapping[str, Any],
-    cost: float | None = None,
+    cost: float | str | None = None,
     run_id: str | None = None,
 ) -> str:
     """The page from a journaled run: its calls (index, label, outcome) grouped by stage."""
@@ -92,10 +94,10 @@ def _render(
     groups: Sequence[Group],
     rows: Sequence[TimelineRow],
     *,
-    cost: float | None,
+    cost: float | str | None,
     run_id: str | None,
 ) -> str:
-    price = f" · {escape(format_usd(cost))}" if cost is not None else ""
+    price = f" · {escape(shown_cost(cost))}" if cost is not None else ""
     run = f" · run {escape(run_id)}" if run_id else ""
     meta = f"{escape(workflow.topic)} · status <b>{escape(status)}</b>{price}{run}"
     body = markdown(text) if text else f"<p><em>No result: {escape(reason or '')}</em></p>"
