@@ -38,7 +38,7 @@ from fanwise.engine import Call, CallOutcome, Engine
 from fanwise.journal import call_cost
 from fanwise.models.settings import ModelSettings
 from fanwise.outcome import Cancelled
-from fanwise.prices import format_usd, shown_cost
+from fanwise.prices import shown_cost
 
 
 @click.command()

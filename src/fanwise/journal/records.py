@@ -32,6 +32,7 @@ class Totals:
     def cost_max(self) -> float:
         """The most the run may have cost: what is recorded, plus the unanswered calls."""
         return self.cost + self.unanswered_cost
+
     unpriced_models: tuple[str, ...] = ()
     """The models of the unpriced calls: their cost is unknown, not zero."""
 
