@@ -35,7 +35,7 @@ from fanwise.plans import (
     load_any,
     load_plan,
 )
-from fanwise.prices import format_usd, shown_cost
+from fanwise.prices import shown_cost
 from fanwise.stages.model import Workflow
 from fanwise.stages.research import Plan
 from fanwise.stages.result import Status, WorkflowResult

@@ -17,7 +17,7 @@ from markdown_it import MarkdownIt
 
 from fanwise.models.base import Completion
 from fanwise.outcome import Fulfilled, Rejected
-from fanwise.prices import format_usd, shown_cost
+from fanwise.prices import shown_cost
 from fanwise.stages.research import Stats
 from fanwise.stages.result import WorkflowResult
 from fanwise.structured import outcome_usage

@@ -134,6 +134,6 @@ def _group(stage: Group) -> str:
 
 
 def write_stages_report(
-    path: str | Path, result: StagedResult, *, cost: float | None, run_id: str | None = None
+    path: str | Path, result: StagedResult, *, cost: float | str | None, run_id: str | None = None
 ) -> None:
     Path(path).write_text(to_html(result, cost=cost, run_id=run_id), encoding="utf-8")
