@@ -25,6 +25,7 @@ from fanwise.simulator import Simulator
 from fanwise.stages import Stage, Workflow
 from fanwise.stages.runner import run_stages
 from fanwise.structured import accept
+from fanwise.ui.documents import to_markdown
 from fanwise.ui.plain import summary_line
 from tests.conftest import SimulatorProcess
 from tests.processes import run_fanwise
@@ -169,3 +170,16 @@ async def test_a_staged_workflow_shows_its_cut_answers(simulator: Simulator) -> 
     data = result.to_dict()
     assert data["stages"][0]["calls"][0]["truncated"] is True, data["stages"][0]
     assert data["stats"]["truncated"] == 1
+
+
+async def test_the_answers_shown_without_a_synthesis_say_which_were_cut(
+    simulator: Simulator,
+) -> None:
+    """When the synthesis fails, the Markdown of the answers marks each one its cap cut."""
+    simulator.script("simulated answer to", ["400"])
+    plan = Plan("Kyoto", ("Sights?",), title="travel guide")
+    async with model_for(simulator, "chat") as model:
+        settings = ModelSettings(endpoint=Endpoint.CHAT, max_output_tokens=CAP)
+        result = await run_workflow(plan, Engine(model, sleep=NoWait()), settings=settings)
+    assert result.text is None
+    assert "_(cut at its token cap)_" in to_markdown(result)

@@ -25,6 +25,8 @@ def to_markdown(result: WorkflowResult) -> str:
         lines.append("")
         if answer["status"] == "fulfilled":
             lines.append(answer["answer"].strip())
+            if answer.get("truncated"):
+                lines += ["", "_(cut at its token cap)_"]
         else:
             lines.append(f"_failed: {answer['error']['kind']}: {answer['error']['message']}_")
         lines.append("")
