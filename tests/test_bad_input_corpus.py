@@ -126,7 +126,7 @@ FLAGS = [
     (["--base-url", "127.0.0.1:8000/v1"], "must be an http:// or https:// URL"),
     (["--min-answers", "4"], "the plan has only 3 questions"),
     (["--out", "/nonexistent/dir/guide.md"], "the directory /nonexistent/dir does not exist"),
-    (["--deadline", "0"], "'--deadline': 0.0 is not in the range"),
+    (["--deadline", "0"], "'--deadline': '0': a deadline must be later than now"),
     (["--retries", "-1"], "'--retries': -1 is not in the range"),
     (["--min-answers", "0"], "'--min-answers': 0 is not in the range"),
     (["--offline-latency", "3,1"], "needs 0 <= LOW <= HIGH"),

@@ -199,6 +199,7 @@ async def test_a_resumed_run_sends_only_what_the_dead_driver_had_not_recorded(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+        journal.flush()  # the writer thread commits what settled before the driver died
         recorded = journal.totals(run_id).fulfilled
         assert 1 <= recorded < 10
         store = JournalStore(journal, run_id, prices=PriceTable(), endpoint="sim", resume=True)
