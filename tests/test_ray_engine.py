@@ -268,16 +268,10 @@ def test_a_plan_of_stages_runs_on_ray(simulator_process: str, tmp_path: Path) ->
 
 LOCAL_RAY = """
 import json, os, ray
-from fanwise.cli.engines import start_ray
-from fanwise.cli.options import RunOptions
+from fanwise.cluster.setup import start_ray
+from fanwise.config import RunConfig
 
-options = RunOptions(
-    model=None, provider="openai", base_url=None, api="responses", reasoning_effort=None,
-    concurrency=8, timeout=None, deadline=None, retries=2, mode="settled", out=None, quiet=True,
-    plain=True, report=None, seed=0, offline_latency=(0.0, 0.0), offline_fail_rate=0.0,
-    engine="ray", workers=1,
-)
-start_ray(options)
+start_ray(RunConfig(provider="openai", retries=2, engine="ray", workers=1))
 key = ray.remote(num_cpus=0.25)(lambda: os.environ.get("OPENAI_API_KEY"))
 print(json.dumps({
     "key": ray.get(key.remote()),

@@ -30,6 +30,8 @@ _EXPORTS = {
     "Plan": "fanwise.stages",
     "PlanError": "fanwise.plans",
     "Rejected": "fanwise.outcome",
+    "RunConfig": "fanwise.config",
+    "RunInfo": "fanwise.run_info",
     "Request": "fanwise.models.base",
     "RetryPolicy": "fanwise.retry",
     "Stage": "fanwise.stages",
@@ -40,6 +42,7 @@ _EXPORTS = {
     "WorkflowResult": "fanwise.stages",
     "aask_all": "fanwise.api",
     "aresearch": "fanwise.api",
+    "aresume": "fanwise.api",
     "arun": "fanwise.api",
     "as_settled": "fanwise.settle",
     "ask_all": "fanwise.api",
@@ -48,6 +51,7 @@ _EXPORTS = {
     "get_model": "fanwise.factory",
     "load_plan": "fanwise.plans",
     "research": "fanwise.api",
+    "resume": "fanwise.api",
     "run": "fanwise.api",
     "run_workflow": "fanwise.stages",
     "settle": "fanwise.settle",
@@ -56,7 +60,8 @@ _EXPORTS = {
 fanwise`` (and every ``fanwise`` command, ``--help`` first) pays only for what it touches."""
 
 if _typing.TYPE_CHECKING:
-    from fanwise.api import aask_all, aresearch, arun, ask_all, research, run
+    from fanwise.api import aask_all, aresearch, aresume, arun, ask_all, research, resume, run
+    from fanwise.config import RunConfig
     from fanwise.engine import Call, Engine
     from fanwise.factory import ConfigError, OfflineModelWarning, get_limiter, get_model
     from fanwise.models.base import Completion, Model, Request, Usage
@@ -72,6 +77,7 @@ if _typing.TYPE_CHECKING:
     )
     from fanwise.plans import PlanError, load_plan
     from fanwise.retry import RetryPolicy
+    from fanwise.run_info import RunInfo
     from fanwise.settle import as_settled, gather_all, settle
     from fanwise.stages import (
         Plan,
@@ -144,6 +150,8 @@ __all__ = [
     "Rejected",
     "Request",
     "RetryPolicy",
+    "RunConfig",
+    "RunInfo",
     "Stage",
     "StagedResult",
     "Status",
@@ -153,6 +161,7 @@ __all__ = [
     "__version__",
     "aask_all",
     "aresearch",
+    "aresume",
     "arun",
     "as_settled",
     "ask_all",
@@ -161,6 +170,7 @@ __all__ = [
     "get_model",
     "load_plan",
     "research",
+    "resume",
     "run",
     "run_workflow",
     "settle",

@@ -1,11 +1,15 @@
 """fanwise from Python in one call: ``research`` (fan out, then synthesize), ``ask_all`` (the
-fan-out alone) and ``run`` (a ``Workflow`` of stages), each with an ``a``-prefixed twin for
-async code.
+fan-out alone), ``run`` (a ``Workflow`` of stages) and ``resume`` (finish a journaled run), each
+with an ``a``-prefixed twin for async code.
 
-They pick the model as the CLI does (``fanwise.get_model``: OpenAI when ``OPENAI_API_KEY`` is
-set, else the offline model, with an ``OfflineModelWarning`` saying so), run the calls through
-one ``Engine`` and, with ``journal=True`` (or a path), record every call as it settles, so that
-``fanwise runs`` and ``fanwise show RUN`` see the run and ``cache=True`` answers repeats for free.
+Each takes the values the CLI's flags give (``engine="batch"``, ``max_cost=``, ``rpm=``...) as
+keyword arguments, or one ``config=RunConfig(...)``; both become the same ``RunConfig`` the CLI
+builds, and run through the same ``open_run``: the model picked as the CLI picks it (OpenAI when
+``OPENAI_API_KEY`` is set, a ``claude-*`` model on Anthropic, else the offline model, with an
+``OfflineModelWarning`` saying so), the engine the config names, and, with ``journal=True`` (or
+a path), every call recorded as it settles, so that ``fanwise runs``, ``fanwise show RUN`` and
+``fanwise.resume(RUN)`` see the run and ``cache=True`` answers repeats for free. A result's
+``run`` (``result.to_dict()["run"]``) says which run it was and ``cost`` what it cost.
 """
 
 from __future__ import annotations
@@ -14,29 +18,29 @@ import asyncio
 import dataclasses
 import functools
 import os
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from fanwise.config import OpenRun, RunConfig, open_run
+from fanwise.config.open import run_settings
+from fanwise.config.stored import resumed_config, stored_args
 from fanwise.context import Material
-from fanwise.engine import Call, CallOutcome, Engine
+from fanwise.engine import Call, CallOutcome
 from fanwise.events import Observer, PhaseFinished, PhaseStarted, RunStarted
 from fanwise.factory import (
+    OFFLINE_NOTE,
     Api,
+    ConfigError,
+    OfflineModelWarning,
     Transport,
-    endpoint_label,
-    get_limiter,
-    get_model,
-    get_settings,
-    resolve_provider,
+    _caller_stacklevel,
 )
-from fanwise.limits import Limiter, Unlimited
 from fanwise.models.base import DeltaSink, Model, Request
 from fanwise.models.offline import OfflineSettings
+from fanwise.models.providers import PROVIDERS
 from fanwise.models.settings import ModelSettings
-from fanwise.retry import RetryPolicy
 from fanwise.schemas import Schema
 from fanwise.stages.model import SchemaSource
 from fanwise.stages.research import Plan
@@ -44,7 +48,6 @@ from fanwise.stages.result import WorkflowResult
 from fanwise.stages.runner import run_workflow
 
 if TYPE_CHECKING:
-    from fanwise.journal import Journal, JournalStore
     from fanwise.stages import StagedResult, Workflow
 
 T = TypeVar("T")
@@ -53,162 +56,50 @@ JournalChoice = bool | str | os.PathLike[str]
 """``False``: no journal; ``True``: ``$FANWISE_HOME/journal.db``; a path: that file."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Setup:
-    """How to run: the keyword arguments ``research`` and ``ask_all`` share."""
-
-    model: str | Model | None
-    provider: str
-    concurrency: int
-    journal: JournalChoice
-    cache: bool
-    timeout: float | None
-    retries: int
-    reasoning_effort: str | None
-    base_url: str | None
-    api: Api
-    transport: Transport
-    offline: OfflineSettings | None
-    on_event: Observer | None
-    environ: Mapping[str, str]
-    repair: bool = True
-
-
-@dataclass(slots=True)
-class _Recording:
-    """A run in the journal: closed with its status when the run ends, however it ends."""
-
-    journal: Journal
-    run_id: int
-    store: JournalStore
-
-    def finish(self, status: str, reason: str | None, summary: dict[str, Any]) -> None:
-        summary = {**summary, "cost_usd": round(self.store.spent, 6)}
-        self.journal.finish_run(self.run_id, status, reason=reason, summary=summary)
-
-
-@asynccontextmanager
-async def _running(
-    setup: _Setup, *, kind: str, topic: str, spec: dict[str, Any], total: int | None
-) -> AsyncIterator[tuple[Engine, _Recording | None]]:
-    """The engine for ``setup``, recording into the journal if asked; the model closed after."""
-    given = None if setup.model is None or isinstance(setup.model, str) else setup.model
-    limiter: Limiter
-    if given is not None:  # the caller's model: its limits and its closing are the caller's
-        model, limiter, where = given, Unlimited(), given.name
-    else:
-        name = setup.model if isinstance(setup.model, str) else None
-        provider = resolve_provider(setup.provider, setup.environ, name, base_url=setup.base_url)
-        model = get_model(
-            setup.provider,  # "auto" still, so that the offline model's warning is given
-            base_url=setup.base_url,
-            api=setup.api,
-            transport=setup.transport,
-            offline=setup.offline,
-            environ=setup.environ,
-            model=name,
-        )
-        limiter = get_limiter(provider, environ=setup.environ)
-        seed = (setup.offline or OfflineSettings()).seed
-        where = endpoint_label(provider, api=setup.api, base_url=setup.base_url, seed=seed)
-    recording = None
-    if setup.journal is not False or setup.cache:
-        recording = _open_recording(setup, kind, topic, spec, total, where)
-    engine = Engine(
-        model,
-        concurrency=setup.concurrency,
-        timeout=setup.timeout,
-        retry=RetryPolicy(retries=setup.retries),
-        limiter=limiter,
-        store=recording.store if recording else None,
-        observer=setup.on_event,
-        repair=setup.repair,
-    )
-    try:
-        yield engine, recording
-    except BaseException:
-        if recording is not None:
-            recording.journal.finish_run(recording.run_id, "interrupted", reason="cancelled")
-        raise
-    finally:
-        if recording is not None:
-            recording.journal.close()
-        if given is None:
-            await model.aclose()
-
-
-def _open_recording(
-    setup: _Setup,
-    kind: str,
-    topic: str,
-    spec: dict[str, Any],
-    total: int | None,
-    endpoint: str,
-) -> _Recording:
-    # Imported here: a run without a journal does not load sqlite3 and the price table.
-    from fanwise.journal import Journal, JournalStore
-    from fanwise.paths import journal_path, private_dir
-    from fanwise.prices import load_prices
-
-    explicit = None if isinstance(setup.journal, bool) else os.fspath(setup.journal)
-    path = journal_path(explicit, setup.environ)
-    if explicit is None:  # the fanwise home, private to its owner as the CLI keeps it
-        private_dir(path.parent)
-    journal = Journal.open(path, secrets=[setup.environ.get("OPENAI_API_KEY")])
-    run_id = journal.start_run(kind, topic, spec, endpoint=endpoint, total=total)
-    store = JournalStore(
-        journal, run_id, prices=load_prices(), endpoint=endpoint, cache=setup.cache
-    )
-    return _Recording(journal, run_id, store)
-
-
-def _options_spec(setup: _Setup) -> dict[str, Any]:
-    """What ``fanwise resume`` needs to run it again (never the key): the provider resolved, so
-    that a resume asks the same endpoint."""
-    offline = setup.offline or OfflineSettings()
-    given = setup.model is not None and not isinstance(setup.model, str)
-    return {
-        "provider": setup.provider if given else resolve_provider(setup.provider, setup.environ),
-        "model": setup.model if isinstance(setup.model, str) else None,
-        "base_url": setup.base_url,
-        "api": setup.api,
-        "transport": setup.transport,
-        "concurrency": setup.concurrency,
-        "timeout": setup.timeout,
-        "retries": setup.retries,
-        "seed": offline.seed,
-        "offline_latency": list(offline.latency),
-        "offline_fail_rate": offline.fail_rate,
-        "cache": setup.cache,
-    }
-
-
-def _settings(
+def make_config(
+    config: RunConfig | None,
     model: str | Model | None,
-    provider: str,
-    reasoning_effort: str | None,
-    api: Api,
+    journal: JournalChoice,
     environ: Mapping[str, str],
-    max_output_tokens: int | None = None,
-    base_url: str | None = None,
-) -> ModelSettings:
-    """The run's settings, on the endpoint its provider speaks (a given model's own name says
-    which provider it is, when it is one of fanwise's)."""
-    server = base_url or environ.get("OPENAI_BASE_URL") or None
-    name: str | None = None
-    resolved: str
-    if isinstance(model, str) or model is None:
-        name, resolved = model, resolve_provider(provider, environ, model, base_url=server)
-    else:
-        resolved = model.name if model.name in ("anthropic", "gemini") else "openai"
-    return get_settings(
-        name,
-        reasoning_effort,
-        api=api,
-        provider=resolved,
-        max_output_tokens=max_output_tokens,
-        base_url=server,
+    **values: Any,
+) -> RunConfig:
+    """The run's config: ``config`` as given, else one from the keyword arguments (the
+    provider resolved once, against ``environ``); a given ``Model`` names its own provider."""
+    if config is not None:
+        return config
+    given = model is not None and not isinstance(model, str)
+    journal_path = None if isinstance(journal, bool) else os.fspath(journal)
+    provider = values.pop("provider", "auto")
+    offline: OfflineSettings | None = values.pop("offline", None)
+    if given:
+        assert isinstance(model, Model)
+        provider = model.name if model.name in PROVIDERS else "openai"
+    made = RunConfig.from_values(
+        provider=provider,
+        environ=environ,
+        model=model if isinstance(model, str) else None,
+        journal=journal is not False,
+        journal_path=journal_path,
+        offline=offline or OfflineSettings(),
+        **values,
     )
+    if made.provider == "offline" and provider in (None, "", "auto"):
+        warnings.warn(OFFLINE_NOTE, OfflineModelWarning, stacklevel=_caller_stacklevel())
+    return made
+
+
+def model_settings(config: RunConfig, plan_model: Mapping[str, Any] | None = None) -> ModelSettings:
+    """What every call asks with (``fanwise.config.open.run_settings``)."""
+    return run_settings(config, plan_model)
+
+
+def _given(model: str | Model | None) -> Model | None:
+    return None if model is None or isinstance(model, str) else model
+
+
+def _with_run(result: T, opened: OpenRun) -> T:
+    """The result with its run and cost (``result.run``, in ``to_dict()``)."""
+    return dataclasses.replace(result, run=opened.info())  # type: ignore[type-var]
 
 
 async def aresearch(
@@ -240,6 +131,9 @@ async def aresearch(
     context: Sequence[str | os.PathLike[str]] = (),
     warm: bool = True,
     max_output_tokens: int | None = None,
+    engine: str = "live",
+    max_cost: float | None = None,
+    **settings: Any,
 ) -> WorkflowResult:
     """Ask every question about ``topic`` at once, then synthesize one answer from those that
     arrived (``result.text``); ``await`` it in async code, or call ``research`` elsewhere.
@@ -248,6 +142,10 @@ async def aresearch(
     added to the synthesis prompt. ``deadline`` bounds the research phase in seconds;
     ``min_answers`` is the quorum for a synthesis; ``fail_fast`` stops at the first failure.
     ``journal``/``cache``: see the module docstring (``cache`` alone uses the default journal).
+    ``engine`` is ``live``, ``batch`` (OpenAI's Batch API or Anthropic's Message Batches, half
+    price) or ``ray``; ``max_cost`` (dollars) stops launching calls before the run passes it.
+    Any other ``RunConfig`` setting (``rpm``, ``tpm``, ``endpoints``, ``workers``, ``prices``...)
+    is taken by name, or a whole ``config=RunConfig(...)``.
 
     ``schema`` (a pydantic model class or a JSON Schema dict) asks every research answer for
     structured output, ``synthesis_schema`` the synthesis: each answer is validated, its value
@@ -260,6 +158,13 @@ async def aresearch(
     ``max_output_tokens`` caps every answer and the synthesis, in the field the API and
     server honour.
     """
+    config = make_config(
+        settings.pop("config", None), model, journal, environ,
+        provider=provider, concurrency=concurrency, cache=cache, timeout=timeout,
+        deadline=deadline, retries=retries, reasoning_effort=reasoning_effort,
+        base_url=base_url, api=api, transport=transport, offline=offline, repair=repair,
+        engine=engine, max_cost=max_cost, max_output_tokens=max_output_tokens, **settings,
+    )  # fmt: skip
     plan = Plan(
         topic,
         questions,
@@ -270,37 +175,56 @@ async def aresearch(
     if instructions:
         prompt = f"{plan.synthesis_instructions}\n\n{instructions.strip()}"
         plan = dataclasses.replace(plan, synthesis_instructions=prompt)
-    setup = _Setup(
-        *(model, provider, concurrency, journal, cache, timeout, retries, reasoning_effort),
-        *(base_url, api, transport, offline, on_event, environ, repair),
-    )
-    settings = _settings(
-        model, provider, reasoning_effort, api, environ, max_output_tokens, base_url
-    )
+    if fail_fast and config.engine == "batch":
+        raise ConfigError("fail_fast", "the batch engine cannot stop at the first failure")
+    return await _research(
+        plan, {}, config, _given(model), min_answers=min_answers, fail_fast=fail_fast,
+        warm=warm, on_event=on_event, on_delta=on_delta, environ=environ,
+    )  # fmt: skip
+
+
+async def _research(
+    plan: Plan,
+    plan_model: Mapping[str, Any],
+    config: RunConfig,
+    given: Model | None,
+    *,
+    min_answers: int,
+    fail_fast: bool,
+    warm: bool = True,
+    on_event: Observer | None,
+    on_delta: DeltaSink | None,
+    environ: Mapping[str, str],
+    resume: int | None = None,
+    settings: ModelSettings | None = None,
+) -> WorkflowResult:
+    settings = settings or model_settings(config, plan_model)
     spec = {
         "plan": plan.to_dict(),
-        "plan_model": {},
+        "plan_model": dict(plan_model),
         "settings": dataclasses.asdict(settings),
-        "options": {**_options_spec(setup), "min_answers": min_answers},
+        "args": {"min_answers": min_answers, "fail_fast": fail_fast, "warm": warm},
     }
-    total = len(plan.questions) + 1
-    async with _running(setup, kind="workflow", topic=topic, spec=spec, total=total) as (
-        engine,
-        recording,
-    ):
+    opened = open_run(
+        config, kind="workflow", topic=plan.topic, spec=spec, total=len(plan.questions) + 1,
+        resume=resume, model=given, environ=environ,
+        models=(m for ms in plan.question_models for m in ms),
+    )  # fmt: skip
+    async with opened:
         result = await run_workflow(
             plan,
-            engine,
+            opened.engine(on_event),
             settings=settings,
             fail_fast=fail_fast,
             min_answers=min_answers,
-            deadline=deadline,
+            deadline=opened.config.seconds_left(),
             on_delta=on_delta,
             warm=warm,
         )
-        if recording is not None:
-            recording.finish(result.status.value, result.reason, {"stats": result.stats.to_dict()})
-    return result
+        opened.finish(
+            result.status.value, reason=result.reason, summary={"stats": result.stats.to_dict()}
+        )
+    return _with_run(result, opened)
 
 
 def _materials(items: Sequence[str | os.PathLike[str]]) -> tuple[Material, ...]:
@@ -339,42 +263,50 @@ async def aask_all(
     environ: Mapping[str, str] = os.environ,
     schema: SchemaSource | None = None,
     repair: bool = True,
-    max_output_tokens: int | None = None,
+    engine: str = "live",
+    max_cost: float | None = None,
+    **settings: Any,
 ) -> list[CallOutcome]:
     """Send every prompt at once; one outcome per prompt, in the order given: ``Fulfilled``
     (``.value.text``) or ``Rejected`` (``.kind``, ``.message``), never an exception for a call
     that failed. A prompt is a string (sent with ``instructions`` as the system message) or a
     ``Request``, sent as it is. With a ``schema`` (a pydantic model class or a JSON Schema
-    dict), each answer is asked for in it and validated: ``.value.parsed`` holds its value."""
-    setup = _Setup(
-        *(model, provider, concurrency, journal, cache, timeout, retries, reasoning_effort),
-        *(base_url, api, transport, offline, on_event, environ, repair),
-    )
-    settings = _settings(
-        model, provider, reasoning_effort, api, environ, max_output_tokens, base_url
-    )
+    dict), each answer is asked for in it and validated: ``.value.parsed`` holds its value.
+    ``engine``, ``max_cost`` and the other settings: as ``research`` takes them."""
+    config = make_config(
+        settings.pop("config", None), model, journal, environ,
+        provider=provider, concurrency=concurrency, cache=cache, timeout=timeout,
+        deadline=deadline, retries=retries, reasoning_effort=reasoning_effort,
+        base_url=base_url, api=api, transport=transport, offline=offline, repair=repair,
+        engine=engine, max_cost=max_cost, **settings,
+    )  # fmt: skip
+    model_settings_ = model_settings(config)
     wanted = None if schema is None else Schema.of(schema)  # a bad one refused before any call
     calls = [
-        Call(p if isinstance(p, Request) else settings.request(p, instructions), schema=wanted)
+        Call(
+            p if isinstance(p, Request) else model_settings_.request(p, instructions), schema=wanted
+        )
         for p in prompts
     ]
-    spec = {"settings": dataclasses.asdict(settings), "options": _options_spec(setup)}
+    spec = {"settings": dataclasses.asdict(model_settings_)}
     topic = f"{len(calls)} prompts"
-    async with _running(setup, kind="ask_all", topic=topic, spec=spec, total=len(calls)) as (
-        engine,
-        recording,
-    ):
+    opened = open_run(
+        config, kind="ask_all", topic=topic, spec=spec, total=len(calls), model=_given(model),
+        environ=environ,
+    )  # fmt: skip
+    async with opened:
+        engine_ = opened.engine(on_event)
 
         async def fan_out() -> list[CallOutcome]:
-            engine.emit(PhaseStarted("batch", len(calls), engine.now()))
-            outcomes = await engine.run(calls, deadline=deadline, fail_fast=fail_fast)
-            engine.emit(PhaseFinished("batch", engine.now()))
+            engine_.emit(PhaseStarted("batch", len(calls), engine_.now()))
+            left = opened.config.seconds_left()
+            outcomes = await engine_.run(calls, deadline=left, fail_fast=fail_fast)
+            engine_.emit(PhaseFinished("batch", engine_.now()))
             return outcomes
 
-        started = RunStarted("ask_all", "", topic, engine.now())
-        outcomes = await engine.announced(started, fan_out(), lambda done: (_status(done), None))
-        if recording is not None:
-            recording.finish(_status(outcomes), None, {})
+        started = RunStarted("ask_all", "", topic, engine_.now())
+        outcomes = await engine_.announced(started, fan_out(), lambda done: (_status(done), None))
+        opened.finish(_status(outcomes))
     return outcomes
 
 
@@ -405,40 +337,113 @@ async def arun(
     offline: OfflineSettings | None = None,
     on_event: Observer | None = None,
     environ: Mapping[str, str] = os.environ,
-    max_output_tokens: int | None = None,
+    engine: str = "live",
+    max_cost: float | None = None,
+    **settings: Any,
 ) -> StagedResult:
     """Run a ``Workflow`` of stages (chain, fan-out, map, route, vote; docs/workflows.md) and
     return every stage's result; ``result.text`` is the last stage's answer. With ``journal``,
-    every call is recorded as it settles (``fanwise resume RUN`` finishes the run), and with
-    ``cache`` a call answered before is not sent again."""
+    every call is recorded as it settles (``fanwise.resume(RUN)`` or ``fanwise resume RUN``
+    finishes the run), and with ``cache`` a call answered before is not sent again.
+    ``engine``, ``max_cost`` and the other settings: as ``research`` takes them."""
+    config = make_config(
+        settings.pop("config", None), model, journal, environ,
+        provider=provider, concurrency=concurrency, cache=cache, timeout=timeout,
+        deadline=deadline, retries=retries, reasoning_effort=reasoning_effort,
+        base_url=base_url, api=api, transport=transport, offline=offline, engine=engine,
+        max_cost=max_cost, **settings,
+    )  # fmt: skip
+    return await _stages(workflow, {}, config, _given(model), on_event=on_event, environ=environ)
+
+
+async def _stages(
+    workflow: Workflow,
+    plan_model: Mapping[str, Any],
+    config: RunConfig,
+    given: Model | None,
+    *,
+    on_event: Observer | None,
+    environ: Mapping[str, str],
+    on_delta: DeltaSink | None = None,
+    resume: int | None = None,
+    settings: ModelSettings | None = None,
+) -> StagedResult:
     from fanwise.stages import run_stages
 
-    setup = _Setup(
-        *(model, provider, concurrency, journal, cache, timeout, retries, reasoning_effort),
-        *(base_url, api, transport, offline, on_event, environ),
-    )
-    settings = get_settings(
-        model if isinstance(model, str) else None,
-        reasoning_effort,
-        max_output_tokens=max_output_tokens,
-        base_url=base_url or environ.get("OPENAI_BASE_URL") or None,
-    )
+    settings = settings or model_settings(config, plan_model)
     spec = {
         "workflow": workflow.to_dict(),
-        "plan_model": {},
+        "plan_model": dict(plan_model),
         "settings": dataclasses.asdict(settings),
-        "options": _options_spec(setup),
     }
-    topic = workflow.topic or workflow.title
-    async with _running(setup, kind="stages", topic=topic, spec=spec, total=None) as (
-        engine,
-        recording,
-    ):
-        result = await run_stages(workflow, engine, settings=settings, deadline=deadline)
-        if recording is not None:
-            summary = {"stats": result.to_dict()["stats"], "stages": result.summary()}
-            recording.finish(result.status.value, result.reason, summary)
-    return result
+    opened = open_run(
+        config, kind="stages", topic=workflow.topic or workflow.title, spec=spec,
+        resume=resume, model=given, environ=environ, models=workflow.models,
+    )  # fmt: skip
+    async with opened:
+        result = await run_stages(
+            workflow,
+            opened.engine(on_event),
+            settings=settings,
+            deadline=opened.config.seconds_left(),
+            on_delta=on_delta,
+        )
+        summary = {"stats": result.to_dict()["stats"], "stages": result.summary()}
+        opened.finish(result.status.value, reason=result.reason, summary=summary)
+    return _with_run(result, opened)
+
+
+async def aresume(
+    run_id: int,
+    *,
+    journal: JournalChoice = True,
+    on_event: Observer | None = None,
+    on_delta: DeltaSink | None = None,
+    environ: Mapping[str, str] = os.environ,
+    **overrides: Any,
+) -> WorkflowResult | StagedResult:
+    """Finish run ``run_id`` from the journal: its answered calls are reused (no request), only
+    the missing or failed ones are sent, with the run's own plan and ``RunConfig``. ``overrides``
+    change what a resume may (``max_cost``, ``concurrency``, ``retries``, ``timeout``, ``rpm``,
+    ``tpm``, ``base_url``, ``endpoints``, ``retry_with``). A research plan or a workflow of
+    stages resumes here; a batch with ``fanwise resume RUN``."""
+    from fanwise.journal import Journal
+    from fanwise.journal.results import plan_from_spec, settings_from_spec
+    from fanwise.paths import journal_path
+
+    path_given = None if isinstance(journal, bool) else os.fspath(journal)
+    path = journal_path(path_given, environ)
+    if not path.is_file():
+        raise ConfigError("journal_path", f"no journal at {path}")
+    with Journal.open(path) as opened:
+        record = opened.run(run_id)
+    if record is None:
+        raise ConfigError("run", f"no run {run_id} in the journal {path}")
+    if not record.text_kept:
+        raise ConfigError(
+            "run", f"run {run_id} kept no prompt or answer text, so it cannot be resumed"
+        )
+    spec = record.spec
+    config = resumed_config(spec, path_given, overrides)
+    args = stored_args(spec)
+    plan_model = spec.get("plan_model", {})
+    if record.kind == "workflow":
+        return await _research(
+            plan_from_spec(spec), plan_model, config, None, on_event=on_event,
+            on_delta=on_delta, environ=environ, resume=run_id,
+            settings=settings_from_spec(spec), **args,
+        )  # fmt: skip
+    if record.kind == "stages":
+        from fanwise.stages import Workflow
+
+        return await _stages(
+            Workflow.from_dict(spec["workflow"]), plan_model, config, None,
+            on_event=on_event, on_delta=on_delta, environ=environ, resume=run_id,
+            settings=settings_from_spec(spec),
+        )  # fmt: skip
+    raise ConfigError(
+        "run", f"run {run_id} is a {record.kind}: resume it with `fanwise resume {run_id}`"
+    )
 
 
 def _blocking(twin: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
@@ -466,6 +471,17 @@ def _blocking(twin: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
 research = _blocking(aresearch)
 ask_all = _blocking(aask_all)
 run = _blocking(arun)
+resume = _blocking(aresume)
 
 
-__all__ = ["aask_all", "aresearch", "arun", "ask_all", "research", "run"]
+__all__ = [
+    "aask_all",
+    "aresearch",
+    "aresume",
+    "arun",
+    "ask_all",
+    "make_config",
+    "research",
+    "resume",
+    "run",
+]

@@ -16,21 +16,25 @@ import click
 
 from fanwise.budget import Budget
 from fanwise.calls import Call
-from fanwise.cli.engines import build_limiter, check_engine, provider
 from fanwise.cli.journal_read import journal_exists, read_journal
-from fanwise.cli.options import RunOptions
-from fanwise.cli.session import Session, journal_off, load_price_table
+from fanwise.cli.session import Session, config_error
+from fanwise.config import RunConfig
+from fanwise.config.open import build_limiter, run_prices
 from fanwise.dispatch.deadline import Forecast, forecast, live_estimate
 from fanwise.dispatch.paths import PathTotals, path_totals
+from fanwise.factory import ConfigError
 from fanwise.limits import request_tokens
 from fanwise.prices import format_usd
 
 
-def plan_only(calls: Iterable[Call], options: RunOptions) -> Forecast:
+def plan_only(calls: Iterable[Call], config: RunConfig) -> Forecast:
     """The forecast for ``calls`` from what is known before any request; nothing is sent."""
-    check_engine(options, provider(options))
-    assert options.deadline_at is not None
-    prices = load_price_table(options)
+    config = config.started()
+    assert config.deadline_at is not None
+    try:
+        prices = run_prices(config)
+    except ConfigError as exc:
+        raise config_error(exc) from None
     budget = Budget(math.inf, prices)
     total, tokens, cost, priced = 0, 0, 0.0, 0
     for call in calls:
@@ -40,31 +44,31 @@ def plan_only(calls: Iterable[Call], options: RunOptions) -> Forecast:
         if estimate is not None:
             cost, priced = cost + estimate, priced + 1
     live = live_estimate(
-        build_limiter(options),
-        options.concurrency,
+        build_limiter(config),
+        config.concurrency,
         tokens_per_call=tokens / total if total else 1000.0,
-        default_latency=options.live_latency,
+        default_latency=config.live_latency,
     )
     line_cost = cost / priced if priced else None
     prior: dict[str, Any] = {}
-    known = _journal_pace(options)
+    known = _journal_pace(config)
     if known is not None and total:
         rate, batches = known
         prior = {
             "batch_seconds": total / rate,
             "basis": f"at the pace of the journal's last {batches} batches, {rate:.3g} lines/s",
         }
-    left = options.deadline_at - time.time()
+    left = config.deadline_at - time.time()
     return forecast(total, left, live, line_cost=line_cost, **prior)
 
 
-def _journal_pace(options: RunOptions) -> tuple[float, int] | None:
+def _journal_pace(config: RunConfig) -> tuple[float, int] | None:
     """The pace of the journal's recent batches; None without a journal (never made here)."""
-    if journal_off(options) or not journal_exists(options.journal):
+    if not config.journal or not journal_exists(config.journal_path):
         return None
     from fanwise.batchapi.ledger import recent_pace  # the openai SDK: --plan-only only
 
-    with read_journal(options.journal, purpose="--plan-only") as journal:
+    with read_journal(config.journal_path, purpose="--plan-only") as journal:
         return recent_pace(journal)
 
 
@@ -73,16 +77,17 @@ def show_forecast(plan: Forecast) -> None:
         click.echo(line)
 
 
-def totals(session: Session, options: RunOptions, dispatch: object = None) -> PathTotals | None:
+def totals(session: Session, dispatch: object = None) -> PathTotals | None:
     """The run's lines and cost by path, from the journal (a resumed run's first part too),
     and the switch (when and why) from the run's ``Auto`` dispatch."""
-    if options.engine != "auto" or options.deadline_at is None:
+    config = session.opened.config
+    if config.engine != "auto" or config.deadline_at is None:
         return None
     finished = time.time()
     if session.journal is None or session.run_id is None:
         return None
     rows = ((r.outcome, r.cost) for r in session.journal.latest_calls(session.run_id))
-    found = path_totals(rows, options.deadline_at, finished)
+    found = path_totals(rows, config.deadline_at, finished)
     from fanwise.dispatch.auto import Auto  # loads the openai SDK: an auto run has it already
 
     if isinstance(dispatch, Auto):

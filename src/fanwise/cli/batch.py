@@ -12,7 +12,7 @@ import click
 
 from fanwise.batch import BatchSummary, LineError, LineReader, run_batch
 from fanwise.cli.batch_output import BatchOutput, batch_output, recover
-from fanwise.cli.engines import model_settings, seconds_left, with_deadline
+from fanwise.cli.engines import announce, model_settings, run_config
 from fanwise.cli.errors import (
     EXIT_NO_RESULT,
     EXIT_OK,
@@ -32,8 +32,8 @@ from fanwise.cli.session import (
     journal_off,
     open_journal,
     open_session,
-    options_spec,
 )
+from fanwise.config import RunConfig
 from fanwise.engine import Call, CallOutcome, Engine
 from fanwise.journal import call_cost
 from fanwise.models.settings import ModelSettings
@@ -113,11 +113,12 @@ def execute_batch(
     resume: int | None = None,
     instructions: str | None = None,
     validate: bool = False,
+    config: RunConfig | None = None,
 ) -> int:
-    """Run one batch from resolved options; return the exit code."""
+    """Run one batch from resolved options (``config``: a resumed run's own); return the exit
+    code."""
     if not source.is_file():
         raise InputError(f"{source}: no such input file")
-    options = with_deadline(options)
     check_journal_flags(options)
     if options.report and journal_off(options):
         raise InputError("--report: a batch's report is read from the journal, which is off")
@@ -126,26 +127,29 @@ def execute_batch(
     total = count_lines(source)
     if total == 0:
         raise InputError(f"no requests in {source}: every line is blank")
+    fresh = config is None
+    config = config or run_config(options)
+    defaults = model_settings(config)
     if options.plan_only:
         from fanwise.cli.auto_view import plan_only, show_forecast
 
-        show_forecast(plan_only(_calls(source, model_settings(options), instructions), options))
+        show_forecast(plan_only(_calls(source, defaults, instructions), config))
         return EXIT_OK
-    model = prepare(options)
-    defaults = model_settings(options)
+    prepare(options)
+    if fresh:
+        announce(options, config)
     spec = {
         "input": str(source.resolve()),
         "output": str(Path(options.out).resolve()) if options.out else None,
         "settings": dataclasses.asdict(defaults),
         "instructions": instructions,
         "validate": validate,
-        "options": options_spec(options),
     }
     line_of: dict[int, int] = {}  # run_batch fills it, the journal reads each call's line
     with batch_output(options.out, resume=resume is not None) as output:
-        if output.previous is not None and resume is not None and not journal_off(options):
+        if output.previous is not None and resume is not None and config.journal:
             # Before the run is reopened: the answers it takes back close their sent marks.
-            with open_journal(options.journal, purpose="fanwise resume RUN") as journal:
+            with open_journal(config.journal_path, purpose="fanwise resume RUN") as journal:
                 kept = recover(
                     output.previous,
                     source,
@@ -162,6 +166,7 @@ def execute_batch(
                 )
         session = open_session(
             options,
+            config,
             kind="batch",
             topic=source.name,
             spec=spec,
@@ -178,7 +183,7 @@ def execute_batch(
                 source, output, current, engine, defaults, total, instructions, validate, line_of
             )
 
-        summary, _ = run(options, model, session, body, total=total)
+        summary, _ = run(options, session, body, total=total)
         status, reason = _status(summary), None
         if summary.bad_lines:
             reason = f"{summary.bad_lines} bad input lines"
@@ -186,10 +191,10 @@ def execute_batch(
             status, reason = "interrupted", f"the output could not be written ({output.sink.error})"
         output.whole = output.sink.error is None and not session.failed_closed
     by_path = None
-    if options.engine == "auto":  # imported only then: the others need none of it
+    if config.engine == "auto":  # imported only then: the others need none of it
         from fanwise.cli.auto_view import totals, totals_line
 
-        by_path = totals(session, options, used[0].dispatch if used else None)
+        by_path = totals(session, used[0].dispatch if used else None)
     extra = {} if by_path is None else {"auto": by_path.to_dict()}
     session.finish(
         status,
@@ -201,11 +206,12 @@ def execute_batch(
         if by_path is not None:
             click.echo(totals_line(by_path), err=True)
     if options.report and session.run_id is not None:
-        page = run_report_page(session.run_id, options.journal)
+        page = run_report_page(session.run_id, config.journal_path)
         try:
             Path(options.report).write_text(page, encoding="utf-8")
         except OSError as exc:  # the calls are paid for: say where the report can come from
-            line = unwritten("--report", options.report, exc, session, "report", options.journal)
+            where = config.journal_path
+            line = unwritten("--report", options.report, exc, session, "report", where)
             click.echo(line, err=True)
             return EXIT_NO_RESULT
     if output.sink.error is not None:
@@ -312,7 +318,7 @@ async def _batch(
             total=total,
             on_bad_line=bad_line,
             cost=cost,
-            deadline=seconds_left(current.options),
+            deadline=current.session.opened.config.seconds_left(),
             fail_fast=current.options.mode == "all",
             name=source.name,
             validate=validate,

@@ -26,8 +26,10 @@ from fanwise.cli.otel_flag import otel_option
 from fanwise.cli.output_paths import check_writable
 from fanwise.cli.report_cmd import timeline_rows
 from fanwise.cli.run_counts import research_counts
-from fanwise.cli.session import RESUME_OVERRIDES, open_journal
+from fanwise.cli.session import RESUME_OVERRIDES, config_error, open_journal
 from fanwise.cli.workflows import execute
+from fanwise.config.stored import RESUME_SETTINGS, resumed_config, stored_args
+from fanwise.factory import ConfigError
 from fanwise.journal import CallRecord, Journal, RunRecord
 from fanwise.journal.results import plan_from_spec, rebuild_workflow
 from fanwise.models.base import Usage
@@ -260,27 +262,44 @@ def resume(ctx: click.Context, /, run_id: int, **overrides: Any) -> None:
         if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
     }
     given["journal"] = overrides["journal"]  # the journal the run was found in
-    options = rebuild_options(record.spec.get("options", {}), given)
+    spec = record.spec
+    options = rebuild_options(spec.get("cli") or spec.get("options", {}), given)
+    try:
+        changes = {name: given[name] for name in RESUME_SETTINGS if name in given}
+        config = resumed_config(spec, given["journal"], changes)
+    except ConfigError as exc:
+        raise config_error(exc) from None
     if record.kind == "batch":
         _refuse_what_batch_refuses(ctx, run_id, given)
-        source = Path(record.spec["input"])
-        if not given.get("out") and record.spec.get("output"):
-            options = dataclasses.replace(options, out=record.spec["output"])
-        instructions = record.spec.get("instructions")
-        validate = bool(record.spec.get("validate"))
+        source = Path(spec["input"])
+        if not given.get("out") and spec.get("output"):
+            options = dataclasses.replace(options, out=spec["output"])
+        instructions = spec.get("instructions")
+        validate = bool(spec.get("validate"))
         sys.exit(
             execute_batch(
-                source, options, resume=run_id, instructions=instructions, validate=validate
+                source,
+                options,
+                resume=run_id,
+                instructions=instructions,
+                validate=validate,
+                config=config,
             )
         )
     if record.kind == "stages":
         from fanwise.stages import Workflow
 
-        workflow = Workflow.from_dict(record.spec["workflow"])
-        plan_model = record.spec.get("plan_model", {})
-        sys.exit(execute(workflow, plan_model, options, resume=run_id))
-    plan = plan_from_spec(record.spec)
-    sys.exit(execute(plan, record.spec.get("plan_model", {}), options, resume=run_id))
+        workflow = Workflow.from_dict(spec["workflow"])
+        plan_model = spec.get("plan_model", {})
+        sys.exit(execute(workflow, plan_model, options, resume=run_id, config=config))
+    if "args" in spec:  # the quorum and fail-fast the run had
+        args = stored_args(spec)
+        mode = "all" if args["fail_fast"] else "settled"
+        options = dataclasses.replace(
+            options, min_answers=args["min_answers"], mode=mode, warm=args["warm"]
+        )
+    plan = plan_from_spec(spec)
+    sys.exit(execute(plan, spec.get("plan_model", {}), options, resume=run_id, config=config))
 
 
 @click.command()

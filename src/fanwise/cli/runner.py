@@ -1,9 +1,10 @@
 """What every run command does around its own work: one place for setup and teardown.
 
-Before any request: the ``--report`` path is checked, the engine's combination refused if it
-cannot run, the model built. Then the display (live view or plain lines) is shown for the
-run's length, the first Ctrl-C stops it cleanly (the resume line, exit 130), and the model is
-closed however the run ends.
+Before any request: the ``--out`` and ``--report`` paths are checked, and the run opened
+(``fanwise.config.open_run``: the engine's combination refused if it cannot run, the model
+built, the run started in the journal). Then the display (live view or plain lines) is shown
+for the run's length, the first Ctrl-C stops it cleanly (the resume line, exit 130), and the
+model is closed however the run ends.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 
 from fanwise.cli import pipes
-from fanwise.cli.engines import build_engine, build_model
 from fanwise.cli.interrupt import Interrupted, exit_code, run_interruptible
 from fanwise.cli.options import RunOptions
 from fanwise.cli.output_paths import check_writable
-from fanwise.cli.session import Session
+from fanwise.cli.session import Session, config_error
 from fanwise.engine import Engine
 from fanwise.events import Observer, fan_out
+from fanwise.factory import ConfigError
 from fanwise.models.base import Model
 
 if TYPE_CHECKING:
@@ -34,31 +35,32 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Run:
-    """What a command's body works with: its options, model, journal session and display."""
+    """What a command's body works with: its options, journal session and display."""
 
     options: RunOptions
-    model: Model
     session: Session
     display: Display | None
 
+    @property
+    def model(self) -> Model:
+        return self.session.opened.model
+
     def engine(self, *observers: Observer | None) -> Engine:
-        """The engine the flags ask for; events go to ``observers``, the display and budget."""
-        observer = fan_out(*observers, self.display, self.session.budget)
-        return build_engine(self.options, self.model, observer=observer, session=self.session)
+        """The engine the config asks for; events go to ``observers``, the display and budget."""
+        quiet = self.options.quiet
+        note = None if quiet else lambda line: click.echo(line, err=True)
+        return self.session.opened.engine(fan_out(*observers, self.display), note=note)
 
 
-def prepare(options: RunOptions) -> Model:
-    """Check what can be checked before any request (every file the run will write), then
-    build the model."""
+def prepare(options: RunOptions) -> None:
+    """Check what can be checked before any request: every file the run will write."""
     for flag, path in (("--out", options.out), ("--report", options.report)):
         if path:
             check_writable(flag, path)
-    return build_model(options)
 
 
 def run(
     options: RunOptions,
-    model: Model,
     session: Session,
     body: Callable[[Run], Awaitable[T]],
     *,
@@ -87,8 +89,9 @@ def run(
     )
 
     async def main() -> T:
-        async with model, display.showing() if display else contextlib.nullcontext():
-            return await body(Run(options, model, session, display))
+        showing = display.showing() if display else contextlib.nullcontext()
+        async with session.opened, showing:
+            return await body(Run(options, session, display))
 
     try:
         return run_interruptible(main()), display
@@ -102,6 +105,8 @@ def run(
         pipes.silence(sys.stdout)
         pipes.note(session.interrupted("stdout closed"))
         raise  # the group ends the command (cli/pipes.py)
+    except ConfigError as exc:  # found as the engine starts (joining a Ray cluster)
+        raise config_error(exc) from None
 
 
 __all__ = ["Run", "prepare", "run"]

@@ -10,41 +10,26 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shlex
 import sqlite3
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from fanwise.budget import Budget
-from fanwise.cli.errors import EXIT_UNRECORDED, InputError
+from fanwise.cli.errors import EXIT_UNRECORDED, InputError, flag_for
 from fanwise.cli.options import RunOptions
-from fanwise.factory import endpoint_label
+from fanwise.config import OpenRun, RunConfig, open_run
+from fanwise.config.run_config import JOURNAL_OFF
+from fanwise.factory import ConfigError
 from fanwise.journal import Content, CostStore, Journal, JournalError, JournalStore
-from fanwise.models import choose_provider
-from fanwise.models.base import Completion, Request
+from fanwise.models.base import Completion
 from fanwise.models.settings import ModelSettings
 from fanwise.paths import fanwise_home, journal_path, private_dir
-from fanwise.prices import (
-    Price,
-    PriceError,
-    PriceTable,
-    cost_text,
-    format_usd,
-    load_prices,
-    parse_price_flag,
-)
+from fanwise.prices import PriceTable, cost_text, format_usd
 from fanwise.stages.research import Plan
 from fanwise.stages.result import WorkflowResult
-
-if TYPE_CHECKING:
-    from fanwise.batchapi import JournalLedger
-
-JOURNAL_OFF = ("off", "0", "false", "no")
-"""Values of ``FANWISE_JOURNAL`` that turn the journal off, as ``--no-journal`` does."""
 
 RESUME_OVERRIDES = (
     *("as_json", "out", "quiet", "plain", "stream", "report", "journal", "max_cost"),
@@ -54,27 +39,46 @@ RESUME_OVERRIDES = (
 it asks: a resume may."""
 
 
-@dataclass
+CLI_WORDS = {
+    "api_key": "--provider openai needs an API key: set OPENAI_API_KEY "
+    "(or use --base-url for a local OpenAI-compatible server)",
+}
+"""The library's errors that read better in the CLI's own words."""
+
+
+def config_error(exc: ConfigError) -> InputError:
+    """A library setting error as the CLI says it: with the flag that sets it."""
+    if exc.setting == "journal_path":
+        return InputError(f"{exc} (choose another file with --journal PATH)")
+    model = getattr(exc, "model", None)
+    if exc.setting == "max_cost" and model is not None:
+        home = fanwise_home()
+        return InputError(
+            f"--max-cost: model {model!r} has no price, so the budget cannot bound it; give "
+            f"one with --price {model}=input=N,output=N (US dollars per 1M tokens), in "
+            f"{home / 'prices.toml'} or with --prices FILE"
+        )
+    message = str(exc).replace("pass a prices file", "pass --prices FILE")
+    return InputError(CLI_WORDS.get(exc.setting) or f"{flag_for(exc.setting)}: {message}")
+
+
 class Session:
-    """A run being recorded: its journal, store, prices and (with ``--max-cost``) budget.
+    """A run being recorded (the library's ``OpenRun``), and the lines a person reads about it.
 
     Without a journal, ``journal`` and ``run_id`` are None and the store only counts the cost;
     ``resume_command`` is None when the run cannot be resumed (no journal, or no text kept).
     """
 
-    journal: Journal | None
-    run_id: int | None
-    store: CostStore
-    prices: PriceTable
-    budget: Budget | None
-    resume_command: str | None
-    output: str = "the output"
-    """Where the answers go, as the failure lines name it (``--out FILE``, or stdout)."""
+    def __init__(self, opened: OpenRun, output: str = "the output") -> None:
+        self.opened = opened
+        opened.interrupt_reason = None  # marked by ``interrupted``, which knows the signal
+        self.output = output
+        """Where the answers go, as the failure lines name it (``--out FILE``, or stdout)."""
 
     @property
     def failed_closed(self) -> bool:
         """The journal failed and the run stopped sending (``--on-journal-error stop``)."""
-        return isinstance(self.store, JournalStore) and self.store.failure is not None
+        return self.opened.failed_closed
 
     def exit_code(self, code: int) -> int:
         """The command's exit code: ``EXIT_UNRECORDED`` when the journal failed closed."""
@@ -96,9 +100,33 @@ class Session:
         )
 
     @property
+    def journal(self) -> Journal | None:
+        return self.opened.journal
+
+    @property
+    def run_id(self) -> int | None:
+        return self.opened.run_id
+
+    @property
+    def store(self) -> CostStore:
+        return self.opened.store
+
+    @property
+    def prices(self) -> PriceTable:
+        return self.opened.prices
+
+    @property
+    def budget(self) -> Budget | None:
+        return self.opened.budget
+
+    @property
+    def resume_command(self) -> str | None:
+        return self.opened.resume_command
+
+    @property
     def cost(self) -> float:
         """What this command's calls cost so far (cached and reused calls cost nothing)."""
-        return self.store.spent
+        return self.opened.cost
 
     @property
     def cost_shown(self) -> float | str:
@@ -110,7 +138,7 @@ class Session:
 
     def price(self, completion: Completion) -> float | None:
         """The cost of one completion, for the live view."""
-        return self.prices.cost(completion.model, completion.usage)
+        return self.opened.price(completion)
 
     def finish(
         self,
@@ -128,46 +156,31 @@ class Session:
                 reason = f"{reason}; {note}" if reason else note
         if self.failed_closed:
             status = "unrecorded"
-        if self.journal is not None and self.run_id is not None:
-            try:
-                self.journal.finish_run(
-                    self.run_id, status, reason=reason, summary=summary, total=total
-                )
-            except sqlite3.Error as exc:
-                click.echo(
-                    f"fanwise: error: the journal could not even record that run {self.run_id} "
-                    f"ended {status} ({exc}): `fanwise runs` will show it as stopped",
-                    err=True,
-                )
-            self.journal.close()
+        try:
+            self.opened.finish(status, reason=reason, summary=summary, total=total)
+        except sqlite3.Error as exc:
+            click.echo(
+                f"fanwise: error: the journal could not even record that run {self.run_id} "
+                f"ended {status} ({exc}): `fanwise runs` will show it as stopped",
+                err=True,
+            )
 
     def finish_workflow(self, result: WorkflowResult) -> None:
-        summary = {"stats": result.stats.to_dict(), "cost_usd": round(self.cost, 6)}
-        self.finish(result.status.value, reason=result.reason, summary=summary)
-
-    def engine_options(self) -> dict[str, Any]:
-        """The engine's store and admission check for this run."""
-        return {"store": self.store, "admit": self.budget.admit if self.budget else None}
-
-    def ledger(self) -> JournalLedger | None:
-        """Where ``--engine batch`` keeps its batches for a resume: none without a journal."""
-        if self.journal is None or self.run_id is None:
-            return None
-        from fanwise.batchapi import JournalLedger  # loads the openai SDK: only when used
-
-        return JournalLedger(self.journal, self.run_id)
+        self.finish(
+            result.status.value, reason=result.reason, summary={"stats": result.stats.to_dict()}
+        )
 
     def interrupted(self, how: str = "Ctrl-C") -> str:
         """Mark the run interrupted (by ``how``: Ctrl-C, SIGTERM...); the line that says how to
         finish it, if it can be."""
         cancelled = "\nfanwise: interrupted: the calls in flight were cancelled"
         if self.journal is None or self.run_id is None:
+            self.opened.stop(f"interrupted ({how})")
             return f"{cancelled}; the journal is off, so nothing was kept and there is no resume."
         try:
-            self.journal.finish_run(self.run_id, "interrupted", reason=f"interrupted ({how})")
+            self.opened.stop(f"interrupted ({how})")
         except sqlite3.Error as exc:
             cancelled += f" (the journal could not record it: {exc})"
-        self.journal.close()
         if self.resume_command is None:
             return (
                 f"{cancelled}; the journal kept no prompts or answers (--journal-content meta), "
@@ -229,26 +242,7 @@ class Session:
 
     def to_dict(self) -> dict[str, Any]:
         """What the JSON output says about the run and its cost."""
-        unknown = self.store.unpriced
-        cost: dict[str, Any] = {
-            "usd": None if unknown else round(self.store.spent, 6),  # unpriced is not free
-            "unpriced_calls": unknown,
-            "prices_taken": self.prices.taken,
-        }
-        if unknown:
-            cost["priced_usd"] = round(self.store.spent, 6)
-            cost["unknown"] = cost_text(0.0, self.store.unpriced_models)
-        if self.budget is not None:
-            cost["max_usd"] = self.budget.limit
-            cost["not_sent_for_budget"] = self.budget.refused
-        return {
-            "run": {
-                "id": self.run_id,
-                "journal": None if self.journal is None else str(self.journal.path),
-                "resume": self.resume_command,
-            },
-            "cost": cost,
-        }
+        return self.opened.info().to_dict()
 
 
 def journal_off(options: RunOptions | None, environ: Mapping[str, str] = os.environ) -> bool:
@@ -306,43 +300,27 @@ def open_journal(
         ) from None
 
 
-def endpoint(options: RunOptions, environ: Mapping[str, str] = os.environ) -> str:
-    """Who answers: the cache reuses only answers from the same endpoint."""
-    provider = choose_provider(options.provider, environ, options.model, base_url=options.server)
-    return endpoint_label(provider, api=options.api, base_url=options.base_url, seed=options.seed)
+CLI_SPEC = (
+    *("out", "report", "quiet", "plain", "stream", "as_json", "mode", "min_answers"),
+    "cache_prefix",
+)
+"""The flags a resume needs besides the run's config: how its result was shown and written,
+and how a batch's lines were marked for the prompt cache."""
 
 
-def options_spec(options: RunOptions, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """The options as stored: the provider resolved, so a resume asks the same endpoint, and
-    file paths made absolute, so it writes the same files from any directory."""
-    data = dataclasses.asdict(options)
-    data["provider"] = choose_provider(
-        options.provider, environ, options.model, base_url=options.server
-    )
-    for name in ("out", "report", "prices"):
-        if isinstance(data.get(name), str) and data[name]:
+def cli_spec(options: RunOptions) -> dict[str, Any]:
+    """What the journal keeps of the flags that are not the run's config (paths absolute, so a
+    resume writes the same files from any directory)."""
+    data = {name: getattr(options, name) for name in CLI_SPEC}
+    for name in ("out", "report"):
+        if data[name]:
             data[name] = str(Path(data[name]).resolve())
     return data
 
 
-def load_price_table(options: RunOptions, environ: Mapping[str, str] = os.environ) -> PriceTable:
-    """The built-in prices, under ``$FANWISE_HOME/prices.toml``, ``--prices FILE`` and each
-    ``--price MODEL=input=N,output=N`` (the last wins)."""
-    user = [fanwise_home(environ) / "prices.toml"]
-    if options.prices:
-        if not Path(options.prices).is_file():
-            raise InputError(f"--prices {options.prices}: no such file")
-        user.append(Path(options.prices))
-    try:
-        table = load_prices(*user)
-        given = dict(parse_price_flag(text) for text in options.price)
-    except PriceError as exc:
-        raise InputError(str(exc)) from None
-    return PriceTable(given).over(table) if given else table
-
-
 def open_session(
     options: RunOptions,
+    config: RunConfig,
     *,
     kind: str,
     topic: str,
@@ -350,82 +328,52 @@ def open_session(
     total: int | None = None,
     resume: int | None = None,
     model: str | None = None,
+    models: Iterable[str] = (),
     environ: Mapping[str, str] = os.environ,
     lines: Mapping[int, int] | None = None,
 ) -> Session:
-    """Start a run in the journal (or reopen run ``resume``) and build what records it.
+    """Start a run in the journal (or reopen run ``resume``) and build what records it: the
+    library's ``open_run``, its errors in the CLI's words.
 
     ``model``, when every call uses one, is checked up front against the price table so that
     ``--max-cost`` can refuse to start rather than refuse every call. ``lines`` is a batch's
     map of call index to input line (``run_batch``'s ``line_of``), journaled with each call.
     """
-    check_journal_flags(options, environ)
-    prices = load_price_table(options, environ)
-    if options.engine == "batch":  # half price (a workflow's one live synthesis call too)
-        # Imported here: the batchapi package loads the openai SDK (0.5 s and 23 MB at every
-        # CLI start otherwise; docs/benchmarks.md).
-        from fanwise.batchapi.prices import batch_prices
-
-        prices = batch_prices(prices)
-    where = endpoint(options, environ)
-    offline = where.startswith("offline/")
-    budget = None
-    if options.max_cost is not None:
-
-        def price_of(request: Request) -> Price | None:
-            return prices.price("offline" if offline else request.model)
-
-        patient = options.engine == "live"  # a batch's calls go at once: no holding them
-        budget = Budget(options.max_cost, prices, price_of=price_of, patient=patient)
-        if model is not None and price_of(Request.text("", model=model)) is None:
-            raise InputError(
-                f"--max-cost: model {model!r} has no price, so the budget cannot bound it; give "
-                f"one with --price {model}=input=N,output=N (US dollars per 1M tokens), in "
-                f"{fanwise_home(environ) / 'prices.toml'} or with --prices FILE"
-            )
-    if journal_off(options, environ):
-        return Session(None, None, CostStore(prices=prices), prices, budget, None)
-    content = Content(options.journal_content)
-    journal = open_journal(options.journal, environ, content=content)
-    if resume is None:
-        run_id = journal.start_run(kind, topic, spec, endpoint=where, total=total)
-    else:
-        run_id = resume
-        journal.reopen_run(run_id)
-    store = JournalStore(
-        journal,
-        run_id,
-        prices=prices,
-        endpoint=where,
-        resume=resume is not None,
-        cache=options.cache,
-        lines=lines,
-        on_error="continue" if options.on_journal_error == "continue" else "stop",
-    )
-    command: str | None = f"fanwise resume {run_id}"
-    if options.journal:
-        command = f"{command} --journal {shlex.quote(options.journal)}"
-    if content is Content.META:
-        command = None  # no prompt kept to send again, no answer to reuse
-    output = f"--out {options.out}" if options.out else "stdout"
-    session = Session(journal, run_id, store, prices, budget, command, output)
-    journal.on_write_error = session.journal_failed
+    try:
+        opened = open_run(
+            config,
+            kind=kind,
+            topic=topic,
+            spec={**spec, "cli": cli_spec(options)},
+            total=total,
+            resume=resume,
+            priced_model=model,
+            models=models,
+            lines=lines,
+            environ=environ,
+            notify=notice,
+        )
+    except ConfigError as exc:
+        raise config_error(exc) from None
+    session = Session(opened, f"--out {options.out}" if options.out else "stdout")
+    if opened.journal is not None:
+        opened.journal.on_write_error = session.journal_failed
     return session
 
 
 def workflow_spec(
-    plan: Plan,
-    plan_model: Mapping[str, Any],
-    settings: ModelSettings,
-    options: RunOptions,
-    environ: Mapping[str, str],
+    plan: Plan, plan_model: Mapping[str, Any], settings: ModelSettings, options: RunOptions
 ) -> dict[str, Any]:
-    """Everything ``fanwise resume`` needs to run this workflow again without its flags."""
+    """Everything ``fanwise resume`` needs to run this workflow again besides its config."""
     return {
         "plan": plan.to_dict(),
         "plan_model": dict(plan_model),
         "settings": dataclasses.asdict(settings),
-        "options": options_spec(options, environ),
+        "args": {
+            "min_answers": options.min_answers,
+            "fail_fast": options.mode == "all",
+            "warm": options.warm,
+        },
     }
 
 
@@ -434,17 +382,20 @@ def workflow_session(
     plan_model: Mapping[str, Any],
     settings: ModelSettings,
     options: RunOptions,
+    config: RunConfig,
     *,
     resume: int | None = None,
     environ: Mapping[str, str] = os.environ,
 ) -> Session:
     return open_session(
         options,
+        config,
         kind="workflow",
         topic=plan.topic,
-        spec=workflow_spec(plan, plan_model, settings, options, environ),
+        spec=workflow_spec(plan, plan_model, settings, options),
         total=len(plan.questions) + 1,
         resume=resume,
         model=settings.model,
+        models=(m for ms in plan.question_models for m in ms),
         environ=environ,
     )

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from fanwise.cli.engines import build_router, model_settings, seconds_left, with_deadline
+from fanwise.cli.engines import announce, model_settings, run_config
 from fanwise.cli.errors import EXIT_NO_RESULT, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, InputError
 from fanwise.cli.flags import workflow_options
 from fanwise.cli.inputs import read_context, read_questions
@@ -22,7 +22,8 @@ from fanwise.cli.options import RunOptions
 from fanwise.cli.output_paths import unwritten
 from fanwise.cli.runner import Run, prepare, run
 from fanwise.cli.schema_flags import apply_schema_flags, check_schemas, schema_options
-from fanwise.cli.session import Session, open_session, options_spec, workflow_session
+from fanwise.cli.session import Session, open_session, workflow_session
+from fanwise.config import RunConfig
 from fanwise.context import cache_report, tokens
 from fanwise.models.base import Request, Usage
 from fanwise.models.settings import ModelSettings
@@ -180,33 +181,33 @@ def execute(
     options: RunOptions,
     *,
     resume: int | None = None,
+    config: RunConfig | None = None,
 ) -> int:
-    """Run a workflow (a research plan or a plan of stages) from resolved options; print the
-    result; return the exit code. The one path of ``travel``, ``research``, ``run PLAN`` (with
-    or without ``[[stage]]``) and ``resume``: the same ``--out``, report and exit-code rules."""
+    """Run a workflow (a research plan or a plan of stages) from resolved options (``config``:
+    a resumed run's own); print the result; return the exit code. The one path of ``travel``,
+    ``research``, ``run PLAN`` (with or without ``[[stage]]``) and ``resume``: the same
+    ``--out``, report and exit-code rules."""
     if isinstance(job, Plan) and options.min_answers > len(job.questions):
         raise InputError(
             f"--min-answers {options.min_answers}: the plan has only {len(job.questions)} "
             "questions, so no synthesis could be made"
         )
-    if plan_model.get("endpoints") and not options.endpoints:  # the plan's; --endpoints wins
-        options = dataclasses.replace(options, endpoints=tuple(plan_model["endpoints"]))
-    options = with_deadline(options)
+    fresh = config is None  # the plan's endpoints, unless --endpoints gives some
+    config = config or run_config(options, endpoints=plan_model.get("endpoints") or ())
     if options.plan_only:
-        return _plan_only(job, plan_model, options)
-    model = prepare(options)
-    named = (
-        tuple(m for ms in job.question_models for m in ms) if isinstance(job, Plan) else job.models
-    )
-    model = build_router(options, model, named)  # each provider a plan names, its own model
-    settings = model_settings(options, plan_model)
+        return _plan_only(job, plan_model, config)
+    prepare(options)
+    if fresh:
+        announce(options, config)
+    settings = model_settings(config, plan_model)
     check_schemas(lambda: check_structured(job, settings))
-    session = _session(job, plan_model, settings, options, resume)
+    session = _session(job, plan_model, settings, options, config, resume)
     streamed = options.stream and not (options.as_json or options.out)
     stream = SynthesisStream(sys.stdout, sys.stderr) if streamed else None
 
     async def body(current: Run) -> WorkflowResult:
         engine = current.engine(stream.observe if stream else None)
+        left = current.session.opened.config.seconds_left()
         if isinstance(job, Plan):
             return await run_workflow(
                 job,
@@ -214,7 +215,7 @@ def execute(
                 settings=settings,
                 fail_fast=options.mode == "all",
                 min_answers=options.min_answers,
-                deadline=seconds_left(options),
+                deadline=left,
                 on_delta=stream,
                 warm=options.warm,
             )
@@ -222,12 +223,12 @@ def execute(
             job,
             engine,
             settings=settings,
-            deadline=seconds_left(options),
+            deadline=left,
             on_delta=stream,
             warm=options.warm,
         )
 
-    result, display = run(options, model, session, body)
+    result, display = run(options, session, body)
     session.finish(result.status.value, reason=result.reason, summary=_summary(result, session))
     shown = session.to_dict()
     cache = cache_report(_usages(result), session.prices)
@@ -237,20 +238,19 @@ def execute(
     delivered = stream is not None and stream.delivered
     document = _document(result, shown, as_json=options.as_json, delivered=delivered)
     failed: list[str] = []
+    journal = config.journal_path
     if options.out:
         try:
             Path(options.out).write_text(document, encoding="utf-8")
         except OSError as exc:
-            failed.append(unwritten("--out", options.out, exc, session, "show", options.journal))
+            failed.append(unwritten("--out", options.out, exc, session, "show", journal))
     elif document:
         click.echo(document, nl=False)
     if options.report:
         try:
             _write_report(options.report, result, session)
         except OSError as exc:
-            failed.append(
-                unwritten("--report", options.report, exc, session, "report", options.journal)
-            )
+            failed.append(unwritten("--report", options.report, exc, session, "report", journal))
     for line in failed:
         click.echo(line, err=True)
     if result.plan is not None and display is not None:
@@ -261,14 +261,14 @@ def execute(
         cached = cache.line()
         if cached is not None:
             click.echo(f"💾 {cached}", err=True)
-        if isinstance(job, Plan) and job.context and model.name == "offline":
+        if isinstance(job, Plan) and job.context and config.provider == "offline":
             click.echo(_offline_cache_note(job, len(result.answers)), err=True)
     if result.reason:
         click.echo(f"fanwise: no {result.workflow.title}: {result.reason}", err=True)
     return session.exit_code(EXIT_NO_RESULT if failed else exit_code(result))
 
 
-def _plan_only(job: Plan | Workflow, plan_model: Mapping[str, Any], options: RunOptions) -> int:
+def _plan_only(job: Plan | Workflow, plan_model: Mapping[str, Any], config: RunConfig) -> int:
     """--plan-only: a research plan's calls forecast (the synthesis is one more, live); a plan
     of stages learns its later stages' calls as it runs, so it is refused."""
     if not isinstance(job, Plan):
@@ -279,10 +279,10 @@ def _plan_only(job: Plan | Workflow, plan_model: Mapping[str, Any], options: Run
     from fanwise.calls import Call
     from fanwise.cli.auto_view import plan_only, show_forecast
 
-    settings = model_settings(options, plan_model)
+    settings = model_settings(config, plan_model)
     asked = (q if isinstance(q, Request) else Request.text(q, model=settings.model)
              for q in job.questions)  # fmt: skip
-    show_forecast(plan_only((Call(request) for request in asked), options))
+    show_forecast(plan_only((Call(request) for request in asked), config))
     return EXIT_OK
 
 
@@ -291,21 +291,27 @@ def _session(
     plan_model: Mapping[str, Any],
     settings: ModelSettings,
     options: RunOptions,
+    config: RunConfig,
     resume: int | None,
 ) -> Session:
     """The run in the journal: kind ``workflow`` (a research plan) or ``stages``, as ever, so
     journals written before read and resume the same."""
     if isinstance(job, Plan):
-        return workflow_session(job, plan_model, settings, options, resume=resume)
+        return workflow_session(job, plan_model, settings, options, config, resume=resume)
     spec = {
         "workflow": job.to_dict(),
         "plan_model": dict(plan_model),
         "settings": dataclasses.asdict(settings),
-        "options": options_spec(options),
     }
-    topic = job.topic or job.title
     return open_session(
-        options, kind="stages", topic=topic, spec=spec, resume=resume, model=settings.model
+        options,
+        config,
+        kind="stages",
+        topic=job.topic or job.title,
+        spec=spec,
+        resume=resume,
+        model=settings.model,
+        models=job.models,  # each provider a plan names, its own model
     )
 
 

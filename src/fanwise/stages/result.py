@@ -20,6 +20,7 @@ from fanwise.calls import CallOutcome
 from fanwise.models.base import Usage
 from fanwise.models.settings import ModelSettings
 from fanwise.outcome import Fulfilled, Rejected
+from fanwise.run_info import RunInfo
 from fanwise.stages.document import result_document
 from fanwise.stages.model import Stage, Workflow
 from fanwise.stages.research import RESEARCH, SYNTHESIS, Answer, Plan, Stats
@@ -138,6 +139,8 @@ class WorkflowResult:
     plan: Plan | None = None
     settings: ModelSettings = field(default_factory=ModelSettings)
     research_stats: Stats | None = None
+    run: RunInfo | None = None
+    """The run in the journal and its cost (the Python API sets it; ``to_dict`` includes it)."""
 
     @classmethod
     def from_answers(
@@ -253,9 +256,12 @@ class WorkflowResult:
         return [{"name": r.name, "status": r.status.value, "group": group(r)} for r in self.stages]
 
     def to_dict(self) -> dict[str, Any]:
-        """The result as JSON data: the document ``--json`` prints, without ``run`` and
-        ``cost``."""
-        return result_document(self)
+        """The result as JSON data: the document ``--json`` prints (``run`` and ``cost`` when
+        the result has its ``run``, as the Python API's results do)."""
+        if self.run is None:
+            return result_document(self)
+        info = self.run.to_dict()
+        return result_document(self, run=info["run"], cost=info["cost"])
 
 
 StagedResult = WorkflowResult
