@@ -82,7 +82,8 @@ def test_a_config_refuses_what_cannot_work_naming_the_setting() -> None:
         ({"timeout": -1.0}, "timeout"),
         ({"base_url": "localhost:8000/v1"}, "base_url"),
         ({"provider": "offline", "engine": "batch"}, "engine"),
-        ({"provider": "gemini", "engine": "batch"}, "engine"),
+        ({"provider": "offline", "engine": "auto", "deadline": 60.0}, "engine"),
+        ({"provider": "openai", "engine": "auto"}, "deadline"),
         ({"provider": "mystery"}, "provider"),
     ):
         with pytest.raises(ConfigError) as caught:
