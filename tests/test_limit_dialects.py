@@ -150,8 +150,8 @@ def test_right_headers_are_kept() -> None:
     assert pacing.mirrors["requests"].rate == pytest.approx(10.0)
 
 
-CALLS = 150
-RPM = 3000  # 50 a second; a bucket of one second holds 50
+CALLS = 250
+RPM = 6000  # 100 a second; a bucket of one second holds 100
 
 
 async def run_against(
