@@ -292,3 +292,35 @@ def test_a_local_ray_is_sized_to_the_run_and_its_workers_inherit_the_key() -> No
     assert seen["key"] == "sk-inherited"
     assert seen["cpus"] == 2  # the limiter and the one worker: Ray prestarts just those
     assert not seen["runtime_env"]  # else Ray boots fresh processes instead of those
+
+
+async def test_fanwise_run_on_ray_speaks_anthropic(
+    start_simulator: StartSimulator, tmp_path: Path
+) -> None:
+    """engine="ray" from Python: the workers build Anthropic's model through the library's one
+    factory from the key-free config, so a claude run fans out over Ray to /v1/messages."""
+    import fanwise
+    from fanwise.stages import Stage, Workflow
+
+    sim = await start_simulator()
+    workflow = Workflow(
+        (
+            Stage("facts", questions=tuple(f"fact {i} about tea?" for i in range(4))),
+            Stage("summary", prompt="Summarise:\n{facts}"),
+        ),
+        title="tea",
+    )
+    result = await fanwise.arun(
+        workflow,
+        model="claude-sonnet-4-5",
+        provider="anthropic",
+        base_url=sim.url,
+        engine="ray",
+        workers=1,
+        journal=tmp_path / "journal.db",
+        environ={},
+    )
+    document = result.to_dict()
+    assert document["status"] == "complete", document
+    assert isinstance(document["run"]["id"], int)
+    assert sim.stats().by_endpoint.get("/v1/messages") == 5
