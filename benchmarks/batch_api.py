@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 from fanwise import Call, Request
-from fanwise.batchapi import BatchClient, BatchEngine, BatchLimits, JournalLedger, Polling
+from fanwise.batchapi import BatchAPI, BatchClient, BatchLimits, JournalLedger, Polling
+from fanwise.engine import Engine
 from fanwise.journal import Journal, JournalStore
 from fanwise.models.openai import OpenAIModel
 from fanwise.prices import PriceTable
@@ -32,12 +33,14 @@ async def round_trip(url: str, count: int, per_file: int, journal_path: Path) ->
     calls = [Call(Request.text(f"question {i}", model="gpt-5-mini")) for i in range(count)]
     with Journal.open(journal_path) as journal:
         run_id = journal.start_run("batch", "bench", {}, endpoint="sim")
-        engine = BatchEngine(
-            model,
-            batches=BatchClient(model.client),
+        engine = Engine(
+            model, store=JournalStore(journal, run_id, prices=PriceTable(), endpoint="sim")
+        )
+        engine.dispatch = BatchAPI(
+            BatchClient(model.client),
+            engine.live,
             limits=BatchLimits(max_requests=per_file),
             polling=Polling(first=0.05, most=0.2),
-            store=JournalStore(journal, run_id, prices=PriceTable(), endpoint="sim"),
             ledger=JournalLedger(journal, run_id),
         )
         try:

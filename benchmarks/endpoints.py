@@ -122,7 +122,7 @@ async def on_ray(
     """The run's start-up (its actors) and the seconds from its first call to its end."""
     import ray
 
-    from fanwise.cluster import RayEngine, WorkerPlan
+    from fanwise.cluster import RayDispatch, WorkerPlan
     from fanwise.cluster.models import OpenAIModels
     from fanwise.cluster.worker import endpoint_limiter
     from fanwise.events import CallStarted, Event
@@ -141,14 +141,8 @@ async def on_ray(
         if isinstance(event, CallStarted) and not first:
             first.append(time.perf_counter())
 
-    engine = RayEngine(
-        driver,
-        plan=plan,
-        limits=limits,
-        workers=workers,
-        actor_options={"num_cpus": 0.5},
-        observer=observe,
-    )
+    fleet = RayDispatch(plan=plan, limits=limits, workers=workers, actor_options={"num_cpus": 0.5})
+    engine = Engine(driver, dispatch=fleet, observer=observe)
     try:
         started = time.perf_counter()
         outcomes = await engine.run(calls(count))

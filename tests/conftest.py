@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import pytest
 
+from fanwise.engine import Engine
 from fanwise.models.base import Model
 from fanwise.simulator import Simulator, SimulatorConfig
 
@@ -160,3 +161,18 @@ class OnApi(Model):
 
     async def aclose(self) -> None:
         await self.model.aclose()
+
+
+BATCH_DISPATCH = ("api", "limits", "polling", "ledger", "retry_with")
+"""``BatchAPI``'s own options; the rest are the ``Engine``'s."""
+
+
+def batch_engine(model: Model, *, batches: Any, **options: Any) -> Engine:
+    """An ``Engine`` whose dispatch is the Batch API, as ``open_run`` makes one for a config's
+    ``engine="batch"`` (tests build it by hand to reach its parts)."""
+    from fanwise.batchapi import BatchAPI
+
+    sent = {name: options.pop(name) for name in BATCH_DISPATCH if name in options}
+    engine = Engine(model, **options)
+    engine.dispatch = BatchAPI(batches, engine.live, **sent)
+    return engine

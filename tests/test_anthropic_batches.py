@@ -1,6 +1,6 @@
 """``--engine batch`` on Anthropic's Message Batches API, against the simulator's own.
 
-The same dispatch as OpenAI's Batch API (``BatchEngine``), through ``AnthropicBatchClient``: the
+The same dispatch as OpenAI's Batch API (``BatchAPI``), through ``AnthropicBatchClient``: the
 calls go out as one Message Batch, come back by ``custom_id`` in any order, are journaled, and
 a killed process's batch is adopted by ``fanwise resume`` without being sent again.
 """
@@ -16,14 +16,15 @@ from typing import Any
 import aiohttp
 
 from fanwise import Call, Fulfilled, Rejected, Request, RetryPolicy
-from fanwise.batchapi import BatchEngine, Polling
+from fanwise.batchapi import Polling
 from fanwise.batchapi.anthropic import LIMITS, AnthropicBatchClient, result_line
+from fanwise.engine import Engine
 from fanwise.models.anthropic import AnthropicModel
 from fanwise.models.base import Endpoint
 from fanwise.outcome import ErrorKind
 from fanwise.retry import NoWait
 from fanwise.simulator import Simulator
-from tests.conftest import SimulatorProcess
+from tests.conftest import SimulatorProcess, batch_engine
 from tests.processes import kill_once_submitted, start_fanwise
 
 FAST = Polling(first=0.01, factor=2.0, most=0.05)
@@ -34,11 +35,11 @@ def ask(prompt: str) -> Call:
     return Call(request, label=prompt)
 
 
-def engine(sim: Simulator, **options: Any) -> BatchEngine:
+def engine(sim: Simulator, **options: Any) -> Engine:
     model = AnthropicModel(api_key="test", base_url=sim.url)
     batches = AnthropicBatchClient(api_key="test", base_url=sim.url)
     options.setdefault("retry", RetryPolicy(retries=2))
-    return BatchEngine(
+    return batch_engine(
         model, batches=batches, limits=LIMITS, polling=FAST, sleep=NoWait(), **options
     )
 

@@ -1,4 +1,4 @@
-"""``BatchEngine``: the Batch API round trip against the simulator, into the real SQLite journal."""
+"""The Batch API dispatch: its round trip against the simulator, into the real SQLite journal."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from fanwise import Call, Fulfilled, Plan, Rejected, Request, RetryPolicy
-from fanwise.batchapi import BatchClient, BatchEngine, BatchLimits, JournalLedger, Polling
+from fanwise.batchapi import BatchClient, BatchLimits, JournalLedger, Polling
 from fanwise.batchapi.files import request_line
 from fanwise.batchapi.results import read_files, read_result
+from fanwise.engine import Engine
 from fanwise.events import BatchProgress, CallRetrying, CallSettled, CallStarted, Event
 from fanwise.journal import Journal, JournalStore
 from fanwise.models.base import Endpoint
@@ -24,7 +25,7 @@ from fanwise.prices import PriceTable
 from fanwise.retry import NoWait
 from fanwise.simulator import BatchTiming, Simulator
 from fanwise.workflow import run_workflow
-from tests.conftest import StartSimulator
+from tests.conftest import StartSimulator, batch_engine
 
 FAST = Polling(first=0.01, factor=2.0, most=0.05)
 
@@ -62,7 +63,7 @@ def engine(
     *,
     resume: bool = False,
     **options: Any,
-) -> BatchEngine:
+) -> Engine:
     if journal is not None:
         options.setdefault(
             "store",
@@ -71,7 +72,7 @@ def engine(
         options.setdefault("ledger", JournalLedger(journal, run_id))
     options.setdefault("polling", FAST)
     options.setdefault("sleep", NoWait())
-    return BatchEngine(model, batches=BatchClient(model.client), **options)
+    return batch_engine(model, batches=BatchClient(model.client), **options)
 
 
 def asks(*prompts: str) -> list[Call]:
@@ -328,7 +329,7 @@ async def test_answers_already_in_the_journal_are_not_sent(
 async def test_a_workflow_researches_in_a_batch_and_synthesizes_live(
     simulator: Simulator, model: OpenAIModel
 ) -> None:
-    """run_workflow on a BatchEngine: the questions go in one batch, the synthesis live."""
+    """run_workflow on the Batch API dispatch: the questions go in one batch, the synthesis live."""
     plan = Plan("Kyoto", ("What to see?", "How to get around?"))
     result = await run_workflow(plan, engine(model), settings=ModelSettings(model="gpt-5-mini"))
     assert result.status.value == "complete"

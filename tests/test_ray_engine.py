@@ -1,4 +1,5 @@
-"""``--engine ray``: RayEngine on a local Ray instance (2 CPUs) against simulators on loopback.
+"""``--engine ray``: an Engine with the RayDispatch on a local Ray instance (2 CPUs) against
+simulators on loopback.
 
 Skipped when Ray is not installed (it is the optional ``fanwise[ray]`` extra; ``make test-ray``
 installs it and runs these).
@@ -22,10 +23,11 @@ from click.testing import CliRunner
 
 from fanwise import Call, Fulfilled, Rejected, Request, RetryPolicy
 from fanwise.cli import cli
-from fanwise.cluster import RayEngine, WorkerPlan
-from fanwise.cluster.engine import WORKER_PREFIX
+from fanwise.cluster import RayDispatch, WorkerPlan
+from fanwise.cluster.dispatch import WORKER_PREFIX
 from fanwise.cluster.models import OpenAIModels
 from fanwise.cluster.worker import RUN_LIMITER, endpoint_limiter
+from fanwise.engine import Engine
 from fanwise.events import CallSettled, CallStarted, Event
 from fanwise.journal import Journal, JournalStore
 from fanwise.limits import AdaptiveConcurrency, Limits, Unlimited, build_limiter
@@ -58,7 +60,7 @@ def asks(count: int) -> list[Call]:
     return [Call(Request.text(f"question {i}", model="gpt-5-mini")) for i in range(count)]
 
 
-def engine(base_url: str, *, endpoints: tuple[str, ...] = (), **options: Any) -> RayEngine:
+def engine(base_url: str, *, endpoints: tuple[str, ...] = (), **options: Any) -> Engine:
     names = [endpoint_limiter(n) for n in range(len(endpoints))] or [RUN_LIMITER]
     limits = options.pop("limits", dict.fromkeys(names, unlimited))
     plan = WorkerPlan(
@@ -68,7 +70,9 @@ def engine(base_url: str, *, endpoints: tuple[str, ...] = (), **options: Any) ->
         retry=RetryPolicy(retries=2, base_delay=0.01),
     )
     driver = OpenAIModel(api_key="t", base_url=base_url)
-    return RayEngine(driver, plan=plan, limits=limits, actor_options=ACTORS, **options)
+    workers = options.pop("workers", 2)
+    fleet = RayDispatch(plan=plan, limits=limits, workers=workers, actor_options=ACTORS)
+    return Engine(driver, dispatch=fleet, **options)
 
 
 class Events:
@@ -168,7 +172,10 @@ async def test_a_killed_worker_costs_only_its_calls_in_flight(
     fleet = engine(sim.base_url, workers=2, worker_concurrency=2, observer=kill_first_worker)
     calls = asks(12)
     outcomes = await fleet.run(calls)
-    assert killed == [f"{WORKER_PREFIX}{fleet.tag}-0-0"]  # while it still had calls to make
+    assert isinstance(fleet.dispatch, RayDispatch)
+    assert killed == [
+        f"{WORKER_PREFIX}{fleet.dispatch.tag}-0-0"
+    ]  # while it still had calls to make
     assert all(o.ok for o in outcomes)  # its calls went to a fresh worker
     twice = {prompt for prompt, count in sim.stats().attempts.items() if count > 1}
     dead_shard = {c.request.prompt for c in calls[0::2]}  # worker 0's calls, dealt round robin
@@ -225,7 +232,8 @@ async def test_a_worker_that_cannot_build_its_model_fails_the_run_once() -> None
     """A bad model setting is an error of the run, raised once, not a worker death retried."""
     plan = WorkerPlan(OpenAIModels("http://127.0.0.1:9/v1", transport="bogus"))
     driver = OpenAIModel(api_key="t", base_url="http://127.0.0.1:9/v1")
-    fleet = RayEngine(driver, plan=plan, limits={RUN_LIMITER: unlimited}, actor_options=ACTORS)
+    dispatch = RayDispatch(plan=plan, limits={RUN_LIMITER: unlimited}, actor_options=ACTORS)
+    fleet = Engine(driver, dispatch=dispatch)
     with pytest.raises(ValueError, match="transport must be"):
         await fleet.run(asks(2))
 

@@ -2,7 +2,6 @@
 
 from fanwise.batchapi.client import BatchClient, BatchState
 from fanwise.batchapi.dispatch import BatchAPI, RetryWith
-from fanwise.batchapi.engine import BatchEngine
 from fanwise.batchapi.files import BatchLimits
 from fanwise.batchapi.jobs import Jobs, Polling
 from fanwise.batchapi.ledger import Job, JournalLedger, Ledger, NoLedger
@@ -10,7 +9,6 @@ from fanwise.batchapi.ledger import Job, JournalLedger, Ledger, NoLedger
 __all__ = [
     "BatchAPI",
     "BatchClient",
-    "BatchEngine",
     "BatchLimits",
     "BatchState",
     "Job",

@@ -4,14 +4,12 @@ Optional: ``pip install 'fanwise[ray]'``. Nothing here imports Ray until a run s
 """
 
 from fanwise.cluster.dispatch import RayDispatch, RayMissing, import_ray
-from fanwise.cluster.engine import RayEngine
 from fanwise.cluster.limits import LeasedLimiter, SharedLimits
 from fanwise.cluster.worker import Worker, WorkerPlan
 
 __all__ = [
     "LeasedLimiter",
     "RayDispatch",
-    "RayEngine",
     "RayMissing",
     "SharedLimits",
     "Worker",
