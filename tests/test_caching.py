@@ -427,3 +427,30 @@ async def test_a_gemini_explicit_cache_is_created_read_by_each_call_and_deleted(
     assert (held.created, held.deleted) == (1, 1) and held.token_seconds > 0
     cost = storage_cost(cache, 3600, builtin_prices())
     assert cost == pytest.approx(cache.tokens * 1.00 / 1e6)
+
+
+def test_max_cost_estimates_use_the_cache_price_once_the_cache_is_warm() -> None:
+    """Once a call of a cache group has read the shared context from the cache, the budget
+    estimates the group's next calls at the cached price; other groups stay at full price."""
+    from fanwise.budget import Budget
+    from fanwise.events import CallSettled
+    from fanwise.outcome import Fulfilled
+
+    prices = builtin_prices()
+    budget = Budget(100.0, prices)
+
+    def ask(question: str, context: str) -> Call:
+        return Call(Request.text(question, model="gpt-5", context=context))
+
+    first, second = ask("Q1", CONTEXT), ask("Q2", CONTEXT)
+    other = ask("Q3", CONTEXT + " An annex.")
+    cold = budget.estimate(second)
+    assert budget.admit(first) is None
+    usage = Usage(input_tokens=len(CONTEXT) // 4, output_tokens=50,
+                  cached_tokens=len(CONTEXT) // 4 - 20)  # fmt: skip
+    answer = Completion("A1", usage, model="gpt-5")
+    budget(CallSettled(0, first.key, "Q1", Fulfilled(answer, 1.0, 0.0), 1.0))
+    warm, unrelated = budget.estimate(second), budget.estimate(other)
+    assert cold is not None and warm is not None and unrelated is not None
+    assert warm < 0.2 * unrelated, (warm, unrelated)  # both with the output learnt (50 tokens)
+    assert warm < 0.2 * cold

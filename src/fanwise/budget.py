@@ -34,6 +34,7 @@ from fanwise.prices import (
     Price,
     PriceTable,
     UsageHistory,
+    cache_group,
     estimate_cost,
     format_usd,
 )
@@ -73,14 +74,15 @@ class Budget:
         self.spent = 0.0
         self.refused = 0
         self.stopped = False
-        # Per call key: each admitted call's estimate and model, until it settles.
-        self._in_flight: defaultdict[str, list[tuple[float, str]]] = defaultdict(list)
+        # Per call key: each admitted call's estimate, model and prompt-cache group, until it
+        # settles.
+        self._in_flight: defaultdict[str, list[tuple[float, str, str]]] = defaultdict(list)
         self._usage = UsageHistory()
         self._held: deque[tuple[Call, asyncio.Future[None]]] = deque()
 
     @property
     def reserved(self) -> float:
-        return sum(e for estimates in self._in_flight.values() for e, _ in estimates)
+        return sum(e for estimates in self._in_flight.values() for e, _, _ in estimates)
 
     def estimate(self, call: Call) -> float | None:
         """What ``call`` may cost, or None when its model has no price."""
@@ -125,7 +127,8 @@ class Budget:
         return self.spent + floor <= self.limit
 
     def _reserve(self, call: Call, estimate: float) -> None:
-        self._in_flight[call.key].append((estimate, call.request.model))
+        group = cache_group(call.request)
+        self._in_flight[call.key].append((estimate, call.request.model, group))
 
     def _arithmetic(self, estimate: float) -> str:
         """Why a call does not fit, as a sum a user can check (each term rounded first)."""
@@ -185,17 +188,17 @@ class Budget:
         if not estimates:
             self._release()  # a held call cut short (a deadline) frees its turn
             return
-        estimate, model = estimates.pop(0)
+        estimate, model, group = estimates.pop(0)
         if not estimates:
             del self._in_flight[event.key]
         if isinstance(outcome, Fulfilled):
-            self.spent += self._actual(outcome.value, estimate, model)
+            self.spent += self._actual(outcome.value, estimate, model, group)
         else:  # a refusal, answers that broke their schema: their tokens were paid for
             self.spent += self.prices.cost(model, attempts_usage(outcome.attempts)) or 0.0
         self._release()
 
-    def _actual(self, completion: Completion, estimate: float, model: str) -> float:
-        self._usage.add(model, completion.usage)
+    def _actual(self, completion: Completion, estimate: float, model: str, group: str) -> float:
+        self._usage.add(model, completion.usage, group)
         cost = self.prices.cost(completion.model, completion.usage) if completion.model else None
         return estimate if cost is None else cost
 

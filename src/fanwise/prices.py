@@ -8,6 +8,7 @@ enough to add or correct a model.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -103,14 +104,32 @@ OUTPUT_PERCENTILE = 0.9
 their outputs: high, so the estimate errs on the safe side, but learnt, so it converges."""
 
 
+CACHED_PERCENTILE = 0.1
+"""Once calls that share a prompt cache are answered, a new one is expected to read this (low)
+percentile of their cached share of input: the cache's discount is counted once it is warm, and
+a call that missed it keeps the estimate safe."""
+
+
 class UsageHistory:
-    """The output tokens of the answered calls, by model: what similar calls actually used."""
+    """What the answered calls used, by model: their output tokens, and, by the prompt cache
+    they share (``cache_group``), the share of their input read from it."""
 
     def __init__(self) -> None:
         self._outputs: dict[str, list[int]] = {}
+        self._cached: dict[tuple[str, str], list[float]] = {}
 
-    def add(self, model: str, usage: Usage) -> None:
+    def add(self, model: str, usage: Usage, group: str = "") -> None:
         self._outputs.setdefault(model, []).append(usage.output_tokens)
+        if usage.input_tokens:
+            share = usage.cached_tokens / usage.input_tokens
+            self._cached.setdefault((model, group), []).append(share)
+
+    def cached_share(self, model: str, group: str) -> float:
+        """The low percentile of the cached share of the group's answered calls; 0 before any."""
+        seen = sorted(self._cached.get((model, group), ()))
+        if not seen:
+            return 0.0
+        return seen[max(0, math.ceil(CACHED_PERCENTILE * len(seen)) - 1)]
 
     def outputs(self, model: str) -> list[int]:
         return self._outputs.get(model, [])
@@ -131,11 +150,16 @@ def estimate_cost(
     output_tokens: int | None = None,
 ) -> float:
     """What ``request`` may cost before it is sent: its input from its text (4 characters a
-    token, generous) and its output: ``output_tokens`` if given, else what the model's answered
-    calls used (``history``, a high percentile), capped by the request's ``max_output_tokens``;
-    with no history, the cap, else ``DEFAULT_OUTPUT_TOKENS``."""
-    text = (request.instructions or "") + request.prompt
-    input_tokens = max(1, len(text) // 4 + 1)
+    token, generous), the share of it the answered calls of its cache group read from the
+    prompt cache at the cached price (``history``, a low percentile), and its output:
+    ``output_tokens`` if given, else what the model's answered calls used (``history``, a high
+    percentile), capped by the request's ``max_output_tokens``; with no history, the cap, else
+    ``DEFAULT_OUTPUT_TOKENS``."""
+    system = request.instructions or ""
+    input_tokens = max(1, (len(system) + len(request.prompt)) // 4 + 1)
+    cached = 0
+    if history is not None:
+        cached = int(input_tokens * history.cached_share(request.model, cache_group(request)))
     cap = request.max_output_tokens
     if output_tokens is None:
         learnt = history.expected_output(request.model) if history is not None else None
@@ -143,7 +167,17 @@ def estimate_cost(
             output_tokens = learnt if cap is None else min(learnt, cap)
         else:
             output_tokens = DEFAULT_OUTPUT_TOKENS if cap is None else cap
-    return price.cost(Usage(input_tokens=input_tokens, output_tokens=output_tokens))
+    usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens, cached_tokens=cached)
+    return price.cost(usage)
+
+
+def cache_group(request: Request) -> str:
+    """The prompt cache a request can read: its ``prompt_cache_key``, else a digest of its
+    system text (where a shared context goes: ``fanwise.context``)."""
+    key = request.body.get("prompt_cache_key")
+    if isinstance(key, str):
+        return key
+    return hashlib.blake2b((request.instructions or "").encode(), digest_size=8).hexdigest()
 
 
 def builtin_prices() -> PriceTable:
