@@ -14,6 +14,11 @@ from click.testing import CliRunner, Result
 from fanwise.cli import cli
 from fanwise.journal import Journal
 from tests.conftest import SimulatorProcess
+from tests.processes import kill_once_submitted, start_fanwise
+
+STALL = ("--batch-speed", "60", "--batch-duration", "30", "--batch-finalize", "6",
+         "--batch-stall-at", "0.4")  # fmt: skip
+"""Batches that validate for 1 s, run 40 % of their lines in 0.2 s, then stall."""
 
 
 def write_input(path: Path, count: int) -> Path:
@@ -81,10 +86,7 @@ def test_an_auto_run_whose_batch_stalls_meets_its_deadline_at_a_lower_cost(
 ) -> None:
     """Stalled at 40 %: 4 lines by the batch, 6 live, none twice (OpenAI's Batch API,
     Anthropic's Message Batches, Gemini's Batch Mode); the summary, show and report say so."""
-    sim = spawn_simulator(
-        "--batch-speed", "60", "--batch-duration", "30", "--batch-finalize", "6",
-        "--batch-stall-at", "0.4",
-    )  # fmt: skip
+    sim = spawn_simulator(*STALL)
     source = write_input(tmp_path / "in.jsonl", 10)
     journal = tmp_path / "j.db"
     result = fanwise(
@@ -108,3 +110,30 @@ def test_an_auto_run_whose_batch_stalls_meets_its_deadline_at_a_lower_cost(
     page = tmp_path / "report.html"
     fanwise("report", str(run.id), "-o", str(page), "--journal", str(journal))
     assert "by the Batch API" in page.read_text()
+
+
+def test_an_auto_run_killed_and_resumed_keeps_its_deadline_and_pays_once(
+    spawn_simulator: Callable[..., SimulatorProcess], tmp_path: Path
+) -> None:
+    """kill -9 once the batch is made, `fanwise resume`: the same deadline, the batch adopted,
+    4 lines kept at batch price, 6 live, no prompt run twice, the deadline met."""
+    sim = spawn_simulator(*STALL)
+    source = write_input(tmp_path / "in.jsonl", 10)
+    journal = tmp_path / "j.db"
+    process = start_fanwise(
+        "batch", str(source), "--engine", "auto", "--deadline", "14s", "--live-latency", "0.2",
+        "--journal", str(journal), "-o", str(tmp_path / "out.jsonl"), "--quiet",
+        "--provider", "openai", "--base-url", sim.base_url, env={"OPENAI_API_KEY": "test"},
+    )  # fmt: skip
+    kill_once_submitted(process, journal, within=30)
+    done = start_fanwise("resume", "1", "--journal", str(journal), "--quiet",
+                         env={"OPENAI_API_KEY": "test"})  # fmt: skip
+    _, err = done.communicate(timeout=60)
+    assert done.returncode == 0, err
+    with Journal.open(journal) as opened:
+        run = opened.runs(1)[0]
+    auto = run.summary["auto"]
+    assert auto["deadline"] == run.spec["options"]["deadline_at"]  # the first start's
+    assert auto["lines"] == {"batch": 4, "live": 6} and auto["deadline_met"] is True
+    assert all(count == 1 for count in stats(sim.base_url)["attempts"].values())
+    assert stats(sim.base_url)["requests"] == 6
