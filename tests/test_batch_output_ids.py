@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from fanwise.batchapi.anthropic import result_bytes
 from fanwise.cli import cli
-from fanwise.jsonspans import member_text
+from fanwise.jsonspans import items_text, member_text
 from tests.conftest import SimulatorProcess
 
 
@@ -92,3 +92,25 @@ def test_a_result_line_is_rewritten_around_the_bytes_it_came_with() -> None:
     line = result_bytes(raw)
     assert member_text(line.decode(), "response", "body") == '{"id":  "m", "t": "\\u00e9"}'
     assert json.loads(line)["id"] == "2-k" and json.loads(line)["custom_id"] == "2:k"
+
+
+def test_gemini_batch_lines_keep_the_key_and_the_response_bytes(
+    spawn_simulator: Callable[..., SimulatorProcess], tmp_path: Path
+) -> None:
+    """Each output line's id is the Batch Mode result's key, its body that response's bytes."""
+    sim = spawn_simulator()
+    out = tmp_path / "out.jsonl"
+    env = {"GEMINI_API_KEY": "test", "OPENAI_API_KEY": "", "FANWISE_MODEL": ""}
+    _batch(_input(tmp_path / "in.jsonl", 3), out, env, "--provider", "gemini",
+           "--base-url", sim.url + "/v1beta/openai")  # fmt: skip
+    headers = {"x-goog-api-key": "test"}
+    [operation] = json.loads(_get(sim.url + "/v1beta/batches", headers))["operations"]
+    raw = _get(f"{sim.url}/v1beta/{operation['name']}", headers).decode()
+    listed = member_text(raw, "response", "inlinedResponses", "inlinedResponses")
+    assert listed is not None
+    theirs = {
+        json.loads(item)["metadata"]["key"]: member_text(item, "response")
+        for item in items_text(listed)
+    }
+    ours = _ours(out)
+    assert len(ours) == 3 and ours == {i: theirs[i] for i in ours}

@@ -186,3 +186,28 @@ def test_an_unsupported_combination_exits_2_before_any_request(
     assert done.returncode == 2, done.stderr
     assert "structured outputs" in done.stderr and "Traceback" not in done.stderr
     assert _requests(sim) == 0
+
+
+@pytest.mark.parametrize("model", ["claude-sonnet-4-5", "claude-3-5-haiku-latest"])
+def test_batch_validate_repairs_an_anthropic_line(
+    spawn_simulator: Callable[..., SimulatorProcess], tmp_path: Path, model: str
+) -> None:
+    """`fanwise batch --validate` on Messages lines that ask for a schema their own way
+    (output_config.format, or a forced tool): a broken answer is repaired, then valid."""
+    sim = spawn_simulator()
+    script = json.dumps([{"match": "Kyoto", "faults": ["schema"]}]).encode()
+    urllib.request.urlopen(urllib.request.Request(sim.url + "/_control/script", data=script))
+    body = messages("Kyoto sights?", model).body
+    body = with_schema("messages", body, Schema.of(ANSWER))
+    line = {"custom_id": "k", "method": "POST", "url": "/v1/messages", "body": body}
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text(json.dumps(line) + "\n", encoding="utf-8")
+    done = run_fanwise(
+        "batch", str(source), "-o", str(out), "--validate", "--provider", "anthropic",
+        "--base-url", sim.url, "--no-journal", "--quiet",
+        env={**NO_KEYS, "ANTHROPIC_API_KEY": "test"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    [result] = [json.loads(x) for x in out.read_text().splitlines()]
+    assert result["fanwise"]["attempts"] == 2 and result["response"]["status_code"] == 200
+    assert _requests(sim) == 2
