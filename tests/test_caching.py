@@ -454,3 +454,47 @@ def test_max_cost_estimates_use_the_cache_price_once_the_cache_is_warm() -> None
     assert cold is not None and warm is not None and unrelated is not None
     assert warm < 0.2 * unrelated, (warm, unrelated)  # both with the output learnt (50 tokens)
     assert warm < 0.2 * cold
+
+
+async def test_a_large_gemini_fan_out_holds_its_context_in_an_explicit_cache(
+    start_simulator: StartSimulator,
+) -> None:
+    """Eight questions or more over a context on Gemini: one cachedContents holds it for the
+    research phase (no warm-up call needed), every call reads it, and it is deleted after."""
+    sim = await start_simulator(latency=Latency.fixed(0.05))
+    questions = [f"Question {n}?" for n in range(8)]
+    result = await fanwise.aresearch(
+        "contract", questions, context=[CONTEXT], provider="gemini", model="gemini-2.5-flash",
+        base_url=sim.url + "/v1beta/openai", environ={"GEMINI_API_KEY": "sk-test"},
+    )  # fmt: skip
+    usages = [a.outcome.value.usage for a in result.answers]  # type: ignore[union-attr]
+    assert all(u.cached_tokens > 0.95 * len(CONTEXT) / 4 for u in usages)
+    held = sim.gemini_caches.stats()
+    assert (held.created, held.deleted) == (1, 1)
+    detail = result.stage("research").detail["explicit_cache"]
+    assert detail["model"] == "gemini-2.5-flash" and detail["seconds"] > 0
+    sent = [json.loads(body) for api, body in sim.received if api == "chat"][:8]
+    assert all("cached_content" in str(b.get("extra_body")) for b in sent)
+    assert all(m["role"] == "user" for b in sent for m in b["messages"])
+
+
+def test_the_explicit_caches_storage_is_counted_in_the_runs_cost(
+    spawn_simulator: Callable[..., SimulatorProcess], tmp_path: Path
+) -> None:
+    """--json: cost.cache.storage_usd is what holding the cache cost, part of cost.usd."""
+    sim = spawn_simulator("--latency", "0.05")
+    document = tmp_path / "contract.md"
+    document.write_text(CONTEXT, encoding="utf-8")
+    asks = [arg for n in range(8) for arg in ("-q", f"Question {n}?")]
+    done = subprocess.run(
+        [sys.executable, "-m", "fanwise", "research", "contract", "--context", str(document),
+         *asks, "--provider", "gemini", "--base-url", sim.url + "/v1beta/openai",
+         "--model", "gemini-2.5-flash", "--json", "--quiet", "--no-journal"],
+        capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "GEMINI_API_KEY": "sk-test"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    cost = json.loads(done.stdout)["cost"]
+    assert cost["cache"]["storage_usd"] > 0
+    assert cost["cache"]["cached_tokens"] > 8 * 0.95 * len(CONTEXT) / 4
+    assert cost["usd"] > cost["cache"]["storage_usd"]

@@ -172,6 +172,9 @@ class CacheReport:
     cached_tokens: int = 0
     written_tokens: int = 0
     saved_usd: float | None = 0.0
+    storage_usd: float | None = 0.0
+    """What explicit context caches cost to hold (Gemini's, by the token-hour); part of
+    ``saved_usd`` already."""
 
     @property
     def share(self) -> float:
@@ -185,6 +188,8 @@ class CacheReport:
         if self.saved_usd is not None:
             saved = f"{format_usd(self.saved_usd)} saved"
         written = f", {self.written_tokens:,} tokens written" if self.written_tokens else ""
+        if self.storage_usd:
+            written += f", {format_usd(self.storage_usd)} to hold it"
         return f"input: {self.share:.0%} from cache{written}, {saved}".replace("%", " %", 1)
 
     def to_dict(self) -> dict[str, Any]:
@@ -195,11 +200,16 @@ class CacheReport:
             "cache_write_tokens": self.written_tokens,
             "share": round(self.share, 4),
             "saved_usd": saved,
+            # Held for seconds, a cache costs fractions of a millionth: kept to the billionth.
+            "storage_usd": None if self.storage_usd is None else round(self.storage_usd, 9),
         }
 
 
-def cache_report(usages: Iterable[tuple[str, Usage]], prices: PriceTable) -> CacheReport:
-    """The cache's share of the input of ``usages`` (model, usage), and the money it saved."""
+def cache_report(
+    usages: Iterable[tuple[str, Usage]], prices: PriceTable, storage: float | None = 0.0
+) -> CacheReport:
+    """The cache's share of the input of ``usages`` (model, usage), and the money it saved,
+    less ``storage`` (what explicit caches cost to hold: ``storage_cost``)."""
     report = CacheReport()
     saved: float | None = 0.0
     for model, usage in usages:
@@ -216,7 +226,11 @@ def cache_report(usages: Iterable[tuple[str, Usage]], prices: PriceTable) -> Cac
             continue
         plain = Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
         saved += price.cost(plain) - price.cost(usage)
-    return CacheReport(report.input_tokens, report.cached_tokens, report.written_tokens, saved)
+    if saved is not None:
+        saved = None if storage is None else saved - storage
+    return CacheReport(
+        report.input_tokens, report.cached_tokens, report.written_tokens, saved, storage
+    )
 
 
 __all__ = [

@@ -24,8 +24,8 @@ from fanwise.cli.runner import Run, prepare, run
 from fanwise.cli.schema_flags import apply_schema_flags, check_schemas, schema_options
 from fanwise.cli.session import Session, open_session, workflow_session
 from fanwise.config import RunConfig
-from fanwise.context import cache_report, tokens
-from fanwise.models.base import Request, Usage
+from fanwise.context import cache_report, storage_cost, tokens
+from fanwise.models.base import ExplicitCache, Request, Usage
 from fanwise.models.settings import ModelSettings
 from fanwise.outcome import ErrorKind, Fulfilled, Rejected
 from fanwise.plans import (
@@ -36,7 +36,7 @@ from fanwise.plans import (
     load_any,
     load_plan,
 )
-from fanwise.prices import shown_cost
+from fanwise.prices import PriceTable, shown_cost
 from fanwise.stages.model import Workflow
 from fanwise.stages.research import Plan
 from fanwise.stages.result import Status, WorkflowResult
@@ -229,9 +229,11 @@ def execute(
         )
 
     result, display = run(options, session, body)
+    storage = _storage(result, session.prices)
+    session.store.charge(storage or 0.0)
     session.finish(result.status.value, reason=result.reason, summary=_summary(result, session))
     shown = session.to_dict()
-    cache = cache_report(_usages(result), session.prices)
+    cache = cache_report(_usages(result), session.prices, storage)
     context = job.context if isinstance(job, Plan) else any(s.context for s in job.stages)
     if context or cache.cached_tokens or cache.written_tokens:
         shown["cost"]["cache"] = cache.to_dict()
@@ -353,6 +355,19 @@ def _stages_line(result: WorkflowResult, cost: float | str) -> str:
         f"fulfilled, {stats['rejected']} rejected, {stats['cached']} from the journal · "
         f"{result.usage.total_tokens:,} tokens · {shown_cost(cost)}"
     )
+
+
+def _storage(result: WorkflowResult, prices: PriceTable) -> float | None:
+    """What the explicit context caches of the run cost to hold (None: a model unpriced)."""
+    total: float | None = 0.0
+    for stage in result.stages:
+        held = stage.detail.get("explicit_cache")
+        if held is None:
+            continue
+        cache = ExplicitCache("", str(held["model"]), int(held["tokens"]))
+        cost = storage_cost(cache, float(held["seconds"]), prices)
+        total = None if cost is None or total is None else total + cost
+    return total
 
 
 def _usages(result: WorkflowResult) -> list[tuple[str, Usage]]:

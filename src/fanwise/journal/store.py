@@ -76,6 +76,10 @@ class CostStore:
             self.spent += cost
         return cost
 
+    def charge(self, amount: float) -> None:
+        """A cost of the run that is no call's (an explicit context cache's storage)."""
+        self.spent += amount
+
 
 class JournalStore(CostStore):
     """Records one run's calls; ``resume`` and ``cache`` decide what may be answered from it.

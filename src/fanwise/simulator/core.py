@@ -120,15 +120,17 @@ class SimulatorCore:
         breakpoint: Breakpoint | None = None,
         explicit: bool = False,
         preset: int | None = None,
+        sent: bytes | None = None,
     ) -> Reply:
         """The reply to one API call; ``headers`` must have lower-case names.
 
         ``limited=False`` skips the rate-limit buckets: a Batch API line, which has its own queue.
         The prompt cache is automatic (OpenAI's rule) unless ``explicit`` (Anthropic's: only
         ``breakpoint``'s prefix, if any, is cached); ``preset`` tokens came from a cache the
-        request named (Gemini's ``cachedContents``).
+        request named (Gemini's ``cachedContents``), and ``sent`` is the body as the client
+        sent it, when ``body`` is that request with the cache's text put in.
         """
-        self.received.append((api, body))
+        self.received.append((api, body if sent is None else sent))
         try:
             req = parse_request(api, body)
         except RequestError as exc:

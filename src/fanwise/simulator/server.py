@@ -243,8 +243,9 @@ class Simulator:
             cached = self._gemini_cached(body, native=False)
             if isinstance(cached, Reply):
                 return _gemini.translate(cached)
-            body, preset = cached
-            return _gemini.translate(self._core.call(api, request.headers, body, preset=preset))
+            inner, preset = cached
+            reply = self._core.call(api, request.headers, inner, preset=preset, sent=body)
+            return _gemini.translate(reply)
         if face == "openai":
             return self._core.call(api, request.headers, body)
         point = _anthropic.breakpoint(body)
@@ -288,8 +289,8 @@ class Simulator:
                 cached = self._gemini_cached(body, native=True)
                 if isinstance(cached, Reply):
                     return _gemini_native.translate(cached, model)
-                body, preset = cached
-                inner = _gemini_native.chat_body(body, model, stream=stream)
+                with_cache, preset = cached
+                inner = _gemini_native.chat_body(with_cache, model, stream=stream)
         except RequestError as exc:
             error = {"code": 400, "message": exc.message, "status": "INVALID_ARGUMENT"}
             return Reply(status=400, body=bodies.dumps({"error": error}))

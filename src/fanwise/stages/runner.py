@@ -13,18 +13,26 @@ resume reads back from the journal, so the map's calls (and keys) come out the s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fanwise.calls import Call, CallOutcome, brief
-from fanwise.context import warm_for
+from fanwise.context import cached_request, explicit_worthy, tokens, warm_for
 from fanwise.dispatch.base import Warm
 from fanwise.engine import Engine
 from fanwise.events import PhaseFinished, PhaseStarted, RunStarted, StageFinished, StageStarted
-from fanwise.models.base import DeltaSink, Request, Usage
+from fanwise.models.base import (
+    CachesContext,
+    DeltaSink,
+    Endpoint,
+    ExplicitCache,
+    Request,
+    Usage,
+)
 from fanwise.models.settings import ModelSettings
 from fanwise.outcome import Fulfilled, Rejected
 from fanwise.stages import cite
@@ -144,6 +152,8 @@ class _Research:
     warm: bool = True
     started: float = 0.0
     finished: float = 0.0
+    explicit: tuple[ExplicitCache, float] | None = None
+    """The explicit context cache the research calls read, and the seconds it was held."""
 
 
 class StageFailed(Exception):
@@ -241,12 +251,13 @@ class _Runner:
         warmed = research.warm and warm_first(plan, calls, self.engine.model.name)
         research.started = self.engine.now()
         self.engine.emit(PhaseStarted("research", len(calls), research.started))
-        outcomes = await self.engine.run(
-            calls,
-            deadline=research.deadline,
-            fail_fast=research.fail_fast,
-            warm=Warm.FIRST_TEXT if warmed else Warm.OFF,
-        )
+        async with self._explicit_cache(plan, calls, research) as sent:
+            outcomes = await self.engine.run(
+                sent,
+                deadline=research.deadline,
+                fail_fast=research.fail_fast,
+                warm=Warm.FIRST_TEXT if warmed and sent is calls else Warm.OFF,
+            )
         research.finished = self.engine.now()
         self.engine.emit(PhaseFinished("research", research.finished))
         self.next_index = len(calls)
@@ -264,7 +275,46 @@ class _Runner:
         if reason is not None:
             status = StageStatus.FAILED
         value = [b.data for b in branches if isinstance(b.outcome, Fulfilled)]
-        return StageResult(stage, status, branches, value, reason)
+        detail: dict[str, Any] = {}
+        if research.explicit is not None:
+            cache, seconds = research.explicit
+            detail["explicit_cache"] = {
+                "model": cache.model,
+                "tokens": cache.tokens,
+                "seconds": round(seconds, 3),
+            }
+        return StageResult(stage, status, branches, value, reason, detail)
+
+    @contextlib.asynccontextmanager
+    async def _explicit_cache(
+        self, plan: Plan, calls: list[Call], research: _Research
+    ) -> AsyncIterator[list[Call]]:
+        """The research calls to send: naming an explicit context cache (Gemini's
+        ``cachedContents``, held for the phase and deleted after it) when the fan-out over the
+        plan's context is large enough for one to pay; otherwise the calls as they are. Each
+        keeps its key, so a resume finds it whatever cache it named."""
+        model = self.engine.model
+        context = plan.context_block
+        if (
+            not research.warm
+            or context is None
+            or not isinstance(model, CachesContext)
+            or not explicit_worthy(tokens(context), len(calls), model.name, self.settings.model)
+            or not all(c.request.endpoint is Endpoint.CHAT for c in calls)
+        ):
+            yield calls
+            return
+        ttl = max(300.0, 2 * (research.deadline or 0.0))
+        cache = await model.cache_context(
+            self.settings.model, plan.research_instructions, context, ttl
+        )
+        created = self.engine.now()
+        try:
+            yield [dataclasses.replace(c, request=cached_request(c.request, cache)) for c in calls]
+        finally:
+            with contextlib.suppress(Exception):  # the TTL ends it anyway; the answers stand
+                await model.drop_cache(cache)
+            research.explicit = (cache, self.engine.now() - created)
 
     async def _synthesis(self, stage: Stage, research: _Research) -> StageResult:
         plan = research.plan
