@@ -87,4 +87,4 @@ $(SERVER_VENV)/.installed: $(WHEELS)/.llama-$(LLAMA_VERSION)
 	touch $@
 
 test-real: $(VENV)/.installed-dev $(SERVER_VENV)/.installed
-	FANWISE_REAL_SERVER=$(SERVER_VENV)/bin/python $(BIN)/pytest tests/real -p no:cacheprovider
+	FANWISE_REAL_SERVER=$(CURDIR)/$(SERVER_VENV)/bin/python $(BIN)/pytest tests/real -p no:cacheprovider

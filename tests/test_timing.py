@@ -136,3 +136,11 @@ def test_a_server_that_runs_two_at_a_time_is_credited_with_two() -> None:
     speed-up, each call capped at the fastest rate, 2.0x."""
     stats = Stats.of([served(0.0, end) for end in (1.0, 1.0, 2.0, 2.0)], wall_time=2.0)
     assert stats.overlap == 3.0 and stats.speedup == 2.0
+
+
+def test_calls_sent_one_at_a_time_count_whole() -> None:
+    """-c 1 under a load that slows some answers: nothing overlapped, so each call's time counts
+    whole and the speed-up is 1.0, not the 0.3 a cap at the fastest answer's rate would give."""
+    ends = [(0.0, 1.0), (1.0, 5.0), (5.0, 9.0), (9.0, 13.0)]
+    stats = Stats.of([served(start, end) for start, end in ends], wall_time=13.0)
+    assert stats.speedup == 1.0 and stats.overlap == 1.0

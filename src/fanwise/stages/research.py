@@ -362,12 +362,30 @@ def _sequential(outcomes: Sequence[CallOutcome], wall_time: float) -> float | No
         tokens = [1] * len(answered)  # unknown: the calls count alike
     alone = [_span(w) / n for w, n in zip(windows, tokens, strict=True)]
     rate = min(alone)
-    served = sum(min(o.service_time, rate * n) for o, n in zip(answered, tokens, strict=True))
+    shared = _overlapping(windows)  # a call out on its own waited for no other: whole
+    served = sum(
+        min(o.service_time, rate * n) if busy else o.service_time
+        for o, n, busy in zip(answered, tokens, shared, strict=True)
+    )
     queue = _queue_rates(windows, tokens)
     if len(answered) < 2 or _spread(alone) <= _spread(queue):
         return rest + served
     at_once = max(1, round(rate / statistics.median(queue))) if min(queue) > 0 else 1
     return rest + min(served, at_once * wall_time)
+
+
+def _overlapping(windows: list[tuple[float, float]]) -> list[bool]:
+    """For each window, whether another one overlaps it."""
+    order = sorted(range(len(windows)), key=lambda i: windows[i])
+    shared = [False] * len(windows)
+    reach, last = -math.inf, -1  # the latest end so far, and whose it is
+    for i in order:
+        sent, back = windows[i]
+        if sent < reach:
+            shared[i] = shared[last] = True
+        if back > reach:
+            reach, last = back, i
+    return shared
 
 
 def _window(attempt: Attempt) -> tuple[float, float]:
