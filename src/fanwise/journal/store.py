@@ -148,7 +148,10 @@ class JournalStore(CostStore):
     async def committed(self) -> Exception | None:
         """Wait until everything recorded so far is committed; the reason to send no more
         (the journal failed, and ``on_error`` is ``stop``), or None."""
-        error = await self.journal.committed()
+        try:
+            error = await self.journal.committed()
+        except sqlite3.Error as exc:  # the writer thread could not even open the journal
+            self.insert_error = error = self.insert_error or exc
         return None if error is None else self.failure
 
     @property
