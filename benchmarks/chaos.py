@@ -275,7 +275,8 @@ def scenario_disk_full(setup: Setup, sim: Simulator, outcome: Outcome, which: st
         command = [sys.executable, "-c", FAILING, *limits, *command[3:]]
     first = run(command, env)
     errors = [line for line in first.stderr.splitlines() if "error" in line]
-    outcome.events.append(f"{which} full: exit {first.returncode}, {len(errors)} error line")
+    said = f"{len(errors)} error line" + ("" if len(errors) == 1 else "s")
+    outcome.events.append(f"{which} full: exit {first.returncode}, {said}")
     if on_tmpfs:
         subprocess.run(["mount", "-o", "remount,size=512m", str(small)], check=True)
         outcome.events.append("tmpfs grown")

@@ -146,6 +146,7 @@ class Engine:
                 f"{type(self.dispatch).__name__} cannot stop at the first failure: use mode settled"
             )
         run = _Run(self, on_outcome, keep, fail_fast, self.dispatch.carried())
+        run.marks = getattr(self.dispatch, "marks_sent", True)
         run.warm = Warm.FIRST_TEXT if warm is True else Warm.OFF if warm is False else warm
         source = enumerate(calls, first_index)
         run.scope = scope = asyncio.timeout(deadline)
@@ -212,6 +213,7 @@ class _Run:
         self.results: dict[int, CallOutcome] = {}
         self.scope: asyncio.Timeout | None = None  # the deadline's; fail-fast ends it at once
         self.stopped = False
+        self.marks = True  # mark each call sent in the store before it goes (Dispatch.marks_sent)
         self.warm = Warm.OFF  # how the first call warms the prompt cache for the rest
 
     def tickets(self, source: Iterator[tuple[int, Call]]) -> Iterator[Ticket]:
@@ -247,7 +249,7 @@ class _Run:
             except Exception as exc:
                 self.settled(ticket, Rejected(exc, 0.0, self.now()))
                 return None
-        intend = getattr(store, "intend", None)
+        intend = getattr(store, "intend", None) if self.marks else None
         if intend is not None:
             intend(index, call)
         return ticket

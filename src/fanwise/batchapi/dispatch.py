@@ -43,6 +43,7 @@ class BatchAPI(Dispatch):
 
     stops_early = False  # a batch sent cannot stop at its first failure
     deadline_note = "; its batch keeps running, and a resume of this run collects it"
+    marks_sent = False  # a resume collects the batch: nothing is lost with a kill
 
     def __init__(
         self,

@@ -147,6 +147,10 @@ class Dispatch(Protocol):
     """Whether a run can stop at its first failure (fail-fast): a batch already sent cannot."""
     deadline_note: str = ""
     """Said of the calls cut short by the deadline, after the deadline's own message."""
+    marks_sent: bool = True
+    """Whether the engine marks each call sent in the journal before handing it over (the
+    write-ahead intent, counted after a crash as possibly paid): a Batch API batch outlives the
+    process and a resume collects it, so it is not lost with a kill."""
 
     def carried(self) -> Set[tuple[int, str]]:
         """``(index, key)`` of calls an earlier process sent that this one will collect.
