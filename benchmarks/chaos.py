@@ -300,10 +300,11 @@ if journal_after is not None:
     from fanwise.journal import writer
     execute, rows = writer.Writer._execute, [0]
     def full(self, db, item, pending):
-        rows[0] += item.calls
+        calls = sum(1 for table, _ in item if table.calls)
+        rows[0] += calls
         if rows[0] > journal_after:
             error = sqlite3.OperationalError("database or disk is full")
-            self._failed(db, pending + item.calls, error)
+            self._failed(db, pending + calls, error)
             return 0
         return execute(self, db, item, pending)
     writer.Writer._execute = full

@@ -51,10 +51,11 @@ if journal_after is not None:  # a journal on a full disk: every write after N c
     execute, rows = writer.Writer._execute, [0]
 
     def full_journal(self, db, item, pending):
-        rows[0] += item.calls
+        calls = sum(1 for table, _ in item if table.calls)
+        rows[0] += calls
         if rows[0] > journal_after:
             full = sqlite3.OperationalError("database or disk is full")
-            self._failed(db, pending + item.calls, full)
+            self._failed(db, pending + calls, full)
             return 0
         return execute(self, db, item, pending)
 

@@ -118,7 +118,7 @@ async def test_each_call_is_committed_before_the_next_is_sent_and_marked_sent_be
     journal: Journal, tmp_path: Path
 ) -> None:
     """When a call starts, another connection reads the rows of every call settled before it
-    and the call's own sent mark (the write-ahead intent); a settled call's mark is gone."""
+    and the call's own sent mark (the write-ahead intent); every mark is answered at the end."""
     run_id = journal.start_run("workflow", "t", {}, endpoint="scripted")
     reader = sqlite3.connect(tmp_path / "journal.db")
     at_start: list[tuple[int, list[int]]] = []
@@ -139,8 +139,11 @@ async def test_each_call_is_committed_before_the_next_is_sent_and_marked_sent_be
         model.enqueue(prompt, Reply(delay=0.001))
     engine = Engine(model, store=store(journal, run_id), observer=observe, concurrency=1)
     await engine.run(calls("a", "b", "c"))
-    assert at_start == [(0, [0]), (1, [1]), (2, [2])]
-    assert count(reader) == 3 and marks() == []  # committed before the run returned
+    assert at_start == [(0, [0]), (1, [0, 1]), (2, [0, 1, 2])]
+    assert count(reader) == 3  # committed before the run returned
+    assert journal.totals(run_id).unanswered == 0, "every mark answered by its call's row"
+    journal.finish_run(run_id, "complete")
+    assert marks() == [], "a finished run keeps only the marks no row answered"
 
 
 async def test_the_writer_thread_commits_when_asked_and_counts_a_failed_write(

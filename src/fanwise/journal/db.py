@@ -44,7 +44,7 @@ from fanwise.journal.content import (
 )
 from fanwise.journal.records import CallRecord, RunRecord, Totals
 from fanwise.journal.schema import JournalError, migrate
-from fanwise.journal.writer import Writer
+from fanwise.journal.writer import Table, Writer
 from fanwise.models.base import Completion, Endpoint, Request, Usage
 from fanwise.outcome import Fulfilled, outcome_from_dict
 from fanwise.paths import PRIVATE_FILE, Notify, private_dir, private_file, private_umask, tighten
@@ -64,10 +64,13 @@ _SPENT = """
         COALESCE(SUM(json_extract(outcome, '$.value.usage.cache_write_1h_tokens')), 0)
     FROM calls WHERE run_id = ? AND cached = 0
 """
-_UNANSWERED = """
-    SELECT COUNT(*), COALESCE(SUM(estimate), 0), COALESCE(SUM(estimate IS NULL), 0)
-    FROM sent WHERE run_id = ?
+_OPEN_MARKS = """
+    FROM sent s WHERE s.run_id = ? AND NOT EXISTS (
+        SELECT 1 FROM calls c WHERE c.run_id = s.run_id AND c.idx = s.idx
+        AND c.recorded_at >= s.sent_at)
 """
+_UNANSWERED = f"SELECT COUNT(*), COALESCE(SUM(s.estimate), 0) {_OPEN_MARKS}"
+"""Sent marks with no row of their call recorded since: the calls that may have been paid."""
 # Cache writes (Anthropic's) have no column: they are read from the journaled outcome's usage.
 _UNPRICED = """
     SELECT DISTINCT json_extract(outcome, '$.value.model') FROM calls
@@ -77,14 +80,13 @@ _RUN_COLUMNS = (
     "id, kind, topic, spec, endpoint, status, started_at, ended_at, total, reason, summary, pid,"
     " content, unanswered, unanswered_usd"
 )
-_INSERT_CALL = (
-    "INSERT INTO calls (run_id, idx, key, label, request, status, outcome, error_kind,"
-    " attempts, latency, input_tokens, cached_tokens, output_tokens, reasoning_tokens,"
-    " cost, cached, recorded_at, request_body, response_body, line)"
-    " VALUES (" + ", ".join("?" * 20) + ")"
+_CALL_COLUMNS = (
+    "run_id, idx, key, label, request, status, outcome, error_kind, attempts, latency,"
+    " input_tokens, cached_tokens, output_tokens, reasoning_tokens, cost, cached, recorded_at,"
+    " request_body, response_body, line"
 )
-_UNSENT = "DELETE FROM sent WHERE run_id = ? AND idx = ?"
-_SENT = "INSERT OR REPLACE INTO sent (run_id, idx, key, estimate, sent_at) VALUES (?, ?, ?, ?, ?)"
+CALLS = Table(f"INSERT INTO calls ({_CALL_COLUMNS}) VALUES", 20, calls=True)
+SENT = Table("INSERT OR REPLACE INTO sent (run_id, idx, key, estimate, sent_at) VALUES", 5, False)
 WRITER_BUSY_TIMEOUT = 60.0
 """How long the writer thread waits for another process's write lock before a write fails: it
 waits off the event loop, so only the sending slows meanwhile."""
@@ -218,18 +220,17 @@ class Journal:
         if self.on_write_error is not None:
             self.on_write_error(error)
 
-    def _queue(self, *statements: tuple[str, tuple[Any, ...]], calls: int = 0) -> None:
-        """Queue statements for the writer thread inside an event loop; outside one, execute
-        and commit them here and now (raising what fails)."""
+    def _add(self, table: Table, row: tuple[Any, ...]) -> None:
+        """A row for the writer thread inside an event loop; outside one, written and committed
+        here and now (raising what fails)."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             self.flush()
             with contextlib.nullcontext() if self.db.in_transaction else self.transaction():
-                for sql, params in statements:
-                    self.db.execute(sql, params)
+                self.db.execute(table.statement(1), row)
             return
-        self._writing().put(statements, calls=calls)
+        self._writing().add(table, row)
 
     def __enter__(self) -> Journal:
         return self
@@ -297,7 +298,7 @@ class Journal:
         sent and never heard back from (its sent marks) are counted into the run's
         ``unanswered`` for good: they may have been paid for; this process sends them again."""
         self.flush()
-        count, estimate, _ = self.db.execute(_UNANSWERED, (run_id,)).fetchone()
+        count, estimate = self.db.execute(_UNANSWERED, (run_id,)).fetchone()
         with self.transaction():
             self.db.execute(
                 "UPDATE runs SET status = 'running', reason = NULL, ended_at = NULL, pid = ?,"
@@ -315,6 +316,9 @@ class Journal:
         summary: Mapping[str, Any] | None = None,
         total: int | None = None,
     ) -> None:
+        """Close the run with its status. The sent marks its calls answered are dropped; the
+        others (the calls a Ctrl-C cut off, or a failed journal never recorded) are kept, for
+        ``runs`` and ``show`` to count and a resume to settle."""
         self.flush()
         self.db.execute(
             "UPDATE runs SET status = ?, reason = ?, summary = ?, ended_at = ?,"
@@ -328,6 +332,12 @@ class Journal:
                 run_id,
             ),
         )
+        with contextlib.suppress(sqlite3.Error):  # tidying only: the marks still count right
+            self.db.execute(
+                "DELETE FROM sent WHERE run_id = ? AND (run_id, idx) NOT IN"
+                f" (SELECT s.run_id, s.idx {_OPEN_MARKS})",
+                (run_id, run_id),
+            )
 
     def run(self, run_id: int) -> RunRecord | None:
         row = self.db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -351,7 +361,7 @@ class Journal:
         cost, unpriced, inp, out, reasoning, cached_tokens, written, hour = self.db.execute(
             _SPENT, (run_id,)
         ).fetchone()
-        open_marks, open_usd, _ = self.db.execute(_UNANSWERED, (run_id,)).fetchone()
+        open_marks, open_usd = self.db.execute(_UNANSWERED, (run_id,)).fetchone()
         models: tuple[str, ...] = ()
         if unpriced:
             rows = self.db.execute(_UNPRICED, (run_id,)).fetchall()
@@ -408,8 +418,8 @@ class Journal:
         cost: float | None,
         line: int | None = None,
     ) -> None:
-        """Append one settled call (and close its sent mark); the writer thread commits it
-        with the others of this pass. ``line`` is a batch call's input line."""
+        """Append one settled call (its row answers its sent mark); the writer thread commits
+        it with the others of this pass. ``line`` is a batch call's input line."""
         usage = outcome_usage(outcome)
         cached = isinstance(outcome, Fulfilled) and outcome.cached
         label, stored = call.label, outcome.to_dict()
@@ -446,14 +456,14 @@ class Journal:
             response,
             line,
         )
-        self._queue((_INSERT_CALL, row), (_UNSENT, (run_id, index)), calls=1)
+        self._add(CALLS, row)
 
     def record_sent(self, run_id: int, index: int, key: str, estimate: float | None) -> None:
         """Mark a call as sent, before its request goes out (the write-ahead intent): the mark
-        is committed with the rows of its pass, before the request, and removed with the
-        call's own row. A crash leaves the marks of the calls in flight: they may have been
-        paid for with no answer kept. ``estimate`` is what the call may cost (None: unpriced)."""
-        self._queue((_SENT, (run_id, index, key, estimate, self.clock())))
+        is committed with the rows of its pass, before the request. A mark with no row of its
+        call recorded after it is a call that may have been paid for with no answer kept (a
+        crash, a kill). ``estimate`` is what the call may cost (None: unpriced)."""
+        self._add(SENT, (run_id, index, key, estimate, self.clock()))
 
     def _kind(self, run_id: int) -> str:
         if run_id not in self._kinds:

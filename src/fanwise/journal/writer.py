@@ -2,23 +2,29 @@
 
 A locked journal (another process holding ``BEGIN IMMEDIATE``) or a slow disk used to stop the
 whole event loop while SQLite waited: no request went out, the live view froze, timeouts did not
-fire. Now the loop only queues each statement, already serialised, and a thread with its own
-connection executes them. The thread commits when the engine asks whether everything queued so
-far is committed (``committed``): the engine asks before each call's request goes out, so a
-call settled in one pass of the event loop is committed, with the sent marks of the calls about
-to start, before the slot it freed sends its next request. One commit covers everything queued
-since the last, as one commit a pass did on the loop's thread. When nobody asks, the thread
-commits after ``IDLE_COMMIT`` seconds with nothing new, so it never holds the write lock long.
+fire. Now the loop only collects each pass's rows, already serialised, and hands them over once
+a pass (a ``call_soon`` callback, or the engine asking for the commit); a thread with its own
+connection inserts them and commits when the engine asks whether everything so far is committed
+(``committed``): the engine asks before each call's request goes out, so a call settled in one
+pass is committed, with the sent marks of the calls about to start, before the slot it freed
+sends its next request. When nobody asks, the thread commits after ``IDLE_COMMIT`` seconds with
+nothing new, so it never holds the write lock long.
 
-A statement that fails (a full disk) rolls back the transaction it was in; the calls whose rows
-it held are counted in ``unwritten``, the first error is kept in ``error`` and reported once,
-on the loop's thread, to ``on_error``; every later ``committed`` future holds that error. The
+The rows of a pass go in as one multi-row ``INSERT`` per table (``VALUES (...), (...)``, in
+chunks of powers of two, so a handful of prepared statements serve every size): each SQLite
+step releases the GIL, and a thread that must take the GIL back from a busy event loop waits up
+to the interpreter's switch interval (5 ms) each time. One step a table a pass, not one a row,
+kept the CLI's overhead within its bound (docs/benchmarks.md).
+
+A batch that fails (a full disk) rolls back the transaction it was in; the calls whose rows it
+held are counted in ``unwritten``, the first error is kept in ``error`` and reported once, on
+the loop's thread, to ``on_error``; every later ``committed`` future holds that error. The
 thread goes on trying each later transaction (a lock that outlasted the busy timeout may have
 been released): it is the store that decides whether the run stops.
 
 The queue is bounded: the engine waits for a commit before each launch, so the calls in flight
-bound what is queued; the bound only holds back a run that settles thousands of calls with no
-launch between (the unsent calls of a stopped run), and then the loop waits for the thread.
+bound what is queued; the bound only holds back a run that hands over thousands of passes while
+the thread waits on a lock, and then the loop waits for the thread.
 """
 
 from __future__ import annotations
@@ -30,22 +36,32 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
-QUEUE_SIZE = 10_000
+QUEUE_SIZE = 1_000
 IDLE_COMMIT = 0.05
 """Seconds with nothing queued after which an open transaction is committed unasked."""
+CHUNKS = (256, 64, 16, 4, 1)
+"""Rows per multi-row ``INSERT``: a pass's rows go in as a few of these (SQLite takes 32,766
+parameters a statement; 256 rows of 20 columns is 5,120)."""
 
-Statement = tuple[str, Sequence[Any]]
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """Where rows of one kind go: ``INSERT [OR REPLACE] INTO name (columns) VALUES``."""
+
+    insert: str  # the statement up to and including VALUES
+    width: int  # columns a row
+    calls: bool  # whether each row records a settled call (counted when lost)
+
+    def statement(self, rows: int) -> str:
+        group = "(" + ", ".join("?" * self.width) + ")"
+        return f"{self.insert} " + ", ".join([group] * rows)
 
 
-@dataclass(slots=True)
-class _Rows:
-    """Statements of one call (its row, or its sent mark), written in one transaction."""
-
-    statements: tuple[Statement, ...]
-    calls: int  # how many settled calls these statements record (0 for a sent mark)
+Row = tuple[Table, Sequence[Any]]
 
 
 @dataclass(slots=True)
@@ -77,7 +93,8 @@ class Writer:
         self.unwritten = 0
         """Settled calls whose rows were rolled back: their answers went on, their resume not."""
         self._queue: queue.Queue[object] = queue.Queue(QUEUE_SIZE)
-        self._dirty = False  # rows queued since the last barrier
+        self._pass: list[Row] = []  # this pass's rows, handed over together
+        self._dirty = False  # rows handed over since the last barrier
         self._last: asyncio.Future[sqlite3.Error | None] | None = None  # that barrier's
         self._loop: asyncio.AbstractEventLoop | None = None  # where on_error is called
         self._opened = threading.Event()
@@ -88,18 +105,26 @@ class Writer:
         if self._open_error is not None:
             raise self._open_error
 
-    def put(self, statements: tuple[Statement, ...], *, calls: int = 0) -> None:
-        """Queue statements for the next transaction (blocks only when the queue is full)."""
-        if self._loop is None:
-            with contextlib.suppress(RuntimeError):
-                self._loop = asyncio.get_running_loop()
-        self._dirty = True
-        self._queue.put(_Rows(statements, calls))
+    def add(self, table: Table, row: Sequence[Any]) -> None:
+        """A row for the next transaction: handed to the thread at the next pass of the event
+        loop (or at the next ``committed``), with the rest of this pass's rows."""
+        if not self._pass:
+            loop = asyncio.get_running_loop()
+            self._loop = loop
+            loop.call_soon(self._hand_over)
+        self._pass.append((table, row))
+
+    def _hand_over(self) -> None:
+        if self._pass:
+            rows, self._pass = self._pass, []
+            self._dirty = True
+            self._queue.put(rows)
 
     def committed(self) -> asyncio.Future[sqlite3.Error | None]:
-        """A future done once everything queued so far is committed; its result is None, or
+        """A future done once everything added so far is committed; its result is None, or
         the journal's first write error. Called on the event loop's thread; calls with nothing
-        queued in between share one future."""
+        added in between share one future."""
+        self._hand_over()
         loop = asyncio.get_running_loop()
         if not self._dirty and self._last is not None and self._last.get_loop() is loop:
             return self._last
@@ -112,9 +137,10 @@ class Writer:
         return barrier.future
 
     def flush(self) -> None:
-        """Block until everything queued so far is committed (or failed)."""
+        """Block until everything added so far is committed (or failed)."""
         if not self._thread.is_alive():
             return
+        self._hand_over()
         barrier = _Barrier(None)
         self._dirty = False
         self._queue.put(barrier)
@@ -123,6 +149,7 @@ class Writer:
     def close(self) -> None:
         """Commit what is queued and stop the thread."""
         if self._thread.is_alive():
+            self._hand_over()
             self._queue.put(_STOP)
             self._thread.join()
 
@@ -158,21 +185,27 @@ class Writer:
                     pending = self._commit(db, pending)
                     self._release(item)
                     continue
-                assert isinstance(item, _Rows)
+                assert isinstance(item, list)
                 pending = self._execute(db, item, pending)
         finally:
             db.close()
 
-    def _execute(self, db: sqlite3.Connection, rows: _Rows, pending: int) -> int:
+    def _execute(self, db: sqlite3.Connection, rows: list[Row], pending: int) -> int:
+        calls = sum(1 for table, _ in rows if table.calls)
         try:
             if not db.in_transaction:
                 db.execute("BEGIN")
-            for sql, params in rows.statements:
-                db.execute(sql, params)
-        except sqlite3.Error as exc:
-            self._failed(db, pending + rows.calls, exc)
+            for table, values in _grouped(rows):
+                done = 0
+                for size in CHUNKS:
+                    while len(values) - done >= size:
+                        chunk = values[done : done + size]
+                        db.execute(table.statement(size), tuple(chain.from_iterable(chunk)))
+                        done += size
+        except Exception as exc:  # a row SQLite refused; anything else is as fatal to the rows
+            self._failed(db, pending + calls, _as_sqlite(exc))
             return 0
-        return pending + rows.calls
+        return pending + calls
 
     def _commit(self, db: sqlite3.Connection, pending: int) -> int:
         if db.in_transaction:
@@ -203,6 +236,20 @@ class Writer:
             return
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
             loop.call_soon_threadsafe(*args)
+
+
+def _grouped(rows: list[Row]) -> list[tuple[Table, list[Sequence[Any]]]]:
+    """The rows by table, each table's in the order they came (tables in first-seen order)."""
+    groups: dict[Table, list[Sequence[Any]]] = {}
+    for table, values in rows:
+        groups.setdefault(table, []).append(values)
+    return list(groups.items())
+
+
+def _as_sqlite(error: Exception) -> sqlite3.Error:
+    if isinstance(error, sqlite3.Error):
+        return error
+    return sqlite3.Error(f"{type(error).__name__}: {error}")
 
 
 def _resolve(future: asyncio.Future[sqlite3.Error | None], error: sqlite3.Error | None) -> None:
