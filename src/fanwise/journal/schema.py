@@ -121,9 +121,10 @@ def m005_call_line(db: sqlite3.Connection) -> None:
 
 def m006_sent_marks(db: sqlite3.Connection) -> None:
     """The write-ahead intent: a mark for each call whose request is going out, committed
-    before the request and deleted with the call's own row. After a crash the marks left are
-    the calls that may have been paid for with no answer kept; a resume adds them to its run's
-    ``unanswered`` (with their estimated cost, ``unanswered_usd``) and sends them again."""
+    before the request and answered by the call's own row recorded after it. After a crash the
+    marks with no answer are the calls that may have been paid for with no answer kept; a
+    resume adds them to its run's ``unanswered`` (with their estimated cost,
+    ``unanswered_usd``) and sends them again."""
     db.execute(
         """
         CREATE TABLE sent (
