@@ -169,6 +169,7 @@ HOLD_THE_LOCK = textwrap.dedent(
     """
     import sqlite3, sys, time
     db = sqlite3.connect(sys.argv[1], isolation_level=None)
+    print("ready", flush=True)
     sys.stdin.readline()
     db.execute("BEGIN IMMEDIATE")
     print(time.time(), flush=True)
@@ -191,6 +192,7 @@ async def test_a_journal_locked_by_another_process_slows_sending_never_the_loop(
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert holder.stdin is not None and holder.stdout is not None
+    assert await holder.stdout.readline() == b"ready\n"  # started: it takes the lock at once
     seen: list[tuple[float, Event]] = []
     both_started = asyncio.Event()
 
