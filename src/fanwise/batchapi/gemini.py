@@ -38,7 +38,14 @@ from fanwise.models.base import Endpoint
 from fanwise.models.bodies import error_from_body, error_message, lowered_headers
 from fanwise.models.gemini import gemini_error
 from fanwise.models.gemini_native import DEFAULT_ROOT, native_root
-from fanwise.outcome import CallError, CallTimeout, InvalidResponse, NetworkError, ServerError
+from fanwise.outcome import (
+    BadRequest,
+    CallError,
+    CallTimeout,
+    InvalidResponse,
+    NetworkError,
+    ServerError,
+)
 
 LIMITS = BatchLimits(max_requests=100_000, max_bytes=2 * 1024 * 1024 * 1024)
 """A Batch Mode input file may hold up to 2 GB."""
@@ -96,7 +103,11 @@ class GeminiBatchClient:
             )
         model = Endpoint.model_in_url(endpoint)
         if model is None or Endpoint.from_url(endpoint) is not Endpoint.GENERATE:
-            raise ValueError(f"Batch Mode takes generateContent lines, not {endpoint}")
+            raise BadRequest(
+                f"Gemini's Batch Mode here takes generateContent requests, not {endpoint}: "
+                "send these lines with --engine live",
+                code="unsupported_batch_endpoint",
+            )
         items = [_item(json.loads(raw)) for raw in data.splitlines() if raw.strip()]
         if len(data) <= self.inline_max:
             inline = [{"request": r, "metadata": {"key": k}} for k, r in items]
