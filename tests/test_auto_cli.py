@@ -137,3 +137,21 @@ def test_an_auto_run_killed_and_resumed_keeps_its_deadline_and_pays_once(
     assert auto["lines"] == {"batch": 4, "live": 6} and auto["deadline_met"] is True
     assert all(count == 1 for count in stats(sim.base_url)["attempts"].values())
     assert stats(sim.base_url)["requests"] == 6
+
+
+def test_a_research_plan_runs_its_questions_through_auto_and_its_json_says_how(
+    spawn_simulator: Callable[..., SimulatorProcess], tmp_path: Path
+) -> None:
+    """`fanwise travel --engine auto --deadline --json`: the questions by the stalled batch and
+    live, the synthesis live; the document's `auto` gives lines and cost by path."""
+    sim = spawn_simulator(*STALL)
+    result = fanwise(
+        "travel", "Lyon", "--engine", "auto", "--deadline", "12s", "--live-latency", "0.2",
+        "--json", "--journal", str(tmp_path / "j.db"), url=sim.base_url,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    auto = document["auto"]
+    assert document["status"] == "complete" and auto["deadline_met"] is True
+    assert auto["lines"]["batch"] >= 1 and sum(auto["lines"].values()) == 4  # 3 + synthesis
+    assert all(count == 1 for count in stats(sim.base_url)["attempts"].values())

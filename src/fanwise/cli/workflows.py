@@ -205,8 +205,11 @@ def execute(
     streamed = options.stream and not (options.as_json or options.out)
     stream = SynthesisStream(sys.stdout, sys.stderr) if streamed else None
 
+    used: list[Any] = []  # the engine the run made: an auto run's switch is in it
+
     async def body(current: Run) -> WorkflowResult:
         engine = current.engine(stream.observe if stream else None)
+        used.append(engine)
         left = current.session.opened.config.seconds_left()
         if isinstance(job, Plan):
             return await run_workflow(
@@ -231,8 +234,15 @@ def execute(
     result, display = run(options, session, body)
     storage = _storage(result, session.prices)
     session.store.charge(storage or 0.0)
-    session.finish(result.status.value, reason=result.reason, summary=_summary(result, session))
-    shown = session.to_dict()
+    by_path = None
+    if config.engine == "auto":  # imported only then: the other engines need none of it
+        from fanwise.cli.auto_view import totals, totals_line
+
+        by_path = totals(session, used[0].dispatch if used else None)
+    paths = {} if by_path is None else {"auto": by_path.to_dict()}
+    summary = {**_summary(result, session), **paths}
+    session.finish(result.status.value, reason=result.reason, summary=summary)
+    shown = {**session.to_dict(), **paths}
     cache = cache_report(_usages(result), session.prices, storage)
     context = job.context if isinstance(job, Plan) else any(s.context for s in job.stages)
     if context or cache.cached_tokens or cache.written_tokens:
@@ -259,6 +269,8 @@ def execute(
         display.summary(result, session.cost_shown)
     elif result.plan is None and not options.quiet:
         click.echo(_stages_line(result, session.cost_shown), err=True)
+    if by_path is not None and not options.quiet:
+        click.echo(totals_line(by_path), err=True)
     if display is not None:
         cached = cache.line()
         if cached is not None:

@@ -16,7 +16,7 @@ from typing import Any
 from fanwise.calls import CallOutcome
 from fanwise.dispatch.base import BATCH_DISCOUNT, answered_via
 from fanwise.dispatch.deadline import Switch
-from fanwise.outcome import CallTimeout, Rejected
+from fanwise.outcome import CallTimeout, Fulfilled, Rejected
 
 
 @dataclass
@@ -32,16 +32,18 @@ class PathTotals:
     twice: int = 0  # lines both paths answered (a batch that ran its lines out of order)
 
     def add(self, outcome: CallOutcome, cost: float | None) -> None:
-        path = (answered_via(outcome) or "journal") if outcome.ok else "failed"
-        self.lines[path] += 1
-        self.cost[answered_via(outcome) or "other"] += cost or 0.0
+        # A call with no path of its own is live (a workflow's synthesis), or the journal's.
+        cached = isinstance(outcome, Fulfilled) and outcome.cached
+        path = answered_via(outcome) or ("journal" if cached else "live")
+        self.lines[path if outcome.ok else "failed"] += 1
+        self.cost[path] += cost or 0.0
         if isinstance(outcome, Rejected) and isinstance(outcome.error, CallTimeout):
             self.late += "deadline" in str(outcome.error)
 
     @property
     def all_live(self) -> float:
         """What the same answers would have cost live."""
-        return self.cost["live"] + self.cost["batch"] / BATCH_DISCOUNT + self.cost["other"]
+        return self.cost["live"] + self.cost["batch"] / BATCH_DISCOUNT
 
     @property
     def saved(self) -> float:
@@ -57,7 +59,7 @@ class PathTotals:
     def to_dict(self) -> dict[str, Any]:
         return {
             "lines": dict(self.lines),
-            "cost_usd": {k: round(v, 6) for k, v in self.cost.items() if k != "other" or v},
+            "cost_usd": {k: round(v, 6) for k, v in self.cost.items() if k != "journal" or v},
             "all_live_usd": round(self.all_live, 6),
             "saved_usd": round(self.saved, 6),
             "deadline": self.deadline,
