@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import pytest
 
 from fanwise import Call, Engine, ErrorKind, Fulfilled, Rejected, Request
-from fanwise.calls import CallOutcome
+from fanwise.calls import SettledRecord
 from fanwise.dispatch import Dispatch, Run, Ticket
 from fanwise.events import CallSettled, CallStarted, Event
 from fanwise.models.base import Completion
@@ -26,10 +26,10 @@ class MemoryStore:
     def lookup(self, call: Call) -> Fulfilled[Completion] | None:
         return self.kept.get(call.key)
 
-    def record(self, index: int, call: Call, outcome: CallOutcome) -> None:
-        self.recorded.append(index)
-        if isinstance(outcome, Fulfilled):
-            self.kept[call.key] = outcome
+    def record(self, settled: SettledRecord) -> None:
+        self.recorded.append(settled.index)
+        if isinstance(settled.outcome, Fulfilled):
+            self.kept[settled.call.key] = settled.outcome
 
 
 class AllAtOnce(Dispatch):

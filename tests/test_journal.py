@@ -157,13 +157,13 @@ async def test_the_writer_thread_commits_when_asked_and_counts_a_failed_write(
     errors: list[Exception] = []
     journal.on_write_error = errors.append
     outcome: Fulfilled[Completion] = Fulfilled(Completion("x"), 0.1)
-    recording.record(0, Call(Request.text("a")), outcome)
+    recording.settle(0, Call(Request.text("a")), outcome)
     assert await journal.committed() is None
     assert recording.unrecorded == 0 and failure(recording) is None
 
-    recording.record(1, Call(Request.text("b")), outcome)
+    recording.settle(1, Call(Request.text("b")), outcome)
     # A row of a run that does not exist breaks a foreign key: the transaction fails.
-    JournalStore(journal, 999, prices=PRICES, endpoint="scripted").record(
+    JournalStore(journal, 999, prices=PRICES, endpoint="scripted").settle(
         2, Call(Request.text("c")), outcome
     )
     error = await journal.committed()

@@ -290,7 +290,7 @@ async def test_the_cache_never_answers_from_a_meta_run(tmp_path: Path) -> None:
     with Journal.open(tmp_path / "j.db", content=Content.META) as journal:
         run = journal.start_run("workflow", "t", {}, endpoint="e")
         outcome = Fulfilled(await ScriptedModel().complete(call.request))
-        JournalStore(journal, run, prices=prices, endpoint="e").record(0, call, outcome)
+        JournalStore(journal, run, prices=prices, endpoint="e").settle(0, call, outcome)
         journal.flush()  # the writer thread's commit
         assert journal.fulfilled_anywhere(call.key, "e") is None
         assert journal.fulfilled_in_run(run, call.key) is None

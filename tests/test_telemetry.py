@@ -27,6 +27,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from fanwise import Call, Engine, OfflineModel, OfflineSettings, Plan, RetryPolicy, run_workflow
 from fanwise.api import aask_all
+from fanwise.calls import SettledRecord
 from fanwise.events import (
     BatchProgress,
     CallStarted,
@@ -278,7 +279,7 @@ class _Remembers:
     def lookup(self, call: Call) -> Fulfilled[Completion] | None:
         return Fulfilled(Completion("kept", Usage(3, 4), model="gpt-5-2025"), 0.1, 0.0)
 
-    def record(self, index: int, call: Call, outcome: object) -> None:
+    def record(self, settled: SettledRecord) -> None:
         pass
 
 

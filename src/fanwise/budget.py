@@ -191,16 +191,21 @@ class Budget:
         estimate, model, group = estimates.pop(0)
         if not estimates:
             del self._in_flight[event.key]
+        # The engine's record: the call priced once (none when its engine prices nothing).
+        cost = None if event.record is None else event.record.cost
         if isinstance(outcome, Fulfilled):
-            self.spent += self._actual(outcome.value, estimate, model, group)
+            self._usage.add(model, outcome.value.usage, group)
+            cost = self._cost(outcome.value) if cost is None else cost
+            self.spent += estimate if cost is None else cost
         else:  # a refusal, answers that broke their schema: their tokens were paid for
-            self.spent += self.prices.cost(model, attempts_usage(outcome.attempts)) or 0.0
+            if cost is None:
+                cost = self.prices.cost(model, attempts_usage(outcome.attempts))
+            self.spent += cost or 0.0
         self._release()
 
-    def _actual(self, completion: Completion, estimate: float, model: str, group: str) -> float:
-        self._usage.add(model, completion.usage, group)
-        cost = self.prices.cost(completion.model, completion.usage) if completion.model else None
-        return estimate if cost is None else cost
+    def _cost(self, completion: Completion) -> float | None:
+        """A completion's cost, when its engine priced none (an engine without a store)."""
+        return self.prices.cost(completion.model, completion.usage) if completion.model else None
 
 
 __all__ = ["DEFAULT_OUTPUT_TOKENS", "Budget", "BudgetExceeded"]

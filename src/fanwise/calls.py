@@ -66,12 +66,44 @@ def _digest(endpoint: str, canonical_body: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 
+@dataclass(frozen=True, slots=True)
+class SettledRecord:
+    """One call, settled: built once by the engine, the moment its outcome exists, and read by
+    everything that reads a settled call (the journal's store, the budget, a batch's output
+    line, the live view, telemetry), so its cost is computed once.
+
+    ``cost`` is in dollars, None when unknown (no price for the model, or no usage reported).
+    """
+
+    index: int
+    call: Call
+    outcome: CallOutcome
+    cost: float | None = None
+
+    @property
+    def model(self) -> str:
+        """The model that answered (as the answer names it), else the one asked for."""
+        outcome = self.outcome
+        named = outcome.value.model if isinstance(outcome, Fulfilled) else ""
+        return named or self.call.request.model
+
+    @property
+    def endpoint(self) -> str:
+        """The API the call was sent to (``/v1/responses``, ``/v1/messages``...)."""
+        return self.call.request.endpoint.value
+
+    @property
+    def cached(self) -> bool:
+        """Answered from the journal: no request, no cost."""
+        return isinstance(self.outcome, Fulfilled) and self.outcome.cached
+
+
 class Store(Protocol):
     """Where outcomes are kept the moment they exist, and found again (resume, cache)."""
 
     def lookup(self, call: Call) -> Fulfilled[Completion] | None: ...
 
-    def record(self, index: int, call: Call, outcome: CallOutcome) -> None: ...
+    def record(self, settled: SettledRecord) -> None: ...
 
 
 BRIEF_CHARS = 80
@@ -85,4 +117,13 @@ def brief(label: str, width: int = BRIEF_CHARS) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-__all__ = ["BRIEF_CHARS", "Call", "CallOutcome", "Store", "brief", "canonical_json", "request_key"]
+__all__ = [
+    "BRIEF_CHARS",
+    "Call",
+    "CallOutcome",
+    "SettledRecord",
+    "Store",
+    "brief",
+    "canonical_json",
+    "request_key",
+]

@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Set
 from typing import TypeVar
 
-from fanwise.calls import Call, CallOutcome, Store, request_key
+from fanwise.calls import Call, CallOutcome, SettledRecord, Store, request_key
 from fanwise.dispatch.base import Dispatch, Ticket, Warm
 from fanwise.dispatch.live import Live
 from fanwise.events import CallSettled, Event, Observer, RunFinished, RunStarted
@@ -53,6 +53,7 @@ class Engine:
         store: Store | None = None,
         observer: Observer | None = None,
         admit: Callable[[Call], Awaitable[None] | None] | None = None,
+        price: Callable[[Call, CallOutcome], float | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         seed: int | None = None,
@@ -74,6 +75,9 @@ class Engine:
         self.store = store
         self.observer = attach(observer, model=model, store=store)  # spans, if OTel is set up
         self.admit = admit  # called before a call is handed over; raising refuses it (--max-cost)
+        self.price = price or getattr(store, "cost_of", None)
+        """What a settled call cost: priced once, into its ``SettledRecord`` (by default at the
+        store's prices, ``CostStore.cost_of``)."""
         self.clock = clock
         self.origin = clock()
         self.halted: Exception | None = None
@@ -126,6 +130,7 @@ class Engine:
         keep: bool = True,
         first_index: int = 0,
         warm: Warm | bool = Warm.OFF,
+        on_settled: Callable[[SettledRecord], None] | None = None,
     ) -> list[CallOutcome]:
         """Run every call; the outcomes come back in input order (``keep=False`` keeps none).
 
@@ -134,10 +139,12 @@ class Engine:
 
         With ``fail_fast`` the first rejection cancels the calls still running; they come back as
         ``Cancelled``, and the calls that had finished are kept. ``deadline`` (seconds) settles
-        the calls not finished by then as timeouts. With ``warm`` (calls that share a long
-        prefix: ``fanwise.context``) the first call goes alone, and the others follow once the
-        provider has cached the prefix (``Warm``; ``True`` is ``Warm.FIRST_TEXT``); a dispatch
-        that sends all at once, a batch, ignores it.
+        the calls not finished by then as timeouts. ``on_settled`` hears each call's
+        ``SettledRecord`` (its cost among it) as ``on_outcome`` hears its outcome. With
+        ``warm`` (calls that share a long prefix: ``fanwise.context``) the first call goes
+        alone, and the others follow once the provider has cached the prefix (``Warm``;
+        ``True`` is ``Warm.FIRST_TEXT``); a dispatch that sends all at once, a batch, ignores
+        it.
         """
         if deadline is not None and deadline <= 0:
             raise ValueError(f"deadline must be a positive number of seconds, got {deadline}")
@@ -147,6 +154,7 @@ class Engine:
             )
         run = _Run(self, on_outcome, keep, fail_fast, self.dispatch.carried())
         run.marks = getattr(self.dispatch, "marks_sent", True)
+        run.on_settled = on_settled
         run.warm = Warm.FIRST_TEXT if warm is True else Warm.OFF if warm is False else warm
         source = enumerate(calls, first_index)
         run.scope = scope = asyncio.timeout(deadline)
@@ -206,6 +214,7 @@ class _Run:
     ) -> None:
         self.engine = engine
         self.on_outcome = on_outcome
+        self.on_settled: Callable[[SettledRecord], None] | None = None
         self.keep = keep
         self.fail_fast = fail_fast
         self.carried = carried  # sent by an earlier process: paid for, so not admitted again
@@ -283,11 +292,17 @@ class _Run:
 
     def _record(self, index: int, call: Call, outcome: CallOutcome) -> None:
         engine = self.engine
+        price = engine.price
+        settled = SettledRecord(
+            index, call, outcome, None if price is None else price(call, outcome)
+        )
         if engine.store is not None:
-            engine.store.record(index, call, outcome)
-        self.emit(CallSettled(index, call.key, call.label, outcome, self.now()))
+            engine.store.record(settled)
+        self.emit(CallSettled(index, call.key, call.label, outcome, self.now(), settled))
         if self.on_outcome is not None:
             self.on_outcome(index, call, outcome)
+        if self.on_settled is not None:
+            self.on_settled(settled)
         if self.keep:
             self.results[index] = outcome
 

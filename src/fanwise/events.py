@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
+from fanwise.calls import SettledRecord
 from fanwise.models.base import Completion, Request
 from fanwise.outcome import Fulfilled, Rejected
 
@@ -93,6 +94,8 @@ class CallSettled:
     label: str
     outcome: Fulfilled[Completion] | Rejected
     at: float
+    record: SettledRecord | None = None
+    """The engine's one record of the call (its cost among it); None from a worker's stream."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from json.encoder import encode_basestring
 from typing import Any
 
 from fanwise.batch.lines import LineError, LineReader
+from fanwise.calls import SettledRecord
 from fanwise.dispatch.base import Warm
 from fanwise.engine import Call, CallOutcome, Engine
 from fanwise.events import PhaseFinished, PhaseStarted, RunStarted
@@ -280,8 +281,9 @@ async def _send(
             schema = body_schema(request.endpoint, request.body) if validate else None
             yield Call(request, label=item.custom_id, schema=schema)
 
-    def settled(index: int, call: Call, outcome: CallOutcome) -> None:
-        price = cost(call, outcome) if cost is not None else None
+    def settled(record: SettledRecord) -> None:
+        index, call, outcome = record.index, record.call, record.outcome
+        price = cost(call, outcome) if cost is not None else record.cost
         number = line_of.pop(index)
         write(output_line(call.label, outcome, line=number, key=call.key, cost=price))
         summary.service_time += outcome.service_time
@@ -303,7 +305,7 @@ async def _send(
     await engine.run(
         calls(),
         keep=False,
-        on_outcome=settled,
+        on_settled=settled,
         deadline=deadline,
         fail_fast=fail_fast,
         warm=warm,

@@ -34,8 +34,7 @@ from fanwise.cli.session import (
     open_session,
 )
 from fanwise.config import RunConfig
-from fanwise.engine import Call, CallOutcome, Engine
-from fanwise.journal import call_cost
+from fanwise.engine import Call, Engine
 from fanwise.models.settings import ModelSettings
 from fanwise.outcome import Cancelled
 from fanwise.prices import shown_cost
@@ -184,7 +183,7 @@ def execute_batch(
             )
 
         summary, _ = run(options, session, body, total=total)
-        status, reason = _status(summary), None
+        status, reason = summary.status, None
         if summary.bad_lines:
             reason = f"{summary.bad_lines} bad input lines"
         if output.sink.error is not None:
@@ -273,14 +272,6 @@ def summary_line(summary: BatchSummary, session: Session) -> str:
     )
 
 
-def _status(summary: BatchSummary) -> str:
-    if summary.fulfilled == 0:
-        return "no_result"
-    if summary.rejected or summary.bad_lines:
-        return "partial"
-    return "complete"
-
-
 async def _batch(
     source: Path,
     output: BatchOutput,
@@ -305,9 +296,6 @@ async def _batch(
     def bad_line(error: LineError) -> None:
         click.echo(f"fanwise: {source}:{error.line}: {error.reason}", err=True)
 
-    def cost(call: Call, outcome: CallOutcome) -> float | None:
-        return call_cost(session.prices, call, outcome)
-
     with source.open("rb") as lines:
         return await run_batch(
             lines,
@@ -317,7 +305,6 @@ async def _batch(
             instructions=instructions,
             total=total,
             on_bad_line=bad_line,
-            cost=cost,
             deadline=current.session.opened.config.seconds_left(),
             fail_fast=current.options.mode == "all",
             name=source.name,

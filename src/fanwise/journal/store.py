@@ -19,14 +19,14 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Literal
 
-from fanwise.dispatch.base import BATCH_DISCOUNT, answered_via
+from fanwise.calls import SettledRecord
+from fanwise.costs import call_cost
 from fanwise.engine import Call, CallOutcome
 from fanwise.journal.db import Journal
 from fanwise.limits import estimate_tokens
 from fanwise.models.base import Completion, Usage
 from fanwise.outcome import Cancelled, Fulfilled
 from fanwise.prices import Price, PriceTable
-from fanwise.structured import outcome_usage
 
 OnError = Literal["stop", "continue"]
 ON_ERROR: tuple[OnError, ...] = ("stop", "continue")
@@ -63,15 +63,25 @@ class CostStore:
     def lookup(self, call: Call) -> Fulfilled[Completion] | None:
         return None
 
-    def record(self, index: int, call: Call, outcome: CallOutcome) -> None:
-        self.count(call, outcome)
+    def cost_of(self, call: Call, outcome: CallOutcome) -> float | None:
+        """The call's cost at this store's prices: what an engine prices each settled call
+        with (once, into its ``SettledRecord``)."""
+        return call_cost(self.prices, call, outcome)
 
-    def count(self, call: Call, outcome: CallOutcome) -> float | None:
-        """Add the call's cost to ``spent`` (or to ``unpriced``); return it."""
-        cost = call_cost(self.prices, call, outcome)
+    def record(self, settled: SettledRecord) -> None:
+        self.count(settled)
+
+    def settle(self, index: int, call: Call, outcome: CallOutcome) -> None:
+        """Record an outcome priced here, as an engine would (a store used on its own)."""
+        self.record(SettledRecord(index, call, outcome, self.cost_of(call, outcome)))
+
+    def count(self, settled: SettledRecord) -> float | None:
+        """Add the call's cost to ``spent``, the run's one running total (or count it
+        ``unpriced``); return it."""
+        cost = settled.cost
         if cost is None:
             self.unpriced += 1
-            self.unpriced_models.add(call.request.model)
+            self.unpriced_models.add(settled.call.request.model)
         else:
             self.spent += cost
         return cost
@@ -163,7 +173,8 @@ class JournalStore(CostStore):
             return None
         return JournalFailed(f"not sent: the journal could not record the run ({error})")
 
-    def record(self, index: int, call: Call, outcome: CallOutcome) -> None:
+    def record(self, settled: SettledRecord) -> None:
+        index, call, outcome = settled.index, settled.call, settled.outcome
         if self._own_hits[call.key]:
             self._own_hits[call.key] -= 1
             if not self._own_hits[call.key]:
@@ -171,7 +182,7 @@ class JournalStore(CostStore):
             if isinstance(outcome, Fulfilled) and outcome.cached:
                 self.reused += 1  # its row is already in this run
                 return
-        cost = self.count(call, outcome)
+        cost = self.count(settled)
         try:
             line = None if self.lines is None else self.lines.get(index)
             self.journal.record_call(self.run_id, index, call, outcome, cost=cost, line=line)
@@ -192,18 +203,4 @@ class JournalStore(CostStore):
         return self.insert_error or self.journal.write_error
 
 
-def call_cost(prices: PriceTable, call: Call, outcome: CallOutcome) -> float | None:
-    """What a settled call cost, failed attempts included (an answer that broke its schema, a
-    refusal); nothing when cached or when no attempt was answered; None if unpriced."""
-    if isinstance(outcome, Fulfilled) and outcome.cached:
-        return 0.0
-    usage = outcome_usage(outcome)
-    if usage.unknown:  # the server reported no usage: the cost is unknown, not $0
-        return None
-    if not usage.total_tokens:
-        return 0.0
-    model = (outcome.value.model if isinstance(outcome, Fulfilled) else "") or call.request.model
-    cost = prices.cost(model, usage)
-    if cost is not None and answered_via(outcome) == "batch":  # an auto run's batch answer
-        cost *= BATCH_DISCOUNT
-    return cost
+__all__ = ["ON_ERROR", "CostStore", "JournalFailed", "JournalStore", "OnError", "call_cost"]

@@ -143,7 +143,11 @@ class Progress:
             else:
                 row.tokens = outcome.value.usage.total_tokens
                 self.tokens += row.tokens
-                self._add_cost(outcome.value)
+                record = event.record  # the engine's: the call priced once
+                if record is not None and self.price is not None and self.cost is not None:
+                    self.cost = None if record.cost is None else self.cost + record.cost
+                else:
+                    self._add_cost(outcome.value)
         else:
             self.rejected += 1
             row.state, row.error = "failed", f"{outcome.kind}: {outcome.message}"
