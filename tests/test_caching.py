@@ -498,3 +498,31 @@ def test_the_explicit_caches_storage_is_counted_in_the_runs_cost(
     assert cost["cache"]["storage_usd"] > 0
     assert cost["cache"]["cached_tokens"] > 8 * 0.95 * len(CONTEXT) / 4
     assert cost["usd"] > cost["cache"]["storage_usd"]
+
+
+def test_the_report_live_and_saved_says_what_the_cache_saved(
+    spawn_simulator: Callable[..., SimulatorProcess], tmp_path: Path
+) -> None:
+    """--report and `fanwise report RUN` both show the prompt cache's share and saving."""
+    sim = spawn_simulator("--latency", "0.05")
+    document = tmp_path / "contract.md"
+    document.write_text(CONTEXT, encoding="utf-8")
+    env = {"PATH": "/usr/bin:/bin", "OPENAI_API_KEY": "sk-test", "FANWISE_HOME": str(tmp_path)}
+
+    def fanwise_cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "fanwise", *args], capture_output=True,
+                              text=True, timeout=60, env=env)  # fmt: skip
+
+    live = tmp_path / "live.html"
+    done = fanwise_cli(
+        "research", "contract", "--context", str(document), "-q", "Who?", "-q", "When?",
+        "-q", "How much?", "--base-url", sim.base_url, "--model", "gpt-5", "--plain",
+        "--report", str(live),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "💾 input:" in done.stderr and "from cache" in done.stderr
+    saved = tmp_path / "saved.html"
+    assert fanwise_cli("report", "1", "-o", str(saved)).returncode == 0
+    for page in (live, saved):
+        html = page.read_text(encoding="utf-8")
+        assert "prompt cache" in html and "of input from the cache" in html, page

@@ -205,6 +205,18 @@ class CacheReport:
         }
 
 
+def cache_summary(data: Mapping[str, Any] | None) -> str | None:
+    """A report's words for a ``CacheReport.to_dict()`` (journaled with the run): ``75 % of
+    input from the cache · $0.1179 saved``; None when nothing was cached."""
+    if not data or not (data.get("cached_tokens") or data.get("cache_write_tokens")):
+        return None
+    saved = data.get("saved_usd")
+    money = "savings unknown" if saved is None else f"{format_usd(float(saved))} saved"
+    return f"{float(data.get('share', 0.0)):.0%} of input from the cache · {money}".replace(
+        "%", " %", 1
+    )
+
+
 def cache_report(
     usages: Iterable[tuple[str, Usage]], prices: PriceTable, storage: float | None = 0.0
 ) -> CacheReport:
@@ -242,6 +254,7 @@ __all__ = [
     "block",
     "cache_minimum",
     "cache_report",
+    "cache_summary",
     "cached_request",
     "explicit_worthy",
     "plan_materials",

@@ -38,7 +38,8 @@ def report_html(record: RunRecord, calls: Iterable[CallRecord]) -> str:
     cost = cost_text(totals.cost, totals.unpriced_models) if totals.unpriced else totals.cost
     if record.kind == "workflow":
         result = rebuild_workflow(record, calls)
-        return to_html(result, run_id=str(record.id), cost=cost, created=created)
+        cache = record.summary.get("cache")
+        return to_html(result, run_id=str(record.id), cost=cost, created=created, cache=cache)
     if record.kind == "stages" and "workflow" in record.spec:  # each stage as a group
         from fanwise.stages import Workflow
         from fanwise.ui.stage_report import from_journal

@@ -240,13 +240,16 @@ def execute(
 
         by_path = totals(session, used[0].dispatch if used else None)
     paths = {} if by_path is None else {"auto": by_path.to_dict()}
-    summary = {**_summary(result, session), **paths}
-    session.finish(result.status.value, reason=result.reason, summary=summary)
-    shown = {**session.to_dict(), **paths}
     cache = cache_report(_usages(result), session.prices, storage)
     context = job.context if isinstance(job, Plan) else any(s.context for s in job.stages)
-    if context or cache.cached_tokens or cache.written_tokens:
-        shown["cost"]["cache"] = cache.to_dict()
+    cached = cache.to_dict() if context or cache.cached_tokens or cache.written_tokens else None
+    summary = {**_summary(result, session), **paths}
+    if cached is not None:
+        summary["cache"] = cached
+    session.finish(result.status.value, reason=result.reason, summary=summary)
+    shown = {**session.to_dict(), **paths}
+    if cached is not None:
+        shown["cost"]["cache"] = cached
     delivered = stream is not None and stream.delivered
     document = _document(result, shown, as_json=options.as_json, delivered=delivered)
     failed: list[str] = []
@@ -260,7 +263,7 @@ def execute(
         click.echo(document, nl=False)
     if options.report:
         try:
-            _write_report(options.report, result, session)
+            _write_report(options.report, result, session, cached)
         except OSError as exc:
             failed.append(unwritten("--report", options.report, exc, session, "report", journal))
     for line in failed:
@@ -272,9 +275,9 @@ def execute(
     if by_path is not None and not options.quiet:
         click.echo(totals_line(by_path), err=True)
     if display is not None:
-        cached = cache.line()
-        if cached is not None:
-            click.echo(f"💾 {cached}", err=True)
+        said = cache.line()
+        if said is not None:
+            click.echo(f"💾 {said}", err=True)
         if isinstance(job, Plan) and job.context and config.provider == "offline":
             click.echo(_offline_cache_note(job, len(result.answers)), err=True)
     if result.reason:
@@ -350,14 +353,16 @@ def _document(
     return stage_markdown(result, text=not delivered)
 
 
-def _write_report(path: str, result: WorkflowResult, session: Session) -> None:
+def _write_report(
+    path: str, result: WorkflowResult, session: Session, cache: Mapping[str, Any] | None
+) -> None:
     run_id = None if session.run_id is None else str(session.run_id)
     if result.plan is not None:
-        write_report(path, result, run_id=run_id, cost=session.cost_shown)
+        write_report(path, result, run_id=run_id, cost=session.cost_shown, cache=cache)
         return
     from fanwise.ui.stage_report import write_stages_report
 
-    write_stages_report(path, result, cost=session.cost_shown, run_id=run_id)
+    write_stages_report(path, result, cost=session.cost_shown, run_id=run_id, cache=cache)
 
 
 def _stages_line(result: WorkflowResult, cost: float | str) -> str:

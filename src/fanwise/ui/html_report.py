@@ -8,13 +8,14 @@ remote load as a second line of defence.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 from importlib import resources
 from typing import Any
 
 from markdown_it import MarkdownIt
 
+from fanwise.context import cache_summary
 from fanwise.models.base import Completion
 from fanwise.outcome import Fulfilled, Rejected
 from fanwise.prices import shown_cost
@@ -54,8 +55,10 @@ def to_html(
     run_id: str | None = None,
     cost: float | str | None = None,
     created: str | None = None,
+    cache: Mapping[str, Any] | None = None,
 ) -> str:
-    """The whole report for a workflow run, as one HTML document."""
+    """The whole report for a workflow run, as one HTML document (``cache``: what the prompt
+    cache saved, ``CacheReport.to_dict()``)."""
     stats = result.stats
     cards = [
         ("fulfilled", f"{stats.fulfilled}"),
@@ -68,6 +71,9 @@ def to_html(
         ("tokens", f"{stats.usage.total_tokens:,}"),
         ("cost", shown_cost(cost) if cost is not None else "unknown"),
     ]
+    cached = cache_summary(cache)
+    if cached is not None:
+        cards.append(("prompt cache", cached))
     meta = _meta(result.status.value, result.settings.model, run_id, created)
     return _page(
         f"{result.workflow.topic}: {result.workflow.title}",

@@ -16,6 +16,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from fanwise.context import cache_summary
 from fanwise.outcome import Fulfilled, Rejected
 from fanwise.prices import shown_cost
 from fanwise.stages import cite
@@ -39,7 +40,11 @@ class Group:
 
 
 def to_html(
-    result: StagedResult, *, cost: float | str | None = None, run_id: str | None = None
+    result: StagedResult,
+    *,
+    cost: float | str | None = None,
+    run_id: str | None = None,
+    cache: Mapping[str, Any] | None = None,
 ) -> str:
     groups = [
         Group(r.name, group(r), r.status.value, r.reason, r.branches, r.detail.get("citations"))
@@ -50,7 +55,7 @@ def to_html(
         for n, (r, b) in enumerate((r, b) for r in result.stages for b in r.branches)
     ]
     return _render(result.workflow, result.status.value, result.reason, result.text, groups, rows,
-                   cost=cost, run_id=run_id)  # fmt: skip
+                   cost=cost, run_id=run_id, cache=cache)  # fmt: skip
 
 
 def from_journal(
@@ -63,7 +68,8 @@ def from_journal(
     cost: float | str | None = None,
     run_id: str | None = None,
 ) -> str:
-    """The page from a journaled run: its calls (index, label, outcome) grouped by stage."""
+    """The page from a journaled run: its calls (index, label, outcome) grouped by stage (and
+    what the prompt cache saved, from the run's ``summary``)."""
     from fanwise.ui.stage_show import stage_of
 
     ordered = sorted(calls, key=lambda c: c[0])
@@ -83,7 +89,9 @@ def from_journal(
     last = next((g for g in reversed(groups) if g.branches), None)
     final = last.branches[-1].outcome if last is not None else None
     text = final.value.text if isinstance(final, Fulfilled) else None
-    return _render(workflow, status, reason, text, groups, rows, cost=cost, run_id=run_id)
+    cache = summary.get("cache")
+    return _render(workflow, status, reason, text, groups, rows, cost=cost, run_id=run_id,
+                   cache=cache)  # fmt: skip
 
 
 def _render(
@@ -96,8 +104,11 @@ def _render(
     *,
     cost: float | str | None,
     run_id: str | None,
+    cache: Mapping[str, Any] | None = None,
 ) -> str:
     price = f" · {escape(shown_cost(cost))}" if cost is not None else ""
+    cached = cache_summary(cache)
+    price += f" · prompt cache: {escape(cached)}" if cached is not None else ""
     run = f" · run {escape(run_id)}" if run_id else ""
     meta = f"{escape(workflow.topic)} · status <b>{escape(status)}</b>{price}{run}"
     body = markdown(text) if text else f"<p><em>No result: {escape(reason or '')}</em></p>"
@@ -134,6 +145,12 @@ def _group(stage: Group) -> str:
 
 
 def write_stages_report(
-    path: str | Path, result: StagedResult, *, cost: float | str | None, run_id: str | None = None
+    path: str | Path,
+    result: StagedResult,
+    *,
+    cost: float | str | None,
+    run_id: str | None = None,
+    cache: Mapping[str, Any] | None = None,
 ) -> None:
-    Path(path).write_text(to_html(result, cost=cost, run_id=run_id), encoding="utf-8")
+    page = to_html(result, cost=cost, run_id=run_id, cache=cache)
+    Path(path).write_text(page, encoding="utf-8")
