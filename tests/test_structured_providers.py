@@ -211,3 +211,49 @@ def test_batch_validate_repairs_an_anthropic_line(
     [result] = [json.loads(x) for x in out.read_text().splitlines()]
     assert result["fanwise"]["attempts"] == 2 and result["response"]["status_code"] == 200
     assert _requests(sim) == 2
+
+
+async def test_a_server_that_refuses_output_config_gets_the_forced_tool() -> None:
+    """A 400 naming output_config: the call goes again as a forced tool whose input is the
+    answer, and the next call for that model goes so at once (one request)."""
+    from aiohttp import web
+
+    seen: list[dict[str, Any]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.json()
+        seen.append(body)
+        if "output_config" in body:
+            error = {"type": "invalid_request_error",
+                     "message": "output_config: Extra inputs are not permitted"}  # fmt: skip
+            return web.json_response({"type": "error", "error": error}, status=400)
+        tool = {"type": "tool_use", "id": "toolu_1", "name": body["tool_choice"]["name"],
+                "input": {"summary": "temples", "confidence": 7}}  # fmt: skip
+        return web.json_response({"id": "msg_1", "type": "message", "role": "assistant",
+                                  "model": body["model"], "content": [tool],
+                                  "stop_reason": "tool_use", "usage": {}})  # fmt: skip
+
+    app = web.Application()
+    app.router.add_post("/v1/messages", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with AnthropicModel(api_key="k", base_url=f"http://127.0.0.1:{port}") as claude:
+            engine = Engine(claude, retry=RetryPolicy(retries=0), sleep=NoWait())
+            calls = [Call(messages_request(q), schema=Schema.of(ANSWER)) for q in ("a", "b")]
+            first = await engine.run(calls[:1])
+            second = await engine.run(calls[1:])
+    finally:
+        await runner.cleanup()
+    for [outcome] in (first, second):
+        assert isinstance(outcome, Fulfilled), outcome
+        assert outcome.value.parsed == {"summary": "temples", "confidence": 7}
+    assert ["output_config" in body for body in seen] == [True, False, False]
+    assert seen[1]["tool_choice"] == {"type": "tool", "name": "structured_output"}
+
+
+def messages_request(prompt: str) -> Request:
+    return messages(prompt, "claude-sonnet-4-5")

@@ -9,7 +9,10 @@ still checked against the whole schema, so a bound broken is repaired like any o
 Older models (Claude 3, Sonnet 4 and Opus 4) do not have it. For them the schema becomes the
 one tool the request offers, ``tool_choice`` naming it: the model must call it, and the call's
 ``input`` is the answer (``structured.accept`` reads it). Anthropic does not allow a forced
-tool with extended thinking, so that combination is refused before any request.
+tool with extended thinking, so that combination is refused before any request. A server
+that refuses ``output_config.format`` with a 400 (a proxy, an older compatible server) gets the
+same fallback (``FormatFallback``, in both Anthropic transports): the request goes again as a
+forced tool, and later requests for that model go so at once.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
+
+from fanwise.models.base import Completion, Request
 
 if TYPE_CHECKING:
     from fanwise.schemas import Schema
@@ -109,6 +114,67 @@ def _moved(node: Any) -> Any:
     return out
 
 
+FALLBACK_TOOL = "structured_output"
+"""The tool a refused ``output_config.format`` becomes (``FormatFallback``): its input is the
+answer, whatever the schema's name."""
+
+
+def without_output_format(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``body`` with its JSON-schema format made the forced-tool fallback; None when it asks
+    for none, or cannot (extended thinking forbids a forced tool)."""
+    config = body.get("output_config")
+    wanted = config.get("format") if isinstance(config, Mapping) else body.get("output_format")
+    thinking = body.get("thinking")
+    if not isinstance(wanted, Mapping) or wanted.get("type") != "json_schema":
+        return None
+    if isinstance(thinking, Mapping) and thinking.get("type") == "enabled":
+        return None
+    out = {k: v for k, v in body.items() if k != "output_format"}
+    if isinstance(config, Mapping):
+        rest = {k: v for k, v in config.items() if k != "format"}
+        out.pop("output_config")
+        if rest:
+            out["output_config"] = rest
+    tool = {"name": FALLBACK_TOOL, "description": TOOL_DESCRIPTION,
+            "input_schema": wanted.get("schema") or {"type": "object"}}  # fmt: skip
+    out["tools"] = [*(body.get("tools") or []), tool]
+    out["tool_choice"] = {"type": "tool", "name": FALLBACK_TOOL}
+    return out
+
+
+def refuses_output_format(error: BaseException) -> bool:
+    """Whether a server's 400 says it does not take structured outputs' format field."""
+    status = getattr(error, "status_code", None)
+    message = str(error).lower()
+    return status == 400 and any(
+        word in message for word in ("output_config", "output_format", "structured output")
+    )
+
+
+class FormatFallback:
+    """The forced-tool fallback where a server refuses ``output_config.format``: the request
+    goes again as a forced tool, and every later request for that model goes so at once.
+    A body without a JSON-schema format, or whose server takes it, is sent as written."""
+
+    def __init__(self) -> None:
+        self.refused: set[str] = set()  # models whose server refused the format
+
+    async def send(
+        self, request: Request, attempt: Callable[[Request], Awaitable[Completion]]
+    ) -> Completion:
+        model = request.model
+        fallback = without_output_format(request.body)
+        if fallback is not None and model in self.refused:
+            return await attempt(Request(request.endpoint, fallback))
+        try:
+            return await attempt(request)
+        except Exception as error:
+            if fallback is None or not refuses_output_format(error):
+                raise
+        self.refused.add(model)
+        return await attempt(Request(request.endpoint, fallback))
+
+
 def forced_tool(body: Mapping[str, Any]) -> str | None:
     """The tool a body's ``tool_choice`` forces (``{"type": "tool", "name": ...}``), if any."""
     choice = body.get("tool_choice")
@@ -137,11 +203,15 @@ def messages_schema(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 __all__ = [
+    "FALLBACK_TOOL",
     "UNSUPPORTED",
+    "FormatFallback",
     "Unavailable",
     "forced_tool",
     "has_output_format",
     "messages_schema",
     "messages_with_schema",
     "output_schema",
+    "refuses_output_format",
+    "without_output_format",
 ]

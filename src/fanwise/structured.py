@@ -28,6 +28,7 @@ from fanwise.outcome import (
     Truncated,
 )
 from fanwise.schemas import Schema, SchemaViolation, repair_body
+from fanwise.schemas_anthropic import FALLBACK_TOOL
 
 if TYPE_CHECKING:
     from fanwise.calls import CallOutcome
@@ -91,7 +92,7 @@ def answer_text(completion: Completion, schema: Schema) -> str:
     if completion.text.strip():
         return completion.text
     for call in completion.tool_calls:
-        if call.name == schema.name:
+        if call.name in (schema.name, FALLBACK_TOOL):
             return call.arguments
     return completion.text
 

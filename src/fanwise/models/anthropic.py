@@ -34,6 +34,7 @@ from fanwise.models.bodies import lowered_headers
 from fanwise.models.http_session import SharedSession, transport_errors
 from fanwise.models.sse import SseLines
 from fanwise.outcome import BadRequest
+from fanwise.schemas_anthropic import FormatFallback
 
 DEFAULT_ROOT = "https://api.anthropic.com"
 
@@ -71,6 +72,7 @@ class AnthropicModel(Model):
         }
         self._clock = clock
         self._http = SharedSession(self.url, headers)
+        self._fallback = FormatFallback()  # a server that refuses output_config.format
 
     @property
     def name(self) -> str:
@@ -87,6 +89,9 @@ class AnthropicModel(Model):
                 f"the anthropic provider speaks the messages endpoint, not {request.endpoint}: "
                 "give the request as a Messages body (endpoint messages, url /v1/messages)"
             )
+        return await self._fallback.send(request, lambda sent: self._send(sent, on_delta))
+
+    async def _send(self, request: Request, on_delta: DeltaSink | None) -> Completion:
         with transport_errors():
             if on_delta is None:
                 return await self._call(request.body)

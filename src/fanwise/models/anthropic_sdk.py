@@ -41,6 +41,7 @@ from fanwise.outcome import (
     NetworkError,
     ServerError,
 )
+from fanwise.schemas_anthropic import FormatFallback
 
 
 class AnthropicSdkModel(Model):
@@ -63,6 +64,7 @@ class AnthropicSdkModel(Model):
             timeout=None,
         )
         self._clock = clock
+        self._fallback = FormatFallback()  # a server that refuses output_config.format
 
     @property
     def name(self) -> str:
@@ -76,6 +78,9 @@ class AnthropicSdkModel(Model):
             raise BadRequest(
                 f"the anthropic provider speaks the messages endpoint, not {request.endpoint}"
             )
+        return await self._fallback.send(request, lambda sent: self._send(sent, on_delta))
+
+    async def _send(self, request: Request, on_delta: DeltaSink | None) -> Completion:
         with sdk_errors(anthropic.AnthropicError, self.classify):
             if on_delta is None:
                 response = await self.client.post(
