@@ -133,7 +133,7 @@ def test_an_auto_run_killed_and_resumed_keeps_its_deadline_and_pays_once(
     with Journal.open(journal) as opened:
         run = opened.runs(1)[0]
     auto = run.summary["auto"]
-    assert auto["deadline"] == run.spec["options"]["deadline_at"]  # the first start's
+    assert auto["deadline"] == run.spec["config"]["deadline_at"]  # the first start's
     assert auto["lines"] == {"batch": 4, "live": 6} and auto["deadline_met"] is True
     assert all(count == 1 for count in stats(sim.base_url)["attempts"].values())
     assert stats(sim.base_url)["requests"] == 6

@@ -263,13 +263,16 @@ class Auto(Dispatch):
                 at = self.planner.deadline - LAST_RESORT - live.seconds(left)
                 if run.now() >= at:
                     self._release(run)
-                    return
+                    break
             self._next_at = at
             self._changed.clear()
             wait = self.planner.wait(run.now(), at)
             with contextlib.suppress(TimeoutError):  # not wait_for: 3.11's can hold a cancel
                 async with asyncio.timeout(wait):
                     await self._changed.wait()
+        # Nothing held back: a cancelled batch's late results can still spare a queued line
+        # its live call, so it is looked at, less often, until every line is answered.
+        self._next_at = self.planner.deadline
 
     def _release(self, run: Run) -> None:
         """The deadline before the price: lines held back go live without their batch's
@@ -380,8 +383,11 @@ class Auto(Dispatch):
         )
 
     def _next_wait(self) -> float:
-        if self.switch is not None or self._run is None:
-            return POLL_FLOOR  # a cancelled batch: its results are wanted at once
+        """Before the switch, looks closer as it nears; after it, closer as the moment nears
+        when the held-back lines go live without the cancelled batch's results (OpenAI's
+        cancelling can take minutes: a 12 h run does not ask every 0.25 s)."""
+        if self._run is None:
+            return POLL_FLOOR
         return self.planner.wait(self._run.now(), self._next_at)
 
     def progress(self, event: BatchProgress) -> None:
