@@ -89,7 +89,7 @@ class SettledRecord:
 
     @property
     def endpoint(self) -> str:
-        """The API the call was sent to (``/v1/responses``, ``/v1/messages``...)."""
+        """The API the call was sent to (``responses``, ``messages``...)."""
         return self.call.request.endpoint.value
 
     @property

@@ -255,6 +255,9 @@ class Telemetry:
             span.end()
             return
         span.set_attributes(genai.outcome_attributes(outcome, self.content))
+        record = event.record  # the engine's: the call priced once
+        if record is not None and record.cost is not None:
+            span.set_attribute("fanwise.call.cost_usd", record.cost)
         for attempt in outcome.attempts:
             offset = int((attempt.started - call.first_at) * 1e9)
             span.add_event(
