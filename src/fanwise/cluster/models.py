@@ -1,4 +1,7 @@
-"""Model factories a worker can be sent: picklable values that build the model in the worker.
+"""Model factories a worker can be sent: picklable values that build the model in the worker,
+through the library's one factory (``get_model``; a run's workers use ``cluster.setup``'s
+``ConfigModels``, which takes every provider; these two are for code that builds a plan by
+hand).
 
 The API key is never part of them: a worker reads ``OPENAI_API_KEY`` from its own environment
 (``ray.init(runtime_env={"env_vars": ...})`` puts it there), so it is not pickled, stored in
@@ -26,14 +29,15 @@ class OpenAIModels:
     def __call__(self, url: str | None) -> Model:
         if self.transport not in ("aiohttp", "sdk"):  # in the worker: an error of the run, once
             raise ValueError(f"transport must be aiohttp or sdk, got {self.transport!r}")
-        key = os.environ.get("OPENAI_API_KEY") or "not-needed"
-        if self.transport == "aiohttp":
-            from fanwise.models.fast import FastOpenAIModel
+        from fanwise.factory import get_model  # the library's one factory, in the worker
 
-            return FastOpenAIModel(api_key=key, base_url=url or self.base_url)
-        from fanwise.models.openai import OpenAIModel
-
-        return OpenAIModel(api_key=key, base_url=url or self.base_url)
+        return get_model(
+            "openai",
+            base_url=url or self.base_url,
+            api_key=os.environ.get("OPENAI_API_KEY") or "not-needed",
+            api=self.api,  # type: ignore[arg-type]
+            transport=self.transport,  # type: ignore[arg-type]
+        )
 
 
 @dataclass(frozen=True, slots=True)
