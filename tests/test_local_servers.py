@@ -18,6 +18,7 @@ from fanwise.journal.store import call_cost
 from fanwise.models.base import Completion, DeltaSink, Endpoint, Model, Usage
 from fanwise.models.compat import status_error
 from fanwise.models.fast import FastOpenAIModel
+from fanwise.models.openai import OpenAIModel
 from fanwise.outcome import (
     Attempt,
     BadRequest,
@@ -68,10 +69,14 @@ def test_other_network_failures_and_retries_off_keep_the_usual_backoff() -> None
     assert RetryPolicy(retries=3).delay(4, ServerError("500"), rng) is None
 
 
-async def test_a_server_not_listening_is_asked_again_for_thirty_seconds() -> None:
-    """Over loopback HTTP to a port nobody listens on: six attempts, ~15-30 s of waits."""
+@pytest.mark.parametrize("transport", [FastOpenAIModel, OpenAIModel])
+async def test_a_server_not_listening_is_asked_again_for_thirty_seconds(
+    transport: type[FastOpenAIModel] | type[OpenAIModel],
+) -> None:
+    """Over loopback HTTP to a port nobody listens on, through either transport (aiohttp, the
+    official SDK): six attempts, ~15-30 s of waits."""
     sleep = NoWait()
-    async with FastOpenAIModel(api_key="k", base_url="http://127.0.0.1:9/v1") as model:
+    async with transport(api_key="k", base_url="http://127.0.0.1:9/v1") as model:
         engine = Engine(model, retry=RetryPolicy(retries=3), sleep=sleep)
         [outcome] = await engine.run([Call(Request.text("hello"))])
     assert isinstance(outcome, Rejected) and outcome.kind is ErrorKind.NETWORK
