@@ -346,9 +346,11 @@ def _sequential(outcomes: Sequence[CallOutcome], wall_time: float) -> float | No
     times better: each call alone (its service time proportional to its own output tokens), or
     a queue the server works through a few at a time (proportional to all the tokens answered
     while the call was out, its own included)? Alone, each call's service time counts, capped
-    by its tokens at the fastest rate any answer showed. Through a queue, the server answered
-    about k at a time, k being how much faster that fastest rate is than the queue's; the calls
-    one after another would have taken k times the wall time (k = 1: llama.cpp's server).
+    by its tokens at the fastest rate any answer showed; a close fit goes to the queue, which
+    claims less (``ALONE_FITS``). Through a queue, the server answered about k at a time, k
+    being how much faster a call's own rate (read off the time between answers, which a slow
+    first answer does not skew) is than the queue's; the calls one after another would have
+    taken k times the wall time (k = 1: llama.cpp's server).
     """
     answered = [o for o in outcomes if isinstance(o, Fulfilled) and o.attempts]
     if not answered:
@@ -368,9 +370,12 @@ def _sequential(outcomes: Sequence[CallOutcome], wall_time: float) -> float | No
         for o, n, busy in zip(answered, tokens, shared, strict=True)
     )
     queue = _queue_rates(windows, tokens)
-    if len(answered) < 2 or _spread(alone) <= _spread(queue):
+    if len(answered) < 2 or _spread(alone) < ALONE_FITS * _spread(queue):
         return rest + served
-    at_once = max(1, round(rate / statistics.median(queue))) if min(queue) > 0 else 1
+    # k: a call's own rate (from the time between answers) over the queue's, rounded down
+    # unless within a quarter of the next
+    own = statistics.median(_gap_rates(windows, tokens))
+    at_once = max(1, math.floor(own / statistics.median(queue) + 0.25)) if min(queue) > 0 else 1
     return rest + min(served, at_once * wall_time)
 
 
@@ -386,6 +391,13 @@ def _overlapping(windows: list[tuple[float, float]]) -> list[bool]:
         if back > reach:
             reach, last = back, i
     return shared
+
+
+ALONE_FITS = 0.5
+"""How much better "each call alone" must fit the answers' timings than "a queue" to be
+believed: the queue credits no more than the server showed, so a close call goes to it (a
+one-at-a-time server whose first answer is slow fits both about as well: llama.cpp's first
+answer under load took 3.9 s, the next two 1.3 s each)."""
 
 
 def _window(attempt: Attempt) -> tuple[float, float]:
@@ -408,6 +420,20 @@ def _queue_rates(windows: list[tuple[float, float]], tokens: list[int]) -> list[
         ahead = sums[bisect.bisect_right(backs, back)] - sums[bisect.bisect_right(backs, sent)]
         rates.append((back - sent) / max(ahead, 1))
     return rates
+
+
+def _gap_rates(windows: list[tuple[float, float]], tokens: list[int]) -> list[float]:
+    """Seconds a token of each answer that came back a while after the one before it (or
+    after its request): through a queue, the time a call took on its own. Answers back at
+    about the same moment (a few served at once) give none."""
+    gaps = []
+    previous = -math.inf
+    for i in sorted(range(len(windows)), key=lambda i: windows[i][1]):
+        sent, back = windows[i]
+        gaps.append((back - max(sent, previous), tokens[i]))
+        previous = back
+    longest = max(gap for gap, _ in gaps)
+    return [gap / n for gap, n in gaps if gap > longest / 10] or [longest]
 
 
 def _spread(values: list[float]) -> float:
