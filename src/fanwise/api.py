@@ -46,6 +46,7 @@ from fanwise.stages.model import SchemaSource
 from fanwise.stages.research import Plan
 from fanwise.stages.result import WorkflowResult
 from fanwise.stages.runner import run_workflow
+from fanwise.stages.shape import result_shape
 
 if TYPE_CHECKING:
     from fanwise.stages import StagedResult, Workflow
@@ -222,7 +223,9 @@ async def _research(
             warm=warm,
         )
         opened.finish(
-            result.status.value, reason=result.reason, summary={"stats": result.stats.to_dict()}
+            result.status.value,
+            reason=result.reason,
+            summary={"stats": result.stats.to_dict(), "shape": result_shape(result)},
         )
     return _with_run(result, opened)
 
@@ -388,7 +391,11 @@ async def _stages(
             deadline=opened.config.seconds_left(),
             on_delta=on_delta,
         )
-        summary = {"stats": result.to_dict()["stats"], "stages": result.summary()}
+        summary = {
+            "stats": result.to_dict()["stats"],
+            "stages": result.summary(),
+            "shape": result_shape(result),
+        }
         opened.finish(result.status.value, reason=result.reason, summary=summary)
     return _with_run(result, opened)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 import shutil
 import sys
 from collections.abc import Mapping
@@ -31,11 +32,12 @@ from fanwise.cli.workflows import execute
 from fanwise.config.stored import RESUME_SETTINGS, resumed_config, stored_args
 from fanwise.factory import ConfigError
 from fanwise.journal import CallRecord, Journal, RunRecord
-from fanwise.journal.results import plan_from_spec, rebuild_workflow
+from fanwise.journal.results import plan_from_spec, rebuild_result
 from fanwise.models.base import Usage
 from fanwise.outcome import Fulfilled
 from fanwise.paths import journal_path
 from fanwise.prices import cost_text, format_usd
+from fanwise.stages.result import group
 from fanwise.ui.documents import to_json, to_markdown
 from fanwise.ui.timeline import ascii_timeline
 
@@ -142,7 +144,15 @@ def show(
         )
     if out:
         check_writable("--out", out)
-    text = _shown(record, calls, as_json=as_json, jsonl=jsonl, timeline=timeline)
+    text = _shown(
+        record,
+        calls,
+        as_json=as_json,
+        jsonl=jsonl,
+        timeline=timeline,
+        journal=opened.path,
+        given=journal,
+    )
     if out is None:
         click.echo(text, nl=False)
         return
@@ -153,30 +163,61 @@ def show(
 
 
 def _shown(
-    record: RunRecord, calls: list[CallRecord], *, as_json: bool, jsonl: bool, timeline: bool
+    record: RunRecord,
+    calls: list[CallRecord],
+    *,
+    as_json: bool,
+    jsonl: bool,
+    timeline: bool,
+    journal: Path | None = None,
+    given: str | None = None,
 ) -> str:
-    """What ``fanwise show`` prints for a run: its output lines, timeline, JSON or Markdown."""
+    """What ``fanwise show`` prints for a run: its output lines, timeline, JSON or Markdown.
+
+    A workflow run (a research plan or a plan of stages) is rebuilt into the result the live
+    run made, and shown by the same code: ``--json`` is the document the live ``--json``
+    printed, the Markdown the live Markdown."""
     if jsonl:  # the input line: journaled since schema 5, null for calls journaled before
         return "".join(
             output_line(call.label, call.outcome, line=call.line, key=call.key, cost=call.cost)
             + "\n"
             for call in calls
         )
+    result = rebuild_result(record, calls)
+    if record.kind == "stages" and result is None:
+        click.echo(
+            f"fanwise: run {record.id} was journaled before fanwise kept each stage's shape: "
+            "its calls are shown, not its stages' reasons, values or citations",
+            err=True,
+        )
     if timeline:
         width = shutil.get_terminal_size((100, 24)).columns
+        if result is not None and result.plan is None:  # one group per stage
+            from fanwise.ui.stage_show import grouped_timeline, stage_rows
+
+            groups = {r.name: f"{group(r)}, {r.status.value}" for r in result.stages}
+            return grouped_timeline(result.workflow, stage_rows(result), width, groups)
         rows = timeline_rows(record, calls)
-        if record.kind == "stages" and "workflow" in record.spec:  # one group per stage
+        if record.kind == "stages" and "workflow" in record.spec:  # an older run: by label
             from fanwise.stages import Workflow
             from fanwise.ui.stage_show import grouped_timeline
 
             workflow = Workflow.from_dict(record.spec["workflow"])
             stages = record.summary.get("stages") or []
-            groups = {s["name"]: f"{s['group']}, {s['status']}" for s in stages}
-            return grouped_timeline(workflow, rows, width, groups)
+            told = {s["name"]: f"{s['group']}, {s['status']}" for s in stages}
+            return grouped_timeline(workflow, rows, width, told)
         return ascii_timeline(rows, width=width)
-    if record.kind == "workflow":
-        result = rebuild_workflow(record, calls)
-        return to_json(result, run=_run_dict(record)) if as_json else to_markdown(result)
+    if result is not None:
+        if as_json:
+            run = {**_live_run(record, journal, given), **_run_dict(record)}
+            auto = record.summary.get("auto")  # an --engine auto run's paths, as printed
+            extra = {} if auto is None else {"auto": auto}
+            return to_json(result, run=run, cost=_cost(record), **extra)
+        if result.plan is not None:
+            return to_markdown(result)
+        from fanwise.ui.stage_show import to_markdown as stage_markdown
+
+        return stage_markdown(result)
     if as_json:
         document = {
             "run": _run_dict(record),
@@ -195,6 +236,25 @@ def _shown(
         else:
             parts.append(f"_failed: {outcome.kind}: {outcome.message}_\n")
     return "".join(f"{part}\n" for part in parts)
+
+
+def _live_run(record: RunRecord, journal: Path | None, given: str | None) -> dict[str, Any]:
+    """The ``run`` the live ``--json`` printed: its id, journal and resume line."""
+    resume: str | None = None
+    if record.text_kept:
+        resume = f"fanwise resume {record.id}"
+        if given:
+            resume = f"{resume} --journal {shlex.quote(given)}"
+    return {"id": record.id, "journal": None if journal is None else str(journal), "resume": resume}
+
+
+def _cost(record: RunRecord) -> dict[str, Any]:
+    """The ``cost`` the live ``--json`` printed, as the run kept it (a run journaled before it
+    was kept: its totals)."""
+    kept = record.summary.get("cost")
+    if isinstance(kept, dict) and kept:
+        return dict(kept)
+    return {"usd": round(record.totals.cost, 6), "unpriced_calls": record.totals.unpriced}
 
 
 @click.command()

@@ -17,7 +17,7 @@ from fanwise.cli.errors import InputError
 from fanwise.cli.journal_flags import journal_option
 from fanwise.cli.journal_read import RUN_ID, read_journal
 from fanwise.journal import CallRecord, RunRecord
-from fanwise.journal.results import rebuild_workflow
+from fanwise.journal.results import rebuild_result, rebuild_workflow
 from fanwise.prices import cost_text, format_usd
 from fanwise.ui.timeline import TimelineRow, rows_of
 
@@ -36,11 +36,16 @@ def report_html(record: RunRecord, calls: Iterable[CallRecord]) -> str:
     created = datetime.fromtimestamp(record.started_at).strftime("%Y-%m-%d %H:%M")
     totals = record.totals
     cost = cost_text(totals.cost, totals.unpriced_models) if totals.unpriced else totals.cost
-    if record.kind == "workflow":
-        result = rebuild_workflow(record, calls)
+    calls = list(calls)
+    result = rebuild_result(record, calls)  # the live run's result: the live run's report
+    if result is not None and result.plan is not None:
         cache = record.summary.get("cache")
         return to_html(result, run_id=str(record.id), cost=cost, created=created, cache=cache)
-    if record.kind == "stages" and "workflow" in record.spec:  # each stage as a group
+    if result is not None:
+        from fanwise.ui.stage_report import to_html as stages_html
+
+        return stages_html(result, cost=cost, run_id=str(record.id))
+    if record.kind == "stages" and "workflow" in record.spec:  # older: each stage by its labels
         from fanwise.stages import Workflow
         from fanwise.ui.stage_report import from_journal
 

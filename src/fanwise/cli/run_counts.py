@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fanwise.journal import Journal, RunRecord
+from fanwise.journal.results import rebuild_workflow
 from fanwise.outcome import Fulfilled
 
 
@@ -30,16 +31,18 @@ class RunCounts:
 
 
 def research_counts(journal: Journal, record: RunRecord) -> RunCounts:
-    """A workflow's research calls and its synthesis; a batch's calls as they are."""
-    plan = record.spec.get("plan")
-    questions = plan.get("questions") if isinstance(plan, dict) else None
-    if record.kind != "workflow" or not isinstance(questions, list):
+    """A workflow's research calls and its synthesis, told apart as the live run made them (a
+    question asked of several models is one research call each); a batch's calls as they are.
+    Only calls the journal holds are counted: a call an interrupted run never made is neither."""
+    if record.kind != "workflow" or not isinstance(record.spec.get("plan"), dict):
         return RunCounts(record.totals.fulfilled, record.totals.rejected)
+    calls = list(journal.latest_calls(record.id))
+    research = len(rebuild_workflow(record, calls).answers)
     fulfilled = rejected = 0
     synthesis = None
-    for call in journal.latest_calls(record.id):
+    for call in calls:
         ok = isinstance(call.outcome, Fulfilled)
-        if call.index >= len(questions):
+        if call.index >= research:
             synthesis = "ok" if ok else "failed"
         elif ok:
             fulfilled += 1

@@ -41,6 +41,7 @@ from fanwise.stages.model import Workflow
 from fanwise.stages.research import Plan
 from fanwise.stages.result import Status, WorkflowResult
 from fanwise.stages.runner import check_structured, run_stages, run_workflow
+from fanwise.stages.shape import result_shape
 from fanwise.structured import outcome_usage
 from fanwise.ui.documents import to_json, to_markdown, write_report
 from fanwise.ui.stage_show import to_markdown as stage_markdown
@@ -243,13 +244,13 @@ def execute(
     cache = cache_report(_usages(result), session.prices, storage)
     context = job.context if isinstance(job, Plan) else any(s.context for s in job.stages)
     cached = cache.to_dict() if context or cache.cached_tokens or cache.written_tokens else None
-    summary = {**_summary(result, session), **paths}
-    if cached is not None:
-        summary["cache"] = cached
-    session.finish(result.status.value, reason=result.reason, summary=summary)
     shown = {**session.to_dict(), **paths}
     if cached is not None:
         shown["cost"]["cache"] = cached
+    summary = {**_summary(result, session, shown["cost"]), **paths}
+    if cached is not None:
+        summary["cache"] = cached
+    session.finish(result.status.value, reason=result.reason, summary=summary)
     delivered = stream is not None and stream.delivered
     document = _document(result, shown, as_json=options.as_json, delivered=delivered)
     failed: list[str] = []
@@ -332,11 +333,15 @@ def _session(
     )
 
 
-def _summary(result: WorkflowResult, session: Session) -> dict[str, Any]:
-    """What the journal keeps of the result besides its calls."""
+def _summary(result: WorkflowResult, session: Session, cost: Mapping[str, Any]) -> dict[str, Any]:
+    """What the journal keeps of the result besides its calls: its shape (each stage as it
+    ended; no text in a meta journal) and the ``cost`` the document shows, so that ``show``
+    rebuilds the document this run prints."""
     summary: dict[str, Any] = {"stats": result.to_dict()["stats"]}
     if result.plan is None:
         summary["stages"] = result.summary()
+    summary["shape"] = result_shape(result)
+    summary["cost"] = dict(cost)
     summary["cost_usd"] = round(session.cost, 6)
     return summary
 

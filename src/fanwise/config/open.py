@@ -23,6 +23,7 @@ from fanwise.engine import Engine
 from fanwise.events import Observer, fan_out
 from fanwise.factory import ConfigError, endpoint_label, get_limiter, get_model, get_settings
 from fanwise.journal import Content, CostStore, Journal, JournalError, JournalStore
+from fanwise.journal.content import meta_shape
 from fanwise.limits import Limiter, Unlimited
 from fanwise.models.base import Completion, Model, Request
 from fanwise.models.providers import KEYS, implied_provider
@@ -153,6 +154,8 @@ class OpenRun:
         if self.failed_closed:
             status = "unrecorded"
         summary = {**(summary or {}), "cost_usd": round(self.cost, 6)}
+        if self.journal.content is Content.META and "shape" in summary:
+            summary["shape"] = meta_shape(summary["shape"])  # no prompt or answer text
         try:
             self.journal.finish_run(
                 self.run_id, status, reason=reason, summary=summary, total=total

@@ -49,6 +49,24 @@ def meta_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     return kept
 
 
+def meta_shape(shape: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A result's shape with no text from a prompt or an answer: each call's label, a route's
+    choice and a vote's ballots replaced; statuses, ids, indexes and counts stay."""
+    kept = []
+    for stage in shape:
+        detail = dict(stage.get("detail") or {})
+        if "choice" in detail:
+            detail["choice"] = NOT_KEPT
+        if isinstance(detail.get("tally"), dict):
+            detail["tally"] = {
+                f"answer {n} {NOT_KEPT}": count
+                for n, count in enumerate(detail["tally"].values(), 1)
+            }
+        branches = [[id_, f"call {index} {NOT_KEPT}", index] for id_, _, index in stage["branches"]]
+        kept.append({**stage, "detail": detail, "branches": branches})
+    return kept
+
+
 def meta_label(kind: str, label: str, index: int) -> str:
     """A workflow's label is its question; a batch line's label is its ``custom_id``."""
     return label if kind == "batch" else f"call {index} {NOT_KEPT}"

@@ -66,14 +66,25 @@ def prune(
 
 
 def export_run(journal: Journal, run_id: int) -> Iterator[str]:
-    """Run ``run_id`` as JSONL lines: the run first, then each call's latest outcome in index
-    order, read lazily so a large batch run streams out in flat memory."""
+    """Run ``run_id`` as JSONL lines: the run first (a workflow's with its ``result``, the
+    document ``show --json`` prints), then each call's latest outcome in index order, read
+    lazily so a large batch run streams out in flat memory."""
     record = journal.run(run_id)
     if record is None:
         raise LookupError(run_id)
-    yield _line(
-        {"type": "run", **record.to_dict(), "endpoint": record.endpoint, "spec": record.spec}
-    )
+    run: dict[str, Any] = {
+        "type": "run",
+        **record.to_dict(),
+        "endpoint": record.endpoint,
+        "spec": record.spec,
+    }
+    if record.kind in ("workflow", "stages"):  # the document show --json prints, calls read twice
+        from fanwise.journal.results import rebuild_result
+
+        rebuilt = rebuild_result(record, journal.latest_calls(run_id))
+        if rebuilt is not None:
+            run["result"] = rebuilt.to_dict()
+    yield _line(run)
     for call in journal.latest_calls(run_id):
         yield _line(
             {

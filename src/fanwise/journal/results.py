@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -13,9 +14,11 @@ from fanwise.outcome import Cancelled, Fulfilled, Rejected
 from fanwise.schemas import schema_from_dict
 from fanwise.stages.research import Answer, Plan, Stats
 from fanwise.stages.result import Status, WorkflowResult
+from fanwise.stages.shape import NOT_RUN, rebuild
 from fanwise.structured import outcome_usage
 
 UNFINISHED = ("running", "interrupted")
+NOT_RUN_OUTCOME = Rejected(Cancelled(NOT_RUN))
 
 
 def plan_from_spec(spec: Mapping[str, Any]) -> Plan:
@@ -37,22 +40,67 @@ def settings_from_spec(spec: Mapping[str, Any]) -> ModelSettings:
 
 
 def rebuild_workflow(run: RunRecord, calls: Iterable[CallRecord]) -> WorkflowResult:
-    """The result as the run left it: a call that never settled shows as not run."""
+    """A research plan's run as it left it (a call that never settled shows as not run): from
+    its journaled shape, or, for a run journaled before shapes were, from the plan itself (its
+    research calls in order, a question asked of several models one call each, then the
+    synthesis)."""
     plan = plan_from_spec(run.spec)
+    settings = settings_from_spec(run.spec)
+    options = run.spec.get("options") or {}
     outcomes = {record.index: record.outcome for record in calls}
-    not_run = Rejected(Cancelled("not run: the run stopped before this call settled"))
+    status, reason = _ending(run)
+    shape = run.summary.get("shape")
+    if isinstance(shape, list):
+        workflow = plan.workflow(
+            min_answers=max(1, int(options.get("min_answers") or 1)),
+            fail_fast=options.get("mode") == "all",
+        )
+        result = rebuild(
+            workflow, shape, outcomes, status=status, reason=reason, settings=settings, plan=plan
+        )
+        stats = _stats(run.summary.get("stats"), result.answers, result.synthesis)
+        return dataclasses.replace(result, research_stats=stats)
+    labels = [call.label for call in plan.research_calls(settings)]
     answers = tuple(
-        Answer(question, outcomes.get(index, not_run)) for index, question in enumerate(plan.texts)
+        Answer(label, outcomes.get(index, NOT_RUN_OUTCOME)) for index, label in enumerate(labels)
     )
-    synthesis = outcomes.get(len(plan.questions))
+    synthesis = outcomes.get(len(labels))
+    stats = _stats(run.summary.get("stats"), answers, synthesis)
+    return WorkflowResult.from_answers(plan, answers, synthesis, status, stats, reason, settings)
+
+
+def rebuild_stages(run: RunRecord, calls: Iterable[CallRecord]) -> WorkflowResult | None:
+    """A plan of stages' run as it left it, from its journaled shape; None for a run journaled
+    before shapes were (its stages' reasons, values and citations were not kept)."""
+    shape = run.summary.get("shape")
+    if "workflow" not in run.spec or not isinstance(shape, list):
+        return None
+    from fanwise.stages.model import Workflow
+
+    outcomes = {record.index: record.outcome for record in calls}
+    status, reason = _ending(run)
+    workflow = Workflow.from_dict(run.spec["workflow"])
+    settings = settings_from_spec(run.spec)
+    return rebuild(workflow, shape, outcomes, status=status, reason=reason, settings=settings)
+
+
+def rebuild_result(run: RunRecord, calls: Iterable[CallRecord]) -> WorkflowResult | None:
+    """A workflow run (a research plan or a plan of stages) rebuilt, or None: not a workflow,
+    or one journaled before what it needs was kept."""
+    if run.kind == "workflow":
+        return rebuild_workflow(run, calls)
+    if run.kind == "stages":
+        return rebuild_stages(run, calls)
+    return None
+
+
+def _ending(run: RunRecord) -> tuple[Status, str | None]:
+    """The run's status and reason, a run that did not finish said so."""
     status = Status(run.status) if run.status in Status.__members__.values() else Status.NO_RESULT
     reason = run.reason
     if run.status in UNFINISHED:
         reason = f"the run did not finish ({run.status}); finish it with: fanwise resume {run.id}"
-    stats = _stats(run.summary.get("stats"), answers, synthesis)
-    return WorkflowResult.from_answers(
-        plan, answers, synthesis, status, stats, reason, settings_from_spec(run.spec)
-    )
+    return status, reason
 
 
 def _stats(

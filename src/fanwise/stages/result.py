@@ -51,6 +51,7 @@ class Branch:
     id: str
     label: str
     outcome: CallOutcome
+    index: int | None = None  # the call's number in the run (the journal's), when known
 
     @property
     def data(self) -> Any:
@@ -162,7 +163,8 @@ class WorkflowResult:
         workflow = plan.workflow(min_answers=min_answers, fail_fast=fail_fast)
         research_stage, synthesis_stage = workflow.stages
         branches = tuple(
-            Branch(f"{RESEARCH}.{n}", a.question, a.outcome) for n, a in enumerate(answers, 1)
+            Branch(f"{RESEARCH}.{n}", a.question, a.outcome, n - 1)
+            for n, a in enumerate(answers, 1)
         )
         failed = any(isinstance(b.outcome, Rejected) for b in branches)
         arrived = [b.data for b in branches if isinstance(b.outcome, Fulfilled)]
@@ -173,7 +175,8 @@ class WorkflowResult:
         if synthesis is None:
             stages.append(StageResult(synthesis_stage, StageStatus.SKIPPED, reason=reason))
         else:
-            branch = Branch(SYNTHESIS, f"{plan.title} for {plan.topic}", synthesis)
+            label = f"{plan.title} for {plan.topic}"
+            branch = Branch(SYNTHESIS, label, synthesis, len(answers))
             ok = isinstance(synthesis, Fulfilled)
             stages.append(
                 StageResult(

@@ -179,6 +179,7 @@ class _Runner:
         self.deadline = None if deadline is None else engine.now() + deadline
         self.results: dict[str, StageResult] = {}
         self.next_index = 0
+        self.sent_from = 0  # the index of the first call the last send numbered
         self.route_of = {
             name: stage.name
             for stage in workflow.stages
@@ -262,7 +263,7 @@ class _Runner:
         self.engine.emit(PhaseFinished("research", research.finished))
         self.next_index = len(calls)
         branches = tuple(
-            Branch(f"{RESEARCH}.{n}", call.label, outcome)
+            Branch(f"{RESEARCH}.{n}", call.label, outcome, n - 1)
             for n, (call, outcome) in enumerate(zip(calls, outcomes, strict=True), 1)
         )
         answers = [Answer(b.label, b.outcome) for b in branches]
@@ -321,10 +322,11 @@ class _Runner:
         answers = [Answer(b.label, b.outcome) for b in self.results[RESEARCH].branches]
         call = plan.synthesis_call(self.settings, answers)
         self.engine.emit(PhaseStarted("synthesis", 1, self.engine.now()))
-        outcome = await self.engine.complete(call, index=self.next_index, on_delta=self.on_delta)
+        index = self.next_index
         self.next_index += 1
+        outcome = await self.engine.complete(call, index=index, on_delta=self.on_delta)
         self.engine.emit(PhaseFinished("synthesis", self.engine.now()))
-        branch = Branch(SYNTHESIS, call.label, outcome)
+        branch = Branch(SYNTHESIS, call.label, outcome, index)
         if isinstance(outcome, Rejected):
             why = f"the synthesis call failed: {outcome.kind}: {outcome.message}"
             return StageResult(stage, StageStatus.FAILED, (branch,), reason=why)
@@ -457,7 +459,7 @@ class _Runner:
             outcome = await self._stream(call, self.on_delta)
         else:
             (outcome,) = await self._send(stage, [call])
-        branch = Branch(stage.name, stage.name, outcome)
+        branch = Branch(stage.name, stage.name, outcome, self.sent_from)
         if isinstance(outcome, Rejected):
             result = StageResult(stage, StageStatus.FAILED, (branch,), reason=_why(branch))
         else:
@@ -520,7 +522,7 @@ class _Runner:
         prompt = f"{self._render(stage.judge, stage)}\n\n{candidates}"
         judge = dataclasses.replace(stage, schema=None, models=(), cite=False)
         (outcome,) = await self._send(stage, [self._call(judge, prompt, f"{stage.name} judge")])
-        branch = Branch(f"{stage.name}.judge", "judge", outcome)
+        branch = Branch(f"{stage.name}.judge", "judge", outcome, self.sent_from)
         branches = (*fanned.branches, branch)
         if isinstance(outcome, Rejected):
             result = StageResult(stage, StageStatus.FAILED, branches, reason=_why(branch))
@@ -544,7 +546,7 @@ class _Runner:
         self._started(stage, len(calls))
         outcomes = await self._send(stage, calls, fail_fast=stage.policy == "all")
         branches = tuple(
-            Branch(f"{stage.name}.{n}", label, outcome)
+            Branch(f"{stage.name}.{n}", label, outcome, self.sent_from + n - 1)
             for n, (label, outcome) in enumerate(zip(labels, outcomes, strict=True), 1)
         )
         failed = [b for b in branches if isinstance(b.outcome, Rejected)]
@@ -576,7 +578,7 @@ class _Runner:
     async def _send(
         self, stage: Stage, calls: list[Call], *, fail_fast: bool = False
     ) -> list[CallOutcome]:
-        first = self.next_index
+        first = self.sent_from = self.next_index
         self.next_index += len(calls)
         remaining = self._remaining()
         warm = Warm.FIRST_TEXT if self.warm and self._warm_worthy(stage, calls) else Warm.OFF
@@ -594,7 +596,7 @@ class _Runner:
 
     async def _stream(self, call: Call, on_delta: DeltaSink) -> CallOutcome:
         """The last stage's one call, its text handed to ``on_delta`` as it comes (live)."""
-        index = self.next_index
+        index = self.sent_from = self.next_index
         self.next_index += 1
         remaining = self._remaining()
         if remaining is None:

@@ -50,10 +50,9 @@ def to_html(
         Group(r.name, group(r), r.status.value, r.reason, r.branches, r.detail.get("citations"))
         for r in result.stages
     ]
-    rows = [
-        TimelineRow(n, f"{r.name}: {b.label}" if b.label != r.name else r.name, b.outcome)
-        for n, (r, b) in enumerate((r, b) for r in result.stages for b in r.branches)
-    ]
+    from fanwise.ui.stage_show import stage_rows
+
+    rows = stage_rows(result)
     return _render(result.workflow, result.status.value, result.reason, result.text, groups, rows,
                    cost=cost, run_id=run_id, cache=cache)  # fmt: skip
 

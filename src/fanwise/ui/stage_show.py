@@ -39,6 +39,19 @@ def to_markdown(result: StagedResult, *, text: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
+def stage_rows(result: StagedResult) -> list[TimelineRow]:
+    """Every call of a staged result on one time axis, each labelled with its stage (the live
+    report and a saved run's ``show --timeline`` and ``report`` draw these same rows)."""
+    return [
+        TimelineRow(
+            n if b.index is None else b.index,
+            f"{r.name}: {b.label}" if b.label != r.name else r.name,
+            b.outcome,
+        )
+        for n, (r, b) in enumerate((r, b) for r in result.stages for b in r.branches)
+    ]
+
+
 def grouped_timeline(
     workflow: Workflow,
     rows: Sequence[TimelineRow],
