@@ -58,6 +58,8 @@ def rebuild_workflow(run: RunRecord, calls: Iterable[CallRecord]) -> WorkflowRes
         result = rebuild(
             workflow, shape, outcomes, status=status, reason=reason, settings=settings, plan=plan
         )
+        if not run.text_kept:  # each question named as the plan kept it: "question 2 [not kept]"
+            result = _labelled(result, [call.label for call in plan.research_calls(settings)])
         stats = _stats(run.summary.get("stats"), result.answers, result.synthesis)
         return dataclasses.replace(result, research_stats=stats)
     labels = [call.label for call in plan.research_calls(settings)]
@@ -92,6 +94,20 @@ def rebuild_result(run: RunRecord, calls: Iterable[CallRecord]) -> WorkflowResul
     if run.kind == "stages":
         return rebuild_stages(run, calls)
     return None
+
+
+def _labelled(result: WorkflowResult, labels: list[str]) -> WorkflowResult:
+    """The research stage's calls labelled as the plan labels its questions."""
+    research, *rest = result.stages
+    branches = tuple(
+        dataclasses.replace(b, label=labels[b.index])
+        if b.index is not None and b.index < len(labels)
+        else b
+        for b in research.branches
+    )
+    return dataclasses.replace(
+        result, stages=(dataclasses.replace(research, branches=branches), *rest)
+    )
 
 
 def _ending(run: RunRecord) -> tuple[Status, str | None]:
