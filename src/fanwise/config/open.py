@@ -154,6 +154,8 @@ class OpenRun:
         if self.failed_closed:
             status = "unrecorded"
         summary = {**(summary or {}), "cost_usd": round(self.cost, 6)}
+        if "shape" in summary and "cost" not in summary:  # what show --json prints again
+            summary["cost"] = self.info().to_dict()["cost"]
         if self.journal.content is Content.META and "shape" in summary:
             summary["shape"] = meta_shape(summary["shape"])  # no prompt or answer text
         try:
