@@ -21,7 +21,7 @@ from fanwise.budget import Budget
 from fanwise.cli.errors import EXIT_UNRECORDED, InputError, flag_for
 from fanwise.cli.options import RunOptions
 from fanwise.config import OpenRun, RunConfig, open_run
-from fanwise.config.run_config import JOURNAL_OFF
+from fanwise.config.run_config import journal_disabled
 from fanwise.factory import ConfigError
 from fanwise.journal import Content, CostStore, Journal, JournalError, JournalStore
 from fanwise.models.base import Completion
@@ -247,8 +247,7 @@ class Session:
 
 def journal_off(options: RunOptions | None, environ: Mapping[str, str] = os.environ) -> bool:
     """``--no-journal``, or ``FANWISE_JOURNAL=off``: nothing of the run is written to disk."""
-    off = environ.get("FANWISE_JOURNAL", "").strip().lower() in JOURNAL_OFF
-    return off or (options is not None and options.no_journal)
+    return journal_disabled(environ) or (options is not None and options.no_journal)
 
 
 def check_journal_flags(options: RunOptions, environ: Mapping[str, str] = os.environ) -> None:
