@@ -200,3 +200,19 @@ def test_the_cli_journals_the_config_and_resumes_from_it(simulator_process: str)
     again = CliRunner().invoke(cli, ["resume", str(run_id), "--json"], env=environ)
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["run"]["id"] == run_id
+
+
+async def test_fanwise_run_takes_a_research_plan_and_reports_its_run(tmp_path: Path) -> None:
+    """A research Plan runs through fanwise.arun as research does; its run id is in to_dict."""
+    from fanwise.stages.research import Plan
+
+    quick = OfflineSettings(latency=(0.0, 0.0))
+    path = tmp_path / "journal.db"
+    result = await fanwise.arun(
+        Plan("tea", ("why?", "how?")), provider="offline", offline=quick, journal=path, max_cost=1.0
+    )
+    document = result.to_dict()
+    assert document["status"] == "complete" and document["cost"]["max_usd"] == 1.0
+    again = await fanwise.aresume(document["run"]["id"], journal=path)
+    assert again.to_dict()["run"]["id"] == document["run"]["id"]
+    assert all(answer["cached"] for answer in again.to_dict()["questions"])

@@ -275,7 +275,8 @@ async def aask_all(
     that failed. A prompt is a string (sent with ``instructions`` as the system message) or a
     ``Request``, sent as it is. With a ``schema`` (a pydantic model class or a JSON Schema
     dict), each answer is asked for in it and validated: ``.value.parsed`` holds its value.
-    ``engine``, ``max_cost`` and the other settings: as ``research`` takes them."""
+    ``engine``, ``max_cost`` and the other settings: as ``research`` takes them. A research
+    ``Plan`` (the two-stage workflow ``research`` makes) runs as ``research`` runs it."""
     config = make_config(
         settings.pop("config", None), model, journal, environ,
         provider=provider, concurrency=concurrency, cache=cache, timeout=timeout,
@@ -323,7 +324,7 @@ def _status(outcomes: Sequence[CallOutcome]) -> str:
 
 
 async def arun(
-    workflow: Workflow,
+    workflow: Workflow | Plan,
     *,
     model: str | Model | None = None,
     provider: str = "auto",
@@ -356,6 +357,11 @@ async def arun(
         base_url=base_url, api=api, transport=transport, offline=offline, engine=engine,
         max_cost=max_cost, **settings,
     )  # fmt: skip
+    if isinstance(workflow, Plan):
+        return await _research(
+            workflow, {}, config, _given(model), min_answers=1, fail_fast=False,
+            on_event=on_event, on_delta=None, environ=environ,
+        )  # fmt: skip
     return await _stages(workflow, {}, config, _given(model), on_event=on_event, environ=environ)
 
 
