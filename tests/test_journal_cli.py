@@ -318,3 +318,32 @@ def test_show_jsonl_gives_each_batch_call_its_input_line(tmp_path: Path) -> None
         r["custom_id"]: r["fanwise"]["line"] for r in map(json.loads, shown.stdout.splitlines())
     }
     assert replayed == {"a": 1, "b": 4, "c": 6}
+
+
+def test_a_run_journaled_before_configs_resumes_from_its_old_options(
+    simulator_process: str,
+) -> None:
+    """A spec of the old form (the CLI's flags as ``options``, no ``config``) still resumes:
+    converted to a RunConfig, it asks the same server and sends only the failed call."""
+    script(simulator_process, {"match": QUESTIONS[1], "faults": ["500"]})
+    assert research(simulator_process, "--retries", "0").exit_code == 4
+    db = sqlite3.connect(journal_path())
+    spec = json.loads(db.execute("SELECT spec FROM runs WHERE id = 1").fetchone()[0])
+    assert spec["config"]["version"] == 1  # today's form, which the old one replaces here
+    old = {
+        **{k: v for k, v in spec.items() if k not in ("config", "cli", "args")},
+        "options": {
+            "provider": "openai", "base_url": simulator_process, "model": None,
+            "api": "responses", "concurrency": 8, "retries": 0, "seed": 0,
+            "offline_latency": [0.5, 3.0], "offline_fail_rate": 0.0, "journal": None,
+            "no_journal": False, "journal_content": "full", "cache": False, "engine": "live",
+            "endpoints": [], "mode": "settled", "min_answers": 1, "quiet": True, "out": None,
+        },
+    }  # fmt: skip
+    db.execute("UPDATE runs SET spec = ? WHERE id = 1", (json.dumps(old),))
+    db.commit()
+    db.close()
+    resumed = fanwise(None, "resume", "1", "--json")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert attempts(simulator_process) == {QUESTIONS[0]: 1, QUESTIONS[1]: 2, QUESTIONS[2]: 1}
+    assert [q["cached"] for q in json.loads(resumed.stdout)["questions"]] == [True, False, True]
