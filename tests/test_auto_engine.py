@@ -31,6 +31,7 @@ from fanwise.events import BatchProgress, Event, Observer
 from fanwise.journal import Journal, JournalStore
 from fanwise.limits import build_limiter
 from fanwise.models.openai import OpenAIModel
+from fanwise.outcome import BadRequest
 from fanwise.prices import Price, PriceTable
 from fanwise.simulator import BatchTiming, Simulator
 from fanwise.simulator.batches import BatchService
@@ -279,3 +280,35 @@ def test_the_journals_earlier_batches_give_the_forecast_its_batch_pace(journal: 
     plan = forecast(100, 200.0, LIVE, batch_seconds=100 / 5.0, basis="the journal's")
     assert plan.batch_lines == 100 and "the journal's" in plan.lines()[1]
     assert forecast(100, 200.0, LIVE).batch_lines < 100  # the 24 h window, without it
+
+
+class NoBatches:
+    """A Batch API that refuses every upload (a server without one)."""
+
+    async def upload(self, filename: str, data: bytes) -> str:
+        raise BadRequest("no batches here", status_code=404)
+
+    async def create(self, input_file_id: str, endpoint: str, metadata: Any = None) -> Any:
+        raise AssertionError("never reached")
+
+    async def retrieve(self, batch_id: str) -> Any:
+        raise AssertionError("never reached")
+
+    async def cancel(self, batch_id: str) -> Any:
+        raise AssertionError("never reached")
+
+    async def download(self, file_id: str) -> bytes:
+        raise AssertionError("never reached")
+
+    async def find(self, input_file_id: str) -> Any:
+        return None
+
+
+async def test_a_batch_that_cannot_be_made_sends_its_lines_live(simulator: Simulator) -> None:
+    """The upload refused: every line goes live at once, the deadline first; none is lost."""
+    async with OpenAIModel(api_key="t", base_url=simulator.base_url) as model:
+        engine = Engine(model)
+        engine.dispatch = Auto(NoBatches(), engine.live, deadline=time.time() + 20, latency=0.2)
+        outcomes = await engine.run(asks(5), deadline=20.0)
+    assert [answered_via(o) for o in outcomes] == ["live"] * 5
+    assert all(o.ok and o.attempts[0].via == "batch" for o in outcomes)  # the refused batch

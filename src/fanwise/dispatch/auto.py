@@ -47,7 +47,7 @@ from fanwise.dispatch.live import Live
 from fanwise.events import BatchProgress, CallStarted, Event
 from fanwise.limits import request_tokens
 from fanwise.models.base import Completion
-from fanwise.outcome import BadRequest, CallError, Cancelled, is_retryable
+from fanwise.outcome import CallError, Cancelled, is_retryable
 from fanwise.structured import attempts_usage, checked, next_request
 
 Note = Callable[[str], None]
@@ -169,21 +169,27 @@ class Auto(Dispatch):
             for t in tickets
         )
         for item in pack(lines, self.limits):
-            if isinstance(item, Oversized):  # refused here: never sent, so never started
-                ticket = self._tickets[item.index]
-                error = BadRequest(item.message, code="batch_line_too_large")
-                self._settle(ticket, ticket.outcome(error, run.now()), run)
+            if isinstance(item, Oversized):  # too big for a batch file: it can still go live
+                self._to_live(self._tickets[item.index])
                 continue
             now = run.now()
             for index, _ in item.calls:
                 self._begin_batch(self._tickets[index], now, run)
             made = await self.jobs.submit(item)
-            if isinstance(made, CallError):
+            if isinstance(made, CallError):  # no batch for these lines: the deadline first
+                self.note(f"fanwise: auto: a batch could not be made ({made}): its lines go live")
                 for index, _ in item.calls:
-                    self._batch_result(self._tickets[index], made, run)
+                    ticket = self._tickets[index]
+                    ticket.end(run.now(), made)
+                    self._to_live(ticket)
                 continue
             self._jobs[made.row if made.row else len(self._jobs) + 1] = made
             self._collect_task(group, made, run)
+
+    def _to_live(self, ticket: Ticket) -> None:
+        self._state[ticket.index] = "queued"
+        self._queue.append(ticket.index)
+        self._wake()
 
     def _hold(self, job: Job, run: Run) -> None:
         """An adopted job's lines are the batch's again, each attempt starting now."""
