@@ -101,6 +101,8 @@ def test_a_deadline_too_short_for_all_live_is_said_with_what_would_be_done() -> 
     assert not plan.feasible and plan.by_deadline == 38
     assert "too short" in " ".join(plan.lines())
     assert forecast(100, 1000.0, LIVE, batch_seconds=60.0).batch_lines == 100
+    late = forecast(100, -5.0, LIVE)  # a resume after the deadline
+    assert not late.feasible and "has passed" in late.lines()[0]
 
 
 def test_deadlines_read_as_spans_times_of_day_and_iso() -> None:

@@ -154,6 +154,8 @@ class Auto(Dispatch):
                 await self._submit(fresh, watched, group)
             if all_live:
                 short = "the deadline is too short even for all-live"
+                if self.forecast.deadline <= 0:
+                    short = "the deadline has passed"
                 await self._switch(
                     watched, now_decision.reason if self.forecast.feasible else short
                 )

@@ -212,6 +212,8 @@ class Forecast:
         """The forecast in words, one line each."""
         from fanwise.prices import format_usd  # a leaf: only a forecast that is shown needs it
 
+        if self.deadline <= 0:  # a resume after the deadline
+            return [f"the deadline has passed: the {self.total} lines left go live now"]
         out = [
             f"deadline in {_duration(self.deadline)}; live pace {self.live.rate:.3g} calls/s "
             f"(set by {self.live.why}): all {self.total} lines live take "
