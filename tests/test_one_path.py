@@ -123,3 +123,17 @@ def test_an_output_that_fails_after_the_run_is_exit_1_for_every_kind(
         assert result.exception is None or isinstance(result.exception, SystemExit)
         assert "No space left on device; the result is kept in the journal" in result.stderr
         assert re.search(rf"fanwise {command} \d+ -o FILE", result.stderr), result.stderr
+
+
+def test_fanwise_run_takes_a_research_plan_too() -> None:
+    """fanwise.run(Plan) runs the plan's two stages on the one runner, journaled, as
+    fanwise.research does: the same document, its run id included."""
+    plan = fanwise.Plan("Kyoto", ("Which temples?", "Which trains?"))
+    result = fanwise.run(
+        plan, provider="offline", offline=OfflineSettings(latency=(0, 0.01)), journal=True
+    )
+    assert [s.name for s in result.stages] == ["research", "synthesis"]
+    assert result.status is fanwise.Status.COMPLETE and result.text
+    document = result.to_dict()
+    assert isinstance(document["run"]["id"], int)
+    assert [q["question"] for q in document["questions"]] == list(plan.questions)

@@ -343,13 +343,18 @@ async def arun(
     environ: Mapping[str, str] = os.environ,
     engine: str = "live",
     max_cost: float | None = None,
+    min_answers: int = 1,
+    fail_fast: bool = False,
     **settings: Any,
 ) -> StagedResult:
     """Run a ``Workflow`` of stages (chain, fan-out, map, route, vote; docs/workflows.md) and
     return every stage's result; ``result.text`` is the last stage's answer. With ``journal``,
     every call is recorded as it settles (``fanwise.resume(RUN)`` or ``fanwise resume RUN``
     finishes the run), and with ``cache`` a call answered before is not sent again.
-    ``engine``, ``max_cost`` and the other settings: as ``research`` takes them."""
+    ``engine``, ``max_cost`` and the other settings: as ``research`` takes them.
+
+    A research ``Plan`` runs too, as the two stages it is (research, then the synthesis;
+    ``min_answers`` its quorum, ``fail_fast`` its policy), on the same runner."""
     config = make_config(
         settings.pop("config", None), model, journal, environ,
         provider=provider, concurrency=concurrency, cache=cache, timeout=timeout,
@@ -358,8 +363,10 @@ async def arun(
         max_cost=max_cost, **settings,
     )  # fmt: skip
     if isinstance(workflow, Plan):
+        if fail_fast and config.engine == "batch":
+            raise ConfigError("fail_fast", "the batch engine cannot stop at the first failure")
         return await _research(
-            workflow, {}, config, _given(model), min_answers=1, fail_fast=False,
+            workflow, {}, config, _given(model), min_answers=min_answers, fail_fast=fail_fast,
             on_event=on_event, on_delta=None, environ=environ,
         )  # fmt: skip
     return await _stages(workflow, {}, config, _given(model), on_event=on_event, environ=environ)

@@ -46,14 +46,14 @@ def rebuild_workflow(run: RunRecord, calls: Iterable[CallRecord]) -> WorkflowRes
     synthesis)."""
     plan = plan_from_spec(run.spec)
     settings = settings_from_spec(run.spec)
-    options = run.spec.get("options") or {}
+    options = {**(run.spec.get("options") or {}), **(run.spec.get("args") or {})}
     outcomes = {record.index: record.outcome for record in calls}
     status, reason = _ending(run)
     shape = run.summary.get("shape")
     if isinstance(shape, list):
         workflow = plan.workflow(
             min_answers=max(1, int(options.get("min_answers") or 1)),
-            fail_fast=options.get("mode") == "all",
+            fail_fast=options.get("mode") == "all" or bool(options.get("fail_fast")),
         )
         result = rebuild(
             workflow, shape, outcomes, status=status, reason=reason, settings=settings, plan=plan

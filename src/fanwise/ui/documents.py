@@ -11,7 +11,8 @@ from fanwise.ui.html_report import to_html
 
 
 def to_json(result: WorkflowResult, **extra: Any) -> str:
-    """One JSON document: topic, every question with its outcome, the synthesis, the stats."""
+    """The result's one document (``result.to_dict()``: stages/document.py) as JSON text;
+    ``extra`` adds the run's ``run`` and ``cost`` (and an auto run's ``auto``)."""
     return json.dumps({**result.to_dict(), **extra}, indent=2, ensure_ascii=False) + "\n"
 
 
