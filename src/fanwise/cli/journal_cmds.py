@@ -185,9 +185,14 @@ def _shown(
         )
     result = rebuild_result(record, calls)
     if record.kind == "stages" and result is None:
+        why = (
+            f"did not finish ({_status(record)}; fanwise resume {record.id} finishes it)"
+            if record.status in ("running", "interrupted", "unrecorded")
+            else "was journaled before fanwise kept each stage's shape"
+        )
         click.echo(
-            f"fanwise: run {record.id} was journaled before fanwise kept each stage's shape: "
-            "its calls are shown, not its stages' reasons, values or citations",
+            f"fanwise: run {record.id} {why}: its calls are shown, not its stages' reasons, "
+            "values or citations",
             err=True,
         )
     if timeline:
