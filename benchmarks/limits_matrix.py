@@ -8,12 +8,21 @@ seconds is noise)::
 
     python benchmarks/limits_matrix.py                  # every scenario, about 5 minutes
     python benchmarks/limits_matrix.py --only b,c       # some of them
+    python benchmarks/limits_matrix.py --only openai,next-request
     python benchmarks/limits_matrix.py --no-write       # print only; leave docs/ alone
 
 (a) no limit, no headers; (b) an rpm limit with OpenAI's ``x-ratelimit-*`` headers; (c) an rpm
 limit told only by 429 + a whole-second ``Retry-After`` (a proxy); (d) a random 30 % of 429s with
 ``retry-after: 1`` and no limit; (e) a random 20 % of 503s; (f) a limit that drops from 600 to
 200 rpm 10 s in; (g) a token-per-minute limit with prompts of about 1,000 tokens.
+
+Then issue 24's dialects: 600 calls of ``fanwise batch`` with default flags (``--concurrency 8``,
+``--retries 3``) against 600 rpm with a bucket of one second that starts empty (``--burst 1
+--start-empty``), told in each ``--limit-style`` (docs/simulator.md): ``openai``,
+``next-request``, ``fixed-window-seconds``, ``fixed-window-epoch``, ``ietf``, ``anthropic``,
+``retry-after-only``, ``quantized``, ``gemini``. Their targets: every call fulfilled, 429s at
+most one window (the concurrency) plus 10 % of the calls, throughput at least 0.9 x the ideal.
+The Ray case (two endpoints) is ``benchmarks/ray_rate_limit.py``.
 
 The ideal: a server bucket that holds ``B`` units at the start and refills at ``r`` a second
 cannot let calls that need ``S`` units finish before ``(S - B) / r`` seconds (plus one latency
@@ -66,6 +75,8 @@ class Scenario:
     headers: bool = True  # the server reports x-ratelimit-* headers
     prompt_chars: int = 60
     repeats: int = 1  # short runs are noisy on a shared machine: the median of these is kept
+    dialect: bool = False  # issue 24: default flags only, a bucket of `burst` seconds
+    burst: float = 60.0  # seconds of the rate the server's bucket holds
 
     @property
     def limited(self) -> bool:
@@ -113,6 +124,32 @@ SCENARIOS = [
         tpm=600_000,
         prompt_chars=4000,
     ),
+]
+
+DIALECTS = [
+    ("openai", "OpenAI's headers, reset = until the bucket is full"),
+    ("next-request", "OpenAI's names, reset = until the next request (a gateway)"),
+    ("fixed-window-seconds", "a fixed window, x-ratelimit-reset in seconds"),
+    ("fixed-window-epoch", "a fixed window, x-ratelimit-reset as a Unix time"),
+    ("ietf", "a fixed window, the IETF draft's RateLimit-* and RateLimit-Policy"),
+    ("anthropic", "Anthropic's anthropic-ratelimit-*, RFC 3339 resets"),
+    ("retry-after-only", "no rate headers, Retry-After only"),
+    ("quantized", "headers report a minute's room, a 1 s bucket refuses bursts"),
+    ("gemini", "no headers, RetryInfo in the 429's body"),
+]
+SCENARIOS += [
+    Scenario(
+        style,
+        f"600 rpm, 1 s bucket from empty: {title}",
+        ("--rpm", "600", "--burst", "1", "--start-empty", "--limit-style", style),
+        600,
+        8,
+        rpm=(600,),
+        headers=False,
+        dialect=True,
+        burst=1.0,
+    )
+    for style, title in DIALECTS
 ]
 
 
@@ -223,7 +260,8 @@ def run_once(sim: Simulator, scenario: Scenario, mode: str, workdir: Path) -> Ru
     remaining, before = server_view(sim)
     command = [sys.executable, "-m", "fanwise", "batch", str(source), "--out", str(output)]
     command += ["--provider", "openai", "--base-url", sim.base_url, "--quiet"]
-    command += ["--concurrency", str(scenario.concurrency), "--retries", str(RETRIES)]
+    if not scenario.dialect:  # issue 24's scenarios run with the default flags, as a user would
+        command += ["--concurrency", str(scenario.concurrency), "--retries", str(RETRIES)]
     command += ["--reasoning-effort", "minimal"]
     if mode != "default":
         command.append(mode)
@@ -236,7 +274,9 @@ def run_once(sim: Simulator, scenario: Scenario, mode: str, workdir: Path) -> Ru
         raise SystemExit(f"fanwise batch failed ({child.returncode}):\n{child.stderr[-2000:]}")
     _, after = server_view(sim)
     with output.open(encoding="utf-8") as results:
-        fulfilled = sum(json.loads(line)["response"] is not None for line in results)
+        # A call that failed has its last error's response on its line too: only a 200 counts.
+        answers = [json.loads(line)["response"] for line in results]
+        fulfilled = sum(a is not None and a["status_code"] == 200 for a in answers)
 
     def delta(key: str) -> int:
         return int(after["by_status"].get(key, 0)) - int(before["by_status"].get(key, 0))
@@ -244,8 +284,12 @@ def run_once(sim: Simulator, scenario: Scenario, mode: str, workdir: Path) -> Ru
     answered = max(1, delta("200"))
     spent = sum(after[k] - before[k] for k in ("input_tokens", "output_tokens"))
     held: dict[str, float] = {}
+    if scenario.dialect:
+        remaining = {}  # each dialect tells its bucket its own way: count the refill instead
     if scenario.limited:
         refilled = (launched - drained) * (scenario.rpm[0] / 60 if scenario.rpm else 0.0)
+        if scenario.dialect:  # the bucket holds at most `burst` seconds of the rate
+            refilled = min(refilled, scenario.rpm[0] / 60 * scenario.burst)
         held = {
             "requests": remaining.get("requests", refilled),
             "tokens": remaining.get("tokens", 0.0),
@@ -265,11 +309,12 @@ def run_once(sim: Simulator, scenario: Scenario, mode: str, workdir: Path) -> Ru
 def median_runs(sim: Simulator, scenario: Scenario, workdir: Path) -> list[Run]:
     """For each mode, the run of median wall time among ``scenario.repeats``, the modes taking
     turns so that a busy spell of the machine does not fall on one of them only."""
-    runs: dict[str, list[Run]] = {mode: [] for mode in MODES}
+    modes = ("default",) if scenario.dialect else MODES
+    runs: dict[str, list[Run]] = {mode: [] for mode in modes}
     for _ in range(scenario.repeats):
-        for mode in MODES:
+        for mode in modes:
             runs[mode].append(run_once(sim, scenario, mode, workdir))
-    return [sorted(runs[mode], key=lambda r: r.wall)[scenario.repeats // 2] for mode in MODES]
+    return [sorted(runs[mode], key=lambda r: r.wall)[scenario.repeats // 2] for mode in modes]
 
 
 def verdicts(default: Run, other: Run) -> list[str]:
@@ -295,6 +340,19 @@ def verdicts(default: Run, other: Run) -> list[str]:
     return checks
 
 
+def dialect_verdicts(run: Run) -> list[str]:
+    """Issue 24's targets: no call lost, 429s within one window plus 10 % of the calls,
+    throughput at least 0.9 x the ideal."""
+    s = run.scenario
+    bound = s.concurrency + s.calls // 10
+    share = run.ideal / run.wall
+    return [
+        f"{run.fulfilled}/{s.calls} fulfilled ({_ok(run.fulfilled == s.calls)})",
+        f"{run.refused} 429s, bound {bound} ({_ok(run.refused <= bound)})",
+        f"{share:.2f} x the ideal throughput ({_ok(share >= 0.9)})",
+    ]
+
+
 def _ok(met: bool) -> str:
     return "met" if met else "MISSED"
 
@@ -315,16 +373,18 @@ def row(run: Run) -> str:
 
 
 START, END = "<!-- limits-matrix:results -->", "<!-- /limits-matrix:results -->"
+DIALECT_MARKS = "<!-- limits-dialects:results -->", "<!-- /limits-dialects:results -->"
 
 
-def write_section(doc: Path, section: str) -> None:
+def write_section(doc: Path, section: str, marks: tuple[str, str] = (START, END)) -> None:
+    start, end = marks
     text = doc.read_text(encoding="utf-8")
-    head, found, rest = text.partition(START)
-    block = f"{START}\n{section.rstrip()}\n{END}"
+    head, found, rest = text.partition(start)
+    block = f"{start}\n{section.rstrip()}\n{end}"
     if not found:
         doc.write_text(f"{text.rstrip()}\n\n{block}\n", encoding="utf-8")
         return
-    _, _, tail = rest.partition(END)
+    _, _, tail = rest.partition(end)
     doc.write_text(f"{head}{block}{tail}", encoding="utf-8")
 
 
@@ -340,6 +400,8 @@ def main() -> None:
     print(HEADER, flush=True)
     lines: list[str] = []
     targets: list[str] = []
+    dialect_lines: list[str] = []
+    dialect_targets: list[str] = []
     with tempfile.TemporaryDirectory(prefix="fanwise-limits-") as tmp:
         for scenario in chosen:
             sim = Simulator(LATENCY, *scenario.server)
@@ -347,11 +409,15 @@ def main() -> None:
                 runs = median_runs(sim, scenario, Path(tmp))
             finally:
                 sim.stop()
+            rows, checks = (lines, targets)
+            if scenario.dialect:
+                rows, checks = dialect_lines, dialect_targets
             for run in runs:
-                lines.append(row(run))
-                print(lines[-1], flush=True)
-            targets.append(f"({scenario.key}) " + "; ".join(verdicts(*runs)))
-            print(targets[-1], flush=True)
+                rows.append(row(run))
+                print(rows[-1], flush=True)
+            judged = dialect_verdicts(runs[0]) if scenario.dialect else verdicts(*runs)
+            checks.append(f"({scenario.key}) " + "; ".join(judged))
+            print(checks[-1], flush=True)
     elapsed = time.monotonic() - started
     load_after = os.getloadavg()[0]
     context = (
@@ -362,6 +428,20 @@ def main() -> None:
     print(context)
     if args.no_write or args.only:
         return
+    dialects = "\n".join(
+        [
+            context.replace("`--retries 10` in every run", "default flags (`-c 8`, `--retries 3`)"),
+            "",
+            HEADER,
+            "|" + " --- |" * 2 + " ---: |" * 8,
+            *dialect_lines,
+            "",
+            "Issue 24's targets, checked by the same run:",
+            "",
+            *(f"- {t}" for t in dialect_targets),
+        ]
+    )
+    write_section(args.doc, dialects, DIALECT_MARKS)
     section = "\n".join(
         [
             context,
