@@ -88,7 +88,7 @@ class Evidence:
         """A wait to the millisecond, not whole seconds (``retry-after-ms: 83``, a ``RetryInfo``
         of ``"0.083s"``): what a bucket computes as its time to the next unit. A server that
         refuses for being busy asks for a round pause (``retry-after: 1``)."""
-        return wait > 0 and abs(wait - round(wait)) > 1e-3
+        return wait > 0 and abs(wait - round(wait)) >= 1e-4
 
     def _remember(self, *, refused: bool) -> None:
         if len(self.recent) == self.recent.maxlen and self.recent[0]:

@@ -283,10 +283,13 @@ class SimulatorCore:
             f"Requested {1 if unit == 'requests' else cost}. Please try again in "
             f"{format_duration(wait)}. Visit https://platform.openai.com/account/rate-limits."
         )
-        return self._error(429, message, kind=unit, code="rate_limit_exceeded", retry_after=wait)
+        return self._error(
+            429, message, kind=unit, code="rate_limit_exceeded", retry_after=wait, now=now
+        )
 
-    def _limit_headers(self) -> dict[str, str]:
-        now = self.clock()
+    def _limit_headers(self, now: float | None = None) -> dict[str, str]:
+        """The rate-limit headers at ``now`` (a refusal's own instant, so that they agree)."""
+        now = self.clock() if now is None else now
         self._change_limit(now)
         for limit in (self.requests, self.tokens, self.reported):
             limit.refill(now)
@@ -306,10 +309,11 @@ class SimulatorCore:
         param: str | None = None,
         code: str | None = None,
         retry_after: float | None = None,
+        now: float | None = None,
     ) -> Reply:
         style = self.config.limit_style
         body = bodies.error_body(status, message, kind=kind, param=param, code=code)
-        headers = self._limit_headers()
+        headers = self._limit_headers(now)
         if retry_after is not None:
             headers |= retry_headers(retry_after, style)
         return Reply(
