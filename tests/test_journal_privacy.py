@@ -298,3 +298,33 @@ async def test_the_cache_never_answers_from_a_meta_run(tmp_path: Path) -> None:
     assert "same question" not in "".join(stored)
     with Journal.open(tmp_path / "j.db") as journal:
         assert journal.fulfilled_anywhere(call.key, "e") is None, "reopened full: still none"
+
+
+@pytest.mark.parametrize("content", ["full", "meta"])
+def test_meta_keeps_no_text_of_a_staged_plan_or_a_shared_context(
+    simulator_process: str, tmp_path: Path, content: str
+) -> None:
+    """With meta, a marker in a plan of stages (its prompt, questions, instructions, context)
+    and in a research run's --context is nowhere in the db; with full, it is."""
+    (tmp_path / "notes.md").write_text(f"{MARKER} notes", encoding="utf-8")
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        f'title = "t"\n[[stage]]\nname = "ask"\ncontext = ["notes.md"]\n'
+        f'instructions = "{MARKER} rules"\nquestions = ["Why {MARKER}?"]\n'
+        f'[[stage]]\nname = "sum"\nprompt = "Sum up {MARKER}: {{ask}}"\n',
+        encoding="utf-8",
+    )
+    path = tmp_path / "journal.db"
+    keep = ("--quiet", "--json", "--journal", str(path), "--journal-content", content)
+    staged = fanwise("run", str(plan), *keep, url=simulator_process)
+    assert staged.exit_code == 0, staged.stderr
+    research = fanwise(
+        "research", "t", "-q", "Q?", "--context", str(tmp_path / "notes.md"), *keep,
+        url=simulator_process,
+    )  # fmt: skip
+    assert research.exit_code == 0, research.stderr
+    Journal.open(path).close()  # folds the WAL in
+    assert (MARKER.encode() in path.read_bytes()) is (content == "full")
+    for run in ("1", "2"):  # the saved runs still show their shape
+        shown = fanwise("show", run, "--journal", str(path), "--json")
+        assert shown.exit_code == 0, shown.stderr

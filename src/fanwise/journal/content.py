@@ -29,7 +29,9 @@ def meta_topic(kind: str, topic: str) -> str:
 
 
 def meta_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The spec with the plan's texts replaced; its title and number of questions stay."""
+    """The spec with every text a prompt is made of replaced (a plan's topic, questions,
+    instructions, bodies and shared context; a plan of stages' prompts, questions, judges,
+    instructions, bodies and context); titles, stage names and the shape stay."""
     kept = dict(spec)
     plan = spec.get("plan")
     if isinstance(plan, Mapping):
@@ -42,11 +44,34 @@ def meta_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
                 if isinstance(value, str) and name != "title"
             },
             "questions": [f"question {n} {NOT_KEPT}" for n in range(1, len(questions) + 1)],
-            "context": [
-                {"name": NOT_KEPT, "text": NOT_KEPT} for _ in plan.get("context", ()) or ()
-            ],
+            "context": _materials(plan.get("context")),
+            "research_body": {},
+            "question_bodies": [{} for _ in plan.get("question_bodies", ()) or ()],
+            "synthesis_body": {},
         }
+    workflow = spec.get("workflow")
+    if isinstance(workflow, Mapping):
+        stages = [_meta_stage(s) for s in workflow.get("stages", ()) if isinstance(s, Mapping)]
+        kept["workflow"] = {**workflow, "topic": NOT_KEPT, "stages": stages}
     return kept
+
+
+def _meta_stage(stage: Mapping[str, Any]) -> dict[str, Any]:
+    """A stage with no prompt text: what it asks is replaced, how it runs (its kind, sources,
+    branches, policy, schema) stays, so its shape is still shown."""
+    kept = dict(stage)
+    for name in ("prompt", "judge", "instructions"):
+        if isinstance(stage.get(name), str):
+            kept[name] = NOT_KEPT
+    questions = stage.get("questions") or ()
+    kept["questions"] = [f"question {n} {NOT_KEPT}" for n in range(1, len(questions) + 1)]
+    kept["context"] = _materials(stage.get("context"))
+    kept["body"] = {}
+    return kept
+
+
+def _materials(materials: Any) -> list[dict[str, str]]:
+    return [{"name": NOT_KEPT, "text": NOT_KEPT} for _ in materials or ()]
 
 
 def meta_shape(shape: list[dict[str, Any]]) -> list[dict[str, Any]]:
