@@ -379,9 +379,10 @@ def test_batch_cache_prefix_warms_the_shared_system_prompt(
     lines = [{"custom_id": f"q{n}", "prompt": f"question {n}", "system": CONTEXT} for n in range(4)]
     source.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     cached = {}
+    said = {}
     for flag in ("--cache-prefix", None):
         out = tmp_path / f"{flag}.jsonl"
-        args = ["batch", str(source), "-o", str(out), "--quiet", "--no-journal", "-c", "8"]
+        args = ["batch", str(source), "-o", str(out), "--plain", "--no-journal", "-c", "8"]
         args += ["--provider", "openai", "--base-url", sim.base_url, "--model", "gpt-5"]
         done = subprocess.run(
             [sys.executable, "-m", "fanwise", *args, *([flag] if flag else [])],
@@ -391,10 +392,13 @@ def test_batch_cache_prefix_warms_the_shared_system_prompt(
         rows = [json.loads(r) for r in out.read_text().splitlines()]
         usage = {r["custom_id"]: r["response"]["body"]["usage"] for r in rows}
         cached[flag] = [usage[f"q{n}"]["input_tokens_details"]["cached_tokens"] for n in range(4)]
+        said[flag] = [line for line in done.stderr.splitlines() if line.startswith("💾")]
         reset = urllib.request.Request(sim.url + "/_control/reset", method="POST")
         urllib.request.urlopen(reset, timeout=10).close()
     assert cached["--cache-prefix"][0] == 0 and all(c > 0 for c in cached["--cache-prefix"][1:])
     assert cached[None] == [0, 0, 0, 0]
+    assert len(said["--cache-prefix"]) == 1 and "from cache" in said["--cache-prefix"][0]
+    assert "saved" in said["--cache-prefix"][0] and said[None] == []
 
 
 async def test_a_gemini_explicit_cache_is_created_read_by_each_call_and_deleted(

@@ -47,6 +47,9 @@ class BatchSummary:
     cached: int = 0
     truncated: int = 0  # fulfilled answers cut at their output-token cap
     usage: Usage = field(default_factory=Usage)
+    by_model: dict[str, Usage] = field(default_factory=dict)
+    """The usage of the answers sent now, by model (a few models, however many lines): what the
+    prompt cache saved is priced per model."""
     wall_time: float = 0.0
     service_time: float = 0.0
     queue_time: float = 0.0
@@ -297,7 +300,10 @@ async def _send(
         if outcome.cached:
             summary.cached += 1
         else:
-            summary.usage += outcome.value.usage
+            usage = outcome.value.usage
+            summary.usage += usage
+            model = outcome.value.model or call.request.model
+            summary.by_model[model] = summary.by_model.get(model, Usage()) + usage
 
     started = engine.now()
     engine.emit(PhaseStarted("batch", total, started))

@@ -34,6 +34,7 @@ from fanwise.cli.session import (
     open_session,
 )
 from fanwise.config import RunConfig
+from fanwise.context import cache_report
 from fanwise.engine import Call, Engine
 from fanwise.models.settings import ModelSettings
 from fanwise.outcome import Cancelled
@@ -195,6 +196,9 @@ def execute_batch(
 
         by_path = totals(session, used[0].dispatch if used else None)
     extra = {} if by_path is None else {"auto": by_path.to_dict()}
+    cache = cache_report(summary.by_model.items(), session.prices)
+    if cache.cached_tokens or cache.written_tokens:
+        extra["cache"] = cache.to_dict()
     session.finish(
         status,
         reason=reason,
@@ -204,6 +208,9 @@ def execute_batch(
         click.echo(summary_line(summary, session), err=True)
         if by_path is not None:
             click.echo(totals_line(by_path), err=True)
+        said = cache.line()
+        if said is not None:
+            click.echo(f"💾 {said}", err=True)
     if options.report and session.run_id is not None:
         page = run_report_page(session.run_id, config.journal_path)
         try:

@@ -6,7 +6,7 @@ batch is its calls.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ import click
 from fanwise.cli.errors import InputError
 from fanwise.cli.journal_flags import journal_option
 from fanwise.cli.journal_read import RUN_ID, read_journal
+from fanwise.context import cache_summary
 from fanwise.journal import CallRecord, RunRecord
 from fanwise.journal.results import rebuild_result, rebuild_workflow
 from fanwise.prices import cost_text, format_usd
@@ -66,8 +67,14 @@ def report_html(record: RunRecord, calls: Iterable[CallRecord]) -> str:
         run_id=str(record.id),
         cost=cost,
         created=created,
-        extra=auto_cards(record.summary.get("auto")),
+        extra=[*auto_cards(record.summary.get("auto")), *cache_cards(record.summary)],
     )
+
+
+def cache_cards(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What the prompt cache saved a batch (``--cache-prefix``), as the report's card."""
+    said = cache_summary(summary.get("cache"))
+    return [] if said is None else [("prompt cache", said)]
 
 
 def auto_cards(auto: Any) -> list[tuple[str, str]]:
