@@ -165,6 +165,28 @@ def test_a_full_output_disk_stops_with_one_line_and_no_torn_line(
     assert sent(sim) == LINES, "a call answered before the failure was paid for again"
 
 
+
+def test_calls_a_full_output_kept_from_being_sent_are_not_failures(
+    spawn_simulator: Callable[..., SimulatorProcess], tmp_path: Path
+) -> None:
+    """Output disk full with the per-call lines on: the calls never sent print no failure line
+    and leave no failed row nor open sent mark in the journal (the resume sends them)."""
+    sim = spawn_simulator("--latency", "uniform:0.01,0.03")
+    source, journal, output = batch_input(tmp_path), tmp_path / "j.db", tmp_path / "out.jsonl"
+    flags = [flag for flag in batch_flags(journal, output, sim) if flag != "--quiet"]
+    process = start_failing_fanwise(
+        "batch", str(source), *flags, "--plain", output_fails_after=20_000, env=KEY
+    )
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == EXIT_OUTPUT_FAILED, err
+    assert "not sent" not in err and "Traceback" not in err, err
+    assert status(journal) == "interrupted"
+    with sqlite3.connect(journal) as db:
+        failed = db.execute("SELECT COUNT(*) FROM calls WHERE status = 'rejected'").fetchone()
+        marks = db.execute("SELECT COUNT(*) FROM sent").fetchone()
+    assert failed[0] == 0 and marks[0] == 0, (failed, marks)
+
+
 HOLD_THE_LOCK = textwrap.dedent(
     """
     import sqlite3, sys, time

@@ -84,8 +84,9 @@ class Engine:
 
     def halt(self, reason: Exception) -> None:
         """Send no more requests: every call not yet sent settles ``Rejected`` with ``reason``
-        (say ``Cancelled("not sent: ...")``); the calls in flight finish. The first reason
-        stays."""
+        (say ``Cancelled("not sent: ...")``) for its caller, but is neither journaled nor
+        announced as a failure (a resume sends it); the calls in flight finish. The first
+        reason stays."""
         if self.halted is None:
             self.halted = reason
 
@@ -296,15 +297,33 @@ class _Run:
         settled = SettledRecord(
             index, call, outcome, None if price is None else price(call, outcome)
         )
-        if engine.store is not None:
-            engine.store.record(settled)
-        self.emit(CallSettled(index, call.key, call.label, outcome, self.now(), settled))
+        if self._unsent(outcome):
+            # Never sent because the run halted (its output or journal failed): not a failed
+            # call. No row and no event (no "❌" line, no FAILED count); its sent mark, if it
+            # has one, is withdrawn, and a resume sends it.
+            withdraw = getattr(engine.store, "withdraw", None)
+            if withdraw is not None:
+                withdraw(index)
+        else:
+            if engine.store is not None:
+                engine.store.record(settled)
+            self.emit(CallSettled(index, call.key, call.label, outcome, self.now(), settled))
         if self.on_outcome is not None:
             self.on_outcome(index, call, outcome)
         if self.on_settled is not None:
             self.on_settled(settled)
         if self.keep:
             self.results[index] = outcome
+
+    def _unsent(self, outcome: CallOutcome) -> bool:
+        """Whether ``outcome`` is a call the halt kept from being sent (no attempt made)."""
+        halted = self.engine.halted
+        return (
+            halted is not None
+            and isinstance(outcome, Rejected)
+            and outcome.error is halted
+            and not outcome.attempts
+        )
 
     def cut(
         self,

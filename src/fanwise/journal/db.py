@@ -119,6 +119,7 @@ class Journal:
         self.clock = clock
         self.content = content
         self._kinds: dict[int, str] = {}  # run id -> kind, for the runs written here
+        self._withdrawn: set[tuple[int, int]] = set()  # (run, index): sent marks taken back
         self._closed = False
         self._busy_timeout = max(busy_timeout, WRITER_BUSY_TIMEOUT)
         self._writer: Writer | None = None  # started by the first write in an event loop
@@ -333,7 +334,10 @@ class Journal:
                 run_id,
             ),
         )
+        withdrawn = [(run, idx) for run, idx in self._withdrawn if run == run_id]
+        self._withdrawn.difference_update(withdrawn)
         with contextlib.suppress(sqlite3.Error):  # tidying only: the marks still count right
+            self.db.executemany("DELETE FROM sent WHERE run_id = ? AND idx = ?", withdrawn)
             self.db.execute(
                 "DELETE FROM sent WHERE run_id = ? AND (run_id, idx) NOT IN"
                 f" (SELECT s.run_id, s.idx {_OPEN_MARKS})",
@@ -465,6 +469,12 @@ class Journal:
         call recorded after it is a call that may have been paid for with no answer kept (a
         crash, a kill). ``estimate`` is what the call may cost (None: unpriced)."""
         self._add(SENT, (run_id, index, key, estimate, self.clock()))
+
+    def withdraw_sent(self, run_id: int, index: int) -> None:
+        """A call marked sent whose request never went out (the run halted before it): its
+        mark is dropped when the run is closed (``finish_run``), so it is not counted as a call
+        that may have been paid for."""
+        self._withdrawn.add((run_id, index))
 
     def _kind(self, run_id: int) -> str:
         if run_id not in self._kinds:

@@ -141,6 +141,10 @@ class JournalStore(CostStore):
         except sqlite3.Error as exc:  # no event loop: written at once, and it failed
             self.insert_error = self.insert_error or exc
 
+    def withdraw(self, index: int) -> None:
+        """Take back the sent mark of a call that was never sent after all (the run halted)."""
+        self.journal.withdraw_sent(self.run_id, index)
+
     def estimate(self, call: Call) -> float | None:
         """At most what ``call`` may cost: its prompt at 4 characters a token, and its output
         limit (or ``ESTIMATED_OUTPUT`` tokens); None when its model has no price."""
