@@ -165,7 +165,6 @@ def test_a_full_output_disk_stops_with_one_line_and_no_torn_line(
     assert sent(sim) == LINES, "a call answered before the failure was paid for again"
 
 
-
 def test_calls_a_full_output_kept_from_being_sent_are_not_failures(
     spawn_simulator: Callable[..., SimulatorProcess], tmp_path: Path
 ) -> None:
