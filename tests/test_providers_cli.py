@@ -121,3 +121,39 @@ def test_a_named_server_without_a_key_is_asked_not_the_offline_model() -> None:
     assert choose_provider("auto", {}, None, base_url="http://127.0.0.1:9/v1") == "openai"
     assert choose_provider("auto", {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}) == "openai"
     assert choose_provider("auto", {}, "claude-haiku-4-5", base_url="http://h") == "anthropic"
+
+
+def _routed(provider: str, own: dict[str, str], decoy: SimulatorProcess) -> tuple[int, str]:
+    """A research on ``provider`` with its key and own base URL, OPENAI_BASE_URL at a decoy."""
+    done = run_fanwise(
+        "research", "Kyoto", *QUESTIONS, "--provider", provider, "--no-journal", "--json",
+        env={**NO_KEYS, f"{provider.upper()}_API_KEY": "sk-SECRET", "FANWISE_MODEL": None,
+             "OPENAI_BASE_URL": decoy.base_url, **own},
+    )  # fmt: skip
+    return done.returncode, done.stderr
+
+
+def test_openai_base_url_never_takes_an_anthropic_or_gemini_run(
+    spawn_simulator: Callable[..., SimulatorProcess],
+) -> None:
+    """OPENAI_BASE_URL is OpenAI's only: Anthropic and Gemini runs go to their own base URLs,
+    and their keys never reach the OpenAI-compatible server (which refuses every call)."""
+    sim, decoy = spawn_simulator(), spawn_simulator("--fail", "401=1")
+    code, err = _routed("anthropic", {"ANTHROPIC_BASE_URL": sim.url}, decoy)
+    assert code == 0, err
+    code, err = _routed("gemini", {"GEMINI_BASE_URL": sim.url + "/v1beta/openai"}, decoy)
+    assert code == 0, err
+
+
+def test_openai_base_url_without_a_key_still_means_openai(
+    spawn_simulator: Callable[..., SimulatorProcess],
+) -> None:
+    """auto, no key, OPENAI_BASE_URL set (a local server): that server answers, not offline."""
+    sim = spawn_simulator()
+    done = run_fanwise(
+        "research", "Kyoto", *QUESTIONS, "--no-journal", "--json", "--provider", "auto",
+        env={**NO_KEYS, "OPENAI_BASE_URL": sim.base_url, "FANWISE_MODEL": None},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "offline" not in done.stderr.lower()
+    assert json.loads(done.stdout)["status"] == "complete"

@@ -160,6 +160,7 @@ def get_model(
         except ValueError as exc:
             raise ConfigError("provider", str(exc)) from None
     key = api_key or environ.get("OPENAI_API_KEY")
+    base_url = base_url or env_base_url("openai", environ)
     if not key and not base_url:
         raise ConfigError(
             "api_key",
@@ -175,6 +176,20 @@ def get_model(
 
         return OpenAIModel(api_key=key or "not-needed", base_url=base_url)
     raise ConfigError("transport", f"unknown transport {transport!r}: use aiohttp or sdk")
+
+
+BASE_URL_VARS = {
+    "openai": "OPENAI_BASE_URL",
+    "anthropic": "ANTHROPIC_BASE_URL",
+    "gemini": "GEMINI_BASE_URL",
+}
+
+
+def env_base_url(provider: str, environ: Mapping[str, str] = os.environ) -> str | None:
+    """The provider's own base URL variable, as its SDK reads it: ``OPENAI_BASE_URL`` never
+    sends an Anthropic or Gemini key to an OpenAI-compatible server."""
+    name = BASE_URL_VARS.get(provider)
+    return (environ.get(name) or None) if name else None
 
 
 def endpoint_label(
@@ -235,6 +250,7 @@ __all__ = [
     "Transport",
     "check_base_url",
     "endpoint_label",
+    "env_base_url",
     "get_limiter",
     "get_model",
     "get_settings",

@@ -65,10 +65,10 @@ def model_options(default: str) -> list[Option]:
         ),
         click.option(
             "--base-url",
-            envvar="OPENAI_BASE_URL",
-            help="Any OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vLLM, Ollama...); "
-            "with --provider anthropic, the API root (else ANTHROPIC_BASE_URL), e.g. "
-            "http://127.0.0.1:8000.",
+            help="The chosen provider's server: any OpenAI-compatible one, e.g. "
+            "http://127.0.0.1:8000/v1 (vLLM, Ollama...); with --provider anthropic or gemini, "
+            "its API root, e.g. http://127.0.0.1:8000 [default: the provider's own "
+            "OPENAI_BASE_URL, ANTHROPIC_BASE_URL or GEMINI_BASE_URL].",
         ),
         click.option(
             "--api",

@@ -21,7 +21,14 @@ from fanwise.config.run_config import RunConfig
 from fanwise.endpoints import EndpointPool
 from fanwise.engine import Engine
 from fanwise.events import Observer, fan_out
-from fanwise.factory import ConfigError, endpoint_label, get_limiter, get_model, get_settings
+from fanwise.factory import (
+    ConfigError,
+    endpoint_label,
+    env_base_url,
+    get_limiter,
+    get_model,
+    get_settings,
+)
 from fanwise.journal import Content, CostStore, Journal, JournalError, JournalStore
 from fanwise.journal.content import meta_shape
 from fanwise.limits import Limiter, Unlimited
@@ -225,7 +232,10 @@ def open_run(
         model.name
         if not owned
         else endpoint_label(
-            config.provider, api=config.api, base_url=config.base_url, seed=config.seed
+            config.provider,
+            api=config.api,
+            base_url=config.base_url or env_base_url(config.provider, environ),
+            seed=config.seed,
         )
     )
     if not config.journal and not config.cache:
@@ -271,7 +281,7 @@ def run_settings(
         config.prompt_api,
         config.provider,
         max_output_tokens=config.max_output_tokens,
-        base_url=config.server or environ.get("OPENAI_BASE_URL") or None,
+        base_url=config.server or env_base_url(config.provider, environ),
     )
 
 
