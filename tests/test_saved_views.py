@@ -85,7 +85,8 @@ def test_a_saved_run_shows_what_the_live_run_printed(
     kind: str, fanwise: Callable[..., str], tmp_path: Path
 ) -> None:
     """show --json equals the live --json (timing aside; its run says more); show equals the
-    live Markdown; the report and `runs` agree with the document."""
+    live Markdown as streamed by default (and --no-stream prints it alike); the report and
+    `runs` agree with the document."""
     (tmp_path / "plan.toml").write_text(readme_plan(), encoding="utf-8")
     args = KINDS[kind](tmp_path)
     live = json.loads(fanwise(*args, "--json", "--quiet", "--report", str(tmp_path / "a.html")))
@@ -97,8 +98,10 @@ def test_a_saved_run_shows_what_the_live_run_printed(
     exported = json.loads(fanwise("export", run_id).splitlines()[0])["result"]
     assert untimed(exported) == untimed({k: v for k, v in live.items() if k not in ("run", "cost")})
 
-    markdown = fanwise(*args, "--no-stream", "--quiet")
+    # the Markdown as a person sees it: streamed (the default), and --no-stream alike
+    markdown = fanwise(*args, "--quiet")
     assert fanwise("show", str(int(run_id) + 1)) == markdown
+    assert fanwise(*args, "--no-stream", "--quiet") == markdown
 
     fanwise("report", run_id, "-o", str(tmp_path / "b.html"))
     saved, printed = ((tmp_path / f"{n}.html").read_text(encoding="utf-8") for n in "ba")
@@ -182,3 +185,13 @@ def test_a_run_journaled_before_shapes_is_rebuilt_from_its_plan(tmp_path: Path) 
     assert shown["synthesis"]["text"] == live["synthesis"]["text"]
     done = run_fanwise("show", str(live["run"]["id"] + 1), env=NO_KEY)
     assert done.returncode == 0 and "before fanwise kept each stage's shape" in done.stderr
+
+
+def test_show_refuses_two_views_at_once() -> None:
+    """`show RUN --json --timeline` is refused with one line and exit 2, not one flag ignored."""
+    offline("travel", "Kyoto", "--quiet", *FAST)
+    done = run_fanwise("show", "1", "--json", "--timeline", env=NO_KEY)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        "fanwise: error: --json and --timeline are different views of a run: give one"
+    ]

@@ -131,6 +131,13 @@ def show(
     run_id: int, as_json: bool, jsonl: bool, timeline: bool, out: str | None, journal: str | None
 ) -> None:
     """Print run RUN's results again from the journal, with no API call."""
+    views = [
+        flag
+        for flag, on in (("--json", as_json), ("--jsonl", jsonl), ("--timeline", timeline))
+        if on
+    ]
+    if len(views) > 1:  # each is a whole view of its own: one would silently win
+        raise InputError(f"{' and '.join(views)} are different views of a run: give one")
     with read_journal(journal, purpose="fanwise show RUN") as opened:
         record = _find(opened, run_id)
         calls = list(opened.latest_calls(run_id))

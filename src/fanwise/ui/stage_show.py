@@ -17,12 +17,12 @@ def to_markdown(result: StagedResult, *, text: bool = True) -> str:
     """The final stage's text, then a short account of every stage (``text=False``: only the
     account, after a final stage already streamed to stdout)."""
     lines = [""]  # after the streamed text: a blank line
-    if text:
-        lines = []
+    if text and result.text:  # the final stage's text as it streams: no heading of ours
+        lines = [result.text.strip(), ""]
+    elif text:
         title = result.workflow.title
-        lines += [f"# {title}" + (f": {result.workflow.topic}" if result.workflow.topic else "")]
-        lines += ["", result.text.strip() if result.text else f"_No result: {result.reason}_"]
-        lines.append("")
+        lines = [f"# {title}" + (f": {result.workflow.topic}" if result.workflow.topic else "")]
+        lines += ["", f"_No result: {result.reason}_", ""]
     lines += ["## Stages", ""]
     for stage in result.stages:
         answered = sum(b.outcome.status == "fulfilled" for b in stage.branches)
