@@ -22,7 +22,7 @@ import openai
 from tests.real.server import MODEL, LlamaServer, Ran, cli_env, fanwise
 
 SERVER = ["--api", "chat", "--model", MODEL, "--plain"]
-FASTER = re.compile(r"\d+\.\d× faster")
+FASTER = re.compile(r"\d+\.\d× faster|faster than one after another|took them in turn")
 SCHEMA = {
     "type": "object",
     "properties": {"answer": {"type": "string", "enum": ["yes", "no"]}},
@@ -90,7 +90,7 @@ def test_research_json_keeps_every_answer_within_the_cap(
     stats = document["stats"]
     assert stats["truncated"] == sum(q["truncated"] for q in document["questions"])
     assert stats["sent"] == 3 and stats["overlap"] > 1.2  # the calls were out at once
-    assert stats["speedup"] <= stats["overlap"]  # whether it was faster: the -c 1/-c 8 test
+    assert stats["speedup"] is None  # whether it was faster the client cannot tell
     if stats["truncated"]:
         assert "cut at their token cap" in ran.stderr
 
@@ -280,23 +280,16 @@ def test_eight_at_once_claims_no_speed_up_the_server_did_not_give(
     chat_server: LlamaServer, tmp_path: Path
 ) -> None:
     """Six questions at -c 1 and at -c 8: the server generates one answer at a time; at -c 8
-    the calls overlap (several out at once), but the speed-up reported stays within what the
-    two wall times show (and no "× faster" is printed when they show none). A machine shared
-    with other work can slow one answer tenfold, which no estimate from the answers' timings
-    can tell from a parallel server's, so a failed round is measured once more."""
-    for attempt in (1, 2):
-        wall_1, one = research_stats(chat_server, tmp_path, 1)
-        wall_8, eight = research_stats(chat_server, tmp_path, 8)
-        stats_1, stats_8 = one.json()["stats"], eight.json()["stats"]
-        measured = wall_1 / wall_8  # the true speed-up of -c 8, from outside
-        print(f"-c 1: {wall_1:.1f} s, -c 8: {wall_8:.1f} s ({measured:.2f}x); -c 8: {stats_8}")
-        assert stats_1["overlap"] < 1.1 and stats_8["overlap"] > 2.0
-        honest = stats_8["speedup"] <= max(1.25, 1.2 * measured)
-        if honest or attempt == 2:
-            break
-    assert honest, (stats_8, measured)
-    if measured < 1.25:  # no speed-up given: none shown
-        assert not FASTER.search(eight.stderr), eight.stderr
+    the calls overlap (several out at once) and the summary says so as measured ("calls in
+    flight on average"), never "× faster" nor a speed-up in --json, whatever the wall times."""
+    wall_1, one = research_stats(chat_server, tmp_path, 1)
+    wall_8, eight = research_stats(chat_server, tmp_path, 8)
+    stats_1, stats_8 = one.json()["stats"], eight.json()["stats"]
+    print(f"-c 1: {wall_1:.1f} s, -c 8: {wall_8:.1f} s; -c 8: {stats_8}")
+    assert stats_1["overlap"] < 1.1 and stats_8["overlap"] > 2.0
+    assert stats_1["speedup"] is None and stats_8["speedup"] is None
+    assert f"{stats_8['overlap']:.1f} calls in flight on average" in eight.stderr
+    assert not FASTER.search(eight.stderr), eight.stderr
 
 
 def wait_for_lines(path: Path, count: int, process: subprocess.Popen[str]) -> None:

@@ -10,10 +10,6 @@ research phase's timings (``Stats``).
 
 from __future__ import annotations
 
-import bisect
-import itertools
-import math
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -22,7 +18,7 @@ from fanwise.calls import Call, CallOutcome, brief
 from fanwise.context import ANTHROPIC_LONG_TTL_AFTER, Material, block, warm_for
 from fanwise.models.base import Request, Usage
 from fanwise.models.settings import ModelSettings
-from fanwise.outcome import Attempt, ErrorKind, Fulfilled, Rejected
+from fanwise.outcome import ErrorKind, Fulfilled, Rejected
 from fanwise.schemas import Schema, schema_to_dict
 from fanwise.stages.model import SchemaSource, Stage, Workflow
 from fanwise.structured import jsonable, outcome_usage
@@ -223,10 +219,13 @@ class Stats:
     the fulfilled answers cut at their output-token cap (``Completion.truncated``).
 
     A call's service time includes any time it waited inside the server, so the service time
-    over the wall time (``overlap``) measures how many calls were out at once, not how much
-    sooner they finished: a server that takes one request at a time shows an overlap of ~n/2
-    and no speed-up. ``sequential`` estimates the calls one after another without that wait,
-    from the answers' own timings (``_sequential``).
+    over the wall time (``overlap``) is how many calls were in flight at once, on average: a
+    fact, not a speed-up. A server that takes requests one at a time shows an overlap of ~n/2
+    and finishes no sooner; one that answers them side by side shows the same figure and did.
+    The client cannot tell the two apart (guesses from the answers' timings misfired both
+    ways), so no speed-up is claimed: ``speedup`` stays None, and ``speedup_text`` states the
+    overlap as measured. ``sequential`` is only read back from runs journaled when an estimate
+    was kept.
     """
 
     fulfilled: int
@@ -266,7 +265,6 @@ class Stats:
                 isinstance(o, Rejected) and o.kind is ErrorKind.CANCELLED for o in outcomes
             ),
             truncated=sum(1 for o in outcomes if isinstance(o, Fulfilled) and o.value.truncated),
-            sequential=_sequential(outcomes, wall_time),
         )
 
     @property
@@ -279,39 +277,28 @@ class Stats:
 
     @property
     def speedup(self) -> float | None:
-        """How much sooner than the same calls one after another, estimated from what was
-        measured (``sequential`` over the wall time, never above ``overlap``). None where that
-        would mislead: fewer than two calls sent (every answer from the journal, say), none
-        answered, or the run aborted (its wall time is not the work's)."""
-        overlap = self.overlap
-        if overlap is None or self.fulfilled == 0:
-            return None
-        if self.sequential is None:  # a run journaled before it was kept
-            return overlap
-        return min(overlap, self.sequential / self.wall_time)
+        """Always None: how much sooner than one after another cannot be told from the client's
+        side (a server that queues requests shows the same overlap as one that runs them side
+        by side). Kept for the ``--json`` document's ``speedup`` field; read ``overlap``."""
+        return None
 
-    def speedup_text(self) -> str:
-        """The speed-up as a person reads it, or why there is none."""
-        speedup = self.speedup
-        if speedup is not None and speedup >= SPEEDUP_SHOWN:
-            return f"{speedup:.1f}× faster than one after another"
+    def speedup_text(self, *, times: bool = True) -> str:
+        """What was measured of the calls' overlap, as a person reads it, or why there is none:
+        "2.7 calls in flight on average: 5.2 s of calls in 1.9 s", never "faster" (``times=
+        False``: without the times, for a summary that shows them already)."""
         overlap = self.overlap
-        if speedup is not None and overlap is not None and overlap >= SPEEDUP_SHOWN:
-            return (
-                f"no faster than one after another ({overlap:.1f} calls out at once on "
-                "average, but the server took them in turn)"
-            )
-        if speedup is not None:
-            return "no faster than one after another (the calls went out one at a time)"
+        if overlap is not None and self.fulfilled:
+            spent = f": {_seconds(self.service_time)} of calls in {_seconds(self.wall_time)}"
+            return f"{overlap:.1f} calls in flight on average" + (spent if times else "")
         if self.aborted:
-            return "no speed-up: the run was aborted"
+            return "no overlap figure: the run was aborted"
         if self.sent == 0 and self.fulfilled:
-            return "no speed-up: every answer came from the journal"
+            return "no overlap figure: every answer came from the journal"
         if self.fulfilled == 0:
-            return "no speed-up: no call was answered"
+            return "no overlap figure: no call was answered"
         if self.sent < 2:
-            return "no speed-up: one call was sent"
-        return "no speed-up to show"
+            return "no overlap figure: one call was sent"
+        return "no overlap figure to show"
 
     def to_dict(self) -> dict[str, Any]:
         speedup = self.speedup
@@ -333,120 +320,9 @@ class Stats:
         }
 
 
-SPEEDUP_SHOWN = 1.25
-"""Below this estimate the summary says the calls went no faster than one after another: a
-speed-up this small is within the estimate's noise (answers of one size vary by a fifth)."""
-
-
-def _sequential(outcomes: Sequence[CallOutcome], wall_time: float) -> float | None:
-    """The sent calls one after another, estimated from what was measured; None when nothing
-    was answered.
-
-    A call's service time includes any wait inside the server. Which explains the answers'
-    times better: each call alone (its service time proportional to its own output tokens), or
-    a queue the server works through a few at a time (proportional to all the tokens answered
-    while the call was out, its own included)? Alone, each call's service time counts, capped
-    by its tokens at the fastest rate any answer showed; a close fit goes to the queue, which
-    claims less (``ALONE_FITS``). Through a queue, the server answered about k at a time, k
-    being how much faster a call's own rate (read off the time between answers, which a slow
-    first answer does not skew) is than the queue's; the calls one after another would have
-    taken k times the wall time (k = 1: llama.cpp's server).
-    """
-    answered = [o for o in outcomes if isinstance(o, Fulfilled) and o.attempts]
-    if not answered:
-        return None
-    fastest = min(o.attempts[-1].service for o in answered)
-    failed = (o for o in outcomes if o.attempts and not isinstance(o, Fulfilled))
-    rest = sum(min(o.service_time, fastest) for o in failed)
-    windows = [_window(o.attempts[-1]) for o in answered]
-    tokens = [_output_tokens(o) for o in answered]
-    if not all(tokens):
-        tokens = [1] * len(answered)  # unknown: the calls count alike
-    alone = [_span(w) / n for w, n in zip(windows, tokens, strict=True)]
-    rate = min(alone)
-    shared = _overlapping(windows)  # a call out on its own waited for no other: whole
-    served = sum(
-        min(o.service_time, rate * n) if busy else o.service_time
-        for o, n, busy in zip(answered, tokens, shared, strict=True)
-    )
-    queue = _queue_rates(windows, tokens)
-    if len(answered) < 2 or _spread(alone) < ALONE_FITS * _spread(queue):
-        return rest + served
-    # k: a call's own rate (from the time between answers) over the queue's, rounded down
-    # unless within a quarter of the next
-    own = statistics.median(_gap_rates(windows, tokens))
-    at_once = max(1, math.floor(own / statistics.median(queue) + 0.25)) if min(queue) > 0 else 1
-    return rest + min(served, at_once * wall_time)
-
-
-def _overlapping(windows: list[tuple[float, float]]) -> list[bool]:
-    """For each window, whether another one overlaps it."""
-    order = sorted(range(len(windows)), key=lambda i: windows[i])
-    shared = [False] * len(windows)
-    reach, last = -math.inf, -1  # the latest end so far, and whose it is
-    for i in order:
-        sent, back = windows[i]
-        if sent < reach:
-            shared[i] = shared[last] = True
-        if back > reach:
-            reach, last = back, i
-    return shared
-
-
-ALONE_FITS = 0.5
-"""How much better "each call alone" must fit the answers' timings than "a queue" to be
-believed: the queue credits no more than the server showed, so a close call goes to it (a
-one-at-a-time server whose first answer is slow fits both about as well: llama.cpp's first
-answer under load took 3.9 s, the next two 1.3 s each)."""
-
-
-def _window(attempt: Attempt) -> tuple[float, float]:
-    """When the attempt's request went out and when its answer came back."""
-    return attempt.started + attempt.queued, attempt.started + attempt.duration
-
-
-def _span(window: tuple[float, float]) -> float:
-    return window[1] - window[0]
-
-
-def _queue_rates(windows: list[tuple[float, float]], tokens: list[int]) -> list[float]:
-    """Each call's service time over the output tokens answered while it was out (its own
-    too): seconds a token, were the server working through one queue."""
-    order = sorted(range(len(windows)), key=lambda i: windows[i][1])
-    backs = [windows[i][1] for i in order]
-    sums = list(itertools.accumulate((tokens[i] for i in order), initial=0))
-    rates = []
-    for sent, back in windows:
-        ahead = sums[bisect.bisect_right(backs, back)] - sums[bisect.bisect_right(backs, sent)]
-        rates.append((back - sent) / max(ahead, 1))
-    return rates
-
-
-def _gap_rates(windows: list[tuple[float, float]], tokens: list[int]) -> list[float]:
-    """Seconds a token of each answer that came back a while after the one before it (or
-    after its request): through a queue, the time a call took on its own. Answers back at
-    about the same moment (a few served at once) give none."""
-    gaps = []
-    previous = -math.inf
-    for i in sorted(range(len(windows)), key=lambda i: windows[i][1]):
-        sent, back = windows[i]
-        gaps.append((back - max(sent, previous), tokens[i]))
-        previous = back
-    longest = max(gap for gap, _ in gaps)
-    return [gap / n for gap, n in gaps if gap > longest / 10] or [longest]
-
-
-def _spread(values: list[float]) -> float:
-    """The standard deviation relative to the mean (0 for none, or a zero mean)."""
-    mean = sum(values) / len(values) if values else 0.0
-    if mean <= 0:
-        return 0.0
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values)) / mean
-
-
-def _output_tokens(outcome: Fulfilled[Any]) -> int:
-    usage = getattr(outcome.value, "usage", None)
-    return usage.output_tokens if isinstance(usage, Usage) else 0
+def _seconds(seconds: float) -> str:
+    """A duration as read in the summary: "5.2 s", or "4 ms" below a tenth of a second."""
+    return f"{seconds:.1f} s" if seconds >= 0.1 else f"{seconds * 1000:.0f} ms"
 
 
 def synthesis_prompt(plan: Plan, answers: Sequence[Answer]) -> str:
@@ -527,7 +403,6 @@ def _schema(source: Any) -> Schema | None:
 __all__ = [
     "DEFAULT_SYNTHESIS",
     "RESEARCH",
-    "SPEEDUP_SHOWN",
     "SYNTHESIS",
     "Answer",
     "Plan",

@@ -66,7 +66,7 @@ def to_html(
         ("research wall time", f"{stats.wall_time:.2f} s"),
         ("service time", f"{stats.service_time:.2f} s"),
         ("queued in the limiter", f"{stats.queue_time:.2f} s"),
-        ("speedup", _speedup(stats)),
+        ("overlap", _speedup(stats)),
         ("synthesis", f"{stats.synthesis_time:.2f} s" if result.synthesis else "none"),
         ("tokens", f"{stats.usage.total_tokens:,}"),
         ("cost", shown_cost(cost) if cost is not None else "unknown"),
@@ -86,8 +86,9 @@ def to_html(
 
 
 def _speedup(stats: Stats) -> str:
-    """The card's figure: "3.1×", or in words why there is none."""
-    return f"{stats.speedup:.1f}×" if stats.speedup is not None else stats.speedup_text()
+    """The card's figure: the calls' overlap as measured ("2.7 calls in flight on average:
+    ..."), or in words why there is none; never a speed-up the client cannot tell."""
+    return stats.speedup_text(times=False)
 
 
 def calls_to_html(
@@ -119,7 +120,7 @@ def calls_to_html(
         ("wall time", f"{wall:.2f} s"),
         ("service time", f"{stats.service_time:.2f} s"),
         ("queued in the limiter", f"{stats.queue_time:.2f} s"),
-        ("speedup", _speedup(stats)),
+        ("overlap", _speedup(stats)),
         ("tokens", f"{tokens:,}"),
         ("cost", shown_cost(cost) if cost is not None else "unknown"),
         *extra,

@@ -163,7 +163,7 @@ def summary_table(result: WorkflowResult, cost: float | str | None = None) -> Ta
     table.add_row(
         "service time", seconds(stats.service_time) + (held if stats.queue_time >= 0.05 else "")
     )
-    table.add_row("speedup", stats.speedup_text())
+    table.add_row("overlap", stats.speedup_text(times=False))
     if result.synthesis is not None:
         table.add_row("synthesis", seconds(stats.synthesis_time))
     usage = stats.usage

@@ -136,7 +136,7 @@ def summary_line(stats: Stats, cost: float | str | None = None) -> str:
         price += " + unknown" if cost is not None else ""
     return (
         f"📊 {stats.fulfilled} fulfilled{cut}, {stats.rejected} rejected · research wall time "
-        f"{stats.wall_time:.1f} s · {service_text(stats)} · {stats.speedup_text()} · "
+        f"{stats.wall_time:.1f} s · {service_text(stats)} · {stats.speedup_text(times=False)} · "
         f"{tokens}{price}"
     )
 
