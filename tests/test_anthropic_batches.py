@@ -25,7 +25,7 @@ from fanwise.outcome import ErrorKind
 from fanwise.retry import NoWait
 from fanwise.simulator import Simulator
 from tests.conftest import SimulatorProcess, batch_engine
-from tests.processes import kill_once_submitted, start_fanwise
+from tests.processes import kill_once_submitted, run_fanwise, start_fanwise
 
 FAST = Polling(first=0.01, factor=2.0, most=0.05)
 
@@ -172,3 +172,25 @@ def test_a_message_batch_costs_half_the_live_price(
     live, batched = cost(), cost("--engine", "batch", "--batch-poll", "0.05")
     assert all(c > 0 for c in live)
     assert batched == [round(c / 2, 8) for c in live]
+
+
+def test_a_batch_engine_without_an_anthropic_key_is_a_usage_error(
+    spawn_simulator: Callable[..., SimulatorProcess], tmp_path: Path
+) -> None:
+    """--engine batch or auto on Anthropic without a key (a keyless --base-url server): one
+    line, exit 2, before any request, and no run left in the journal."""
+    sim = spawn_simulator()
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"prompt": "hi"}) + "\n")
+    journal = tmp_path / "journal.db"
+    for engine in ("batch", "auto"):
+        done = run_fanwise(
+            "batch", str(source), "--engine", engine, "--deadline", "2m", "-o",
+            str(tmp_path / "out.jsonl"), "--journal", str(journal), "--provider", "anthropic",
+            "--base-url", sim.url, env={**ANTHROPIC_ONLY, "ANTHROPIC_API_KEY": None},
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert "ANTHROPIC_API_KEY" in done.stderr and "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+    listed = run_fanwise("runs", "--journal", str(journal), "--json", env=ANTHROPIC_ONLY)
+    assert not journal.exists() or json.loads(listed.stdout) in ([], {"runs": []}), listed.stdout

@@ -33,7 +33,7 @@ from fanwise.journal import Content, CostStore, Journal, JournalError, JournalSt
 from fanwise.journal.content import meta_shape
 from fanwise.limits import Limiter, Unlimited
 from fanwise.models.base import Completion, Model, Request
-from fanwise.models.providers import KEYS, implied_provider
+from fanwise.models.providers import KEYS, implied_provider, key_for
 from fanwise.models.router import ProviderRouter
 from fanwise.models.settings import ModelSettings
 from fanwise.paths import fanwise_home, journal_path, private_dir
@@ -228,6 +228,7 @@ def open_run(
     owned = model is None
     if model is None:
         model = with_router(config, build_model(config, environ), models, environ)
+    check_batch_key(config, environ)
     where = (
         model.name
         if not owned
@@ -439,6 +440,18 @@ def build_engine(
             actor_options=RAY_ACTOR,
         )
     return engine
+
+
+def check_batch_key(config: RunConfig, environ: Mapping[str, str] = os.environ) -> None:
+    """Anthropic's and Gemini's batch APIs need a key even when a keyless server answers the
+    live calls: said before the run starts, not as a traceback once it has."""
+    if config.engine not in ("batch", "auto") or config.provider not in ("anthropic", "gemini"):
+        return
+    if not key_for(config.provider, environ):
+        names = " or ".join(KEYS[config.provider])
+        raise ConfigError(
+            "provider", f"the {config.provider} batch API needs an API key: set {names}"
+        )
 
 
 def batch_client(config: RunConfig, model: Model) -> tuple[Any, Any]:
