@@ -145,3 +145,63 @@ def test_travel_into_a_closed_pipe_finishes_its_run(tmp_path: Path, stream: str)
     result = fanwise_into_closed_pipe("travel", "Kyoto", *flags)
     assert_quiet(result.returncode, result.stderr)
     assert run_rows(journal) == [(1, "complete")]
+
+
+OUTPUT_FAILED = 6
+
+
+def fanwise_into_full_stdout(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m fanwise ARGS > /dev/full``: every write to stdout fails (no space left)."""
+    env = {k: v for k, v in os.environ.items() if k not in OFFLINE}
+    with open("/dev/full", "w") as full:
+        return subprocess.run(
+            [sys.executable, "-m", "fanwise", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+
+
+def assert_one_line(result: subprocess.CompletedProcess[str], where: str = "") -> None:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == OUTPUT_FAILED, result.stderr
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("fanwise: error: cannot write stdout (No space left on device)")
+    assert lines[0].endswith(where), lines[0]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+@pytest.mark.parametrize("flags", [["--stream"], ["--no-stream"], ["--json"]], ids=" ".join)
+def test_travel_into_a_full_stdout_keeps_its_answer_and_says_so(
+    tmp_path: Path, flags: list[str]
+) -> None:
+    """``travel > /dev/full``: the guide is made and the run journaled complete; one line says
+    stdout failed and where the result is kept, and the exit is 6."""
+    journal = tmp_path / "journal.db"
+    base = ("--offline-latency", "0,0.001", "--journal", str(journal), "--quiet")
+    result = fanwise_into_full_stdout("travel", "Kyoto", *base, *flags)
+    assert_one_line(result, f"fanwise show 1 --journal {journal}")
+    assert run_rows(journal) == [(1, "complete")]
+    db = sqlite3.connect(journal)
+    try:
+        assert db.execute("SELECT count(*) FROM calls WHERE status = 'rejected'").fetchone()[0] == 0
+    finally:
+        db.close()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+@pytest.mark.parametrize(
+    "command",
+    [["runs"], ["export", "1"], ["show", "1"], ["show", "1", "--json"]],
+    ids=" ".join,
+)
+def test_a_reading_command_into_a_full_stdout_says_so_once(
+    journal: Path, command: list[str]
+) -> None:
+    """``runs``, ``export RUN``, ``show RUN`` > /dev/full: one line with the cause, exit 6."""
+    assert_one_line(fanwise_into_full_stdout(*command, "--journal", str(journal)))
+    assert run_rows(journal) == [(1, "complete")]

@@ -70,19 +70,43 @@ COMMANDS = {
 
 
 class FanwiseGroup(LazyGroup):
-    """The command group; a closed stdout ends any command quietly (``cli/pipes.py``)."""
+    """The command group; a closed stdout ends any command quietly, and one that cannot be
+    written ends it with one line and exit 6 (``cli/pipes.py``)."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except (BrokenPipeError, BaseExceptionGroup) as error:
-            from fanwise.cli import pipes
-            from fanwise.cli.errors import EXIT_CLOSED_PIPE
+        from fanwise.cli import pipes  # the standard library only
 
-            if not pipes.reader_gone(error):
+        pipes.keep("")
+        guard = pipes.GuardedStdout(sys.stdout)
+        sys.stdout = guard
+        try:
+            result = super().invoke(ctx)
+        except (OSError, BaseExceptionGroup, click.exceptions.Exit, SystemExit) as error:
+            if pipes.reader_gone(error):
+                from fanwise.cli.errors import EXIT_CLOSED_PIPE
+
+                pipes.silence(guard.stream)
+                raise click.exceptions.Exit(EXIT_CLOSED_PIPE) from None
+            if guard.error is None or not (
+                isinstance(error, (click.exceptions.Exit, SystemExit))
+                or pipes.only_os_errors(error)
+            ):
                 raise
-            pipes.silence(sys.stdout)
-            raise click.exceptions.Exit(EXIT_CLOSED_PIPE) from None
+            from fanwise.cli.errors import EXIT_OUTPUT_FAILED
+
+            code = error.code if isinstance(error, SystemExit) else getattr(error, "exit_code", 0)
+            if code == EXIT_OUTPUT_FAILED:  # the command said so itself (a batch's output)
+                pipes.silence(guard.stream)
+                raise
+            result = None
+        finally:
+            sys.stdout = guard.stream
+        if guard.error is None:
+            return result
+        from fanwise.cli.errors import EXIT_OUTPUT_FAILED
+
+        pipes.stdout_failed(guard.error)
+        raise click.exceptions.Exit(EXIT_OUTPUT_FAILED)
 
 
 @click.group(

@@ -8,6 +8,12 @@ flush has nowhere to fail, and the command exits 141 (``EXIT_CLOSED_PIPE``). Bef
 in progress is marked interrupted by the runner (``cli/runner.py``): the calls already paid for
 stay in the journal and ``fanwise resume RUN`` finishes it. A streamed synthesis handles its own
 pipe (``ui/stream.py``): it runs to its end and the journal keeps it.
+
+Any other failed write to stdout (``> /dev/full``, a full disk) is handled in the same place:
+while a command runs, ``sys.stdout`` is a ``GuardedStdout`` that remembers the first such
+error. The command's result is kept (a streamed synthesis stops writing and is still an answer;
+the run is journaled as it ended), and the group prints one line on stderr (the cause, and
+where the result is kept: ``kept``) and exits 6 (``EXIT_OUTPUT_FAILED``).
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from __future__ import annotations
 import io
 import os
 import sys
-from typing import IO
+from collections.abc import Iterable
+from typing import IO, Any
 
 
 def reader_gone(error: BaseException) -> bool:
@@ -50,4 +57,78 @@ def note(line: str) -> None:
         silence(sys.stderr)
 
 
-__all__ = ["note", "reader_gone", "silence"]
+class GuardedStdout:
+    """``sys.stdout`` while a command runs: the first failed write or flush that is not a closed
+    pipe is remembered (``error``) and raised on; everything else is the stream's own."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.error: OSError | None = None
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+_kept: list[str] = []  # where the result of the command running now is kept
+
+
+def keep(where: str) -> None:
+    """Say where the running command's result is kept, should stdout fail
+    (``fanwise show RUN``)."""
+    _kept[:] = [where]
+
+
+def stdout_error() -> OSError | None:
+    """The failed write to stdout of the command running now, if one failed."""
+    return sys.stdout.error if isinstance(sys.stdout, GuardedStdout) else None
+
+
+def only_os_errors(error: BaseException) -> bool:
+    """Whether ``error`` is an ``OSError`` (alone, or all of a group)."""
+    if isinstance(error, BaseExceptionGroup):
+        _, rest = error.split(OSError)
+        return rest is None
+    return isinstance(error, OSError)
+
+
+def stdout_failed(error: OSError) -> None:
+    """The one line said when stdout could not be written; stdout is pointed at /dev/null so
+    the interpreter's last flush does not fail again."""
+    silence(sys.stdout)
+    cause = error.strerror or str(error)
+    where = f"; {_kept[0]}" if _kept and _kept[0] else ""
+    note(f"fanwise: error: cannot write stdout ({cause}){where}")
+
+
+__all__ = [
+    "GuardedStdout",
+    "keep",
+    "note",
+    "only_os_errors",
+    "reader_gone",
+    "silence",
+    "stdout_error",
+    "stdout_failed",
+]

@@ -72,7 +72,8 @@ def run(
     seconds rather than a line per call, unless ``--plain`` (``ui/periodic.py``).
 
     On Ctrl-C (or SIGTERM, SIGHUP) the run is marked interrupted, the resume line printed, and the
-    command exits 130 (143, 129); when the reader of stdout goes away, the same, then 141.
+    command exits 130 (143, 129); when the reader of stdout goes away, the same, then 141; when
+    stdout cannot be written (a full disk), the same, then one line and 6.
     """
     from fanwise.ui.console import choose_display  # rich loads only for a run that shows it
 
@@ -99,11 +100,14 @@ def run(
         how = stop.name if isinstance(stop, Interrupted) else "Ctrl-C"
         click.echo(session.interrupted(how), err=True)
         raise click.exceptions.Exit(exit_code(stop)) from None
-    except (BrokenPipeError, BaseExceptionGroup) as error:
-        if not pipes.reader_gone(error):
-            raise
-        pipes.silence(sys.stdout)
-        pipes.note(session.interrupted("stdout closed"))
+    except (OSError, BaseExceptionGroup) as error:
+        if pipes.reader_gone(error):
+            pipes.silence(sys.stdout)
+            pipes.note(session.interrupted("stdout closed"))
+        elif pipes.stdout_error() is not None and pipes.only_os_errors(error):
+            session.interrupted("stdout could not be written")
+            resume = session.resume_command
+            pipes.keep(f"run {session.run_id} is interrupted: {resume}" if resume else "")
         raise  # the group ends the command (cli/pipes.py)
     except ConfigError as exc:  # found as the engine starts (joining a Ray cluster)
         raise config_error(exc) from None

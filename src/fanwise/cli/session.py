@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 import sqlite3
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import click
 
 from fanwise.budget import Budget
+from fanwise.cli import pipes
 from fanwise.cli.errors import EXIT_UNRECORDED, InputError, flag_for
 from fanwise.cli.options import RunOptions
 from fanwise.config import OpenRun, RunConfig, open_run
@@ -156,6 +158,7 @@ class Session:
                 reason = f"{reason}; {note}" if reason else note
         if self.failed_closed:
             status = "unrecorded"
+        pipes.keep(self.kept())
         try:
             self.opened.finish(status, reason=reason, summary=summary, total=total)
         except sqlite3.Error as exc:
@@ -169,6 +172,16 @@ class Session:
         self.finish(
             result.status.value, reason=result.reason, summary={"stats": result.stats.to_dict()}
         )
+
+    def kept(self) -> str:
+        """Where the run's result is kept, for a command whose stdout failed."""
+        if self.journal is None or self.run_id is None:
+            return "the journal is off, so the result is not kept anywhere"
+        command = f"fanwise show {self.run_id}"
+        path = self.opened.config.journal_path
+        if path:
+            command += f" --journal {shlex.quote(path)}"
+        return f"run {self.run_id} is kept in the journal: {command}"
 
     def interrupted(self, how: str = "Ctrl-C") -> str:
         """Mark the run interrupted (by ``how``: Ctrl-C, SIGTERM...); the line that says how to

@@ -17,7 +17,9 @@ of the synthesis restarts or ends.
 
 A reader that goes away (``fanwise travel Kyoto | head -3``) is not a failed call: on the first
 broken pipe the writer stops writing (stdout is pointed at ``/dev/null``, so nothing complains at
-exit), the synthesis runs to its end and the journal keeps it whole. Nor is a character the
+exit), the synthesis runs to its end and the journal keeps it whole. Any other failed write
+(``> /dev/full``) stops the writing the same way: the synthesis is still an answer, and the
+command says that stdout failed once it ends (``cli/pipes.py``). Nor is a character the
 terminal cannot encode: it is written as ``?``, never lost with the rest of the answer.
 """
 
@@ -117,7 +119,7 @@ class SynthesisStream:
             except UnicodeEncodeError:  # a terminal that cannot show a character: show "?"
                 self.out.write(_encodable(text, self.out))
             self.out.flush()
-        except BrokenPipeError:
+        except OSError:  # a closed pipe, a full disk: the answer is kept all the same
             self.gone = True
             _silence(self.out)
 
