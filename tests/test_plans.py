@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import fanwise
 from fanwise import PlanError, load_plan
 from fanwise.plans import builtin_plans
 
@@ -112,3 +113,16 @@ def test_a_missing_file_lists_the_builtin_plans(tmp_path: Path) -> None:
     """An unknown plan path says so and names the plans that do exist."""
     with pytest.raises(PlanError, match=r"no such plan file.*travel"):
         load_plan(tmp_path / "nope.toml")
+
+
+def test_fanwise_run_takes_a_loaded_plan_with_its_model_table(tmp_path: Path) -> None:
+    """fanwise.run(load_plan(...)) runs the plan with its [model] table, as `fanwise run` does."""
+    travel = fanwise.run(load_plan("travel", {"destination": "Kyoto"}), provider="offline")
+    assert travel.status.value == "complete"
+    path = tmp_path / "plan.toml"
+    path.write_text(
+        'topic = "Kyoto"\n[research]\nquestions = ["Which temples?"]\n[model]\nname = "plan-model"\n'
+    )
+    assert fanwise.run(load_plan(path), provider="offline").to_dict()["model"] == "plan-model"
+    with pytest.raises(TypeError, match="load_plan"):
+        fanwise.run("travel", provider="offline")  # type: ignore[arg-type]

@@ -41,15 +41,16 @@ from fanwise.models.base import DeltaSink, Model, Request
 from fanwise.models.offline import OfflineSettings
 from fanwise.models.providers import PROVIDERS
 from fanwise.models.settings import ModelSettings
+from fanwise.plans import LoadedPlan, LoadedWorkflow
 from fanwise.schemas import Schema
-from fanwise.stages.model import SchemaSource
+from fanwise.stages.model import SchemaSource, Workflow
 from fanwise.stages.research import Plan
 from fanwise.stages.result import WorkflowResult
 from fanwise.stages.runner import run_workflow
 from fanwise.stages.shape import result_shape
 
 if TYPE_CHECKING:
-    from fanwise.stages import StagedResult, Workflow
+    from fanwise.stages import StagedResult
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -324,7 +325,7 @@ def _status(outcomes: Sequence[CallOutcome]) -> str:
 
 
 async def arun(
-    workflow: Workflow | Plan,
+    workflow: Workflow | Plan | LoadedPlan | LoadedWorkflow,
     *,
     model: str | Model | None = None,
     provider: str = "auto",
@@ -354,7 +355,20 @@ async def arun(
     ``engine``, ``max_cost`` and the other settings: as ``research`` takes them.
 
     A research ``Plan`` runs too, as the two stages it is (research, then the synthesis;
-    ``min_answers`` its quorum, ``fail_fast`` its policy), on the same runner."""
+    ``min_answers`` its quorum, ``fail_fast`` its policy), on the same runner. What
+    ``fanwise.load_plan`` returns runs as it is, its ``[model]`` table under the arguments
+    (as ``fanwise run PLAN`` takes it)."""
+    plan_model: Mapping[str, Any] = {}
+    if isinstance(workflow, LoadedPlan | LoadedWorkflow):
+        plan_model = workflow.model
+        workflow = workflow.plan if isinstance(workflow, LoadedPlan) else workflow.workflow
+        if plan_model.get("endpoints") and not settings.get("config"):
+            settings.setdefault("endpoints", tuple(plan_model["endpoints"]))
+    if not isinstance(workflow, Workflow | Plan):
+        raise TypeError(
+            "fanwise.run() takes a Workflow, a Plan or what fanwise.load_plan() returns, "
+            f"not {type(workflow).__name__}"
+        )
     config = make_config(
         settings.pop("config", None), model, journal, environ,
         provider=provider, concurrency=concurrency, cache=cache, timeout=timeout,
@@ -366,10 +380,12 @@ async def arun(
         if fail_fast and config.engine == "batch":
             raise ConfigError("fail_fast", "the batch engine cannot stop at the first failure")
         return await _research(
-            workflow, {}, config, _given(model), min_answers=min_answers, fail_fast=fail_fast,
-            on_event=on_event, on_delta=None, environ=environ,
+            workflow, plan_model, config, _given(model), min_answers=min_answers,
+            fail_fast=fail_fast, on_event=on_event, on_delta=None, environ=environ,
         )  # fmt: skip
-    return await _stages(workflow, {}, config, _given(model), on_event=on_event, environ=environ)
+    return await _stages(
+        workflow, plan_model, config, _given(model), on_event=on_event, environ=environ
+    )
 
 
 async def _stages(
