@@ -121,7 +121,8 @@ def test_fanwise_run_takes_a_loaded_plan_with_its_model_table(tmp_path: Path) ->
     assert travel.status.value == "complete"
     path = tmp_path / "plan.toml"
     path.write_text(
-        'topic = "Kyoto"\n[research]\nquestions = ["Which temples?"]\n[model]\nname = "plan-model"\n'
+        'topic = "Kyoto"\n[research]\nquestions = ["Which temples?"]\n'
+        '[model]\nname = "plan-model"\n'
     )
     assert fanwise.run(load_plan(path), provider="offline").to_dict()["model"] == "plan-model"
     with pytest.raises(TypeError, match="load_plan"):
