@@ -137,3 +137,17 @@ def test_fanwise_run_takes_a_research_plan_too() -> None:
     document = result.to_dict()
     assert isinstance(document["run"]["id"], int)
     assert [q["question"] for q in document["questions"]] == list(plan.questions)
+
+
+def test_a_batch_with_every_call_refused_for_the_key_is_exit_2(
+    spawn_simulator: Callable[..., SimulatorProcess], tmp_path: Path
+) -> None:
+    """fanwise batch follows the same rule: every settled call refused with 401 → exit 2."""
+    sim = spawn_simulator("--fail", "401=1")
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"prompt": "hi"}\n{"prompt": "there"}\n')
+    result = invoke(
+        "batch", str(source), "-o", str(tmp_path / "out.jsonl"), "--quiet", "--no-journal",
+        "--base-url", sim.base_url, env={"OPENAI_API_KEY": "wrong"},
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output

@@ -26,7 +26,7 @@ from fanwise.models.base import Completion, Request, Usage
 from fanwise.models.bodies import made_body
 from fanwise.models.requests import with_cache_hints
 from fanwise.models.settings import ModelSettings
-from fanwise.outcome import CallError, Fulfilled, Rejected, error_to_dict
+from fanwise.outcome import CallError, ErrorKind, Fulfilled, Rejected, error_to_dict
 from fanwise.schemas import body_schema
 from fanwise.structured import outcome_usage
 
@@ -46,6 +46,7 @@ class BatchSummary:
     bad_lines: int = 0
     cached: int = 0
     truncated: int = 0  # fulfilled answers cut at their output-token cap
+    refused_auth: int = 0  # rejected for the key (401/403): all of them is a usage error
     usage: Usage = field(default_factory=Usage)
     by_model: dict[str, Usage] = field(default_factory=dict)
     """The usage of the answers sent now, by model (a few models, however many lines): what the
@@ -293,6 +294,7 @@ async def _send(
         summary.queue_time += outcome.queue_time
         if isinstance(outcome, Rejected):
             summary.rejected += 1
+            summary.refused_auth += outcome.kind is ErrorKind.AUTH
             summary.usage += outcome_usage(outcome)  # a refusal, an answer that broke its schema
             return
         summary.fulfilled += 1

@@ -18,6 +18,7 @@ from fanwise.cli.errors import (
     EXIT_OK,
     EXIT_OUTPUT_FAILED,
     EXIT_PARTIAL,
+    EXIT_USAGE,
     InputError,
 )
 from fanwise.cli.flags import batch_options
@@ -222,6 +223,8 @@ def execute_batch(
             return EXIT_NO_RESULT
     if output.sink.error is not None:
         return EXIT_OUTPUT_FAILED
+    if status == "no_result" and summary.rejected and summary.refused_auth == summary.rejected:
+        return session.exit_code(EXIT_USAGE)  # every call refused for the key, as research says
     return session.exit_code(
         {"complete": EXIT_OK, "partial": EXIT_PARTIAL}.get(status, EXIT_NO_RESULT)
     )
