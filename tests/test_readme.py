@@ -35,3 +35,21 @@ def test_a_readme_python_block_runs_with_no_key(code: str, tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip()
+
+
+def _flags(command: str) -> set[str]:
+    from click.testing import CliRunner
+
+    from fanwise.cli import cli
+
+    shown = CliRunner().invoke(cli, [command, "--help"], terminal_width=200).output
+    return set(re.findall(r"^\s+(?:-\w, )?(--[a-z][a-z-]*)", shown, re.M))
+
+
+def test_the_readme_names_every_workflow_flag_batch_refuses() -> None:
+    """The CLI reference's 'batch takes them all but ...' names exactly the flags it lacks."""
+    text = README.read_text(encoding="utf-8")
+    said = re.search(r"`batch` takes them all but (.*?)[:;]", text, re.S)
+    assert said is not None
+    refused = set(re.findall(r"`(--[a-z-]+)`", said.group(1)))
+    assert refused == _flags("run") - _flags("batch") - {"--set"}
