@@ -165,3 +165,17 @@ def test_an_unpriced_model_costs_unknown_everywhere_and_price_prices_it(
     assert "cost unknown for my-model" in report.read_text(encoding="utf-8")
     priced = run_fanwise(*base, "--json", "--price", "my-model=input=1,output=2", env=OPENAI)
     assert _cost(priced.stdout)["cost"]["usd"] > 0
+
+
+def test_a_bad_price_flag_and_a_bad_home_prices_file_say_what_to_fix(tmp_path: Path) -> None:
+    """--price foo says what is wrong and the form, once; a bad $FANWISE_HOME/prices.toml is
+    named as that file, not as a --prices flag the user did not pass."""
+    ask = ("research", "T", "-q", "a", "--provider", "offline", "--no-journal")
+    done = run_fanwise(*ask, "--price", "foo", env={"FANWISE_HOME": str(tmp_path)})
+    assert done.returncode == 2
+    assert "--price: --price" not in done.stderr
+    assert "--price 'foo'" in done.stderr and "MODEL=input=N,output=N" in done.stderr
+    (tmp_path / "prices.toml").write_text("broken [\n")
+    done = run_fanwise(*ask, env={"FANWISE_HOME": str(tmp_path)})
+    assert done.returncode == 2
+    assert str(tmp_path / "prices.toml") in done.stderr and "--prices" not in done.stderr

@@ -183,3 +183,23 @@ async def test_the_answers_shown_without_a_synthesis_say_which_were_cut(
         result = await run_workflow(plan, Engine(model, sleep=NoWait()), settings=settings)
     assert result.text is None
     assert "_(cut at its token cap)_" in to_markdown(result)
+
+
+def test_the_cli_names_the_flag_that_raises_the_cap(
+    spawn_simulator: Callable[..., SimulatorProcess], tmp_path: Path
+) -> None:
+    """A structured answer cut at its cap: the CLI's lines say --max-output-tokens, not the
+    library's setting name."""
+    sim = spawn_simulator()
+    schema = tmp_path / "s.json"
+    schema.write_text(
+        '{"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"], '
+        '"additionalProperties": false}'
+    )
+    done = run_fanwise(
+        "research", "T", "-q", "a question", "--base-url", sim.base_url, "--schema", str(schema),
+        "--max-output-tokens", "3", "--no-journal", "--no-stream", "--plain",
+        env={"OPENAI_API_KEY": "test"},
+    )  # fmt: skip
+    assert "raise --max-output-tokens" in done.stderr and "raise --max-output-tokens" in done.stdout
+    assert "raise max_output_tokens" not in done.stderr + done.stdout

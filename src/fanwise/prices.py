@@ -268,7 +268,10 @@ def parse_price_flag(text: str) -> tuple[str, Price]:
     example = "--price my-model=input=0.5,output=1.5"
     model, sep, rest = text.partition("=")
     if not sep or not model.strip() or not rest:
-        raise PriceError(f"--price {text!r}: expected MODEL=input=N,output=N, e.g. {example}")
+        raise PriceError(
+            f"--price {text!r} names no model and price: give MODEL=input=N,output=N (US "
+            f"dollars per 1M tokens), e.g. {example}"
+        )
     entry: dict[str, Any] = {}
     for part in rest.split(","):
         key, sep, value = part.partition("=")

@@ -50,12 +50,16 @@ def refusal(completion: Completion) -> Refused | None:
     return Refused(f"the model refused: {completion.refusal}", usage=completion.usage.to_dict())
 
 
+RAISE_CAP = "raise max_output_tokens"
+"""The hint a cut structured answer ends with; the CLI names its flag instead (``ui.words``)."""
+
+
 def truncated(completion: Completion, cap: int | None, violation: str) -> Truncated:
     """The final error of a structured answer its token cap cut short: no repair can help."""
     where = f"the {cap:,}-token cap" if cap is not None else "the model's output-token limit"
     return Truncated(
-        f"answer cut at {where} (finish reason {completion.finish_reason}) before its JSON was "
-        f"complete ({violation}); raise max_output_tokens",
+        f"answer cut at {where} before its JSON was complete; {RAISE_CAP} (finish reason "
+        f"{completion.finish_reason}; {violation})",
         code=completion.finish_reason,
         usage=completion.usage.to_dict(),
     )

@@ -40,6 +40,7 @@ from fanwise.prices import cost_text, format_usd
 from fanwise.stages.result import group
 from fanwise.ui.documents import to_json, to_markdown
 from fanwise.ui.timeline import ascii_timeline
+from fanwise.ui.words import cli_words
 
 
 @click.command()
@@ -246,7 +247,7 @@ def _shown(
         if isinstance(outcome, Fulfilled):
             parts.append(outcome.value.text.strip() + "\n")
         else:
-            parts.append(f"_failed: {outcome.kind}: {outcome.message}_\n")
+            parts.append(f"_failed: {outcome.kind}: {cli_words(outcome.message)}_\n")
     return "".join(f"{part}\n" for part in parts)
 
 

@@ -61,7 +61,10 @@ def config_error(exc: ConfigError) -> InputError:
             f"{home / 'prices.toml'} or with --prices FILE"
         )
     message = str(exc).replace("pass a prices file", "pass --prices FILE")
-    return InputError(CLI_WORDS.get(exc.setting) or f"{flag_for(exc.setting)}: {message}")
+    flag = flag_for(exc.setting)
+    if exc.setting == "prices_file" or message.startswith(flag + " "):
+        return InputError(CLI_WORDS.get(exc.setting) or message)  # it names what to fix
+    return InputError(CLI_WORDS.get(exc.setting) or f"{flag}: {message}")
 
 
 class Session:

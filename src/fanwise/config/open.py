@@ -296,8 +296,9 @@ def run_prices(config: RunConfig, environ: Mapping[str, str] = os.environ) -> Pr
         user.append(Path(config.prices))
     try:
         prices = load_prices(*user)
-    except PriceError as exc:
-        raise ConfigError("prices", str(exc)) from None
+    except PriceError as exc:  # the user's own prices.toml is named as the file it is
+        home = str(exc).startswith(str(user[0]))
+        raise ConfigError("prices_file" if home else "prices", str(exc)) from None
     try:
         given = dict(parse_price_flag(text) for text in config.price)
     except PriceError as exc:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fanwise.stages.result import WorkflowResult
+from fanwise.ui.words import cli_words
 from fanwise.ui.html_report import to_html
 
 
@@ -29,7 +30,8 @@ def to_markdown(result: WorkflowResult) -> str:
             if answer.get("truncated"):
                 lines += ["", "_(cut at its token cap)_"]
         else:
-            lines.append(f"_failed: {answer['error']['kind']}: {answer['error']['message']}_")
+            error = answer["error"]
+            lines.append(f"_failed: {error['kind']}: {cli_words(error['message'])}_")
         lines.append("")
     return "\n".join(lines)
 

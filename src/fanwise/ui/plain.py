@@ -24,6 +24,7 @@ from fanwise.outcome import Fulfilled, Rejected
 from fanwise.prices import shown_cost
 from fanwise.stages.research import Stats
 from fanwise.stages.result import WorkflowResult
+from fanwise.ui.words import cli_words
 
 
 def shorten(text: str, width: int = 80) -> str:
@@ -79,7 +80,8 @@ class PlainConsole:
             case CallSettled(label=label, outcome=outcome):
                 assert not isinstance(outcome, Fulfilled)
                 return (
-                    f"❌ Failed: {shorten(label)}: {outcome.kind}: {shorten(outcome.message, 200)}"
+                    f"❌ Failed: {shorten(label)}: {outcome.kind}: "
+                    f"{shorten(cli_words(outcome.message), 200)}"
                 )
             case StageStarted() | StageFinished():
                 return stage_line(event)
