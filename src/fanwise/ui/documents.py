@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from fanwise.stages.result import WorkflowResult
-from fanwise.ui.words import cli_words
 from fanwise.ui.html_report import to_html
+from fanwise.ui.words import cli_words
 
 
 def to_json(result: WorkflowResult, **extra: Any) -> str:
