@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +16,7 @@ from click.testing import CliRunner, Result
 from fanwise.cli import cli
 from fanwise.journal import Journal
 from tests.conftest import SimulatorProcess
-from tests.processes import kill_once_submitted, start_fanwise
+from tests.processes import batch_submitted, kill_once_submitted, start_fanwise
 
 STALL = ("--batch-speed", "60", "--batch-duration", "30", "--batch-finalize", "6",
          "--batch-stall-at", "0.4")  # fmt: skip
@@ -137,6 +139,36 @@ def test_an_auto_run_killed_and_resumed_keeps_its_deadline_and_pays_once(
     assert auto["lines"] == {"batch": 4, "live": 6} and auto["deadline_met"] is True
     assert all(count == 1 for count in stats(sim.base_url)["attempts"].values())
     assert stats(sim.base_url)["requests"] == 6
+
+
+def test_an_auto_run_interrupted_and_resumed_leaves_no_call_unanswered(
+    spawn_simulator: Callable[..., SimulatorProcess], tmp_path: Path
+) -> None:
+    """Ctrl-C once the batch is made, `fanwise resume`: the batch's lines are collected, not
+    lost, so the run counts no call sent and never answered and its cost is no range."""
+    sim = spawn_simulator(*STALL)
+    source = write_input(tmp_path / "in.jsonl", 10)
+    journal = tmp_path / "j.db"
+    process = start_fanwise(
+        "batch", str(source), "--engine", "auto", "--deadline", "14s", "--live-latency", "0.2",
+        "--journal", str(journal), "-o", str(tmp_path / "out.jsonl"), "--quiet",
+        "--provider", "openai", "--base-url", sim.base_url, env={"OPENAI_API_KEY": "test"},
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not batch_submitted(journal):
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 130
+    done = start_fanwise("resume", "1", "--journal", str(journal), "--quiet",
+                         env={"OPENAI_API_KEY": "test"})  # fmt: skip
+    _, err = done.communicate(timeout=60)
+    assert done.returncode == 0, err
+    with Journal.open(journal) as opened:
+        [run] = opened.runs(1)
+    totals = run.totals
+    assert run.status == "complete" and totals.fulfilled == 10
+    assert totals.unanswered == 0 and totals.cost_max == totals.cost, totals
 
 
 def test_a_research_plan_runs_its_questions_through_auto_and_its_json_says_how(

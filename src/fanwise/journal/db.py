@@ -72,6 +72,14 @@ _OPEN_MARKS = """
 """
 _UNANSWERED = f"SELECT COUNT(*), COALESCE(SUM(s.estimate), 0) {_OPEN_MARKS}"
 """Sent marks with no row of their call recorded since: the calls that may have been paid."""
+_HELD = """
+    AND s.idx NOT IN (SELECT json_extract(j.value, '$[0]') FROM batches b, json_each(b.calls) j
+        WHERE b.run_id = ? AND b.state IN ('uploaded', 'submitted'))
+"""
+_UNANSWERED_AT_RESUME = f"{_UNANSWERED} {_HELD}"
+"""The open marks a resume counts as unanswered for good: not those of the calls an open batch
+holds (``--engine auto`` marks every call it takes): the resume collects that batch, so their
+answers are not lost and nothing is sent again."""
 # Cache writes (Anthropic's) have no column: they are read from the journaled outcome's usage.
 _UNPRICED = """
     SELECT DISTINCT json_extract(outcome, '$.value.model') FROM calls
@@ -300,7 +308,7 @@ class Journal:
         sent and never heard back from (its sent marks) are counted into the run's
         ``unanswered`` for good: they may have been paid for; this process sends them again."""
         self.flush()
-        count, estimate = self.db.execute(_UNANSWERED, (run_id,)).fetchone()
+        count, estimate = self.db.execute(_UNANSWERED_AT_RESUME, (run_id, run_id)).fetchone()
         with self.transaction():
             self.db.execute(
                 "UPDATE runs SET status = 'running', reason = NULL, ended_at = NULL, pid = ?,"
