@@ -178,7 +178,8 @@ def test_calls_a_full_output_kept_from_being_sent_are_not_failures(
     )
     _, err = process.communicate(timeout=60)
     assert process.returncode == EXIT_OUTPUT_FAILED, err
-    assert "not sent" not in err and "Traceback" not in err, err
+    assert "not sent:" not in err and "Traceback" not in err, err
+    assert " 0 rejected, " in err and " not sent · " in err, err  # the summary counts them apart
     assert status(journal) == "interrupted"
     with sqlite3.connect(journal) as db:
         failed = db.execute("SELECT COUNT(*) FROM calls WHERE status = 'rejected'").fetchone()

@@ -47,6 +47,7 @@ class BatchSummary:
     cached: int = 0
     truncated: int = 0  # fulfilled answers cut at their output-token cap
     refused_auth: int = 0  # rejected for the key (401/403): all of them is a usage error
+    not_sent: int = 0  # never sent: the run halted (its output or journal failed); not failures
     usage: Usage = field(default_factory=Usage)
     by_model: dict[str, Usage] = field(default_factory=dict)
     """The usage of the answers sent now, by model (a few models, however many lines): what the
@@ -77,7 +78,7 @@ class BatchSummary:
             "wall_time": round(self.wall_time, 4),
             "service_time": round(self.service_time, 4),
             "queue_time": round(self.queue_time, 4),
-        }
+        } | ({"not_sent": self.not_sent} if self.not_sent else {})
 
 
 def output_line(
@@ -292,6 +293,10 @@ async def _send(
         write(output_line(call.label, outcome, line=number, key=call.key, cost=price))
         summary.service_time += outcome.service_time
         summary.queue_time += outcome.queue_time
+        if isinstance(outcome, Rejected) and outcome.error is engine.halted:
+            if not outcome.attempts:  # the halt kept it from being sent: a resume sends it
+                summary.not_sent += 1
+                return
         if isinstance(outcome, Rejected):
             summary.rejected += 1
             summary.refused_auth += outcome.kind is ErrorKind.AUTH

@@ -269,6 +269,7 @@ def count_lines(path: Path) -> int:
 def summary_line(summary: BatchSummary, session: Session) -> str:
     bad_lines = summary.bad_lines
     bad = f", {bad_lines} bad line{'' if bad_lines == 1 else 's'}" if bad_lines else ""
+    bad += f", {summary.not_sent} not sent" if summary.not_sent else ""
     cached = f" ({summary.cached} from the journal)" if summary.cached else ""
     cached += f" ({summary.truncated} cut at their token cap)" if summary.truncated else ""
     queued = summary.queue_time
