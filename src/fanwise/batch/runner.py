@@ -293,10 +293,10 @@ async def _send(
         write(output_line(call.label, outcome, line=number, key=call.key, cost=price))
         summary.service_time += outcome.service_time
         summary.queue_time += outcome.queue_time
-        if isinstance(outcome, Rejected) and outcome.error is engine.halted:
-            if not outcome.attempts:  # the halt kept it from being sent: a resume sends it
-                summary.not_sent += 1
-                return
+        unsent = isinstance(outcome, Rejected) and outcome.error is engine.halted
+        if unsent and not outcome.attempts:  # the halt kept it from being sent: a resume sends it
+            summary.not_sent += 1
+            return
         if isinstance(outcome, Rejected):
             summary.rejected += 1
             summary.refused_auth += outcome.kind is ErrorKind.AUTH
