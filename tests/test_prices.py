@@ -64,6 +64,7 @@ def test_a_bad_price_file_names_the_file_and_the_problem(
 def test_dollars_are_formatted_for_people() -> None:
     """Zero is $0, cents show four decimals, dollars two, unknown is $?."""
     assert [format_usd(x) for x in (0, 0.00421, 12.345, None)] == ["$0", "$0.0042", "$12.35", "$?"]
+    assert [format_usd(x) for x in (0.00000123, -0.75, -2.5)] == ["<$0.0001", "-$0.7500", "-$2.50"]
 
 
 async def test_the_budget_stops_launching_calls_before_it_would_be_passed() -> None:

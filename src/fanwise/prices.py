@@ -287,11 +287,17 @@ def parse_price_flag(text: str) -> tuple[str, Price]:
 
 
 def format_usd(amount: float | None) -> str:
-    """``$0``, ``$0.0042`` under a dollar, ``$12.34`` above; ``?`` when unknown."""
+    """``$0``, ``$0.0042`` under a dollar, ``$12.34`` above, ``<$0.0001`` for what would read
+    as zero (a cache held for seconds), ``-$0.75`` below zero (a saving that was a loss);
+    ``?`` when unknown."""
     if amount is None:
         return "$?"
     if amount == 0:
         return "$0"
+    if amount < 0:
+        return "-" + format_usd(-amount)
+    if amount < 0.00005:
+        return "<$0.0001"
     if amount < 1:
         return f"${amount:.4f}"
     return f"${amount:,.2f}"
