@@ -20,7 +20,6 @@ process that died between ``upload`` and ``create`` sends its lines again in a n
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -30,10 +29,11 @@ import aiohttp
 
 from fanwise.batchapi.client import BatchState
 from fanwise.batchapi.files import BatchLimits
+from fanwise.batchapi.held import HeldLines
 from fanwise.jsonspans import member_text
 from fanwise.models.anthropic_bodies import VERSION, error_from_body
 from fanwise.models.bodies import error_message, lowered_headers
-from fanwise.outcome import CallError, CallTimeout, InvalidResponse, NetworkError, ServerError
+from fanwise.outcome import CallError, CallTimeout, InvalidResponse, NetworkError
 
 LIMITS = BatchLimits(max_requests=100_000, max_bytes=256 * 1024 * 1024)
 """A Message Batch holds at most 100,000 requests or 256 MB."""
@@ -51,7 +51,7 @@ _STATUS = {
 }
 
 
-class AnthropicBatchClient:
+class AnthropicBatchClient(HeldLines):
     """Create, poll, download and cancel Message Batches over aiohttp."""
 
     def __init__(
@@ -67,23 +67,12 @@ class AnthropicBatchClient:
         root = base_url or environ.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
         self.url = root.rstrip("/").removesuffix("/v1") + "/v1/messages/batches"
         self._headers = {"x-api-key": key, "anthropic-version": VERSION}
-        self._files: dict[str, bytes] = {}
-
-    async def upload(self, filename: str, data: bytes) -> str:
-        """Keep the lines for ``create``; their id is a digest of their bytes."""
-        file_id = "lines-" + hashlib.sha256(data).hexdigest()[:32]
-        self._files[file_id] = data
-        return file_id
+        super().__init__()
 
     async def create(
         self, input_file_id: str, endpoint: str, metadata: Mapping[str, str] | None = None
     ) -> BatchState:
-        data = self._files.get(input_file_id)
-        if data is None:  # written down by a process that died before it made the batch
-            raise ServerError(
-                "the batch's lines were never sent (the process stopped before): they go again",
-                code="batch_lines_lost",
-            )
+        data = self.held(input_file_id)
         requests = []
         for raw in data.splitlines():
             if raw.strip():
@@ -92,7 +81,7 @@ class AnthropicBatchClient:
                 requests.append({"custom_id": custom, "params": line["body"]})
         body = json.dumps({"requests": requests}, ensure_ascii=False).encode()
         state = self._state(await self._send("POST", self.url, body))
-        del self._files[input_file_id]
+        self.release(input_file_id)
         return state
 
     async def retrieve(self, batch_id: str) -> BatchState:

@@ -23,7 +23,6 @@ code stands for.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -33,6 +32,7 @@ import aiohttp
 
 from fanwise.batchapi.client import BatchState
 from fanwise.batchapi.files import BatchLimits
+from fanwise.batchapi.held import HeldLines
 from fanwise.jsonspans import items_text, member_text
 from fanwise.models.base import Endpoint
 from fanwise.models.bodies import error_from_body, error_message, lowered_headers
@@ -44,7 +44,6 @@ from fanwise.outcome import (
     CallTimeout,
     InvalidResponse,
     NetworkError,
-    ServerError,
 )
 
 LIMITS = BatchLimits(max_requests=100_000, max_bytes=2 * 1024 * 1024 * 1024)
@@ -64,7 +63,7 @@ _GRPC_HTTP = {1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 7: 403, 8: 429, 9: 400, 13
 """The HTTP status each google.rpc.Code stands for (a batch line's error carries gRPC's)."""
 
 
-class GeminiBatchClient:
+class GeminiBatchClient(HeldLines):
     """Create, poll, download and cancel Gemini batches over aiohttp."""
 
     def __init__(
@@ -84,23 +83,12 @@ class GeminiBatchClient:
         self.download_root = f"{host}/download/{version}"
         self.inline_max = inline_max
         self._headers = {"x-goog-api-key": key}
-        self._files: dict[str, bytes] = {}
-
-    async def upload(self, filename: str, data: bytes) -> str:
-        """Keep the lines for ``create``; their id is a digest of their bytes."""
-        file_id = "lines-" + hashlib.sha256(data).hexdigest()[:32]
-        self._files[file_id] = data
-        return file_id
+        super().__init__()
 
     async def create(
         self, input_file_id: str, endpoint: str, metadata: Mapping[str, str] | None = None
     ) -> BatchState:
-        data = self._files.get(input_file_id)
-        if data is None:  # written down by a process that died before it made the batch
-            raise ServerError(
-                "the batch's lines were never sent (the process stopped before): they go again",
-                code="batch_lines_lost",
-            )
+        data = self.held(input_file_id)
         model = Endpoint.model_in_url(endpoint)
         if model is None or Endpoint.from_url(endpoint) is not Endpoint.GENERATE:
             raise BadRequest(
@@ -121,7 +109,7 @@ class GeminiBatchClient:
         batch = {"batch": {"displayName": input_file_id, "inputConfig": config}}
         url = f"{self.root}/models/{model}:batchGenerateContent"
         state = _state(await self._send("POST", url, json.dumps(batch).encode()))
-        del self._files[input_file_id]
+        self.release(input_file_id)
         return state
 
     async def retrieve(self, batch_id: str) -> BatchState:
